@@ -1,0 +1,73 @@
+"""The ASGI application: routes, error translation, and the services it calls."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from presenced.api import wire
+from presenced.api.endpoints import VERSIONS, Endpoint
+from presenced.api.http import error_response
+from presenced.api.openapi import openapi_document
+from presenced.api.routes.graph import ENDPOINTS
+from presenced.bootstrap import Runtime
+from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
+
+log = logging.getLogger("presenced.api")
+
+
+def create_app(runtime: Runtime) -> Starlette:
+    """The application serving ``runtime``'s services."""
+    keys = runtime.keys
+    endpoints: tuple[Endpoint, ...] = ENDPOINTS
+    openapi = wire.encode(openapi_document(endpoints))
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    async def jwks(request: Request) -> Response:
+        return JSONResponse(keys.jwks())
+
+    async def health(request: Request) -> Response:
+        return JSONResponse({"status": "ok"})
+
+    routes = [Route(f"/{version}{e.path}", e.handler, methods=[e.method]) for version in VERSIONS for e in endpoints]
+    routes += [
+        Route("/openapi.json", openapi_json, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+        Route("/{tenant}/discovery/v2.0/keys", jwks, methods=["GET"]),
+        Route("/{tenant}/discovery/keys", jwks, methods=["GET"]),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={PresencedError: _presenced_error, HTTPException: _http_error, Exception: _crash},
+    )
+    app.state.presence = runtime.presence
+    app.state.verifier = runtime.verifier
+    app.state.base_url = runtime.settings.base_url
+    return app
+
+
+async def _presenced_error(request: Request, exc: Any) -> Response:
+    return error_response(request, exc)
+
+
+async def _http_error(request: Request, exc: Any) -> Response:
+    if exc.status_code == 405:
+        return error_response(request, MethodNotAllowed(f"The method {request.method} is not allowed here."))
+    if exc.status_code == 404:
+        return error_response(request, ResourceNotFound(f"Resource not found for the segment '{request.url.path}'."))
+    error = PresencedError(str(exc.detail))
+    error.status, error.code = exc.status_code, "BadRequest"
+    return error_response(request, error)
+
+
+async def _crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(request, PresencedError("An internal error occurred."))

@@ -1,0 +1,120 @@
+"""Graph's HTTP conventions: headers, the error body, bearer tokens, JSON bodies (spec §A.3)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+
+from presenced.api import wire
+from presenced.errors import BadRequest, InvalidAuthenticationToken, PresencedError, UnsupportedMediaType
+
+JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+#: Request bodies larger than this are refused before they are read in full.
+MAX_BODY = 1 << 20
+
+T = TypeVar("T")
+
+
+class PayloadTooLarge(PresencedError):
+    status = 413
+    code = "RequestEntityTooLarge"
+
+
+def request_ids(request: Request) -> tuple[str, str]:
+    """This request's id and the client's (echoed, else the same)."""
+    request_id = str(uuid.uuid4())
+    client = request.headers.get("client-request-id")
+    return request_id, (client[:128] if client else request_id)
+
+
+def graph_headers(request: Request) -> dict[str, str]:
+    request_id, client_request_id = request_ids(request)
+    return {"request-id": request_id, "client-request-id": client_request_id, "OData-Version": "4.0"}
+
+
+def json_response(request: Request, body: bytes, status: int = 200) -> Response:
+    return Response(body, status, headers=graph_headers(request), media_type=JSON_TYPE)
+
+
+def empty_response(request: Request, status: int = 200) -> Response:
+    return Response(b"", status, headers=graph_headers(request))
+
+
+def error_response(request: Request, error: PresencedError) -> Response:
+    headers = graph_headers(request)
+    inner = wire.InnerError(
+        date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        request_id=headers["request-id"],
+        client_request_id=headers["client-request-id"],
+    )
+    body = wire.ErrorResponse(error=wire.ErrorDetail(code=error.code, message=error.message, inner_error=inner))
+    if isinstance(error, InvalidAuthenticationToken):
+        headers["WWW-Authenticate"] = 'Bearer realm="", error="invalid_token"'
+    retry_after = getattr(error, "retry_after", None)
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return Response(wire.encode(body), error.status, headers=headers, media_type=JSON_TYPE)
+
+
+def bearer_token(request: Request) -> str:
+    header = request.headers.get("authorization")
+    if not header:
+        raise InvalidAuthenticationToken("Access token is empty.")
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise InvalidAuthenticationToken("Authorization header must be 'Bearer <access token>'.")
+    return token
+
+
+async def json_body(request: Request, kind: type[T]) -> T:
+    """The request body decoded into ``kind``; any problem is a 400 that names the field."""
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/json":
+        raise UnsupportedMediaType("Content-Type must be application/json.")
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
+        raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
+        chunks.append(chunk)
+    raw = b"".join(chunks)
+    if not raw.strip():
+        raise BadRequest("Request body is required.")
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"Invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+
+
+def select_option(request: Request, allowed: frozenset[str]) -> tuple[str, ...] | None:
+    """The properties of ``$select``, or None; unknown query options or properties are a 400."""
+    selected: tuple[str, ...] | None = None
+    for name, value in request.query_params.multi_items():
+        if not name.startswith("$"):
+            continue
+        if name.lower() != "$select":
+            raise BadRequest(f"Query option '{name}' is not supported on this resource.")
+        properties = tuple(p.strip() for p in value.split(",") if p.strip())
+        for prop in properties:
+            if prop not in allowed:
+                raise BadRequest(f"Could not find a property named '{prop}' on type 'microsoft.graph.presence'.")
+        selected = (selected or ()) + properties
+    return selected
+
+
+def encode_selected(value: Any, selected: tuple[str, ...] | None) -> bytes:
+    if selected is None:
+        return wire.encode(value)
+    return wire.encode(wire.select(value, selected))

@@ -1,0 +1,83 @@
+"""The OpenAPI 3.1 document, generated from the route table and the wire structs."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+
+from presenced import __version__
+from presenced.api import wire
+from presenced.api.endpoints import VERSIONS, Endpoint
+
+_REF = "#/components/schemas/{name}"
+
+
+def openapi_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
+    endpoints = list(endpoints)
+    types: list[type] = [wire.ErrorResponse]
+    types += [e.request_body for e in endpoints if e.request_body is not None]
+    types += [e.response_body for e in endpoints if e.response_body is not None]
+    refs, components = msgspec.json.schema_components(types, ref_template=_REF)
+    schema_of = dict(zip(types, refs, strict=True))
+    paths: dict[str, dict[str, Any]] = {}
+    for version in VERSIONS:
+        for endpoint in endpoints:
+            path = f"/{version}{endpoint.path}"
+            paths.setdefault(path, {})[endpoint.method.lower()] = _operation(version, endpoint, schema_of)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "presenced",
+            "version": __version__,
+            "description": "The Microsoft Graph presence API, self-hosted.",
+        },
+        "paths": paths,
+        "components": {
+            "schemas": components,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+        },
+        "security": [{"bearer": []}],
+    }
+
+
+def _operation(version: str, endpoint: Endpoint, schema_of: dict[type, Any]) -> dict[str, Any]:
+    parameters: list[dict[str, Any]] = [
+        {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
+        for name in re.findall(r"{(\w+)}", endpoint.path)
+    ]
+    parameters += [
+        {
+            "name": name,
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string"},
+            "description": "Comma-separated property names",
+        }
+        for name in endpoint.query
+    ]
+    success: dict[str, Any] = {"description": "Success"}
+    if endpoint.response_body is not None:
+        success["content"] = {"application/json": {"schema": schema_of[endpoint.response_body]}}
+    operation: dict[str, Any] = {
+        "operationId": f"{version}.{endpoint.operation_id}",
+        "summary": endpoint.summary,
+        "description": f"Permissions: {endpoint.permissions}.",
+        "tags": [version],
+        "parameters": parameters,
+        "responses": {
+            str(endpoint.status): success,
+            "default": {
+                "description": "Graph error",
+                "content": {"application/json": {"schema": schema_of[wire.ErrorResponse]}},
+            },
+        },
+    }
+    if endpoint.request_body is not None:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {"application/json": {"schema": schema_of[endpoint.request_body]}},
+        }
+    return operation

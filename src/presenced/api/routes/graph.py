@@ -1,0 +1,114 @@
+"""Graph presence endpoints: parse the request, call the service, render the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from presenced.api import wire
+from presenced.api.endpoints import Endpoint
+from presenced.api.http import bearer_token, encode_selected, json_body, json_response, select_option
+from presenced.auth.principal import Principal
+from presenced.services.presence import PresenceView
+
+
+async def _principal(request: Request) -> Principal:
+    principal: Principal = await request.app.state.verifier.verify(bearer_token(request))
+    return principal
+
+
+def _metadata(request: Request) -> str:
+    version = request.url.path.split("/", 2)[1]
+    return f"{request.app.state.base_url}/{version}/$metadata#"
+
+
+def _entity(path: str, selected: tuple[str, ...] | None) -> str:
+    return f"{path}({','.join(selected)})/$entity" if selected else f"{path}/$entity"
+
+
+def _render(request: Request, view: PresenceView, context: str, selected: tuple[str, ...] | None) -> Response:
+    return json_response(request, encode_selected(wire.presence(view, context), selected))
+
+
+async def get_my_presence(request: Request) -> Response:
+    selected = select_option(request, wire.PRESENCE_PROPERTIES)
+    view = await request.app.state.presence.get_my_presence(await _principal(request))
+    context = _metadata(request) + _entity(f"users('{view.user_id}')/presence", selected)
+    return _render(request, view, context, selected)
+
+
+async def get_user_presence(request: Request) -> Response:
+    selected = select_option(request, wire.PRESENCE_PROPERTIES)
+    principal = await _principal(request)
+    view = await request.app.state.presence.get_presence(principal, request.path_params["id"])
+    context = _metadata(request) + _entity(f"users('{view.user_id}')/presence", selected)
+    return _render(request, view, context, selected)
+
+
+async def get_communications_presence(request: Request) -> Response:
+    selected = select_option(request, wire.PRESENCE_PROPERTIES)
+    principal = await _principal(request)
+    view = await request.app.state.presence.get_presence(principal, request.path_params["id"])
+    context = _metadata(request) + _entity("communications/presences", selected)
+    return _render(request, view, context, selected)
+
+
+async def get_presences_by_user_id(request: Request) -> Response:
+    selected = select_option(request, wire.PRESENCE_PROPERTIES)
+    principal = await _principal(request)
+    body = await json_body(request, wire.GetPresencesByUserIdRequest)
+    views = await request.app.state.presence.get_presences(principal, body.ids)
+    context = _metadata(request) + "Collection(microsoft.graph.presence)"
+    items: list[Any] = [wire.presence(view) for view in views]
+    if selected is not None:
+        items = [wire.select(item, selected) for item in items]
+    return json_response(request, wire.encode({"@odata.context": context, "value": items}))
+
+
+_READ = "Delegated: Presence.Read (own), Presence.Read.All; Application: Presence.Read.All, Presence.ReadWrite.All"
+
+ENDPOINTS = (
+    Endpoint(
+        "GET",
+        "/me/presence",
+        get_my_presence,
+        "me.getPresence",
+        "Get the signed-in user's presence",
+        "Delegated: Presence.Read, Presence.Read.All, Presence.ReadWrite",
+        response_body=wire.Presence,
+        query=("$select",),
+    ),
+    Endpoint(
+        "GET",
+        "/users/{id}/presence",
+        get_user_presence,
+        "users.getPresence",
+        "Get a user's presence (id = object id or userPrincipalName)",
+        _READ,
+        response_body=wire.Presence,
+        query=("$select",),
+    ),
+    Endpoint(
+        "GET",
+        "/communications/presences/{id}",
+        get_communications_presence,
+        "communications.getPresence",
+        "Get a user's presence (id = object id or userPrincipalName)",
+        _READ,
+        response_body=wire.Presence,
+        query=("$select",),
+    ),
+    Endpoint(
+        "POST",
+        "/communications/getPresencesByUserId",
+        get_presences_by_user_id,
+        "communications.getPresencesByUserId",
+        "Get the presence of up to 650 users; ids that match no user of the tenant are left out",
+        "Delegated: Presence.Read.All; Application: Presence.Read.All, Presence.ReadWrite.All",
+        request_body=wire.GetPresencesByUserIdRequest,
+        response_body=wire.PresenceCollection,
+        query=("$select",),
+    ),
+)

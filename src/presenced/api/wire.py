@@ -1,0 +1,163 @@
+"""The Graph JSON shapes, as msgspec structs: domain ↔ wire.
+
+These structs are what the API encodes and decodes, and what ``/openapi.json``
+is generated from.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from presenced.domain.model import (
+    Activity,
+    Availability,
+    StatusMessage,
+    VisiblePresence,
+    WorkLocationSource,
+    WorkLocationType,
+)
+from presenced.domain.sequence import format_sequence
+from presenced.services.presence import MAX_IDS, PresenceView
+
+
+class ItemBody(Struct, kw_only=True, rename="camel"):
+    content: str | None
+    content_type: str = "text"
+
+
+class DateTimeTimeZone(Struct, kw_only=True, rename="camel"):
+    date_time: str
+    time_zone: str | None
+
+
+class PresenceStatusMessage(Struct, kw_only=True, rename="camel"):
+    message: ItemBody
+    #: Shown only to the user themself, and only when the message expires.
+    expiry_date_time: DateTimeTimeZone | UnsetType = UNSET
+    #: Shown only to the user themself.
+    published_date_time: str | UnsetType = UNSET
+
+
+class OutOfOfficeSettings(Struct, kw_only=True, rename="camel"):
+    message: str | None
+    is_out_of_office: bool
+
+
+class UserWorkLocation(Struct, kw_only=True, rename="camel"):
+    work_location_type: WorkLocationType
+    source: WorkLocationSource
+    place_id: str | None
+
+
+class Presence(Struct, kw_only=True, rename={"odata_context": "@odata.context"}):
+    """``microsoft.graph.presence`` (spec §A.2: every property always present)."""
+
+    odata_context: str | UnsetType = UNSET
+    id: str
+    availability: Availability
+    activity: Activity
+    outOfOfficeSettings: OutOfOfficeSettings
+    statusMessage: PresenceStatusMessage | None
+    sequenceNumber: str
+    workLocation: UserWorkLocation
+
+
+PRESENCE_PROPERTIES = frozenset(
+    ("id", "availability", "activity", "outOfOfficeSettings", "statusMessage", "sequenceNumber", "workLocation")
+)
+
+
+class PresenceCollection(Struct, kw_only=True, rename={"odata_context": "@odata.context"}):
+    odata_context: str
+    value: list[Presence]
+
+
+UserId = Annotated[str, Meta(max_length=320, description="A user's object id (GUID) or userPrincipalName")]
+
+
+class GetPresencesByUserIdRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    ids: Annotated[list[UserId], Meta(min_length=1, max_length=MAX_IDS)]
+
+
+class InnerError(Struct, kw_only=True, rename={"request_id": "request-id", "client_request_id": "client-request-id"}):
+    date: str
+    request_id: str
+    client_request_id: str
+
+
+class ErrorDetail(Struct, kw_only=True, rename="camel"):
+    code: str
+    message: str
+    inner_error: InnerError
+
+
+class ErrorResponse(Struct, kw_only=True):
+    error: ErrorDetail
+
+
+# --- encoding -------------------------------------------------------------------------------------
+
+
+def graph_datetime(instant: datetime) -> str:
+    """Graph's ``DateTimeOffset`` form: UTC, seven fraction digits, ``Z``."""
+    utc = instant.astimezone(UTC)
+    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond:06d}0Z"
+
+
+def local_datetime(instant: datetime, time_zone: str | None) -> DateTimeTimeZone:
+    """A ``dateTimeTimeZone`` for ``instant`` shown in ``time_zone`` (UTC if unknown)."""
+    zone_name = time_zone or "UTC"
+    try:
+        local = instant.astimezone(ZoneInfo(zone_name))
+    except (ZoneInfoNotFoundError, ValueError):
+        local, zone_name = instant.astimezone(UTC), "UTC"
+    return DateTimeTimeZone(date_time=f"{local:%Y-%m-%dT%H:%M:%S}.{local.microsecond:06d}0", time_zone=zone_name)
+
+
+def _status_message(status: StatusMessage | None, own: bool) -> PresenceStatusMessage | None:
+    if status is None:
+        return None
+    wire = PresenceStatusMessage(message=ItemBody(content=status.content, content_type=status.content_type))
+    if own:
+        wire.published_date_time = graph_datetime(status.published_at)
+        if status.expires_at is not None:
+            wire.expiry_date_time = local_datetime(status.expires_at, status.expiry_time_zone)
+    return wire
+
+
+def presence(view: PresenceView, context: str | UnsetType = UNSET) -> Presence:
+    visible: VisiblePresence = view.state.visible
+    location = visible.work_location
+    return Presence(
+        odata_context=context,
+        id=view.user_id,
+        availability=visible.availability,
+        activity=visible.activity,
+        outOfOfficeSettings=OutOfOfficeSettings(
+            message=visible.out_of_office.message, is_out_of_office=visible.out_of_office.is_out_of_office
+        ),
+        statusMessage=_status_message(visible.status_message, view.own),
+        sequenceNumber=format_sequence(view.state.sequence),
+        workLocation=UserWorkLocation(
+            work_location_type=location.work_location_type, source=location.source, place_id=location.place_id
+        ),
+    )
+
+
+_encoder = msgspec.json.Encoder()
+
+
+def encode(value: Any) -> bytes:
+    return _encoder.encode(value)
+
+
+def select(value: Presence, properties: tuple[str, ...]) -> dict[str, Any]:
+    """The presence with only ``properties`` (and ``@odata.context``, ``id``)."""
+    full: dict[str, Any] = msgspec.to_builtins(value)
+    keep = {"@odata.context", "id", *properties}
+    return {k: v for k, v in full.items() if k in keep}

@@ -1,0 +1,76 @@
+"""The composition root: builds the services from settings and picks the backends."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from presenced.clock import Clock, SystemClock
+from presenced.config import Settings
+from presenced.errors import ConfigurationError
+from presenced.oauth.keys import SigningKeys
+from presenced.oauth.tokens import TokenVerifier
+from presenced.services.presence import PresenceService
+from presenced.store.engine import create_engine, sqlite_url, upgrade
+from presenced.store.presence import SqlStore
+
+#: Where ``serve`` records the URL it listens at, so ``presenced token`` can use the same issuer.
+SERVE_RECORD = "serve.json"
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    engine: AsyncEngine
+    store: SqlStore
+    keys: SigningKeys
+    clock: Clock
+    presence: PresenceService
+    verifier: TokenVerifier
+
+    async def close(self) -> None:
+        await self.engine.dispose()
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data directory and prove it can be written."""
+    try:
+        data_dir.mkdir(parents=True, exist_ok=True)
+        probe = data_dir / ".write-test"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the data directory {data_dir}: {exc.strerror}") from None
+
+
+async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None = None) -> Runtime:
+    """Open the database (migrating it to the newest schema) and load the signing keys."""
+    prepare_data_dir(settings.data_dir)
+    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    try:
+        if migrate:
+            await upgrade(engine)
+        keys = SigningKeys.load_or_create(settings.data_dir)
+    except BaseException:
+        await engine.dispose()
+        raise
+    clock = clock or SystemClock()
+    store = SqlStore(engine)
+    verifier = TokenVerifier(keys, settings.base_url, store.tenant_exists, settings.token_cache_size)
+    return Runtime(settings, engine, store, keys, clock, PresenceService(store, clock), verifier)
+
+
+def record_serving_url(settings: Settings) -> None:
+    (settings.data_dir / SERVE_RECORD).write_text(json.dumps({"baseUrl": settings.base_url}))
+
+
+def recorded_url(data_dir: Path) -> str | None:
+    """The URL the last ``serve`` on this data directory listened at, if any."""
+    try:
+        value = json.loads((data_dir / SERVE_RECORD).read_text()).get("baseUrl")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

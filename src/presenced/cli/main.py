@@ -1,0 +1,275 @@
+"""The ``presenced`` command line: serve, demo, token, db upgrade."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import sys
+import uuid
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from presenced import __version__
+from presenced.bootstrap import Runtime, build, record_serving_url, recorded_url
+from presenced.config import Settings
+from presenced.errors import ConfigurationError
+from presenced.oauth.tokens import mint_access_token
+from presenced.services.demo import DEMO_TENANT_ID, DemoTenant, seed_demo
+
+#: The application id that ``presenced token --user`` tokens carry unless told otherwise.
+CLI_APP_ID = "de8bc8b5-d9f9-48b1-a8ad-b748da725064"
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _store_options(command: F) -> F:
+    command = click.option(
+        "--database-url",
+        help="postgresql://user@host/db (default: SQLite in the data directory). Env: PRESENCED_DATABASE_URL.",
+    )(command)
+    return click.option(
+        "--data-dir",
+        type=click.Path(file_okay=False, path_type=Path),
+        help="Keys and the SQLite database live here. Env: PRESENCED_DATA_DIR.",
+    )(command)
+
+
+def _settings(**overrides: Any) -> Settings:
+    return Settings.from_env(**overrides)
+
+
+def _run(factory: Callable[[], Awaitable[T]]) -> T:
+    return asyncio.run(factory())  # type: ignore[arg-type]
+
+
+async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    runtime = await build(settings)
+    try:
+        return await work(runtime)
+    finally:
+        await runtime.close()
+
+
+@click.group()
+@click.version_option(__version__, prog_name="presenced")
+def cli() -> None:
+    """A self-hosted presence service that speaks the Microsoft Graph presence API."""
+
+
+@cli.command()
+@_store_options
+@click.option("--host", help="Address to listen on (default 127.0.0.1). Env: PRESENCED_HOST.")
+@click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8000; 0 picks a free one).")
+@click.option("--public-url", help="The URL clients use, if not http://HOST:PORT. Env: PRESENCED_PUBLIC_URL.")
+@click.option("--demo", is_flag=True, help="Seed (or reset) the demo tenant before serving.")
+def serve(
+    data_dir: Path | None,
+    database_url: str | None,
+    host: str | None,
+    port: int | None,
+    public_url: str | None,
+    demo: bool,
+) -> None:
+    """Serve the Graph presence API."""
+    settings = _settings(data_dir=data_dir, database_url=database_url, host=host, public_url=public_url)
+    sock = _listen(settings.host, settings.port if port is None else port)
+    bound_port = sock.getsockname()[1]
+    settings = _settings(
+        data_dir=data_dir, database_url=database_url, host=host, public_url=public_url, port=bound_port
+    )
+    _run(lambda: _serve(settings, sock, demo))
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+    sock.listen(2048)
+    sock.set_inheritable(True)
+    return sock
+
+
+async def _serve(settings: Settings, sock: socket.socket, demo: bool) -> None:
+    import uvicorn
+
+    from presenced.api.app import create_app
+
+    runtime = await build(settings)
+    try:
+        if demo:
+            tenant = await seed_demo(runtime.store, runtime.clock)
+        record_serving_url(settings)
+        base = settings.base_url
+        where = (settings.database_url and "PostgreSQL") or f"SQLite in {settings.data_dir}"
+        click.echo(f"presenced {__version__} listening on {base}")
+        click.echo(f"  Graph API:  {base}/v1.0  and  {base}/beta")
+        click.echo(f"  OpenAPI:    {base}/openapi.json")
+        click.echo(f"  Store:      {where}")
+        if demo:
+            upn = tenant.users[0].user_principal_name
+            click.echo(f"  Demo:       tenant {tenant.tenant.id}, {len(tenant.users)} users, e.g. {upn}")
+            click.echo(f"  Try:        presenced token --user {upn} --scopes Presence.Read")
+        sys.stdout.flush()
+        config = uvicorn.Config(
+            create_app(runtime),
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            loop="none",
+            http="auto",
+            server_header=False,
+            date_header=True,
+        )
+        await uvicorn.Server(config).serve(sockets=[sock])
+    finally:
+        await runtime.close()
+
+
+@cli.command()
+@_store_options
+@click.option("--json", "as_json", is_flag=True, help="Print the tenant and users as JSON.")
+def demo(data_dir: Path | None, database_url: str | None, as_json: bool) -> None:
+    """Create or reset the demo tenant and its users."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    tenant: DemoTenant = _run(lambda: _with_runtime(settings, lambda rt: seed_demo(rt.store, rt.clock)))
+    base = recorded_url(settings.data_dir) or settings.base_url
+    if as_json:
+        click.echo(json.dumps(_demo_json(tenant, base), indent=2))
+        return
+    click.echo(f"Demo tenant {tenant.tenant.id} ({tenant.tenant.display_name}):")
+    for user in tenant.users:
+        click.echo(f"  {user.id}  {user.user_principal_name:<28} {user.display_name}")
+
+
+def _demo_json(tenant: DemoTenant, base_url: str) -> dict[str, Any]:
+    return {
+        "tenantId": tenant.tenant.id,
+        "graphBaseUrl": f"{base_url}/v1.0",
+        "users": [
+            {"id": u.id, "userPrincipalName": u.user_principal_name, "displayName": u.display_name}
+            for u in tenant.users
+        ],
+    }
+
+
+def _permission_list(raw: str | None) -> list[str]:
+    return [p for p in (raw or "").replace(",", " ").split() if p]
+
+
+def _guid(value: str, what: str) -> str:
+    try:
+        return str(uuid.UUID(value))
+    except ValueError:
+        raise click.BadParameter(f"{what} must be a GUID, not {value!r}") from None
+
+
+@cli.command()
+@_store_options
+@click.option("--user", "user_ref", help="Delegated token for this user (UPN or object id).")
+@click.option("--scopes", help='Delegated scopes, e.g. "Presence.Read Presence.Read.All".')
+@click.option("--app", "app_ref", help="App-only token for this application id.")
+@click.option("--roles", help='Application roles, e.g. "Presence.Read.All".')
+@click.option("--app-id", help="Client application id of a delegated token (default: the CLI's).")
+@click.option("--tenant", help="Tenant id (default: the demo tenant).")
+@click.option("--lifetime", type=click.IntRange(1, 24 * 60), default=60, show_default=True, help="Minutes.")
+@click.option("--url", help="The server's public URL (default: where serve last listened).")
+def token(
+    data_dir: Path | None,
+    database_url: str | None,
+    user_ref: str | None,
+    scopes: str | None,
+    app_ref: str | None,
+    roles: str | None,
+    app_id: str | None,
+    tenant: str | None,
+    lifetime: int,
+    url: str | None,
+) -> None:
+    """Print an access token for scripting (delegated with --user, app-only with --app)."""
+    if (user_ref is None) == (app_ref is None):
+        raise click.UsageError("give exactly one of --user or --app")
+    if user_ref is not None and roles:
+        raise click.UsageError("--roles goes with --app; a user token carries --scopes")
+    if app_ref is not None and (scopes or app_id):
+        raise click.UsageError("--scopes and --app-id go with --user; an app token carries --roles")
+    tenant_id = _guid(tenant, "--tenant") if tenant else DEMO_TENANT_ID
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    base = (url or settings.public_url or recorded_url(settings.data_dir) or settings.base_url).rstrip("/")
+
+    async def mint(runtime: Runtime) -> str:
+        if not await runtime.store.tenant_exists(tenant_id):
+            hint = " (run 'presenced demo' first)" if tenant_id == DEMO_TENANT_ID else ""
+            raise ConfigurationError(f"tenant {tenant_id} does not exist{hint}")
+        now = datetime.now(UTC)
+        common: dict[str, Any] = {"app_id": CLI_APP_ID, "now": now, "lifetime": timedelta(minutes=lifetime)}
+        if app_ref is not None:
+            common["app_id"] = _guid(app_ref, "--app")
+            return mint_access_token(runtime.keys, base, tenant_id, roles=_permission_list(roles), **common)
+        user = await runtime.store.find_user(tenant_id, user_ref or "")
+        if user is None:
+            raise ConfigurationError(f"no user {user_ref!r} in tenant {tenant_id}")
+        if app_id:
+            common["app_id"] = _guid(app_id, "--app-id")
+        return mint_access_token(
+            runtime.keys,
+            base,
+            tenant_id,
+            user_id=user.id,
+            user_principal_name=user.user_principal_name,
+            name=user.display_name,
+            scopes=_permission_list(scopes),
+            **common,
+        )
+
+    click.echo(_run(lambda: _with_runtime(settings, mint)))
+
+
+@cli.group()
+def db() -> None:
+    """Database maintenance."""
+
+
+@db.command()
+@_store_options
+def upgrade(data_dir: Path | None, database_url: str | None) -> None:
+    """Apply the database migrations."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+    _run(lambda: _with_runtime(settings, _noop))
+    click.echo("database is up to date")
+
+
+async def _noop(runtime: Runtime) -> None:
+    return None
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: every error is one line on stderr."""
+    try:
+        cli.main(args=argv, prog_name="presenced", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.Abort:
+        sys.exit(130)
+    except click.UsageError as exc:
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx else ""
+        click.echo(f"presenced: error: {exc.format_message()}{hint}", err=True)
+        sys.exit(2)
+    except click.ClickException as exc:
+        click.echo(f"presenced: error: {exc.format_message()}", err=True)
+        sys.exit(exc.exit_code)
+    except ConfigurationError as exc:
+        click.echo(f"presenced: error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

@@ -1,0 +1,82 @@
+"""Settings, read once, typed, and loud when wrong.
+
+Each setting comes from a CLI flag, else an environment variable, else the
+embedded default. Nothing else reads the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from presenced.errors import ConfigurationError
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8000
+
+
+def default_data_dir() -> Path:
+    base = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(base) / "presenced"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    data_dir: Path = field(default_factory=default_data_dir)
+    #: None means SQLite in the data directory.
+    database_url: str | None = None
+    host: str = DEFAULT_HOST
+    port: int = DEFAULT_PORT
+    #: The URL clients reach this server at; the token issuer is derived from it.
+    public_url: str | None = None
+    #: How many verified tokens to keep in memory.
+    token_cache_size: int = 10_000
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> Settings:
+        """Settings from ``PRESENCED_*`` variables, with non-None ``overrides`` on top."""
+        env = os.environ
+        values: dict[str, object] = {}
+        if "PRESENCED_DATA_DIR" in env:
+            values["data_dir"] = Path(env["PRESENCED_DATA_DIR"])
+        if "PRESENCED_DATABASE_URL" in env:
+            values["database_url"] = env["PRESENCED_DATABASE_URL"]
+        if "PRESENCED_HOST" in env:
+            values["host"] = env["PRESENCED_HOST"]
+        if "PRESENCED_PORT" in env:
+            values["port"] = _port(env["PRESENCED_PORT"], "PRESENCED_PORT")
+        if "PRESENCED_PUBLIC_URL" in env:
+            values["public_url"] = env["PRESENCED_PUBLIC_URL"]
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        settings = replace(cls(), **values)  # type: ignore[arg-type]
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 0 < self.port < 65536:
+            raise ConfigurationError(f"port must be between 1 and 65535, not {self.port}")
+        if self.database_url is not None:
+            scheme = urlsplit(self.database_url).scheme
+            if scheme not in {"sqlite", "postgresql", "postgres"}:
+                raise ConfigurationError(
+                    f"database URL must start with sqlite:// or postgresql://, not {scheme or 'nothing'}://"
+                )
+        if self.public_url is not None and urlsplit(self.public_url).scheme not in {"http", "https"}:
+            raise ConfigurationError(f"public URL must be http:// or https://, not {self.public_url!r}")
+
+    @property
+    def base_url(self) -> str:
+        """The public URL without a trailing slash."""
+        if self.public_url:
+            return self.public_url.rstrip("/")
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+def _port(raw: str, name: str) -> int:
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be a port number, not {raw!r}") from None

@@ -1,0 +1,80 @@
+"""What the services need from storage, as protocols. The store implements them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from presenced.domain.model import PresenceFacts
+from presenced.domain.sequence import Change, PresenceState
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    id: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class User:
+    id: str
+    tenant_id: str
+    user_principal_name: str
+    display_name: str
+
+
+@dataclass(frozen=True, slots=True)
+class UserPresence:
+    """A user with the stored facts and materialised state of their presence."""
+
+    user: User
+    facts: PresenceFacts
+    state: PresenceState
+
+
+class PresenceReader(Protocol):
+    async def load(self, tenant_id: str, refs: Sequence[str]) -> list[UserPresence]:
+        """The presence of the tenant's users named by object id or UPN, in one query.
+
+        Refs that match no user of the tenant are left out; order is not kept.
+        """
+        ...
+
+
+class Directory(Protocol):
+    async def tenant_exists(self, tenant_id: str) -> bool: ...
+
+    async def find_user(self, tenant_id: str, ref: str) -> User | None:
+        """The tenant's user with this object id or UPN (case-insensitive)."""
+        ...
+
+    async def list_users(self, tenant_id: str) -> list[User]: ...
+
+
+class Transaction(Protocol):
+    async def put_tenant(self, tenant: Tenant, now: datetime) -> None:
+        """Create the tenant, or rename it if it exists."""
+        ...
+
+    async def put_user(self, user: User, now: datetime) -> None:
+        """Create the user with an Offline presence, or update its names if it exists."""
+        ...
+
+    async def lock_presence(self, user_id: str) -> tuple[PresenceFacts, PresenceState]:
+        """The user's facts and state, locked against other writers until commit."""
+        ...
+
+    async def save_presence(self, user: User, facts: PresenceFacts, state: PresenceState) -> None: ...
+
+    async def append_changes(self, user: User, changes: Sequence[Change]) -> None:
+        """Add change-log entries, one per change of the visible presence."""
+        ...
+
+
+class UnitOfWork(Protocol):
+    def begin(self) -> AbstractAsyncContextManager[Transaction]:
+        """A transaction that commits when the block ends normally, else rolls back."""
+        ...

@@ -1,0 +1,75 @@
+"""Presence reads: who may see what, at the current instant. A read never writes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from presenced.auth.policy import Operation, Target, authorize, require_delegated
+from presenced.auth.principal import Principal
+from presenced.clock import Clock
+from presenced.domain.sequence import PresenceState, advance
+from presenced.errors import BadRequest, ResourceNotFound
+from presenced.services.ports import PresenceReader, UserPresence
+
+#: getPresencesByUserId takes at most this many ids (Part B §2.3).
+MAX_IDS = 650
+
+
+@dataclass(frozen=True, slots=True)
+class PresenceView:
+    """One user's presence as a given caller may see it."""
+
+    user_id: str
+    state: PresenceState
+    #: Whether the caller is this user (delegated): only they see status-message times.
+    own: bool
+
+
+class PresenceService:
+    def __init__(self, reader: PresenceReader, clock: Clock) -> None:
+        self._reader = reader
+        self._clock = clock
+
+    async def get_my_presence(self, principal: Principal) -> PresenceView:
+        return await self.get_presence(principal, require_delegated(principal))
+
+    async def get_presence(self, principal: Principal, ref: str) -> PresenceView:
+        """The presence of the user with object id or UPN ``ref``.
+
+        The permission is checked before the user's existence is revealed: a
+        caller who may only read their own presence gets 403, not 404, for
+        anyone else.
+        """
+        found = await self._reader.load(principal.tenant_id, [ref])
+        record = found[0] if found else None
+        own = record is not None and principal.is_self(record.user.id)
+        authorize(principal, Operation.READ_PRESENCE, Target.OWN if own else Target.OTHER)
+        if record is None:
+            raise ResourceNotFound(f"User '{ref}' was not found.")
+        return self._view(record, own)
+
+    async def get_presences(self, principal: Principal, ids: Sequence[str]) -> list[PresenceView]:
+        """The presence of many users in request order; unknown ids are left out."""
+        authorize(principal, Operation.READ_PRESENCES, Target.ANY)
+        if not 1 <= len(ids) <= MAX_IDS:
+            raise BadRequest(f"'ids' must hold between 1 and {MAX_IDS} user ids, not {len(ids)}.")
+        records = await self._reader.load(principal.tenant_id, ids)
+        by_ref: dict[str, UserPresence] = {}
+        for record in records:
+            by_ref[record.user.id] = record
+            by_ref[record.user.user_principal_name.lower()] = record
+        views: list[PresenceView] = []
+        seen: set[str] = set()
+        for ref in ids:
+            found = by_ref.get(ref.lower())
+            if found is not None and found.user.id not in seen:
+                seen.add(found.user.id)
+                views.append(self._view(found, principal.is_self(found.user.id)))
+        return views
+
+    def _view(self, record: UserPresence, own: bool) -> PresenceView:
+        # A transition the sweeper has not stored yet is computed here exactly
+        # as the sweeper will store it (same visible presence, same sequence).
+        state, _ = advance(record.state, record.facts, self._clock.now())
+        return PresenceView(record.user.id, state, own)

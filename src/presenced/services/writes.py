@@ -1,0 +1,33 @@
+"""The write path: one transaction per change of a user's facts.
+
+Lock the user's presence, materialise any transition already due under the old
+facts, apply the change, recompute, bump the sequence only if the visible
+presence changed, and log every change exactly once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from presenced.domain.model import PresenceFacts
+from presenced.domain.sequence import Change, PresenceState, advance, recompute
+from presenced.services.ports import Transaction, User
+
+
+async def change_facts(
+    tx: Transaction,
+    user: User,
+    mutate: Callable[[PresenceFacts], PresenceFacts],
+    now: datetime,
+    cause: str,
+) -> tuple[PresenceState, list[Change]]:
+    """Apply ``mutate`` to the user's facts at ``now``; return the new state and the changes logged."""
+    facts, state = await tx.lock_presence(user.id)
+    state, due = advance(state, facts, now)
+    new_facts = mutate(facts)
+    state, changed = recompute(state, new_facts, now, cause)
+    changes = due + changed
+    await tx.save_presence(user, new_facts, state)
+    await tx.append_changes(user, changes)
+    return state, changes

@@ -1,0 +1,207 @@
+"""The SQL store: presence reads, the directory, and write transactions."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from presenced.domain.model import PresenceFacts
+from presenced.domain.sequence import Change, PresenceState, initial_state
+from presenced.services.ports import Tenant, User, UserPresence
+from presenced.store.codec import encode_visible, opt_to_us, to_us
+from presenced.store.rows import (
+    facts_from_rows,
+    facts_to_row,
+    replies_to_row,
+    session_from_row,
+    session_to_row,
+    state_from_row,
+)
+from presenced.store.schema import (
+    mailbox_settings,
+    presence_changes,
+    presence_sessions,
+    presences,
+    tenants,
+    users,
+)
+
+_USER_COLUMNS = (users.c.id, users.c.tenant_id, users.c.user_principal_name, users.c.display_name)
+
+# One query for any number of users: each user's row joined with their mailbox
+# settings and sessions (a user with n sessions gives n rows, with none one row).
+_LOAD = (
+    select(
+        *_USER_COLUMNS,
+        *(c for c in presences.c if c.name not in {"user_id", "tenant_id"}),
+        *(c for c in mailbox_settings.c if c.name != "user_id"),
+        *(c for c in presence_sessions.c if c.name != "user_id"),
+    )
+    .select_from(
+        users.join(presences, presences.c.user_id == users.c.id)
+        .outerjoin(mailbox_settings, mailbox_settings.c.user_id == users.c.id)
+        .outerjoin(presence_sessions, presence_sessions.c.user_id == users.c.id)
+    )
+    .where(
+        users.c.tenant_id == bindparam("tenant_id"),
+        or_(
+            users.c.id.in_(bindparam("ids", expanding=True)),
+            users.c.upn_key.in_(bindparam("upns", expanding=True)),
+        ),
+    )
+)
+
+
+def split_refs(refs: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Object ids and UPN keys: a ref with an ``@`` is a UPN; both fold to lower case."""
+    ids: list[str] = []
+    upns: list[str] = []
+    for ref in refs:
+        (upns if "@" in ref else ids).append(ref.lower())
+    return ids, upns
+
+
+def _user(row: Any) -> User:
+    return User(row["id"], row["tenant_id"], row["user_principal_name"], row["display_name"])
+
+
+class SqlStore:
+    """Implements ``PresenceReader``, ``Directory`` and ``UnitOfWork`` on one engine."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def load(self, tenant_id: str, refs: Sequence[str]) -> list[UserPresence]:
+        ids, upns = split_refs(refs)
+        async with self.engine.connect() as conn:
+            result = await conn.execute(_LOAD, {"tenant_id": tenant_id, "ids": ids, "upns": upns})
+            rows = result.mappings().all()
+        grouped: dict[str, list[Any]] = {}
+        for row in rows:
+            grouped.setdefault(row["id"], []).append(row)
+        return [_user_presence(group) for group in grouped.values()]
+
+    async def tenant_exists(self, tenant_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            found = await conn.scalar(select(tenants.c.id).where(tenants.c.id == tenant_id.lower()))
+        return found is not None
+
+    async def find_user(self, tenant_id: str, ref: str) -> User | None:
+        column = users.c.upn_key if "@" in ref else users.c.id
+        query = select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id, column == ref.lower())
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return None if row is None else _user(row)
+
+    async def list_users(self, tenant_id: str) -> list[User]:
+        query = select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id).order_by(users.c.upn_key)
+        async with self.engine.connect() as conn:
+            rows = (await conn.execute(query)).mappings().all()
+        return [_user(row) for row in rows]
+
+    @asynccontextmanager
+    async def begin(self) -> AsyncIterator[SqlTransaction]:
+        async with self.engine.begin() as conn:
+            yield SqlTransaction(conn)
+
+
+def _user_presence(rows: list[Any]) -> UserPresence:
+    first = rows[0]
+    sessions = [session_from_row(r) for r in rows if r["app_id"] is not None]
+    mailbox = first if first["auto_reply_status"] is not None else None
+    return UserPresence(_user(first), facts_from_rows(first, mailbox, sessions), state_from_row(first))
+
+
+class SqlTransaction:
+    """One database transaction; see ``presenced.services.ports.Transaction``."""
+
+    def __init__(self, conn: AsyncConnection) -> None:
+        self.conn = conn
+
+    async def put_tenant(self, tenant: Tenant, now: datetime) -> None:
+        updated = await self.conn.execute(
+            update(tenants).where(tenants.c.id == tenant.id).values(display_name=tenant.display_name)
+        )
+        if updated.rowcount == 0:
+            await self.conn.execute(
+                insert(tenants).values(id=tenant.id, display_name=tenant.display_name, created_us=to_us(now))
+            )
+
+    async def put_user(self, user: User, now: datetime) -> None:
+        names = {
+            "user_principal_name": user.user_principal_name,
+            "upn_key": user.user_principal_name.lower(),
+            "display_name": user.display_name,
+        }
+        updated = await self.conn.execute(update(users).where(users.c.id == user.id).values(**names))
+        if updated.rowcount:
+            return
+        await self.conn.execute(
+            insert(users).values(id=user.id, tenant_id=user.tenant_id, created_us=to_us(now), **names)
+        )
+        state = initial_state(PresenceFacts(), now)
+        await self.conn.execute(
+            insert(presences).values(user_id=user.id, tenant_id=user.tenant_id, **_state_columns(state))
+        )
+
+    async def lock_presence(self, user_id: str) -> tuple[PresenceFacts, PresenceState]:
+        # FOR UPDATE on PostgreSQL; SQLite has one writer at a time anyway.
+        query = (
+            select(presences, *(c for c in mailbox_settings.c if c.name != "user_id"))
+            .select_from(presences.outerjoin(mailbox_settings, mailbox_settings.c.user_id == presences.c.user_id))
+            .where(presences.c.user_id == user_id)
+            .with_for_update(of=presences)
+        )
+        row = (await self.conn.execute(query)).mappings().one()
+        session_rows = await self.conn.execute(select(presence_sessions).where(presence_sessions.c.user_id == user_id))
+        sessions = [session_from_row(r) for r in session_rows.mappings()]
+        mailbox = row if row["auto_reply_status"] is not None else None
+        return facts_from_rows(row, mailbox, sessions), state_from_row(row)
+
+    async def save_presence(self, user: User, facts: PresenceFacts, state: PresenceState) -> None:
+        await self.conn.execute(
+            update(presences)
+            .where(presences.c.user_id == user.id)
+            .values(**facts_to_row(facts), **_state_columns(state))
+        )
+        await self.conn.execute(delete(presence_sessions).where(presence_sessions.c.user_id == user.id))
+        if facts.sessions:
+            await self.conn.execute(insert(presence_sessions), [session_to_row(user.id, s) for s in facts.sessions])
+        replies = replies_to_row(facts.automatic_replies)
+        updated = await self.conn.execute(
+            update(mailbox_settings).where(mailbox_settings.c.user_id == user.id).values(**replies)
+        )
+        if updated.rowcount == 0:
+            await self.conn.execute(insert(mailbox_settings).values(user_id=user.id, **replies))
+
+    async def append_changes(self, user: User, changes: Sequence[Change]) -> None:
+        if not changes:
+            return
+        await self.conn.execute(
+            insert(presence_changes),
+            [
+                {
+                    "tenant_id": user.tenant_id,
+                    "user_id": user.id,
+                    "sequence": change.state.sequence,
+                    "visible": encode_visible(change.state.visible),
+                    "cause": change.cause,
+                    "at_us": to_us(change.state.changed_at),
+                }
+                for change in changes
+            ],
+        )
+
+
+def _state_columns(state: PresenceState) -> dict[str, Any]:
+    return {
+        "visible": encode_visible(state.visible),
+        "sequence": state.sequence,
+        "changed_us": to_us(state.changed_at),
+        "next_change_us": opt_to_us(state.next_change_at),
+    }
