@@ -16,6 +16,7 @@ from presenced.oauth.tokens import TokenVerifier
 from presenced.services.presence import PresenceService
 from presenced.store.engine import create_engine, sqlite_url, upgrade
 from presenced.store.presence import SqlStore
+from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
 
 #: Where ``serve`` records the URL it listens at, so ``presenced token`` can use the same issuer.
 SERVE_RECORD = "serve.json"
@@ -28,10 +29,12 @@ class Runtime:
     store: SqlStore
     keys: SigningKeys
     clock: Clock
+    reader: SqlitePresenceReader | PostgresPresenceReader
     presence: PresenceService
     verifier: TokenVerifier
 
     async def close(self) -> None:
+        await self.reader.close()
         await self.engine.dispose()
 
 
@@ -49,18 +52,27 @@ def prepare_data_dir(data_dir: Path) -> None:
 async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None = None) -> Runtime:
     """Open the database (migrating it to the newest schema) and load the signing keys."""
     prepare_data_dir(settings.data_dir)
-    engine = create_engine(settings.database_url or sqlite_url(settings.data_dir))
+    url = settings.database_url or sqlite_url(settings.data_dir)
+    engine = create_engine(url)
     try:
         if migrate:
             await upgrade(engine)
         keys = SigningKeys.load_or_create(settings.data_dir)
+        reader = await _reader(engine)
     except BaseException:
         await engine.dispose()
         raise
     clock = clock or SystemClock()
     store = SqlStore(engine)
     verifier = TokenVerifier(keys, settings.base_url, store.tenant_exists, settings.token_cache_size)
-    return Runtime(settings, engine, store, keys, clock, PresenceService(store, clock), verifier)
+    return Runtime(settings, engine, store, keys, clock, reader, PresenceService(reader, clock), verifier)
+
+
+async def _reader(engine: AsyncEngine) -> SqlitePresenceReader | PostgresPresenceReader:
+    """The read hot path on the bare driver of the same database."""
+    if engine.dialect.name == "sqlite":
+        return SqlitePresenceReader(engine.url.database or ":memory:")
+    return await PostgresPresenceReader.connect(engine.url.render_as_string(hide_password=False))
 
 
 def record_serving_url(settings: Settings) -> None:

@@ -13,6 +13,7 @@ from starlette.routing import Route
 
 from presenced.api import wire
 from presenced.api.endpoints import VERSIONS, Endpoint
+from presenced.api.fastpath import PresenceReadFastPath
 from presenced.api.http import error_response
 from presenced.api.openapi import openapi_document
 from presenced.api.routes.graph import ENDPOINTS
@@ -22,7 +23,7 @@ from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
 log = logging.getLogger("presenced.api")
 
 
-def create_app(runtime: Runtime) -> Starlette:
+def create_app(runtime: Runtime) -> PresenceReadFastPath:
     """The application serving ``runtime``'s services."""
     keys = runtime.keys
     endpoints: tuple[Endpoint, ...] = ENDPOINTS
@@ -51,7 +52,7 @@ def create_app(runtime: Runtime) -> Starlette:
     app.state.presence = runtime.presence
     app.state.verifier = runtime.verifier
     app.state.base_url = runtime.settings.base_url
-    return app
+    return PresenceReadFastPath(app)
 
 
 async def _presenced_error(request: Request, exc: Any) -> Response:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import uuid
+import os
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -25,9 +25,15 @@ class PayloadTooLarge(PresencedError):
     code = "RequestEntityTooLarge"
 
 
+def new_request_id() -> str:
+    """A random (version 4) GUID; cheaper than ``uuid.uuid4()`` on the hot path."""
+    h = os.urandom(16).hex()
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{'89ab'[int(h[16], 16) & 3]}{h[17:20]}-{h[20:32]}"
+
+
 def request_ids(request: Request) -> tuple[str, str]:
     """This request's id and the client's (echoed, else the same)."""
-    request_id = str(uuid.uuid4())
+    request_id = new_request_id()
     client = request.headers.get("client-request-id")
     return request_id, (client[:128] if client else request_id)
 
@@ -61,8 +67,8 @@ def error_response(request: Request, error: PresencedError) -> Response:
     return Response(wire.encode(body), error.status, headers=headers, media_type=JSON_TYPE)
 
 
-def bearer_token(request: Request) -> str:
-    header = request.headers.get("authorization")
+def bearer_token(header: str | None) -> str:
+    """The token of an ``Authorization: Bearer`` header value."""
     if not header:
         raise InvalidAuthenticationToken("Access token is empty.")
     scheme, _, token = header.partition(" ")

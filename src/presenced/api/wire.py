@@ -105,8 +105,8 @@ class ErrorResponse(Struct, kw_only=True):
 
 def graph_datetime(instant: datetime) -> str:
     """Graph's ``DateTimeOffset`` form: UTC, seven fraction digits, ``Z``."""
-    utc = instant.astimezone(UTC)
-    return f"{utc:%Y-%m-%dT%H:%M:%S}.{utc.microsecond:06d}0Z"
+    u = instant.astimezone(UTC)
+    return f"{u.year:04d}-{u.month:02d}-{u.day:02d}T{u.hour:02d}:{u.minute:02d}:{u.second:02d}.{u.microsecond:06d}0Z"
 
 
 def local_datetime(instant: datetime, time_zone: str | None) -> DateTimeTimeZone:

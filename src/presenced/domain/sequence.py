@@ -63,11 +63,16 @@ def initial_state(facts: PresenceFacts, now: datetime) -> PresenceState:
     return PresenceState(result.visible, _micros(now), now, result.next_change_at)
 
 
+def is_due(state: PresenceState, now: datetime) -> bool:
+    """Whether a transition of ``state`` is due at ``now`` and not yet materialised."""
+    return state.next_change_at is not None and state.next_change_at <= now
+
+
 def advance(state: PresenceState, facts: PresenceFacts, now: datetime) -> tuple[PresenceState, list[Change]]:
     """Materialise every transition due at or before ``now`` (cause ``timer``)."""
     changes: list[Change] = []
     while state.next_change_at is not None and state.next_change_at <= now:
-        at = state.next_change_at
+        at: datetime = state.next_change_at
         result = aggregate(facts, at)
         if result.visible == state.visible:
             state = PresenceState(state.visible, state.sequence, state.changed_at, result.next_change_at)

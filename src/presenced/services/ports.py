@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,18 +28,23 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class UserPresence:
-    """A user with the stored facts and materialised state of their presence."""
+    """A user with the materialised state of their presence and, on demand, its facts.
+
+    Reads need the facts only when a transition is due and not yet stored, so
+    building them is left until asked for.
+    """
 
     user: User
-    facts: PresenceFacts
     state: PresenceState
+    load_facts: Callable[[], PresenceFacts]
 
 
 class PresenceReader(Protocol):
-    async def load(self, tenant_id: str, refs: Sequence[str]) -> list[UserPresence]:
+    async def load(self, tenant_id: str, refs: Sequence[str], now: datetime) -> list[UserPresence]:
         """The presence of the tenant's users named by object id or UPN, in one query.
 
         Refs that match no user of the tenant are left out; order is not kept.
+        ``load_facts`` works for the users whose transition is due at ``now``.
         """
         ...
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 
 from presenced.auth.policy import Operation, Target, authorize, require_delegated
 from presenced.auth.principal import Principal
 from presenced.clock import Clock
-from presenced.domain.sequence import PresenceState, advance
+from presenced.domain.sequence import PresenceState, advance, is_due
 from presenced.errors import BadRequest, ResourceNotFound
 from presenced.services.ports import PresenceReader, UserPresence
 
@@ -41,20 +42,22 @@ class PresenceService:
         caller who may only read their own presence gets 403, not 404, for
         anyone else.
         """
-        found = await self._reader.load(principal.tenant_id, [ref])
+        now = self._clock.now()
+        found = await self._reader.load(principal.tenant_id, [ref], now)
         record = found[0] if found else None
         own = record is not None and principal.is_self(record.user.id)
         authorize(principal, Operation.READ_PRESENCE, Target.OWN if own else Target.OTHER)
         if record is None:
             raise ResourceNotFound(f"User '{ref}' was not found.")
-        return self._view(record, own)
+        return _view(record, own, now)
 
     async def get_presences(self, principal: Principal, ids: Sequence[str]) -> list[PresenceView]:
         """The presence of many users in request order; unknown ids are left out."""
         authorize(principal, Operation.READ_PRESENCES, Target.ANY)
         if not 1 <= len(ids) <= MAX_IDS:
             raise BadRequest(f"'ids' must hold between 1 and {MAX_IDS} user ids, not {len(ids)}.")
-        records = await self._reader.load(principal.tenant_id, ids)
+        now = self._clock.now()
+        records = await self._reader.load(principal.tenant_id, ids, now)
         by_ref: dict[str, UserPresence] = {}
         for record in records:
             by_ref[record.user.id] = record
@@ -65,11 +68,14 @@ class PresenceService:
             found = by_ref.get(ref.lower())
             if found is not None and found.user.id not in seen:
                 seen.add(found.user.id)
-                views.append(self._view(found, principal.is_self(found.user.id)))
+                views.append(_view(found, principal.is_self(found.user.id), now))
         return views
 
-    def _view(self, record: UserPresence, own: bool) -> PresenceView:
-        # A transition the sweeper has not stored yet is computed here exactly
-        # as the sweeper will store it (same visible presence, same sequence).
-        state, _ = advance(record.state, record.facts, self._clock.now())
-        return PresenceView(record.user.id, state, own)
+
+def _view(record: UserPresence, own: bool, now: datetime) -> PresenceView:
+    # A transition the sweeper has not stored yet is computed here exactly as
+    # the sweeper will store it (same visible presence, same sequence number).
+    state = record.state
+    if is_due(state, now):
+        state, _ = advance(state, record.load_facts(), now)
+    return PresenceView(record.user.id, state, own)

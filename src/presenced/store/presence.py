@@ -7,12 +7,12 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from presenced.domain.model import PresenceFacts
 from presenced.domain.sequence import Change, PresenceState, initial_state
-from presenced.services.ports import Tenant, User, UserPresence
+from presenced.services.ports import Tenant, User
 from presenced.store.codec import encode_visible, opt_to_us, to_us
 from presenced.store.rows import (
     facts_from_rows,
@@ -21,6 +21,7 @@ from presenced.store.rows import (
     session_from_row,
     session_to_row,
     state_from_row,
+    user_from_row,
 )
 from presenced.store.schema import (
     mailbox_settings,
@@ -33,58 +34,12 @@ from presenced.store.schema import (
 
 _USER_COLUMNS = (users.c.id, users.c.tenant_id, users.c.user_principal_name, users.c.display_name)
 
-# One query for any number of users: each user's row joined with their mailbox
-# settings and sessions (a user with n sessions gives n rows, with none one row).
-_LOAD = (
-    select(
-        *_USER_COLUMNS,
-        *(c for c in presences.c if c.name not in {"user_id", "tenant_id"}),
-        *(c for c in mailbox_settings.c if c.name != "user_id"),
-        *(c for c in presence_sessions.c if c.name != "user_id"),
-    )
-    .select_from(
-        users.join(presences, presences.c.user_id == users.c.id)
-        .outerjoin(mailbox_settings, mailbox_settings.c.user_id == users.c.id)
-        .outerjoin(presence_sessions, presence_sessions.c.user_id == users.c.id)
-    )
-    .where(
-        users.c.tenant_id == bindparam("tenant_id"),
-        or_(
-            users.c.id.in_(bindparam("ids", expanding=True)),
-            users.c.upn_key.in_(bindparam("upns", expanding=True)),
-        ),
-    )
-)
-
-
-def split_refs(refs: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Object ids and UPN keys: a ref with an ``@`` is a UPN; both fold to lower case."""
-    ids: list[str] = []
-    upns: list[str] = []
-    for ref in refs:
-        (upns if "@" in ref else ids).append(ref.lower())
-    return ids, upns
-
-
-def _user(row: Any) -> User:
-    return User(row["id"], row["tenant_id"], row["user_principal_name"], row["display_name"])
-
 
 class SqlStore:
-    """Implements ``PresenceReader``, ``Directory`` and ``UnitOfWork`` on one engine."""
+    """Implements ``Directory`` and ``UnitOfWork`` on one engine (reads: ``presenced.store.reads``)."""
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-
-    async def load(self, tenant_id: str, refs: Sequence[str]) -> list[UserPresence]:
-        ids, upns = split_refs(refs)
-        async with self.engine.connect() as conn:
-            result = await conn.execute(_LOAD, {"tenant_id": tenant_id, "ids": ids, "upns": upns})
-            rows = result.mappings().all()
-        grouped: dict[str, list[Any]] = {}
-        for row in rows:
-            grouped.setdefault(row["id"], []).append(row)
-        return [_user_presence(group) for group in grouped.values()]
 
     async def tenant_exists(self, tenant_id: str) -> bool:
         async with self.engine.connect() as conn:
@@ -96,25 +51,18 @@ class SqlStore:
         query = select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id, column == ref.lower())
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
-        return None if row is None else _user(row)
+        return None if row is None else user_from_row(row)
 
     async def list_users(self, tenant_id: str) -> list[User]:
         query = select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id).order_by(users.c.upn_key)
         async with self.engine.connect() as conn:
             rows = (await conn.execute(query)).mappings().all()
-        return [_user(row) for row in rows]
+        return [user_from_row(row) for row in rows]
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[SqlTransaction]:
         async with self.engine.begin() as conn:
             yield SqlTransaction(conn)
-
-
-def _user_presence(rows: list[Any]) -> UserPresence:
-    first = rows[0]
-    sessions = [session_from_row(r) for r in rows if r["app_id"] is not None]
-    mailbox = first if first["auto_reply_status"] is not None else None
-    return UserPresence(_user(first), facts_from_rows(first, mailbox, sessions), state_from_row(first))
 
 
 class SqlTransaction:

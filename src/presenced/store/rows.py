@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,6 +19,7 @@ from presenced.domain.model import (
     WorkLocationType,
 )
 from presenced.domain.sequence import PresenceState
+from presenced.services.ports import User, UserPresence
 from presenced.store.codec import decode_visible, from_us, opt_from_us, opt_to_us, to_us
 
 Row = Mapping[Any, Any]
@@ -125,3 +127,40 @@ def _replies_from_row(row: Row | None) -> AutomaticReplies:
 
 def _layer(kind: str | None, place_id: str | None) -> LocationLayer | None:
     return None if kind is None else LocationLayer(WorkLocationType(kind), place_id)
+
+
+def user_from_row(row: Row) -> User:
+    return User(row["id"], row["tenant_id"], row["user_principal_name"], row["display_name"])
+
+
+def user_presence(row: Row) -> UserPresence:
+    """A user and their presence from a row of the read query (``presenced.store.reads``).
+
+    The row's ``sessions`` and ``replies`` (JSON) are present only when a
+    transition is due; the facts are built only if asked for.
+    """
+
+    def load_facts() -> PresenceFacts:
+        if row["sessions"] is None:
+            raise LookupError("facts were not loaded: no transition was due when the row was read")
+        sessions = [
+            Session(a, Availability(b), Activity(c), from_us(r), from_us(e)) for a, b, c, r, e in _json(row["sessions"])
+        ]
+        replies = _json(row["replies"]) if row["replies"] is not None else None
+        mailbox = None if replies is None else dict(zip(_REPLY_COLUMNS, replies, strict=True))
+        return facts_from_rows(row, mailbox, sessions)
+
+    return UserPresence(user_from_row(row), state_from_row(row), load_facts)
+
+
+_REPLY_COLUMNS = (
+    "auto_reply_status",
+    "scheduled_start_us",
+    "scheduled_end_us",
+    "internal_reply_message",
+    "external_reply_message",
+)
+
+
+def _json(value: Any) -> Any:
+    return json.loads(value) if isinstance(value, str | bytes) else value

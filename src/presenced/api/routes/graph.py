@@ -11,48 +11,56 @@ from presenced.api import wire
 from presenced.api.endpoints import Endpoint
 from presenced.api.http import bearer_token, encode_selected, json_body, json_response, select_option
 from presenced.auth.principal import Principal
-from presenced.services.presence import PresenceView
 
 
 async def _principal(request: Request) -> Principal:
-    principal: Principal = await request.app.state.verifier.verify(bearer_token(request))
+    principal: Principal = await request.app.state.verifier.verify(bearer_token(request.headers.get("authorization")))
     return principal
 
 
-def _metadata(request: Request) -> str:
-    version = request.url.path.split("/", 2)[1]
-    return f"{request.app.state.base_url}/{version}/$metadata#"
+def _metadata(state: Any, version: str) -> str:
+    return f"{state.base_url}/{version}/$metadata#"
 
 
 def _entity(path: str, selected: tuple[str, ...] | None) -> str:
     return f"{path}({','.join(selected)})/$entity" if selected else f"{path}/$entity"
 
 
-def _render(request: Request, view: PresenceView, context: str, selected: tuple[str, ...] | None) -> Response:
-    return json_response(request, encode_selected(wire.presence(view, context), selected))
+async def presence_body(
+    state: Any, version: str, kind: str, ref: str, authorization: str | None, selected: tuple[str, ...] | None
+) -> bytes:
+    """The body of a single presence read; ``kind`` is ``me``, ``users`` or ``communications``.
+
+    Shared by the Starlette routes and the raw-ASGI fast path (``presenced.api.fastpath``).
+    """
+    principal: Principal = await state.verifier.verify(bearer_token(authorization))
+    service = state.presence
+    view = await (service.get_my_presence(principal) if kind == "me" else service.get_presence(principal, ref))
+    if kind == "communications":
+        context = _metadata(state, version) + _entity("communications/presences", selected)
+    else:
+        context = _metadata(state, version) + _entity(f"users('{view.user_id}')/presence", selected)
+    return encode_selected(wire.presence(view, context), selected)
+
+
+async def _single(request: Request, kind: str) -> Response:
+    selected = select_option(request, wire.PRESENCE_PROPERTIES)
+    version = request.scope["path"].split("/", 2)[1]
+    ref = request.path_params.get("id", "")
+    body = await presence_body(request.app.state, version, kind, ref, request.headers.get("authorization"), selected)
+    return json_response(request, body)
 
 
 async def get_my_presence(request: Request) -> Response:
-    selected = select_option(request, wire.PRESENCE_PROPERTIES)
-    view = await request.app.state.presence.get_my_presence(await _principal(request))
-    context = _metadata(request) + _entity(f"users('{view.user_id}')/presence", selected)
-    return _render(request, view, context, selected)
+    return await _single(request, "me")
 
 
 async def get_user_presence(request: Request) -> Response:
-    selected = select_option(request, wire.PRESENCE_PROPERTIES)
-    principal = await _principal(request)
-    view = await request.app.state.presence.get_presence(principal, request.path_params["id"])
-    context = _metadata(request) + _entity(f"users('{view.user_id}')/presence", selected)
-    return _render(request, view, context, selected)
+    return await _single(request, "users")
 
 
 async def get_communications_presence(request: Request) -> Response:
-    selected = select_option(request, wire.PRESENCE_PROPERTIES)
-    principal = await _principal(request)
-    view = await request.app.state.presence.get_presence(principal, request.path_params["id"])
-    context = _metadata(request) + _entity("communications/presences", selected)
-    return _render(request, view, context, selected)
+    return await _single(request, "communications")
 
 
 async def get_presences_by_user_id(request: Request) -> Response:
@@ -60,7 +68,8 @@ async def get_presences_by_user_id(request: Request) -> Response:
     principal = await _principal(request)
     body = await json_body(request, wire.GetPresencesByUserIdRequest)
     views = await request.app.state.presence.get_presences(principal, body.ids)
-    context = _metadata(request) + "Collection(microsoft.graph.presence)"
+    version = request.scope["path"].split("/", 2)[1]
+    context = _metadata(request.app.state, version) + "Collection(microsoft.graph.presence)"
     items: list[Any] = [wire.presence(view) for view in views]
     if selected is not None:
         items = [wire.select(item, selected) for item in items]

@@ -35,6 +35,7 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
         sa.UniqueConstraint("tenant_id", "upn_key", name=op.f("uq_users_tenant_id_upn_key")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "mailbox_settings",
@@ -51,6 +52,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_mailbox_settings_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_mailbox_settings")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "presence_changes",
@@ -82,6 +84,7 @@ def upgrade() -> None:
             ["user_id"], ["users.id"], name=op.f("fk_presence_sessions_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("user_id", "app_id", name=op.f("pk_presence_sessions")),
+        sqlite_with_rowid=False,
     )
     op.create_table(
         "presences",
@@ -105,6 +108,7 @@ def upgrade() -> None:
         sa.Column("next_change_us", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_presences_user_id_users"), ondelete="CASCADE"),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_presences")),
+        sqlite_with_rowid=False,
     )
     with op.batch_alter_table("presences", schema=None) as batch_op:
         batch_op.create_index("ix_presences_next_change_us", ["next_change_us"], unique=False)
