@@ -1,0 +1,127 @@
+"""Shared fixtures: a runtime on SQLite or PostgreSQL, an in-process client, tokens."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+from tests.support import BASE_URL, T0, Tokens
+
+from presenced.api.app import create_app
+from presenced.bootstrap import Runtime, build
+from presenced.clock import FixedClock
+from presenced.config import Settings
+from presenced.oauth.keys import SigningKeys
+from presenced.services.demo import DemoTenant, seed_demo
+
+POSTGRES_ENV = "PRESENCED_TEST_POSTGRES_URL"
+DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def _create_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url, timeout=3)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+
+
+async def _drop_database(admin_url: str, name: str) -> None:
+    conn = await asyncpg.connect(admin_url, timeout=3)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test process, dropped afterwards.
+
+    Uses $PRESENCED_TEST_POSTGRES_URL (a database the tests may create others
+    from); when it is unset and no server answers at the default, tests skip.
+    """
+    admin_url = os.environ.get(POSTGRES_ENV)
+    explicit = admin_url is not None
+    admin_url = admin_url or DEFAULT_POSTGRES
+    name = f"presenced_test_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(_create_database(admin_url, name))
+    except (OSError, asyncpg.PostgresError, TimeoutError) as exc:
+        if explicit:
+            pytest.fail(f"PostgreSQL at {admin_url} is not usable: {exc}")
+        pytest.skip(f"no PostgreSQL at {admin_url} (set {POSTGRES_ENV} to run these tests)")
+    base, _, _ = admin_url.rpartition("/")
+    yield f"{base}/{name}"
+    asyncio.run(_drop_database(admin_url, name))
+
+
+@pytest.fixture(scope="session")
+def key_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One signing key for the whole run: generating RSA keys is slow."""
+    data_dir = tmp_path_factory.mktemp("keys")
+    SigningKeys.load_or_create(data_dir)
+    return data_dir / "keys"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str | None:
+    """None for SQLite in the data directory, else a PostgreSQL URL."""
+    if request.param == "sqlite":
+        return None
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def make_settings(tmp_path: Path, key_folder: Path, database_url: str | None) -> Settings:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    if not (data_dir / "keys").exists():
+        shutil.copytree(key_folder, data_dir / "keys")
+    return Settings(data_dir=data_dir, database_url=database_url, public_url=BASE_URL)
+
+
+_TABLES = "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants"
+
+
+@pytest.fixture
+async def runtime(tmp_path: Path, key_folder: Path, database_url: str | None) -> AsyncIterator[Runtime]:
+    """A migrated, empty store with its services, on a fixed presence clock at ``T0``."""
+    rt = await build(make_settings(tmp_path, key_folder, database_url), clock=FixedClock(T0))
+    if database_url is not None:
+        async with rt.engine.begin() as conn:
+            await conn.exec_driver_sql(f"TRUNCATE {_TABLES} CASCADE")
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+@pytest.fixture
+def clock(runtime: Runtime) -> FixedClock:
+    assert isinstance(runtime.clock, FixedClock)
+    return runtime.clock
+
+
+@pytest.fixture
+async def demo(runtime: Runtime) -> DemoTenant:
+    return await seed_demo(runtime.store, runtime.clock)
+
+
+@pytest.fixture
+async def client(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+        yield http
+
+
+@pytest.fixture
+def tokens(runtime: Runtime, demo: DemoTenant) -> Tokens:
+    return Tokens(runtime, demo.tenant.id)

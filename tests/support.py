@@ -1,0 +1,74 @@
+"""Helpers shared by the tests: constants, token minting, request headers."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from joserfc import jwt
+
+from presenced.bootstrap import Runtime
+from presenced.oauth.tokens import issuer, mint_access_token
+
+BASE_URL = "http://127.0.0.1:8000"
+#: The presence clock of in-process tests.
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+#: The application id of the tokens the tests mint.
+APP_ID = "11111111-2222-3333-4444-555555555555"
+
+
+class Tokens:
+    """Mints tokens signed with the runtime's keys, good or deliberately bad."""
+
+    def __init__(self, runtime: Runtime, tenant_id: str) -> None:
+        self.runtime = runtime
+        self.tenant_id = tenant_id
+
+    def user(self, user_id: str, *scopes: str, tenant_id: str | None = None, app_id: str = APP_ID) -> str:
+        return mint_access_token(
+            self.runtime.keys,
+            BASE_URL,
+            tenant_id or self.tenant_id,
+            app_id=app_id,
+            now=datetime.now(UTC),
+            user_id=user_id,
+            scopes=scopes,
+        )
+
+    def app(self, *roles: str, tenant_id: str | None = None, app_id: str = APP_ID) -> str:
+        return mint_access_token(
+            self.runtime.keys, BASE_URL, tenant_id or self.tenant_id, app_id=app_id, now=datetime.now(UTC), roles=roles
+        )
+
+    def claims(self, user_id: str, **changes: Any) -> dict[str, Any]:
+        """Claims of a good delegated Presence.Read.All token, with ``changes`` applied (None removes)."""
+        now = int(datetime.now(UTC).timestamp())
+        claims: dict[str, Any] = {
+            "aud": "https://graph.microsoft.com",
+            "iss": issuer(BASE_URL, self.tenant_id),
+            "iat": now,
+            "nbf": now,
+            "exp": now + 3600,
+            "tid": self.tenant_id,
+            "oid": user_id,
+            "appid": APP_ID,
+            "scp": "Presence.Read.All",
+        }
+        for name, value in changes.items():
+            if value is None:
+                claims.pop(name, None)
+            else:
+                claims[name] = value
+        return claims
+
+    def sign(self, claims: dict[str, Any], key: Any = None, kid: str | None = None) -> str:
+        key = key or self.runtime.keys.current
+        return jwt.encode({"alg": "RS256", "typ": "JWT", "kid": kid or key.kid or key.thumbprint()}, claims, key)
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+def minutes(n: float) -> timedelta:
+    return timedelta(minutes=n)
