@@ -12,7 +12,6 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
-from tests.support import BASE_URL, T0, Tokens
 
 from presenced.api.app import create_app
 from presenced.bootstrap import Runtime, build
@@ -20,6 +19,7 @@ from presenced.clock import FixedClock
 from presenced.config import Settings
 from presenced.oauth.keys import SigningKeys
 from presenced.services.demo import DemoTenant, seed_demo
+from tests.support import BASE_URL, T0, Tokens
 
 POSTGRES_ENV = "PRESENCED_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

@@ -1,0 +1,198 @@
+"""The SQL store, the same tests on SQLite and on PostgreSQL."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.exc import IntegrityError
+
+from presenced.bootstrap import Runtime
+from presenced.domain.model import (
+    Activity,
+    AutomaticReplies,
+    AutoReplyStatus,
+    Availability,
+    LocationLayer,
+    PreferredPresence,
+    PresenceFacts,
+    Session,
+    StatusMessage,
+    WorkLocationType,
+)
+from presenced.domain.sequence import Change, initial_state, recompute
+from presenced.services.ports import Tenant, User
+from presenced.store.engine import upgrade
+from presenced.store.schema import presence_changes
+from tests.support import T0
+
+TENANT = Tenant(str(uuid.UUID(int=1)), "Contoso")
+OTHER_TENANT = Tenant(str(uuid.UUID(int=2)), "Fabrikam")
+ANNA = User(str(uuid.UUID(int=11)), TENANT.id, "Anna@Contoso.example", "Anna")
+APP_A, APP_B = str(uuid.UUID(int=101)), str(uuid.UUID(int=102))
+
+
+async def _seed(runtime: Runtime, *users: User) -> None:
+    async with runtime.store.begin() as tx:
+        await tx.put_tenant(TENANT, T0)
+        await tx.put_tenant(OTHER_TENANT, T0)
+        for user in users:
+            await tx.put_user(user, T0)
+
+
+def _rich_facts() -> PresenceFacts:
+    return PresenceFacts(
+        sessions=(
+            Session(APP_A, Availability.AVAILABLE, Activity.AVAILABLE, T0, T0 + timedelta(hours=1)),
+            Session(APP_B, Availability.BUSY, Activity.IN_A_CALL, T0 - timedelta(minutes=1), T0 + timedelta(minutes=5)),
+        ),
+        preferred=PreferredPresence(Availability.BE_RIGHT_BACK, Activity.BE_RIGHT_BACK, T0 + timedelta(days=1)),
+        status_message=StatusMessage("Lunch", T0, T0 + timedelta(hours=2), "Europe/Berlin"),
+        automatic_replies=AutomaticReplies(
+            AutoReplyStatus.SCHEDULED, T0 + timedelta(hours=1), T0 + timedelta(hours=3), "Away", "Out"
+        ),
+        manual_location=LocationLayer(WorkLocationType.OFFICE, "b-1"),
+        automatic_location=LocationLayer(WorkLocationType.REMOTE),
+    )
+
+
+async def test_migrating_twice_is_harmless(runtime: Runtime) -> None:
+    """Running the migrations on an up-to-date database changes nothing and does not fail."""
+    await upgrade(runtime.engine)
+    await upgrade(runtime.engine)
+
+
+async def test_a_new_user_starts_offline_with_nothing_pending(runtime: Runtime) -> None:
+    """A user is created with an Offline presence, a sequence number and no pending transition."""
+    await _seed(runtime, ANNA)
+    [record] = await runtime.reader.load(TENANT.id, [ANNA.id], T0)
+    assert record.user == ANNA
+    assert record.state == initial_state(PresenceFacts(), T0)
+    assert record.state.next_change_at is None
+
+
+async def test_putting_a_user_twice_updates_names_only(runtime: Runtime) -> None:
+    """put_user on an existing id renames it and keeps its presence."""
+    await _seed(runtime, ANNA)
+    renamed = User(ANNA.id, TENANT.id, "anna.b@contoso.example", "Anna B")
+    async with runtime.store.begin() as tx:
+        await tx.put_user(renamed, T0 + timedelta(hours=1))
+    assert await runtime.store.find_user(TENANT.id, "ANNA.B@contoso.example") == renamed
+    assert await runtime.store.find_user(TENANT.id, "anna@contoso.example") is None
+
+
+async def test_upn_is_unique_per_tenant_ignoring_case(runtime: Runtime) -> None:
+    """Two users of one tenant cannot share a UPN, whatever its case; another tenant can have it."""
+    await _seed(runtime, ANNA)
+    async with runtime.store.begin() as tx:
+        await tx.put_user(User(str(uuid.uuid4()), OTHER_TENANT.id, ANNA.user_principal_name, "Other Anna"), T0)
+    with pytest.raises(IntegrityError):
+        async with runtime.store.begin() as tx:
+            await tx.put_user(User(str(uuid.uuid4()), TENANT.id, "ANNA@contoso.EXAMPLE", "Impostor"), T0)
+
+
+@pytest.mark.parametrize("ref", [ANNA.id, ANNA.id.upper(), "anna@contoso.example", "ANNA@CONTOSO.EXAMPLE"])
+async def test_users_are_found_by_id_or_upn_in_any_case(runtime: Runtime, ref: str) -> None:
+    """find_user and the reader match an object id or a UPN case-insensitively."""
+    await _seed(runtime, ANNA)
+    assert await runtime.store.find_user(TENANT.id, ref) == ANNA
+    [record] = await runtime.reader.load(TENANT.id, [ref], T0)
+    assert record.user.id == ANNA.id
+
+
+async def test_other_tenants_users_are_not_found(runtime: Runtime) -> None:
+    """Lookups are scoped to the tenant."""
+    await _seed(runtime, ANNA)
+    assert await runtime.store.find_user(OTHER_TENANT.id, ANNA.id) is None
+    assert await runtime.reader.load(OTHER_TENANT.id, [ANNA.id, ANNA.user_principal_name], T0) == []
+    assert await runtime.store.tenant_exists(TENANT.id)
+    assert not await runtime.store.tenant_exists(str(uuid.uuid4()))
+
+
+async def test_every_fact_survives_a_round_trip(runtime: Runtime) -> None:
+    """Sessions, preferred presence, status message, automatic replies and locations are stored and read back."""
+    await _seed(runtime, ANNA)
+    facts = _rich_facts()
+    async with runtime.store.begin() as tx:
+        _, state = await tx.lock_presence(ANNA.id)
+        state, changes = recompute(state, facts, T0, "test")
+        await tx.save_presence(ANNA, facts, state)
+        await tx.append_changes(ANNA, changes)
+    async with runtime.store.begin() as tx:
+        stored_facts, stored_state = await tx.lock_presence(ANNA.id)
+    assert stored_facts == facts
+    assert stored_state == state
+    assert state.next_change_at is not None
+    [record] = await runtime.reader.load(TENANT.id, [ANNA.id], state.next_change_at)
+    assert record.state == state
+    assert record.load_facts() == facts
+
+
+async def test_the_reader_loads_facts_only_when_a_transition_is_due(runtime: Runtime) -> None:
+    """Before the next transition the reader skips the facts; at it, it loads them."""
+    await _seed(runtime, ANNA)
+    facts = _rich_facts()
+    async with runtime.store.begin() as tx:
+        _, state = await tx.lock_presence(ANNA.id)
+        state, _ = recompute(state, facts, T0, "test")
+        await tx.save_presence(ANNA, facts, state)
+    assert state.next_change_at is not None
+    [early] = await runtime.reader.load(TENANT.id, [ANNA.id], state.next_change_at - timedelta(microseconds=1))
+    with pytest.raises(LookupError):
+        early.load_facts()
+    [due] = await runtime.reader.load(TENANT.id, [ANNA.id], state.next_change_at)
+    assert due.load_facts() == facts
+
+
+async def test_loading_many_returns_each_user_once(runtime: Runtime) -> None:
+    """A mixed list of ids and UPNs naming the same users returns each user once, with all their sessions."""
+    bob = User(str(uuid.UUID(int=12)), TENANT.id, "bob@contoso.example", "Bob")
+    await _seed(runtime, ANNA, bob)
+    facts = _rich_facts()
+    async with runtime.store.begin() as tx:
+        _, state = await tx.lock_presence(ANNA.id)
+        await tx.save_presence(ANNA, facts, recompute(state, facts, T0, "test")[0])
+    refs = [ANNA.id, "ANNA@contoso.example", bob.user_principal_name, str(uuid.uuid4()), "nobody@x"]
+    records = await runtime.reader.load(TENANT.id, refs, T0 + timedelta(days=30))
+    assert sorted(r.user.id for r in records) == sorted([ANNA.id, bob.id])
+    anna = next(r for r in records if r.user.id == ANNA.id)
+    assert len(anna.load_facts().sessions) == 2
+
+
+async def test_a_failed_transaction_leaves_nothing(runtime: Runtime) -> None:
+    """An exception inside a transaction rolls back every write in it."""
+    await _seed(runtime)
+
+    async def write_then_fail() -> None:
+        async with runtime.store.begin() as tx:
+            await tx.put_user(ANNA, T0)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        await write_then_fail()
+    assert await runtime.store.find_user(TENANT.id, ANNA.id) is None
+
+
+async def test_the_change_log_keeps_one_entry_per_sequence_number(runtime: Runtime) -> None:
+    """Change-log entries are stored in order, and a user's sequence number appears at most once."""
+    await _seed(runtime, ANNA)
+    async with runtime.store.begin() as tx:
+        _, state = await tx.lock_presence(ANNA.id)
+        state, changes = recompute(state, _rich_facts(), T0, "test")
+        await tx.append_changes(ANNA, changes)
+    async with runtime.engine.connect() as conn:
+        count = await conn.scalar(select(func.count()).select_from(presence_changes))
+    assert count == 1
+    with pytest.raises(IntegrityError):
+        async with runtime.store.begin() as tx:
+            await tx.append_changes(ANNA, [Change(state, "again")])
+
+
+async def test_users_are_listed_by_upn(runtime: Runtime) -> None:
+    """list_users returns the tenant's users ordered by UPN."""
+    bob = User(str(uuid.UUID(int=12)), TENANT.id, "bob@contoso.example", "Bob")
+    await _seed(runtime, bob, ANNA)
+    assert [u.id for u in await runtime.store.list_users(TENANT.id)] == [ANNA.id, bob.id]
+    assert await runtime.store.list_users(OTHER_TENANT.id) == []
