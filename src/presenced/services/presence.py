@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from presenced.auth.policy import Operation, Target, authorize, require_delegated
+from presenced.auth.policy import Operation, Target, authorize, require_delegated, target_of
 from presenced.auth.principal import Principal
 from presenced.clock import Clock
 from presenced.domain.sequence import PresenceState, advance, is_due
@@ -45,11 +45,11 @@ class PresenceService:
         now = self._clock.now()
         found = await self._reader.load(principal.tenant_id, [ref], now)
         record = found[0] if found else None
-        own = record is not None and principal.is_self(record.user.id)
-        authorize(principal, Operation.READ_PRESENCE, Target.OWN if own else Target.OTHER)
+        target = Target.OTHER if record is None else target_of(principal, record.user.id)
+        authorize(principal, Operation.READ_PRESENCE, target)
         if record is None:
             raise ResourceNotFound(f"User '{ref}' was not found.")
-        return _view(record, own, now)
+        return _view(record, target is Target.OWN, now)
 
     async def get_presences(self, principal: Principal, ids: Sequence[str]) -> list[PresenceView]:
         """The presence of many users in request order; unknown ids are left out."""

@@ -1,0 +1,139 @@
+"""The command line, run as a user would run it: a separate process."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from joserfc import jwt
+
+from presenced.oauth.keys import SigningKeys
+from presenced.services.demo import DEMO_TENANT_ID
+
+
+def presenced(*args: str, data_dir: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCED_")}
+    extra = ["--data-dir", str(data_dir)] if data_dir is not None else []
+    return subprocess.run(
+        [sys.executable, "-m", "presenced", *args, *extra],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env=env,
+        check=False,
+    )
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path, key_folder: Path) -> Path:
+    folder = tmp_path / "data"
+    shutil.copytree(key_folder, folder / "keys")
+    return folder
+
+
+def test_demo_json_lists_the_tenant_and_its_users_and_is_idempotent(data_dir: Path) -> None:
+    """`presenced demo --json` prints the tenant, the Graph base URL and at least eight users, the same each time."""
+    first = presenced("demo", "--json", data_dir=data_dir)
+    assert first.returncode == 0, first.stderr
+    body = json.loads(first.stdout)
+    assert body["tenantId"] == DEMO_TENANT_ID
+    assert body["graphBaseUrl"].endswith("/v1.0")
+    assert len(body["users"]) >= 8
+    assert set(body["users"][0]) == {"id", "userPrincipalName", "displayName"}
+    second = presenced("demo", "--json", data_dir=data_dir)
+    assert json.loads(second.stdout) == body
+
+
+def test_token_for_a_user_carries_the_scopes(data_dir: Path) -> None:
+    """`presenced token --user UPN --scopes ...` prints a signed delegated token for that user."""
+    demo = json.loads(presenced("demo", "--json", data_dir=data_dir).stdout)
+    user = demo["users"][1]
+    result = presenced(
+        "token",
+        "--user",
+        user["userPrincipalName"].upper(),
+        "--scopes",
+        "Presence.Read Presence.Read.All",
+        data_dir=data_dir,
+    )
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), SigningKeys.load_or_create(data_dir).key_set).claims
+    assert claims["oid"] == user["id"]
+    assert claims["tid"] == DEMO_TENANT_ID
+    assert claims["scp"] == "Presence.Read Presence.Read.All"
+    assert claims["aud"] == "https://graph.microsoft.com"
+    assert claims["exp"] - claims["iat"] == 3600
+
+
+def test_token_for_an_app_carries_the_roles(data_dir: Path) -> None:
+    """`presenced token --app ID --roles ...` prints an app-only token with roles and no scopes."""
+    presenced("demo", data_dir=data_dir)
+    app_id = "0f9b2b84-1d2c-4c47-a8f1-3f5b9f3c2f10"
+    result = presenced("token", "--app", app_id, "--roles", "Presence.Read.All", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    claims = jwt.decode(result.stdout.strip(), SigningKeys.load_or_create(data_dir).key_set).claims
+    assert claims["roles"] == ["Presence.Read.All"]
+    assert claims["appid"] == app_id
+    assert "scp" not in claims
+
+
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("token", "--scopes", "Presence.Read"), "exactly one of --user or --app"),
+        (("token", "--user", "nobody@contoso.example"), "no user"),
+        (("token", "--app", "not-a-guid"), "GUID"),
+        (("token", "--user", "adele@contoso.example", "--tenant", "11111111-1111-1111-1111-111111111111"), "tenant"),
+        (("serve", "--port", "http"), "http"),
+        (("serve", "--colour"), "--colour"),
+        (("serve", "--database-url", "mysql://x/y"), "postgresql://"),
+        (("db", "upgrade", "--database-url", "postgresql://nobody@127.0.0.1:1/none"), "cannot reach the database"),
+    ],
+    ids=["no-identity", "unknown-user", "bad-app-id", "unknown-tenant", "bad-port", "bad-flag", "bad-scheme", "no-db"],
+)
+def test_mistakes_give_one_clear_line(data_dir: Path, args: tuple[str, ...], says: str) -> None:
+    """A bad flag, value, user, tenant or database is one line on stderr and exit status 2."""
+    presenced("demo", data_dir=data_dir)
+    result = presenced(*args, data_dir=data_dir)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("presenced: error: ")
+    assert says in lines[0]
+    assert result.stdout == ""
+
+
+def test_an_unwritable_data_directory_is_one_clear_line(tmp_path: Path) -> None:
+    """A data directory that cannot be written is reported in one line."""
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    result = presenced("demo", data_dir=blocker / "data")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "cannot write the data directory" in result.stderr
+
+
+def test_db_upgrade_reports_success(data_dir: Path) -> None:
+    """`presenced db upgrade` migrates the database and says so."""
+    result = presenced("db", "upgrade", data_dir=data_dir)
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+    assert (data_dir / "presenced.db").exists()
+
+
+def test_a_busy_port_is_one_clear_line(data_dir: Path) -> None:
+    """Serving on a port that is taken fails with one line naming the address."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = presenced("serve", "--port", str(port), data_dir=data_dir)
+    assert result.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr

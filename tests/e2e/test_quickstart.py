@@ -1,0 +1,107 @@
+"""The quick start, end to end: a real server process, tokens from the CLI, HTTP over loopback."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.support import bearer
+
+
+class Server:
+    def __init__(self, process: subprocess.Popen[str], url: str, data_dir: Path, env: dict[str, str]) -> None:
+        self.process, self.url, self.data_dir, self.env = process, url, data_dir, env
+
+    def cli(self, *args: str) -> str:
+        result = subprocess.run(
+            [sys.executable, "-m", "presenced", *args, "--data-dir", str(self.data_dir)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=self.env,
+            check=True,
+        )
+        return result.stdout.strip()
+
+
+def start_server(data_dir: Path, *extra: str) -> Server:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCED_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "presenced", "serve", "--demo", "--port", "0", "--data-dir", str(data_dir), *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+    )
+    assert process.stdout is not None
+    deadline = time.monotonic() + 60
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        lines.append(line)
+        match = re.search(r"listening on (http://\S+)", line)
+        if match:
+            return Server(process, match.group(1), data_dir, env)
+    process.kill()
+    raise AssertionError("server did not start:\n" + "".join(lines))
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def server(request: pytest.FixtureRequest, tmp_path: Path, key_folder: Path) -> Iterator[Server]:
+    data_dir = tmp_path / "data"
+    shutil.copytree(key_folder, data_dir / "keys")
+    extra: tuple[str, ...] = ()
+    if request.param == "postgres":
+        extra = ("--database-url", request.getfixturevalue("postgres_url"))
+    running = start_server(data_dir, *extra)
+    try:
+        yield running
+    finally:
+        running.process.terminate()
+        try:
+            running.process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+
+
+def test_a_demo_user_reads_their_presence_with_a_cli_token(server: Server) -> None:
+    """With `serve --demo` running, a token from `presenced token` reads /v1.0/me/presence."""
+    demo = json.loads(server.cli("demo", "--json"))
+    assert demo["graphBaseUrl"] == f"{server.url}/v1.0"
+    user = demo["users"][0]
+    token = server.cli("token", "--user", user["userPrincipalName"], "--scopes", "Presence.Read")
+    response = httpx.get(f"{server.url}/v1.0/me/presence", headers=bearer(token), timeout=10)
+    assert response.status_code == 200
+    body = response.json()
+    assert body["id"] == user["id"]
+    assert body["@odata.context"] == f"{server.url}/v1.0/$metadata#users('{user['id']}')/presence/$entity"
+    assert {
+        "availability",
+        "activity",
+        "outOfOfficeSettings",
+        "statusMessage",
+        "sequenceNumber",
+        "workLocation",
+    } <= set(body)
+
+
+def test_openapi_document_is_served(server: Server) -> None:
+    """/openapi.json is an OpenAPI 3.1 document describing the Graph read endpoints of both versions."""
+    document = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+    assert document["openapi"] == "3.1.0"
+    for version in ("v1.0", "beta"):
+        assert "get" in document["paths"][f"/{version}/me/presence"]
+        assert "post" in document["paths"][f"/{version}/communications/getPresencesByUserId"]
+    assert "Presence" in document["components"]["schemas"]
