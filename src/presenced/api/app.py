@@ -52,6 +52,7 @@ def create_app(runtime: Runtime) -> PresenceReadFastPath:
     app.state.presence = runtime.presence
     app.state.verifier = runtime.verifier
     app.state.base_url = runtime.settings.base_url
+    app.state.encoder = wire.PresenceEncoder()
     return PresenceReadFastPath(app)
 
 

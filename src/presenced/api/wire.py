@@ -156,6 +156,38 @@ def encode(value: Any) -> bytes:
     return _encoder.encode(value)
 
 
+class PresenceEncoder:
+    """Encodes presences, keeping recent encodings.
+
+    A presence's JSON depends only on the user, the sequence number and whether
+    the reader is the user: by §A.8 one sequence number is one visible presence.
+    So an encoding, once made, is right for as long as it is asked for, and the
+    cache (bounded, oldest out first) can never hold a stale one.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._members: dict[tuple[str, int, bool], bytes] = {}
+
+    def members(self, view: PresenceView) -> bytes:
+        """The presence object's members, without the braces."""
+        key = (view.user_id, view.state.sequence, view.own)
+        found = self._members.get(key)
+        if found is None:
+            found = _encoder.encode(presence(view))[1:-1]
+            if len(self._members) >= self._size:
+                del self._members[next(iter(self._members))]
+            self._members[key] = found
+        return found
+
+    def one(self, view: PresenceView, context: str) -> bytes:
+        return b'{"@odata.context":' + _encoder.encode(context) + b"," + self.members(view) + b"}"
+
+    def collection(self, views: list[PresenceView], context: str) -> bytes:
+        items = b",".join(b"{" + self.members(view) + b"}" for view in views)
+        return b'{"@odata.context":' + _encoder.encode(context) + b',"value":[' + items + b"]}"
+
+
 def select(value: Presence, properties: tuple[str, ...]) -> dict[str, Any]:
     """The presence with only ``properties`` (and ``@odata.context``, ``id``)."""
     full: dict[str, Any] = msgspec.to_builtins(value)

@@ -74,11 +74,11 @@ def authorize(principal: Principal, operation: Operation, target: Target) -> Non
     """Raise ``Forbidden`` unless the principal's scopes or roles allow the operation."""
     rule = POLICY[(operation, target)]
     if principal.is_delegated:
-        if principal.scopes & rule.delegated:
+        if not principal.scopes.isdisjoint(rule.delegated):
             return
         if rule.delegated_refusal is not None:
             raise Forbidden(rule.delegated_refusal)
-    elif principal.roles & rule.application:
+    elif not principal.roles.isdisjoint(rule.application):
         return
     raise Forbidden(_missing_message(operation, target, rule))
 

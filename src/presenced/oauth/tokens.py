@@ -8,7 +8,6 @@ live on real time, never on the emulator's manual clock (§A.11).
 
 from __future__ import annotations
 
-import hashlib
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -76,8 +75,8 @@ def mint_access_token(
 class TokenVerifier:
     """Turns a bearer token into a ``Principal``, or raises ``InvalidAuthenticationToken``.
 
-    Verified tokens are cached by digest, at most ``cache_size`` of them, and
-    never used past their expiry. A tenant removed while a token of it is cached
+    Verified tokens are cached, at most ``cache_size`` of them (oldest out
+    first), and never used past their expiry. A tenant removed while a token of it is cached
     stays visible to that token until the token expires (at most its lifetime).
     """
 
@@ -92,20 +91,20 @@ class TokenVerifier:
         self._keys = keys
         self._base_url = base_url
         self._tenant_exists = tenant_exists
-        self._cache: OrderedDict[bytes, Principal] = OrderedDict()
+        # token → (principal, instant from which the token is no longer accepted)
+        self._cache: OrderedDict[str, tuple[Principal, datetime]] = OrderedDict()
         self._cache_size = cache_size
         self._now = now
 
     async def verify(self, token: str) -> Principal:
         now = self._now()
-        digest = hashlib.blake2b(token.encode(), digest_size=16).digest()
-        cached = self._cache.get(digest)
+        cached = self._cache.get(token)
         if cached is not None:
-            if now < cached.expires_at + LEEWAY:
-                return cached
-            del self._cache[digest]
+            if now < cached[1]:
+                return cached[0]
+            del self._cache[token]
         principal = await self._verify(token, now)
-        self._cache[digest] = principal
+        self._cache[token] = (principal, principal.expires_at + LEEWAY)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return principal

@@ -28,13 +28,15 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class UserPresence:
-    """A user with the materialised state of their presence and, on demand, its facts.
+    """A user's materialised presence state and, on demand, its facts.
 
     Reads need the facts only when a transition is due and not yet stored, so
-    building them is left until asked for.
+    building them is left until asked for. ``user_principal_name`` is known
+    when the user was looked up by UPN or in a batch, else None.
     """
 
-    user: User
+    user_id: str
+    user_principal_name: str | None
     state: PresenceState
     load_facts: Callable[[], PresenceFacts]
 

@@ -45,7 +45,7 @@ class PresenceService:
         now = self._clock.now()
         found = await self._reader.load(principal.tenant_id, [ref], now)
         record = found[0] if found else None
-        target = Target.OTHER if record is None else target_of(principal, record.user.id)
+        target = Target.OTHER if record is None else target_of(principal, record.user_id)
         authorize(principal, Operation.READ_PRESENCE, target)
         if record is None:
             raise ResourceNotFound(f"User '{ref}' was not found.")
@@ -60,15 +60,16 @@ class PresenceService:
         records = await self._reader.load(principal.tenant_id, ids, now)
         by_ref: dict[str, UserPresence] = {}
         for record in records:
-            by_ref[record.user.id] = record
-            by_ref[record.user.user_principal_name.lower()] = record
+            by_ref[record.user_id] = record
+            if record.user_principal_name is not None:
+                by_ref[record.user_principal_name.lower()] = record
         views: list[PresenceView] = []
         seen: set[str] = set()
         for ref in ids:
             found = by_ref.get(ref.lower())
-            if found is not None and found.user.id not in seen:
-                seen.add(found.user.id)
-                views.append(_view(found, principal.is_self(found.user.id), now))
+            if found is not None and found.user_id not in seen:
+                seen.add(found.user_id)
+                views.append(_view(found, principal.is_self(found.user_id), now))
         return views
 
 
@@ -78,4 +79,4 @@ def _view(record: UserPresence, own: bool, now: datetime) -> PresenceView:
     state = record.state
     if is_due(state, now):
         state, _ = advance(state, record.load_facts(), now)
-    return PresenceView(record.user.id, state, own)
+    return PresenceView(record.user_id, state, own)

@@ -34,5 +34,17 @@ def encode_visible(visible: VisiblePresence) -> str:
     return _encoder.encode(visible).decode()
 
 
+#: Decoded visible presences by their JSON. Many users share one (Offline, to
+#: begin with) and the values are immutable, so sharing them is safe.
+_decoded: dict[str | bytes, VisiblePresence] = {}
+_DECODED_MAX = 4096
+
+
 def decode_visible(raw: str | bytes) -> VisiblePresence:
-    return _decoder.decode(raw)
+    found = _decoded.get(raw)
+    if found is None:
+        found = _decoder.decode(raw)
+        if len(_decoded) >= _DECODED_MAX:
+            del _decoded[next(iter(_decoded))]
+        _decoded[raw] = found
+    return found

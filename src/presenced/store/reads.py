@@ -9,13 +9,12 @@ microseconds:
   thread would.
 - PostgreSQL: an asyncpg pool; asyncpg prepares and caches the statement.
 
-The query returns the user, the one-per-user facts and the materialised state
-from one row. The stored state is exact until its ``next_change_us``; only for
-a user whose transition is already due (and not yet stored by the sweeper) does
-the read need the sessions and automatic replies, and the same query fetches
-them as JSON, lazily: ``CASE WHEN due THEN (subquery) END`` runs the subquery
-only for those rows. So a read is always one query, and the common one touches
-two rows.
+The query returns the materialised state from the user's ``presences`` row.
+The stored state is exact until its ``next_change_us``; only for a user whose
+transition is already due (and not yet stored by the sweeper) does the read
+need the facts, and the same query fetches them as JSON, lazily:
+``CASE WHEN due THEN (subquery) END`` runs the subquery only for those rows.
+So a read is always one query, and the common one by object id touches one row.
 """
 
 from __future__ import annotations
@@ -31,48 +30,65 @@ from sqlalchemy.engine import make_url
 
 from presenced.services.ports import UserPresence
 from presenced.store.codec import to_us
-from presenced.store.rows import user_presence
-from presenced.store.schema import presences
+from presenced.store.rows import PRESENCE_FACT_COLUMNS, REPLY_COLUMNS, user_presence
 
 _SESSION_FIELDS = "s.app_id, s.availability, s.activity, s.refreshed_us, s.expires_us"
-_REPLY_FIELDS = (
-    "m.auto_reply_status, m.scheduled_start_us, m.scheduled_end_us, m.internal_reply_message, m.external_reply_message"
-)
 
 
-def _select(param: str, json_array: str, json_agg: str) -> str:
-    """The read query for one dialect (``param`` is the placeholder of the ``now`` parameter)."""
-    due = f"p.next_change_us <= {param}"
-    columns = ", ".join(
-        ["u.id", "u.tenant_id", "u.user_principal_name", "u.display_name"]
-        + [f"p.{c.name}" for c in presences.c if c.name not in {"user_id", "tenant_id"}]
-    )
+def _select(now: str, json_array: str, json_agg: str, upn: str) -> str:
+    """The read query's SELECT list for one dialect (``now`` is the placeholder of the current instant)."""
+    due = f"p.next_change_us <= {now}"
+    facts = ", ".join(f"p.{name}" for name in PRESENCE_FACT_COLUMNS)
+    replies = ", ".join(f"m.{name}" for name in REPLY_COLUMNS)
     return (
-        f"SELECT {columns}, "
+        f"SELECT p.user_id AS id, {upn} AS user_principal_name, "
+        "p.visible, p.sequence, p.changed_us, p.next_change_us, "
+        f"CASE WHEN {due} THEN {json_array}({facts}) END AS facts, "
         f"CASE WHEN {due} THEN (SELECT {json_agg}({json_array}({_SESSION_FIELDS})) "
-        "FROM presence_sessions s WHERE s.user_id = u.id) END AS sessions, "
-        f"CASE WHEN {due} THEN (SELECT {json_array}({_REPLY_FIELDS}) "
-        "FROM mailbox_settings m WHERE m.user_id = u.id) END AS replies "
-        "FROM users u JOIN presences p ON p.user_id = u.id WHERE "
+        "FROM presence_sessions s WHERE s.user_id = p.user_id) END AS sessions, "
+        f"CASE WHEN {due} THEN (SELECT {json_array}({replies}) "
+        "FROM mailbox_settings m WHERE m.user_id = p.user_id) END AS replies "
     )
 
 
-# Many users: ids and UPNs as two indexed lookups joined by UNION ALL (an OR
-# of the two would make both databases scan the whole tenant).
-# In SQLite, ``+u.tenant_id`` keeps the planner on the primary key for id lists
-# instead of the (tenant_id, upn_key) index, which would walk the whole tenant.
-_SQLITE = _select("?1", "json_array", "json_group_array")
+#: The columns every variant of the read query returns, in order.
+_NAMES = (
+    "id",
+    "user_principal_name",
+    "visible",
+    "sequence",
+    "changed_us",
+    "next_change_us",
+    "facts",
+    "sessions",
+    "replies",
+)
+_BY_UPN = "FROM users u JOIN presences p ON p.user_id = u.id WHERE "
+# A read by object id touches only the user's ``presences`` row (it carries the
+# tenant); by UPN it goes through ``users``. Many users: ids and UPNs as two
+# indexed lookups joined by UNION ALL (an OR of the two would make the
+# databases walk the whole tenant). In SQLite, ``+u.tenant_id`` keeps the
+# planner on the primary key for id lists rather than the (tenant, UPN) index.
+_SQLITE_BARE = _select("?1", "json_array", "json_group_array", "CAST(NULL AS TEXT)")
+_SQLITE_NAMED = _select("?1", "json_array", "json_group_array", "u.user_principal_name")
 _SQLITE_ONE = {
-    "id": _SQLITE + "u.id = ?3 AND +u.tenant_id = ?2",
-    "upn": _SQLITE + "u.tenant_id = ?2 AND u.upn_key = ?3",
+    "id": f"{_SQLITE_BARE}FROM presences p WHERE p.user_id = ?3 AND p.tenant_id = ?2",
+    "upn": f"{_SQLITE_NAMED}{_BY_UPN}u.tenant_id = ?2 AND u.upn_key = ?3",
 }
 _SQLITE_MANY = (
-    f"{_SQLITE}u.id IN (SELECT value FROM json_each(?3)) AND +u.tenant_id = ?2 "
-    f"UNION ALL {_SQLITE}u.tenant_id = ?2 AND u.upn_key IN (SELECT value FROM json_each(?4))"
+    f"{_SQLITE_NAMED}{_BY_UPN}u.id IN (SELECT value FROM json_each(?3)) AND +u.tenant_id = ?2 "
+    f"UNION ALL {_SQLITE_NAMED}{_BY_UPN}u.tenant_id = ?2 AND u.upn_key IN (SELECT value FROM json_each(?4))"
 )
-_POSTGRES = _select("$1", "json_build_array", "json_agg") + "u.tenant_id = $2 AND "
-_POSTGRES_ONE = {"id": _POSTGRES + "u.id = $3", "upn": _POSTGRES + "u.upn_key = $3"}
-_POSTGRES_MANY = f"{_POSTGRES}u.id = ANY($3::text[]) UNION ALL {_POSTGRES}u.upn_key = ANY($4::text[])"
+_POSTGRES_BARE = _select("$1", "json_build_array", "json_agg", "CAST(NULL AS TEXT)")
+_POSTGRES_NAMED = _select("$1", "json_build_array", "json_agg", "u.user_principal_name")
+_POSTGRES_ONE = {
+    "id": f"{_POSTGRES_BARE}FROM presences p WHERE p.user_id = $3 AND p.tenant_id = $2",
+    "upn": f"{_POSTGRES_NAMED}{_BY_UPN}u.tenant_id = $2 AND u.upn_key = $3",
+}
+_POSTGRES_MANY = (
+    f"{_POSTGRES_NAMED}{_BY_UPN}u.tenant_id = $2 AND u.id = ANY($3::text[]) "
+    f"UNION ALL {_POSTGRES_NAMED}{_BY_UPN}u.tenant_id = $2 AND u.upn_key = ANY($4::text[])"
+)
 
 
 def split_refs(refs: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -102,10 +118,8 @@ class SqlitePresenceReader:
         else:
             ids, upns = split_refs(refs)
             cursor = self._conn.execute(_SQLITE_MANY, (to_us(now), tenant_id, json.dumps(ids), json.dumps(upns)))
-        # Rows as dicts: ``sqlite3.Row`` finds a column by a case-insensitive
-        # linear scan, which on a wide row costs more than the query.
-        names = [d[0] for d in cursor.description]
-        return _distinct([user_presence(dict(zip(names, row, strict=True))) for row in cursor.fetchall()])
+        # Rows as dicts: ``sqlite3.Row`` finds a column by a case-insensitive linear scan.
+        return _distinct([user_presence(dict(zip(_NAMES, row, strict=True))) for row in cursor.fetchall()])
 
     async def close(self) -> None:
         self._conn.close()
@@ -138,4 +152,4 @@ def _distinct(records: list[UserPresence]) -> list[UserPresence]:
     """Each user once (a user named by both id and UPN comes back from both lookups)."""
     if len(records) < 2:
         return records
-    return list({record.user.id: record for record in records}.values())
+    return list({record.user_id: record for record in records}.values())

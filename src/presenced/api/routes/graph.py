@@ -9,7 +9,7 @@ from starlette.responses import Response
 
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
-from presenced.api.http import bearer_token, encode_selected, json_body, json_response, select_option
+from presenced.api.http import bearer_token, json_body, json_response, select_option
 from presenced.auth.principal import Principal
 
 
@@ -40,7 +40,10 @@ async def presence_body(
         context = _metadata(state, version) + _entity("communications/presences", selected)
     else:
         context = _metadata(state, version) + _entity(f"users('{view.user_id}')/presence", selected)
-    return encode_selected(wire.presence(view, context), selected)
+    if selected is None:
+        encoded: bytes = state.encoder.one(view, context)
+        return encoded
+    return wire.encode(wire.select(wire.presence(view, context), selected))
 
 
 async def _single(request: Request, kind: str) -> Response:
@@ -70,9 +73,9 @@ async def get_presences_by_user_id(request: Request) -> Response:
     views = await request.app.state.presence.get_presences(principal, body.ids)
     version = request.scope["path"].split("/", 2)[1]
     context = _metadata(request.app.state, version) + "Collection(microsoft.graph.presence)"
-    items: list[Any] = [wire.presence(view) for view in views]
-    if selected is not None:
-        items = [wire.select(item, selected) for item in items]
+    if selected is None:
+        return json_response(request, request.app.state.encoder.collection(views, context))
+    items = [wire.select(wire.presence(view), selected) for view in views]
     return json_response(request, wire.encode({"@odata.context": context, "value": items}))
 
 
