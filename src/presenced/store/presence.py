@@ -47,6 +47,8 @@ class SqlStore:
         return found is not None
 
     async def find_user(self, tenant_id: str, ref: str) -> User | None:
+        if "\x00" in ref:  # names nobody, and PostgreSQL refuses NUL in text
+            return None
         column = users.c.upn_key if "@" in ref else users.c.id
         query = select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id, column == ref.lower())
         async with self.engine.connect() as conn:

@@ -92,11 +92,16 @@ _POSTGRES_MANY = (
 
 
 def split_refs(refs: Sequence[str]) -> tuple[list[str], list[str]]:
-    """Object ids and UPN keys: a ref with an ``@`` is a UPN; both fold to lower case."""
+    """Object ids and UPN keys: a ref with an ``@`` is a UPN; both fold to lower case.
+
+    A ref with a NUL character names nobody, and PostgreSQL refuses NUL in text,
+    so it is left out.
+    """
     ids: list[str] = []
     upns: list[str] = []
     for ref in refs:
-        (upns if "@" in ref else ids).append(ref.lower())
+        if "\x00" not in ref:
+            (upns if "@" in ref else ids).append(ref.lower())
     return ids, upns
 
 
@@ -114,6 +119,8 @@ class SqlitePresenceReader:
     async def load(self, tenant_id: str, refs: Sequence[str], now: datetime) -> list[UserPresence]:
         if len(refs) == 1:
             column, key = _one(refs[0])
+            if "\x00" in key:
+                return []
             cursor = self._conn.execute(_SQLITE_ONE[column], (to_us(now), tenant_id, key))
         else:
             ids, upns = split_refs(refs)
@@ -135,6 +142,8 @@ class PostgresPresenceReader:
         return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=10))
 
     async def load(self, tenant_id: str, refs: Sequence[str], now: datetime) -> list[UserPresence]:
+        if len(refs) == 1 and "\x00" in refs[0]:
+            return []
         async with self._pool.acquire() as conn:
             if len(refs) == 1:
                 column, key = _one(refs[0])
