@@ -13,7 +13,12 @@ from presenced.config import Settings
 from presenced.errors import ConfigurationError
 from presenced.oauth.keys import SigningKeys
 from presenced.oauth.tokens import TokenVerifier
+from presenced.services.actions import PresenceActions
+from presenced.services.emulator import EmulatorClock
+from presenced.services.mailbox import MailboxService
 from presenced.services.presence import PresenceService
+from presenced.services.sweeper import Sweeper
+from presenced.store.clock import StoredClock
 from presenced.store.engine import create_engine, sqlite_url, upgrade
 from presenced.store.presence import SqlStore
 from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
@@ -32,6 +37,11 @@ class Runtime:
     reader: SqlitePresenceReader | PostgresPresenceReader
     presence: PresenceService
     verifier: TokenVerifier
+    actions: PresenceActions
+    mailbox: MailboxService
+    sweeper: Sweeper
+    #: The manual clock's controls; None on real time.
+    emulator: EmulatorClock | None
 
     async def close(self) -> None:
         await self.reader.close()
@@ -62,10 +72,28 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
     except BaseException:
         await engine.dispose()
         raise
-    clock = clock or SystemClock()
     store = SqlStore(engine)
+    manual = StoredClock(engine) if settings.clock == "manual" else None
+    if manual is not None:
+        await manual.start()
+    clock = clock or manual or SystemClock()
     verifier = TokenVerifier(keys, settings.base_url, store.tenant_exists, settings.token_cache_size)
-    return Runtime(settings, engine, store, keys, clock, reader, PresenceService(reader, clock), verifier)
+    sweeper = Sweeper(store, clock)
+    actions = PresenceActions(store, store, clock)
+    return Runtime(
+        settings=settings,
+        engine=engine,
+        store=store,
+        keys=keys,
+        clock=clock,
+        reader=reader,
+        presence=PresenceService(reader, clock),
+        verifier=verifier,
+        actions=actions,
+        mailbox=MailboxService(actions, store, store),
+        sweeper=sweeper,
+        emulator=None if manual is None else EmulatorClock(manual, sweeper),
+    )
 
 
 async def _reader(engine: AsyncEngine) -> SqlitePresenceReader | PostgresPresenceReader:

@@ -1,13 +1,17 @@
-"""The source of presence time. Only services and adapters read it; rules take ``now``."""
+"""The source of presence time. Only services and adapters read it; rules take ``now``.
+
+Reading the clock is asynchronous because the emulator's manual clock lives in
+the database, shared by every process on it (spec §A.11).
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
 class Clock(Protocol):
-    def now(self) -> datetime:
+    async def now(self) -> datetime:
         """The current instant, timezone-aware UTC."""
         ...
 
@@ -15,7 +19,7 @@ class Clock(Protocol):
 class SystemClock:
     """Real time."""
 
-    def now(self) -> datetime:
+    async def now(self) -> datetime:
         return datetime.now(UTC)
 
 
@@ -25,8 +29,11 @@ class FixedClock:
     def __init__(self, at: datetime) -> None:
         self._at = at
 
-    def now(self) -> datetime:
+    async def now(self) -> datetime:
         return self._at
 
     def set(self, at: datetime) -> None:
         self._at = at
+
+    def advance(self, by: timedelta) -> None:
+        self._at += by

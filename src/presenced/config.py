@@ -33,6 +33,8 @@ class Settings:
     public_url: str | None = None
     #: How many verified tokens to keep in memory.
     token_cache_size: int = 10_000
+    #: "system" (real time) or "manual" (the emulator's clock, moved through /_emulator/clock).
+    clock: str = "system"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -49,13 +51,17 @@ class Settings:
             values["port"] = _port(env["PRESENCED_PORT"], "PRESENCED_PORT")
         if "PRESENCED_PUBLIC_URL" in env:
             values["public_url"] = env["PRESENCED_PUBLIC_URL"]
+        if "PRESENCED_CLOCK" in env:
+            values["clock"] = env["PRESENCED_CLOCK"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = replace(cls(), **values)  # type: ignore[arg-type]
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        if not 0 < self.port < 65536:
+        if self.clock not in {"system", "manual"}:
+            raise ConfigurationError(f"clock must be 'system' or 'manual', not {self.clock!r}")
+        if not 0 <= self.port < 65536:
             raise ConfigurationError(f"port must be between 1 and 65535, not {self.port}")
         if self.database_url is not None:
             scheme = urlsplit(self.database_url).scheme

@@ -23,10 +23,13 @@ READ = "Presence.Read"
 READ_ALL = "Presence.Read.All"
 READ_WRITE = "Presence.ReadWrite"
 READ_WRITE_ALL = "Presence.ReadWrite.All"
-DELEGATED_SCOPES = [READ, READ_ALL, READ_WRITE]
+MAILBOX_READ = "MailboxSettings.Read"
+MAILBOX_WRITE = "MailboxSettings.ReadWrite"
+DELEGATED_SCOPES = [READ, READ_ALL, READ_WRITE, MAILBOX_READ, MAILBOX_WRITE]
 APPLICATION_ROLES = [READ_ALL, READ_WRITE_ALL]
-#: Permissions outside the presence catalog, which never allow anything here.
-UNRELATED = ["User.Read", "MailboxSettings.ReadWrite", "presence.read.all"]
+APPLICATION_MAILBOX_ROLES = [MAILBOX_READ, MAILBOX_WRITE]
+#: Permissions outside the catalog, which never allow anything here.
+UNRELATED = ["User.Read", "Mail.Read", "presence.read.all", "mailboxsettings.readwrite"]
 
 CANNOT_SET_PRESENCE = "Cannot set the presence of another user."
 
@@ -49,6 +52,22 @@ SPEC: dict[tuple[Operation, Target], tuple[frozenset[str], frozenset[str], str |
         "Cannot set the work location of another user.",
     ),
     (Operation.SUBSCRIBE_PRESENCE, Target.ANY): (frozenset({READ_ALL}), frozenset({READ_ALL}), None),
+    (Operation.READ_MAILBOX_SETTINGS, Target.OWN): (
+        frozenset({MAILBOX_READ, MAILBOX_WRITE}),
+        frozenset({MAILBOX_READ, MAILBOX_WRITE}),
+        None,
+    ),
+    (Operation.READ_MAILBOX_SETTINGS, Target.OTHER): (
+        frozenset(),
+        frozenset({MAILBOX_READ, MAILBOX_WRITE}),
+        "Cannot read the mailbox settings of another user.",
+    ),
+    (Operation.WRITE_MAILBOX_SETTINGS, Target.OWN): (frozenset({MAILBOX_WRITE}), frozenset({MAILBOX_WRITE}), None),
+    (Operation.WRITE_MAILBOX_SETTINGS, Target.OTHER): (
+        frozenset(),
+        frozenset({MAILBOX_WRITE}),
+        "Cannot change the mailbox settings of another user.",
+    ),
 }
 
 
@@ -62,7 +81,7 @@ def app(*roles: str, scopes: frozenset[str] = frozenset()) -> Principal:
 
 def named_permissions(message: str) -> set[str]:
     """The permission values a message names (Presence.Read is not counted inside Presence.Read.All)."""
-    return set(re.findall(r"Presence(?:\.[A-Za-z]+)+", message))
+    return set(re.findall(r"(?:Presence|MailboxSettings)(?:\.[A-Za-z]+)+", message))
 
 
 def row_id(key: tuple[Operation, Target]) -> str:
@@ -81,7 +100,7 @@ def application_cases() -> list[Any]:
     return [
         pytest.param(key, permission, permission in SPEC[key][1], id=f"{row_id(key)}-roles={permission}")
         for key in SPEC
-        for permission in [*APPLICATION_ROLES, *UNRELATED]
+        for permission in [*APPLICATION_ROLES, *APPLICATION_MAILBOX_ROLES, *UNRELATED]
     ]
 
 
@@ -135,7 +154,7 @@ def test_no_permissions_at_all(key: tuple[Operation, Target]) -> None:
 
 @pytest.mark.parametrize("key", list(SPEC), ids=row_id)
 def test_every_permission_together(key: tuple[Operation, Target]) -> None:
-    """A caller holding every presence permission is allowed exactly the rows §A.4 allows its kind."""
+    """A caller holding every permission is allowed exactly the rows §A.4 allows its kind."""
     delegated, application, _ = SPEC[key]
     everything = user(*DELEGATED_SCOPES)
     if delegated:
@@ -143,7 +162,7 @@ def test_every_permission_together(key: tuple[Operation, Target]) -> None:
     else:
         with pytest.raises(Forbidden):
             authorize(everything, *key)
-    all_roles = app(*APPLICATION_ROLES)
+    all_roles = app(*APPLICATION_ROLES, *APPLICATION_MAILBOX_ROLES)
     if application:
         authorize(all_roles, *key)
     else:
@@ -266,10 +285,44 @@ SPEC_CATALOG = {
 }
 
 
+#: The mailbox-settings permissions that §A.7 uses, as Microsoft Graph publishes them.
+MAILBOX_CATALOG = {
+    (
+        MAILBOX_READ,
+        PermissionKind.DELEGATED,
+        "87f447af-9fa4-4c32-9dfa-4a57a73d18ce",
+        "Read user mailbox settings",
+        False,
+    ),
+    (
+        MAILBOX_WRITE,
+        PermissionKind.DELEGATED,
+        "818c620a-27a9-40bd-a6a5-d96f7d610b4b",
+        "Read and write user mailbox settings",
+        False,
+    ),
+    (
+        MAILBOX_READ,
+        PermissionKind.APPLICATION,
+        "40f97065-369a-49f4-947c-6a255697ae91",
+        "Read all user mailbox settings",
+        True,
+    ),
+    (
+        MAILBOX_WRITE,
+        PermissionKind.APPLICATION,
+        "6931bccd-447a-43d1-b442-00a195474933",
+        "Read and write all user mailbox settings",
+        True,
+    ),
+}
+
+
 def test_catalog_matches_spec_part_b_section_7() -> None:
-    """The catalog holds exactly the five presence permissions of Part B §7 with their ids, names and consent."""
-    assert len(CATALOG) == 5
-    assert {(p.value, p.kind, p.id, p.display_name, p.admin_consent_required) for p in CATALOG} == SPEC_CATALOG
+    """The catalog holds the five presence permissions of Part B §7 and the four mailbox-settings ones of §A.7."""
+    assert len(CATALOG) == 9
+    catalog = {(p.value, p.kind, p.id, p.display_name, p.admin_consent_required) for p in CATALOG}
+    assert catalog == SPEC_CATALOG | MAILBOX_CATALOG
     assert GRAPH_APP_ID == "00000003-0000-0000-c000-000000000000"
 
 
@@ -283,5 +336,5 @@ def test_policy_permissions_exist_in_catalog_with_right_kind(key: tuple[Operatio
 
 def test_known_values_by_kind() -> None:
     """known_values gives the delegated and application permission values separately."""
-    assert known_values(PermissionKind.DELEGATED) == {READ, READ_ALL, READ_WRITE}
-    assert known_values(PermissionKind.APPLICATION) == {READ_ALL, READ_WRITE_ALL}
+    assert known_values(PermissionKind.DELEGATED) == {READ, READ_ALL, READ_WRITE, MAILBOX_READ, MAILBOX_WRITE}
+    assert known_values(PermissionKind.APPLICATION) == {READ_ALL, READ_WRITE_ALL, MAILBOX_READ, MAILBOX_WRITE}

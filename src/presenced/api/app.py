@@ -12,11 +12,11 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from presenced.api import wire
-from presenced.api.endpoints import VERSIONS, Endpoint
+from presenced.api.endpoints import Endpoint
 from presenced.api.fastpath import PresenceReadFastPath
 from presenced.api.http import error_response
 from presenced.api.openapi import openapi_document
-from presenced.api.routes.graph import ENDPOINTS
+from presenced.api.routes import actions, emulator, graph, mailbox
 from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
 
@@ -26,7 +26,9 @@ log = logging.getLogger("presenced.api")
 def create_app(runtime: Runtime) -> PresenceReadFastPath:
     """The application serving ``runtime``'s services."""
     keys = runtime.keys
-    endpoints: tuple[Endpoint, ...] = ENDPOINTS
+    endpoints: tuple[Endpoint, ...] = graph.ENDPOINTS + actions.ENDPOINTS + mailbox.ENDPOINTS
+    if runtime.emulator is not None:
+        endpoints += emulator.ENDPOINTS
     openapi = wire.encode(openapi_document(endpoints))
 
     async def openapi_json(request: Request) -> Response:
@@ -38,7 +40,7 @@ def create_app(runtime: Runtime) -> PresenceReadFastPath:
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
-    routes = [Route(f"/{version}{e.path}", e.handler, methods=[e.method]) for version in VERSIONS for e in endpoints]
+    routes = [Route(path, e.handler, methods=[e.method]) for e in endpoints for path in e.paths()]
     routes += [
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
@@ -50,6 +52,9 @@ def create_app(runtime: Runtime) -> PresenceReadFastPath:
         exception_handlers={PresencedError: _presenced_error, HTTPException: _http_error, Exception: _crash},
     )
     app.state.presence = runtime.presence
+    app.state.actions = runtime.actions
+    app.state.mailbox = runtime.mailbox
+    app.state.emulator = runtime.emulator
     app.state.verifier = runtime.verifier
     app.state.base_url = runtime.settings.base_url
     app.state.encoder = wire.PresenceEncoder()

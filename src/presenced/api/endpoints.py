@@ -27,3 +27,8 @@ class Endpoint:
     response_body: type | None = None
     status: int = 200
     query: tuple[str, ...] = field(default=())
+    #: Served under each of ``VERSIONS``; False for the unversioned emulator endpoints.
+    versioned: bool = True
+
+    def paths(self) -> list[str]:
+        return [f"/{v}{self.path}" for v in VERSIONS] if self.versioned else [self.path]

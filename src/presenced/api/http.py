@@ -11,6 +11,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from presenced.api import wire
+from presenced.auth.principal import Principal
 from presenced.errors import BadRequest, InvalidAuthenticationToken, PresencedError, UnsupportedMediaType
 
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -72,6 +73,12 @@ def error_response(request: Request, error: PresencedError) -> Response:
     return Response(wire.encode(body), error.status, headers=headers, media_type=JSON_TYPE)
 
 
+async def principal_of(request: Request) -> Principal:
+    """The verified caller of a request."""
+    principal: Principal = await request.app.state.verifier.verify(bearer_token(request.headers.get("authorization")))
+    return principal
+
+
 def bearer_token(header: str | None) -> str:
     """The token of an ``Authorization: Bearer`` header value."""
     if not header:
@@ -83,11 +90,29 @@ def bearer_token(header: str | None) -> str:
     return token
 
 
-async def json_body(request: Request, kind: type[T]) -> T:
-    """The request body decoded into ``kind``; any problem is a 400 that names the field."""
+async def json_body(request: Request, kind: type[T], optional: bool = False) -> T:
+    """The request body decoded into ``kind``; any problem is a 400 that names the field.
+
+    With ``optional``, no body at all means ``kind()`` (actions without parameters).
+    """
+    raw = await _read_body(request)
+    if not raw.strip():
+        if optional:
+            return kind()
+        raise BadRequest("Request body is required.")
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType("Content-Type must be application/json.")
+    try:
+        return msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        raise BadRequest(f"Invalid request body: {exc}") from None
+    except msgspec.DecodeError as exc:
+        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+
+
+async def _read_body(request: Request) -> bytes:
+    """The body, refused once it is larger than ``MAX_BODY``."""
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
@@ -98,15 +123,7 @@ async def json_body(request: Request, kind: type[T]) -> T:
         if size > MAX_BODY:
             raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
         chunks.append(chunk)
-    raw = b"".join(chunks)
-    if not raw.strip():
-        raise BadRequest("Request body is required.")
-    try:
-        return msgspec.json.decode(raw, type=kind)
-    except msgspec.ValidationError as exc:
-        raise BadRequest(f"Invalid request body: {exc}") from None
-    except msgspec.DecodeError as exc:
-        raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+    return b"".join(chunks)
 
 
 def select_option(request: Request, allowed: frozenset[str]) -> tuple[str, ...] | None:

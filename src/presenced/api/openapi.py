@@ -10,7 +10,7 @@ import msgspec
 
 from presenced import __version__
 from presenced.api import wire
-from presenced.api.endpoints import VERSIONS, Endpoint
+from presenced.api.endpoints import Endpoint
 
 _REF = "#/components/schemas/{name}"
 
@@ -23,9 +23,9 @@ def openapi_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
     refs, components = msgspec.json.schema_components(types, ref_template=_REF)
     schema_of = dict(zip(types, refs, strict=True))
     paths: dict[str, dict[str, Any]] = {}
-    for version in VERSIONS:
-        for endpoint in endpoints:
-            path = f"/{version}{endpoint.path}"
+    for endpoint in endpoints:
+        for path in endpoint.paths():
+            version = path.split("/")[1] if endpoint.versioned else "emulator"
             paths.setdefault(path, {})[endpoint.method.lower()] = _operation(version, endpoint, schema_of)
     return {
         "openapi": "3.1.0",

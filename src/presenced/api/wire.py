@@ -8,14 +8,15 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Annotated, Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 
+from presenced.domain import timezones
 from presenced.domain.model import (
     Activity,
     Availability,
+    MailboxSettings,
     StatusMessage,
     VisiblePresence,
     WorkLocationSource,
@@ -110,13 +111,12 @@ def graph_datetime(instant: datetime) -> str:
 
 
 def local_datetime(instant: datetime, time_zone: str | None) -> DateTimeTimeZone:
-    """A ``dateTimeTimeZone`` for ``instant`` shown in ``time_zone`` (UTC if unknown)."""
+    """A ``dateTimeTimeZone`` for ``instant`` shown in ``time_zone`` (Windows or IANA; UTC if unknown)."""
     zone_name = time_zone or "UTC"
     try:
-        local = instant.astimezone(ZoneInfo(zone_name))
-    except (ZoneInfoNotFoundError, ValueError):
-        local, zone_name = instant.astimezone(UTC), "UTC"
-    return DateTimeTimeZone(date_time=f"{local:%Y-%m-%dT%H:%M:%S}.{local.microsecond:06d}0", time_zone=zone_name)
+        return DateTimeTimeZone(date_time=timezones.format_local(instant, zone_name), time_zone=zone_name)
+    except ValueError:
+        return DateTimeTimeZone(date_time=timezones.format_local(instant, "UTC"), time_zone="UTC")
 
 
 def _status_message(status: StatusMessage | None, own: bool) -> PresenceStatusMessage | None:
@@ -193,3 +193,128 @@ def select(value: Presence, properties: tuple[str, ...]) -> dict[str, Any]:
     full: dict[str, Any] = msgspec.to_builtins(value)
     keep = {"@odata.context", "id", *properties}
     return {k: v for k, v in full.items() if k in keep}
+
+
+# --- write actions ----------------------------------------------------------------------------------
+# Every member is optional at this level so that a missing one is reported by
+# name by the service ("'availability' is required"); a wrong type is reported
+# by msgspec with its path ("Expected `str | null`, got `int` - at `$.activity`").
+
+
+class SetPresenceRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    sessionId: str | None = None
+    availability: str | None = None
+    activity: str | None = None
+    expirationDuration: str | None = None
+
+
+class ClearPresenceRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    sessionId: str | None = None
+
+
+class SetUserPreferredPresenceRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    availability: str | None = None
+    activity: str | None = None
+    expirationDuration: str | None = None
+
+
+class EmptyRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Actions without parameters take no body, or ``{}``."""
+
+
+class ItemBodyInput(Struct, kw_only=True, forbid_unknown_fields=True):
+    content: str | None = None
+    contentType: str | None = None
+
+
+class DateTimeTimeZoneInput(Struct, kw_only=True, forbid_unknown_fields=True):
+    dateTime: str | None = None
+    timeZone: str | None = None
+
+
+class StatusMessageInput(Struct, kw_only=True, forbid_unknown_fields=True):
+    message: ItemBodyInput | None = None
+    expiryDateTime: DateTimeTimeZoneInput | None = None
+    #: Set by the server; a client's value is ignored.
+    publishedDateTime: str | None = None
+
+
+class SetStatusMessageRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    statusMessage: StatusMessageInput | None = None
+
+
+class WorkLocationRequest(Struct, kw_only=True, forbid_unknown_fields=True):
+    workLocationType: str | None = None
+    placeId: str | None = None
+
+
+# --- mailbox settings -------------------------------------------------------------------------------
+
+
+class AutomaticRepliesSetting(Struct, kw_only=True, rename="camel"):
+    status: str
+    external_audience: str
+    internal_reply_message: str
+    external_reply_message: str
+    scheduled_start_date_time: DateTimeTimeZone | None
+    scheduled_end_date_time: DateTimeTimeZone | None
+
+
+class MailboxSettingsBody(
+    Struct,
+    kw_only=True,
+    rename={
+        "odata_context": "@odata.context",
+        "time_zone": "timeZone",
+        "automatic_replies_setting": "automaticRepliesSetting",
+    },
+):
+    odata_context: str
+    time_zone: str
+    automatic_replies_setting: AutomaticRepliesSetting
+
+
+class AutomaticRepliesPatch(Struct, kw_only=True, forbid_unknown_fields=True):
+    status: str | None = None
+    externalAudience: str | None = None
+    internalReplyMessage: str | None = None
+    externalReplyMessage: str | None = None
+    scheduledStartDateTime: DateTimeTimeZoneInput | None = None
+    scheduledEndDateTime: DateTimeTimeZoneInput | None = None
+
+
+class MailboxSettingsPatch(Struct, kw_only=True, forbid_unknown_fields=True):
+    timeZone: str | None = None
+    automaticRepliesSetting: AutomaticRepliesPatch | None = None
+
+
+def mailbox_settings(settings: MailboxSettings, context: str) -> MailboxSettingsBody:
+    replies = settings.automatic_replies
+    start = replies.scheduled_start
+    end = replies.scheduled_end
+    return MailboxSettingsBody(
+        odata_context=context,
+        time_zone=settings.time_zone,
+        automatic_replies_setting=AutomaticRepliesSetting(
+            status=replies.status.value,
+            external_audience=settings.external_audience,
+            internal_reply_message=replies.internal_reply_message or "",
+            external_reply_message=replies.external_reply_message or "",
+            scheduled_start_date_time=None
+            if start is None
+            else local_datetime(start, settings.scheduled_start_time_zone),
+            scheduled_end_date_time=None if end is None else local_datetime(end, settings.scheduled_end_time_zone),
+        ),
+    )
+
+
+# --- emulator ---------------------------------------------------------------------------------------
+
+
+class ClockMove(Struct, kw_only=True, forbid_unknown_fields=True, rename={"to": "set"}):
+    advance: str | None = None
+    to: datetime | None = None
+
+
+class ClockReading(Struct, kw_only=True):
+    now: str

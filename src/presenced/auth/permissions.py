@@ -60,12 +60,45 @@ APP_PRESENCE_READWRITE_ALL = Permission(
     True,
 )
 
+MAILBOX_SETTINGS_READ = Permission(
+    "MailboxSettings.Read",
+    PermissionKind.DELEGATED,
+    "87f447af-9fa4-4c32-9dfa-4a57a73d18ce",
+    "Read user mailbox settings",
+    False,
+)
+MAILBOX_SETTINGS_READWRITE = Permission(
+    "MailboxSettings.ReadWrite",
+    PermissionKind.DELEGATED,
+    "818c620a-27a9-40bd-a6a5-d96f7d610b4b",
+    "Read and write user mailbox settings",
+    False,
+)
+APP_MAILBOX_SETTINGS_READ = Permission(
+    "MailboxSettings.Read",
+    PermissionKind.APPLICATION,
+    "40f97065-369a-49f4-947c-6a255697ae91",
+    "Read all user mailbox settings",
+    True,
+)
+APP_MAILBOX_SETTINGS_READWRITE = Permission(
+    "MailboxSettings.ReadWrite",
+    PermissionKind.APPLICATION,
+    "6931bccd-447a-43d1-b442-00a195474933",
+    "Read and write all user mailbox settings",
+    True,
+)
+
 CATALOG: tuple[Permission, ...] = (
     PRESENCE_READ,
     PRESENCE_READ_ALL,
     PRESENCE_READWRITE,
     APP_PRESENCE_READ_ALL,
     APP_PRESENCE_READWRITE_ALL,
+    MAILBOX_SETTINGS_READ,
+    MAILBOX_SETTINGS_READWRITE,
+    APP_MAILBOX_SETTINGS_READ,
+    APP_MAILBOX_SETTINGS_READWRITE,
 )
 
 

@@ -19,6 +19,8 @@ class Operation(StrEnum):
     WRITE_PRESENCE = "write presence"
     WRITE_LOCATION = "write the work location"
     SUBSCRIBE_PRESENCE = "subscribe to presence"
+    READ_MAILBOX_SETTINGS = "read mailbox settings"
+    WRITE_MAILBOX_SETTINGS = "write mailbox settings"
 
 
 class Target(StrEnum):
@@ -43,6 +45,8 @@ _APP_READ = frozenset({"Presence.Read.All", "Presence.ReadWrite.All"})
 _WRITE_OWN = frozenset({"Presence.ReadWrite"})
 _APP_WRITE = frozenset({"Presence.ReadWrite.All"})
 _NONE: frozenset[str] = frozenset()
+_MAILBOX_READ = frozenset({"MailboxSettings.Read", "MailboxSettings.ReadWrite"})
+_MAILBOX_WRITE = frozenset({"MailboxSettings.ReadWrite"})
 
 POLICY: dict[tuple[Operation, Target], Rule] = {
     (Operation.READ_PRESENCE, Target.OWN): Rule(_READ_OWN, _APP_READ),
@@ -53,6 +57,14 @@ POLICY: dict[tuple[Operation, Target], Rule] = {
     (Operation.WRITE_LOCATION, Target.OWN): Rule(_WRITE_OWN, _NONE),
     (Operation.WRITE_LOCATION, Target.OTHER): Rule(_NONE, _NONE, "Cannot set the work location of another user."),
     (Operation.SUBSCRIBE_PRESENCE, Target.ANY): Rule(_READ_ALL, _READ_ALL),
+    (Operation.READ_MAILBOX_SETTINGS, Target.OWN): Rule(_MAILBOX_READ, _MAILBOX_READ),
+    (Operation.READ_MAILBOX_SETTINGS, Target.OTHER): Rule(
+        _NONE, _MAILBOX_READ, "Cannot read the mailbox settings of another user."
+    ),
+    (Operation.WRITE_MAILBOX_SETTINGS, Target.OWN): Rule(_MAILBOX_WRITE, _MAILBOX_WRITE),
+    (Operation.WRITE_MAILBOX_SETTINGS, Target.OTHER): Rule(
+        _NONE, _MAILBOX_WRITE, "Cannot change the mailbox settings of another user."
+    ),
 }
 
 

@@ -172,6 +172,20 @@ class AutomaticReplies:
 
 
 @dataclass(frozen=True, slots=True)
+class MailboxSettings:
+    """A user's mailbox settings that presenced keeps (spec §A.7).
+
+    Only ``automatic_replies`` affects presence; the rest is shown back as set.
+    """
+
+    time_zone: str = "UTC"
+    automatic_replies: AutomaticReplies = field(default_factory=AutomaticReplies)
+    external_audience: str = "all"
+    scheduled_start_time_zone: str | None = None
+    scheduled_end_time_zone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LocationLayer:
     """One work-location signal (manual or automatic)."""
 

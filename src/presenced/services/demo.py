@@ -154,7 +154,7 @@ def _replace_with(facts: PresenceFacts) -> Callable[[PresenceFacts], PresenceFac
 
 async def seed_demo(uow: UnitOfWork, clock: Clock) -> DemoTenant:
     """Create or reset the demo tenant and its users, in one transaction."""
-    now = clock.now()
+    now = await clock.now()
     tenant = Tenant(DEMO_TENANT_ID, "Contoso (demo)")
     users = demo_users()
     async with uow.begin() as tx:

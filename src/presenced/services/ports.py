@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from presenced.domain.model import PresenceFacts
+from presenced.domain.model import MailboxSettings, PresenceFacts
 from presenced.domain.sequence import Change, PresenceState
 
 
@@ -60,6 +60,10 @@ class Directory(Protocol):
 
     async def list_users(self, tenant_id: str) -> list[User]: ...
 
+    async def mailbox_settings(self, user_id: str) -> MailboxSettings:
+        """The user's mailbox settings (defaults if none were ever set)."""
+        ...
+
 
 class Transaction(Protocol):
     async def put_tenant(self, tenant: Tenant, now: datetime) -> None:
@@ -78,6 +82,31 @@ class Transaction(Protocol):
 
     async def append_changes(self, user: User, changes: Sequence[Change]) -> None:
         """Add change-log entries, one per change of the visible presence."""
+        ...
+
+    async def lock_due(self, now: datetime, limit: int) -> list[User]:
+        """Up to ``limit`` users whose next transition is at or before ``now``, locked.
+
+        Users another transaction holds are skipped, not waited for.
+        """
+        ...
+
+    async def mailbox_settings(self, user_id: str) -> MailboxSettings:
+        """The user's mailbox settings as this transaction sees them."""
+        ...
+
+    async def save_mailbox_settings(self, user: User, settings: MailboxSettings) -> None:
+        """The mailbox settings other than the automatic replies (saved with the presence)."""
+        ...
+
+
+class ManualClock(Protocol):
+    """The emulator's clock: it moves only when told."""
+
+    async def now(self) -> datetime: ...
+
+    async def move(self, decide: Callable[[datetime], datetime]) -> datetime:
+        """Set the time to ``decide(current time)``, atomically; the new time."""
         ...
 
 

@@ -42,7 +42,7 @@ class PresenceService:
         caller who may only read their own presence gets 403, not 404, for
         anyone else.
         """
-        now = self._clock.now()
+        now = await self._clock.now()
         found = await self._reader.load(principal.tenant_id, [ref], now)
         record = found[0] if found else None
         target = Target.OTHER if record is None else target_of(principal, record.user_id)
@@ -56,7 +56,7 @@ class PresenceService:
         authorize(principal, Operation.READ_PRESENCES, Target.ANY)
         if not 1 <= len(ids) <= MAX_IDS:
             raise BadRequest(f"'ids' must hold between 1 and {MAX_IDS} user ids, not {len(ids)}.")
-        now = self._clock.now()
+        now = await self._clock.now()
         records = await self._reader.load(principal.tenant_id, ids, now)
         by_ref: dict[str, UserPresence] = {}
         for record in records:

@@ -35,17 +35,35 @@ def create_engine(url: str) -> AsyncEngine:
     if url.startswith("sqlite"):
         engine = create_async_engine(url, pool_size=8, max_overflow=8)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
+    # The driver's own implicit BEGIN is off; ``_sqlite_begin`` says how to begin.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=10000")
     cursor.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Write transactions take SQLite's write lock at once (``BEGIN IMMEDIATE``).
+
+    A deferred transaction that reads, then writes after another writer
+    committed, fails at once with SQLITE_BUSY (its snapshot is stale); taking
+    the lock first makes writers queue instead, each waiting up to the busy
+    timeout. Transactions that only read begin deferred.
+    """
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get(WRITER) else "BEGIN")
+
+
+#: Execution option that marks a connection's transactions as writes.
+WRITER = "presenced_writer"
 
 
 async def upgrade(engine: AsyncEngine) -> None:

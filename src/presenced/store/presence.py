@@ -10,13 +10,16 @@ from typing import Any
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from presenced.domain.model import PresenceFacts
+from presenced.domain.model import MailboxSettings, PresenceFacts
 from presenced.domain.sequence import Change, PresenceState, initial_state
 from presenced.services.ports import Tenant, User
 from presenced.store.codec import encode_visible, opt_to_us, to_us
+from presenced.store.engine import WRITER
 from presenced.store.rows import (
     facts_from_rows,
     facts_to_row,
+    mailbox_from_row,
+    mailbox_to_row,
     replies_to_row,
     session_from_row,
     session_to_row,
@@ -63,8 +66,16 @@ class SqlStore:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[SqlTransaction]:
-        async with self.engine.begin() as conn:
-            yield SqlTransaction(conn)
+        async with self.engine.connect() as conn:
+            conn = await conn.execution_options(**{WRITER: True})
+            async with conn.begin():
+                yield SqlTransaction(conn)
+
+    async def mailbox_settings(self, user_id: str) -> MailboxSettings:
+        query = select(mailbox_settings).where(mailbox_settings.c.user_id == user_id)
+        async with self.engine.connect() as conn:
+            row = (await conn.execute(query)).mappings().first()
+        return mailbox_from_row(row)
 
 
 class SqlTransaction:
@@ -128,6 +139,30 @@ class SqlTransaction:
         )
         if updated.rowcount == 0:
             await self.conn.execute(insert(mailbox_settings).values(user_id=user.id, **replies))
+
+    async def lock_due(self, now: datetime, limit: int) -> list[User]:
+        # SKIP LOCKED: several sweepers share the due users instead of queueing
+        # on them. SQLite ignores it (one writer at a time holds the database).
+        query = (
+            select(*_USER_COLUMNS)
+            .select_from(presences.join(users, users.c.id == presences.c.user_id))
+            .where(presences.c.next_change_us <= to_us(now))
+            .order_by(presences.c.next_change_us)
+            .limit(limit)
+            .with_for_update(of=presences, skip_locked=True)
+        )
+        rows = (await self.conn.execute(query)).mappings().all()
+        return [user_from_row(row) for row in rows]
+
+    async def mailbox_settings(self, user_id: str) -> MailboxSettings:
+        query = select(mailbox_settings).where(mailbox_settings.c.user_id == user_id)
+        return mailbox_from_row((await self.conn.execute(query)).mappings().first())
+
+    async def save_mailbox_settings(self, user: User, settings: MailboxSettings) -> None:
+        """The mailbox columns that are not presence facts (the replies go with ``save_presence``)."""
+        await self.conn.execute(
+            update(mailbox_settings).where(mailbox_settings.c.user_id == user.id).values(**mailbox_to_row(settings))
+        )
 
     async def append_changes(self, user: User, changes: Sequence[Change]) -> None:
         if not changes:

@@ -12,6 +12,7 @@ from presenced.domain.model import (
     AutoReplyStatus,
     Availability,
     LocationLayer,
+    MailboxSettings,
     PreferredPresence,
     PresenceFacts,
     Session,
@@ -101,6 +102,29 @@ def replies_to_row(replies: AutomaticReplies) -> dict[str, Any]:
         "scheduled_end_us": opt_to_us(replies.scheduled_end),
         "internal_reply_message": replies.internal_reply_message,
         "external_reply_message": replies.external_reply_message,
+    }
+
+
+def mailbox_from_row(row: Row | None) -> MailboxSettings:
+    """Mailbox settings from a ``mailbox_settings`` row (defaults when there is none)."""
+    if row is None:
+        return MailboxSettings()
+    return MailboxSettings(
+        time_zone=row["time_zone"] or "UTC",
+        automatic_replies=_replies_from_row(row),
+        external_audience=row["external_audience"] or "all",
+        scheduled_start_time_zone=row["scheduled_start_time_zone"],
+        scheduled_end_time_zone=row["scheduled_end_time_zone"],
+    )
+
+
+def mailbox_to_row(settings: MailboxSettings) -> dict[str, Any]:
+    """The mailbox columns that are not automatic-reply facts."""
+    return {
+        "time_zone": settings.time_zone,
+        "external_audience": settings.external_audience,
+        "scheduled_start_time_zone": settings.scheduled_start_time_zone,
+        "scheduled_end_time_zone": settings.scheduled_end_time_zone,
     }
 
 

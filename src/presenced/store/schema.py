@@ -110,7 +110,16 @@ mailbox_settings = Table(
     Column("scheduled_end_time_zone", String(64)),
     Column("internal_reply_message", Text),
     Column("external_reply_message", Text),
+    Column("external_audience", String(16), nullable=False, server_default="all"),
     sqlite_with_rowid=False,
+)
+
+# The emulator's manual clock (one row), shared by every process on the database.
+emulator_clock = Table(
+    "emulator_clock",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("now_us", BigInteger, nullable=False),
 )
 
 # Every change of a user's visible presence, exactly once, in sequence order.

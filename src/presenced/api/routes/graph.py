@@ -9,13 +9,8 @@ from starlette.responses import Response
 
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
-from presenced.api.http import bearer_token, json_body, json_response, select_option
+from presenced.api.http import bearer_token, json_body, json_response, principal_of, select_option
 from presenced.auth.principal import Principal
-
-
-async def _principal(request: Request) -> Principal:
-    principal: Principal = await request.app.state.verifier.verify(bearer_token(request.headers.get("authorization")))
-    return principal
 
 
 def _metadata(state: Any, version: str) -> str:
@@ -68,7 +63,7 @@ async def get_communications_presence(request: Request) -> Response:
 
 async def get_presences_by_user_id(request: Request) -> Response:
     selected = select_option(request, wire.PRESENCE_PROPERTIES)
-    principal = await _principal(request)
+    principal = await principal_of(request)
     body = await json_body(request, wire.GetPresencesByUserIdRequest)
     views = await request.app.state.presence.get_presences(principal, body.ids)
     version = request.scope["path"].split("/", 2)[1]

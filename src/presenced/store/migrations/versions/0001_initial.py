@@ -48,11 +48,18 @@ def upgrade() -> None:
         sa.Column("scheduled_end_time_zone", sa.String(length=64), nullable=True),
         sa.Column("internal_reply_message", sa.Text(), nullable=True),
         sa.Column("external_reply_message", sa.Text(), nullable=True),
+        sa.Column("external_audience", sa.String(length=16), server_default="all", nullable=False),
         sa.ForeignKeyConstraint(
             ["user_id"], ["users.id"], name=op.f("fk_mailbox_settings_user_id_users"), ondelete="CASCADE"
         ),
         sa.PrimaryKeyConstraint("user_id", name=op.f("pk_mailbox_settings")),
         sqlite_with_rowid=False,
+    )
+    op.create_table(
+        "emulator_clock",
+        sa.Column("id", sa.Integer(), autoincrement=False, nullable=False),
+        sa.Column("now_us", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_emulator_clock")),
     )
     op.create_table(
         "presence_changes",
@@ -124,6 +131,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_presence_changes_tenant_id_id")
 
     op.drop_table("presence_changes")
+    op.drop_table("emulator_clock")
     op.drop_table("mailbox_settings")
     op.drop_table("users")
     op.drop_table("tenants")

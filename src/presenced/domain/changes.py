@@ -1,0 +1,114 @@
+"""The writes, as pure changes of a user's presence facts (spec §A.5 and §A.6).
+
+Each function takes the current facts and returns the new ones; validation
+that depends on the facts (clearing a session that does not exist) happens
+here, validation of the request's shape before it is called.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import replace
+from datetime import datetime, timedelta
+
+from presenced.domain.model import (
+    Activity,
+    AutomaticReplies,
+    Availability,
+    LocationLayer,
+    Pair,
+    PreferredPresence,
+    PresenceFacts,
+    Session,
+    StatusMessage,
+)
+from presenced.errors import BadRequest, ResourceNotFound
+
+#: A change of the facts, as the write path applies it.
+Mutation = Callable[[PresenceFacts], PresenceFacts]
+
+SESSION_DEFAULT = timedelta(minutes=5)
+SESSION_MIN = timedelta(minutes=5)
+SESSION_MAX = timedelta(hours=4)
+PREFERRED_MAX = timedelta(days=30)
+#: setUserPreferredPresence defaults: a day for Busy and DoNotDisturb, a week otherwise.
+PREFERRED_SHORT_DEFAULT = timedelta(days=1)
+PREFERRED_LONG_DEFAULT = timedelta(days=7)
+
+
+def _live(facts: PresenceFacts, now: datetime) -> tuple[Session, ...]:
+    return tuple(s for s in facts.sessions if s.expires_at > now)
+
+
+def set_session(
+    facts: PresenceFacts, app_id: str, pair: Pair, duration: timedelta | None, now: datetime
+) -> PresenceFacts:
+    """setPresence: create or refresh the app's session; expired sessions are dropped."""
+    duration = SESSION_DEFAULT if duration is None else duration
+    if not SESSION_MIN <= duration <= SESSION_MAX:
+        raise BadRequest("'expirationDuration' must be between PT5M and PT4H.")
+    session = Session(app_id, pair[0], pair[1], now, now + duration)
+    others = tuple(s for s in _live(facts, now) if s.app_id != app_id)
+    return replace(facts, sessions=(*others, session))
+
+
+def clear_session(facts: PresenceFacts, app_id: str, now: datetime) -> PresenceFacts:
+    """clearPresence: end the app's session; 404 when it has none that is live."""
+    live = _live(facts, now)
+    if not any(s.app_id == app_id for s in live):
+        raise ResourceNotFound(f"No presence session of application '{app_id}' exists for this user.")
+    return replace(facts, sessions=tuple(s for s in live if s.app_id != app_id))
+
+
+def preferred_default(availability: Availability) -> timedelta:
+    busy = availability in {Availability.BUSY, Availability.DO_NOT_DISTURB}
+    return PREFERRED_SHORT_DEFAULT if busy else PREFERRED_LONG_DEFAULT
+
+
+def set_preferred(facts: PresenceFacts, pair: Pair, duration: timedelta | None, now: datetime) -> PresenceFacts:
+    """setUserPreferredPresence, with the documented default expiries."""
+    duration = preferred_default(pair[0]) if duration is None else duration
+    if not timedelta(0) < duration <= PREFERRED_MAX:
+        raise BadRequest("'expirationDuration' must be more than zero and at most P30D.")
+    return replace(facts, preferred=PreferredPresence(pair[0], pair[1], now + duration))
+
+
+def clear_preferred(facts: PresenceFacts) -> PresenceFacts:
+    return replace(facts, preferred=None)
+
+
+def set_status_message(facts: PresenceFacts, message: StatusMessage | None) -> PresenceFacts:
+    """setStatusMessage; None (empty content) clears it."""
+    return replace(facts, status_message=message)
+
+
+def set_location(facts: PresenceFacts, layer: str, location: LocationLayer) -> PresenceFacts:
+    """setManualLocation (``layer`` manual) or setAutomaticLocation (automatic)."""
+    if layer == "manual":
+        return replace(facts, manual_location=location)
+    return replace(facts, automatic_location=location)
+
+
+def clear_automatic_location(facts: PresenceFacts) -> PresenceFacts:
+    return replace(facts, automatic_location=None)
+
+
+def clear_location(facts: PresenceFacts) -> PresenceFacts:
+    """clearLocation removes the manual and the automatic layers."""
+    return replace(facts, manual_location=None, automatic_location=None)
+
+
+def set_automatic_replies(facts: PresenceFacts, replies: AutomaticReplies) -> PresenceFacts:
+    return replace(facts, automatic_replies=replies)
+
+
+def pair_of(availability: Availability, activity: Activity, allowed: frozenset[Pair], action: str) -> Pair:
+    """The (availability, activity) pair if ``action`` allows it, else a 400 listing the allowed pairs."""
+    pair = (availability, activity)
+    if pair not in allowed:
+        listed = ", ".join(f"{a.value}/{b.value}" for a, b in sorted(allowed, key=lambda p: (p[0].value, p[1].value)))
+        raise BadRequest(
+            f"{action} does not support availability '{availability.value}' with activity '{activity.value}'. "
+            f"Supported: {listed}."
+        )
+    return pair

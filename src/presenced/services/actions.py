@@ -1,0 +1,186 @@
+"""The presence write actions (spec §A.4, §A.5): who may, what is valid, one transaction each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+
+from presenced.auth.policy import Operation, Target, authorize, require_delegated, target_of
+from presenced.auth.principal import Principal
+from presenced.clock import Clock
+from presenced.domain import changes as change
+from presenced.domain.model import (
+    PREFERRED_PAIRS,
+    SESSION_PAIRS,
+    Activity,
+    Availability,
+    LocationLayer,
+    PresenceFacts,
+    StatusMessage,
+    WorkLocationType,
+)
+from presenced.domain.sequence import Change
+from presenced.errors import BadRequest, ResourceNotFound
+from presenced.services.inputs import duration_value, enum_value, guid_value, local_instant
+from presenced.services.ports import Directory, UnitOfWork, User
+from presenced.services.writes import change_facts
+
+MAX_STATUS_LENGTH = 280
+MAX_PLACE_ID = 256
+_LOCATION_TYPES = (
+    WorkLocationType.UNSPECIFIED,
+    WorkLocationType.OFFICE,
+    WorkLocationType.REMOTE,
+    WorkLocationType.TIME_OFF,
+)
+
+Mutation = Callable[[PresenceFacts, datetime], PresenceFacts]
+#: Called after each commit with the changes it logged (a wake-up for notifications).
+Listener = Callable[[Sequence[Change]], None]
+
+
+class PresenceActions:
+    def __init__(self, directory: Directory, uow: UnitOfWork, clock: Clock, listener: Listener | None = None) -> None:
+        self._directory = directory
+        self._uow = uow
+        self._clock = clock
+        self._listener = listener
+
+    async def target(self, principal: Principal, ref: str | None, operation: Operation) -> User:
+        """The user ``ref`` names (None: the signed-in user), if the caller may act on them.
+
+        The permission is checked before the user's existence is revealed.
+        """
+        ref = require_delegated(principal) if ref is None else ref
+        user = await self._directory.find_user(principal.tenant_id, ref)
+        authorize(principal, operation, Target.OTHER if user is None else target_of(principal, user.id))
+        if user is None:
+            raise ResourceNotFound(f"User '{ref}' was not found.")
+        return user
+
+    async def now(self) -> datetime:
+        return await self._clock.now()
+
+    async def apply(self, user: User, mutation: Mutation, cause: str) -> list[Change]:
+        """Change the user's facts in one transaction; a rejected change leaves everything as it was."""
+        now = await self._clock.now()
+        async with self._uow.begin() as tx:
+            _, logged = await change_facts(tx, user, lambda facts: mutation(facts, now), now, cause)
+        self.notify(logged)
+        return logged
+
+    def notify(self, logged: Sequence[Change]) -> None:
+        """Tell the listener about committed changes."""
+        if logged and self._listener is not None:
+            self._listener(logged)
+
+    async def set_presence(
+        self,
+        principal: Principal,
+        ref: str | None,
+        session_id: str | None,
+        availability: str | None,
+        activity: str | None,
+        expiration: str | None,
+    ) -> None:
+        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
+        app_id = _own_session(principal, session_id)
+        pair = change.pair_of(
+            enum_value(Availability, availability, "availability"),
+            enum_value(Activity, activity, "activity"),
+            SESSION_PAIRS,
+            "setPresence",
+        )
+        duration = duration_value(expiration, "expirationDuration")
+        _check_session_duration(duration)
+        await self.apply(user, lambda f, now: change.set_session(f, app_id, pair, duration, now), "setPresence")
+
+    async def clear_presence(self, principal: Principal, ref: str | None, session_id: str | None) -> None:
+        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
+        app_id = _own_session(principal, session_id)
+        await self.apply(user, lambda f, now: change.clear_session(f, app_id, now), "clearPresence")
+
+    async def set_preferred_presence(
+        self,
+        principal: Principal,
+        ref: str | None,
+        availability: str | None,
+        activity: str | None,
+        expiration: str | None,
+    ) -> None:
+        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
+        pair = change.pair_of(
+            enum_value(Availability, availability, "availability"),
+            enum_value(Activity, activity, "activity"),
+            PREFERRED_PAIRS,
+            "setUserPreferredPresence",
+        )
+        duration = duration_value(expiration, "expirationDuration")
+        if duration is not None and not timedelta(0) < duration <= change.PREFERRED_MAX:
+            raise BadRequest("'expirationDuration' must be more than zero and at most P30D.")
+        await self.apply(user, lambda f, now: change.set_preferred(f, pair, duration, now), "setUserPreferredPresence")
+
+    async def clear_preferred_presence(self, principal: Principal, ref: str | None) -> None:
+        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
+        await self.apply(user, lambda f, now: change.clear_preferred(f), "clearUserPreferredPresence")
+
+    async def set_status_message(
+        self,
+        principal: Principal,
+        ref: str | None,
+        content: str | None,
+        content_type: str | None,
+        expiry_date_time: str | None,
+        expiry_time_zone: str | None,
+        has_expiry: bool,
+    ) -> None:
+        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
+        if content_type is not None and content_type.lower() != "text":
+            raise BadRequest("'statusMessage.message.contentType' must be text.")
+        if content is not None and len(content) > MAX_STATUS_LENGTH:
+            raise BadRequest(f"'statusMessage.message.content' must be at most {MAX_STATUS_LENGTH} characters.")
+        expires: datetime | None = None
+        zone: str | None = None
+        if has_expiry:
+            expires, zone = local_instant(expiry_date_time, expiry_time_zone, "statusMessage.expiryDateTime")
+
+        def mutation(facts: PresenceFacts, now: datetime) -> PresenceFacts:
+            if not content:
+                return change.set_status_message(facts, None)
+            if expires is not None and expires <= now:
+                raise BadRequest("'statusMessage.expiryDateTime' is in the past.")
+            return change.set_status_message(facts, StatusMessage(content, now, expires, zone))
+
+        await self.apply(user, mutation, "setStatusMessage")
+
+    async def set_location(
+        self, principal: Principal, ref: str | None, layer: str, location_type: str | None, place_id: str | None
+    ) -> None:
+        user = await self.target(principal, ref, Operation.WRITE_LOCATION)
+        kind = enum_value(WorkLocationType, location_type, "workLocationType", _LOCATION_TYPES)
+        if place_id is not None and len(place_id) > MAX_PLACE_ID:
+            raise BadRequest(f"'placeId' must be at most {MAX_PLACE_ID} characters.")
+        location = LocationLayer(kind, place_id)
+        cause = "setManualLocation" if layer == "manual" else "setAutomaticLocation"
+        await self.apply(user, lambda f, now: change.set_location(f, layer, location), cause)
+
+    async def clear_automatic_location(self, principal: Principal, ref: str | None) -> None:
+        user = await self.target(principal, ref, Operation.WRITE_LOCATION)
+        await self.apply(user, lambda f, now: change.clear_automatic_location(f), "clearAutomaticLocation")
+
+    async def clear_location(self, principal: Principal, ref: str | None) -> None:
+        user = await self.target(principal, ref, Operation.WRITE_LOCATION)
+        await self.apply(user, lambda f, now: change.clear_location(f), "clearLocation")
+
+
+def _own_session(principal: Principal, session_id: str | None) -> str:
+    """The session id, which must be the calling application's id (spec §A.5)."""
+    app_id = guid_value(session_id, "sessionId")
+    if app_id != principal.app_id:
+        raise BadRequest(f"'sessionId' must be the calling application's id ({principal.app_id}).")
+    return app_id
+
+
+def _check_session_duration(duration: timedelta | None) -> None:
+    if duration is not None and not change.SESSION_MIN <= duration <= change.SESSION_MAX:
+        raise BadRequest("'expirationDuration' must be between PT5M and PT4H.")

@@ -1,0 +1,38 @@
+"""The emulator's manual clock (spec §A.11): it moves forward only, and moving it runs what fell due."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from presenced.errors import BadRequest
+from presenced.services.inputs import duration_value
+from presenced.services.ports import ManualClock
+from presenced.services.sweeper import Sweeper
+
+
+class EmulatorClock:
+    def __init__(self, clock: ManualClock, sweeper: Sweeper) -> None:
+        self._clock = clock
+        self._sweeper = sweeper
+
+    async def now(self) -> datetime:
+        return await self._clock.now()
+
+    async def move(self, advance: str | None = None, to: datetime | None = None) -> datetime:
+        """Advance by an ISO 8601 duration or set a later instant; then store the transitions now due."""
+        if (advance is None) == (to is None):
+            raise BadRequest("Give exactly one of 'advance' (an ISO 8601 duration) or 'set' (an instant).")
+        step = duration_value(advance, "advance") if advance is not None else None
+
+        def decide(current: datetime) -> datetime:
+            target = current + step if step is not None else to
+            assert target is not None
+            if target < current:
+                raise BadRequest(f"The clock only moves forward; it is at {current.isoformat()}.")
+            return target
+
+        if step is not None and step < timedelta(0):
+            raise BadRequest("'advance' must not be negative.")
+        moved = await self._clock.move(decide)
+        await self._sweeper.run_due()
+        return moved

@@ -1,0 +1,66 @@
+"""Request values → domain values; every problem is a 400 that names the field."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import TypeVar
+
+from presenced.domain import timezones
+from presenced.domain.durations import parse_duration
+from presenced.errors import BadRequest
+
+E = TypeVar("E", bound=Enum)
+
+
+def enum_value(kind: type[E], raw: str | None, field: str, allowed: tuple[E, ...] | None = None) -> E:
+    """The member of ``kind`` named ``raw`` (any case), one of ``allowed`` if given."""
+    choices = allowed or tuple(kind)
+    if raw is None:
+        raise BadRequest(f"'{field}' is required.")
+    for member in choices:
+        if str(member.value).lower() == raw.lower():
+            return member
+    listed = ", ".join(str(m.value) for m in choices)
+    raise BadRequest(f"'{field}' must be one of {listed}; '{raw[:64]}' is not.")
+
+
+def duration_value(raw: str | None, field: str) -> timedelta | None:
+    """An optional duration in ISO 8601 or the SDKs' forms (spec §A.5)."""
+    if raw is None:
+        return None
+    duration = parse_duration(raw)
+    if duration is None:
+        raise BadRequest(f"'{field}' must be a duration such as PT1H; '{raw[:64]}' is not.")
+    return duration
+
+
+def guid_value(raw: str | None, field: str) -> str:
+    if not raw:
+        raise BadRequest(f"'{field}' is required.")
+    try:
+        return str(uuid.UUID(raw))
+    except ValueError:
+        raise BadRequest(f"'{field}' must be a GUID; '{raw[:64]}' is not.") from None
+
+
+def zone_name(raw: str | None, field: str) -> str:
+    """A Windows or IANA time-zone name, as it will be shown back; None means UTC."""
+    if raw is None:
+        return "UTC"
+    name = timezones.canonical_name(raw)
+    if name is None:
+        raise BadRequest(f"'{field}' is not a known time zone: '{raw[:64]}'.")
+    return name
+
+
+def local_instant(date_time: str | None, time_zone: str | None, field: str) -> tuple[datetime, str]:
+    """The instant of a ``dateTimeTimeZone`` and its zone's name."""
+    if date_time is None:
+        raise BadRequest(f"'{field}.dateTime' is required.")
+    zone = zone_name(time_zone, f"{field}.timeZone")
+    try:
+        return timezones.parse_local(date_time, zone), zone
+    except ValueError as exc:
+        raise BadRequest(f"'{field}.dateTime' is not valid: {exc}") from None

@@ -1,0 +1,67 @@
+"""Time-driven changes: fades, expiries and out-of-office windows, made durable.
+
+The sweeper takes users whose next transition is due and stores it through
+the same path as a write (``services.writes.change_facts`` with the facts
+unchanged), so a fade gets its sequence number and change-log entry exactly as
+a write would. Each batch is one transaction: a crash loses nothing, because
+the due users stay due until a batch commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from presenced.clock import Clock
+from presenced.domain.model import PresenceFacts
+from presenced.services.ports import UnitOfWork
+from presenced.services.writes import change_facts
+
+log = logging.getLogger("presenced.sweeper")
+
+BATCH = 200
+#: How often the sweeper looks for due users: changes land within this of their due time.
+INTERVAL = 0.5
+
+
+def _unchanged(facts: PresenceFacts) -> PresenceFacts:
+    return facts
+
+
+class Sweeper:
+    def __init__(self, uow: UnitOfWork, clock: Clock, interval: float = INTERVAL) -> None:
+        self._uow = uow
+        self._clock = clock
+        self._interval = interval
+        self._wake = asyncio.Event()
+
+    async def run_due(self) -> int:
+        """Store every transition due now; the number of changes logged."""
+        logged = 0
+        while True:
+            now = await self._clock.now()
+            async with self._uow.begin() as tx:
+                due = await tx.lock_due(now, BATCH)
+                for user in due:
+                    _, changes = await change_facts(tx, user, _unchanged, now, "timer")
+                    logged += len(changes)
+            if len(due) < BATCH:
+                return logged
+
+    def wake(self) -> None:
+        """Look for due users now rather than at the next interval."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        """Sweep every ``interval`` seconds (or when woken) until cancelled; errors are logged, not fatal."""
+        while True:
+            try:
+                await self.run_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("sweep failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()

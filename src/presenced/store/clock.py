@@ -1,0 +1,53 @@
+"""The emulator's manual clock, kept in the database so every process shares it (spec §A.11)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from presenced.store.codec import from_us, to_us
+from presenced.store.engine import WRITER
+from presenced.store.schema import emulator_clock
+
+
+class StoredClock:
+    """A clock that moves only when told. It starts at the real time of its first use."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def now(self) -> datetime:
+        async with self._engine.connect() as conn:
+            value = await conn.scalar(select(emulator_clock.c.now_us).where(emulator_clock.c.id == 1))
+        return datetime.now(UTC) if value is None else from_us(value)
+
+    async def start(self) -> datetime:
+        """Create the clock at the current real time unless it exists; its time."""
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(**{WRITER: True})
+            async with conn.begin():
+                value = await conn.scalar(select(emulator_clock.c.now_us).where(emulator_clock.c.id == 1))
+                if value is None:
+                    value = to_us(datetime.now(UTC))
+                    await conn.execute(insert(emulator_clock).values(id=1, now_us=value))
+        return from_us(value)
+
+    async def move(self, decide: Callable[[datetime], datetime]) -> datetime:
+        """Set the clock to ``decide(current time)``, atomically with respect to other movers."""
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(**{WRITER: True})
+            async with conn.begin():
+                query = select(emulator_clock.c.now_us).where(emulator_clock.c.id == 1).with_for_update()
+                current = await conn.scalar(query)
+                now = from_us(current) if current is not None else datetime.now(UTC)
+                target = decide(now)
+                if current is None:
+                    await conn.execute(insert(emulator_clock).values(id=1, now_us=to_us(target)))
+                else:
+                    await conn.execute(
+                        update(emulator_clock).where(emulator_clock.c.id == 1).values(now_us=to_us(target))
+                    )
+        return target
