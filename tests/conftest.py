@@ -88,7 +88,7 @@ def make_settings(tmp_path: Path, key_folder: Path, database_url: str | None) ->
     return Settings(data_dir=data_dir, database_url=database_url, public_url=BASE_URL)
 
 
-_TABLES = "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants"
+_TABLES = "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants, emulator_clock"
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import json
 import socket
@@ -21,12 +22,22 @@ from presenced.config import Settings
 from presenced.errors import ConfigurationError
 from presenced.oauth.tokens import mint_access_token
 from presenced.services.demo import DEMO_TENANT_ID, DemoTenant, seed_demo
+from presenced.services.sweeper import INTERVAL
 
 #: The application id that ``presenced token --user`` tokens carry unless told otherwise.
 CLI_APP_ID = "de8bc8b5-d9f9-48b1-a8ad-b748da725064"
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _clock_option(command: F) -> F:
+    return click.option(
+        "--clock",
+        type=click.Choice(["system", "manual"]),
+        help="manual: presence time moves only through POST /_emulator/clock (an emulator feature). "
+        "Env: PRESENCED_CLOCK.",
+    )(command)
 
 
 def _store_options(command: F) -> F:
@@ -77,6 +88,8 @@ def cli() -> None:
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8000; 0 picks a free one).")
 @click.option("--public-url", help="The URL clients use, if not http://HOST:PORT. Env: PRESENCED_PUBLIC_URL.")
 @click.option("--demo", is_flag=True, help="Seed (or reset) the demo tenant before serving.")
+@_clock_option
+@click.option("--no-worker", is_flag=True, help="Do not run the background worker (run `presenced worker`).")
 def serve(
     data_dir: Path | None,
     database_url: str | None,
@@ -84,15 +97,15 @@ def serve(
     port: int | None,
     public_url: str | None,
     demo: bool,
+    clock: str | None,
+    no_worker: bool,
 ) -> None:
-    """Serve the Graph presence API."""
-    settings = _settings(data_dir=data_dir, database_url=database_url, host=host, public_url=public_url)
+    """Serve the Graph presence API (and, unless --no-worker, the background worker)."""
+    options = {"data_dir": data_dir, "database_url": database_url, "host": host, "public_url": public_url}
+    settings = _settings(clock=clock, **options)
     sock = _listen(settings.host, settings.port if port is None else port)
-    bound_port = sock.getsockname()[1]
-    settings = _settings(
-        data_dir=data_dir, database_url=database_url, host=host, public_url=public_url, port=bound_port
-    )
-    _run(lambda: _serve(settings, sock, demo))
+    settings = _settings(clock=clock, port=sock.getsockname()[1], **options)
+    _run(lambda: _serve(settings, sock, demo, worker=not no_worker))
 
 
 def _listen(host: str, port: int) -> socket.socket:
@@ -111,7 +124,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-async def _serve(settings: Settings, sock: socket.socket, demo: bool) -> None:
+async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bool) -> None:
     import uvicorn
 
     from presenced.api.app import create_app
@@ -127,6 +140,11 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool) -> None:
         click.echo(f"  Graph API:  {base}/v1.0  and  {base}/beta")
         click.echo(f"  OpenAPI:    {base}/openapi.json")
         click.echo(f"  Store:      {where}")
+        if runtime.emulator is not None:
+            click.echo(
+                f"  Clock:      manual, at {(await runtime.clock.now()).isoformat()} (POST {base}/_emulator/clock)"
+            )
+        click.echo(f"  Worker:     {'in this process' if worker else 'off (run presenced worker)'}")
         if demo:
             upn = tenant.users[0].user_principal_name
             click.echo(f"  Demo:       tenant {tenant.tenant.id}, {len(tenant.users)} users, e.g. {upn}")
@@ -147,7 +165,14 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool) -> None:
         # collector from scanning it again and again under load.
         gc.collect()
         gc.freeze()
-        await uvicorn.Server(config).serve(sockets=[sock])
+        sweeping = asyncio.create_task(runtime.sweeper.run_forever()) if worker else None
+        try:
+            await uvicorn.Server(config).serve(sockets=[sock])
+        finally:
+            if sweeping is not None:
+                sweeping.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await sweeping
     finally:
         await runtime.close()
 
@@ -249,6 +274,21 @@ def token(
         )
 
     click.echo(_run(lambda: _with_runtime(settings, mint)))
+
+
+@cli.command()
+@_store_options
+@_clock_option
+def worker(data_dir: Path | None, database_url: str | None, clock: str | None) -> None:
+    """Run the background worker alone: store the presence changes that time brings (fades, expiries)."""
+    settings = _settings(data_dir=data_dir, database_url=database_url, clock=clock)
+
+    async def work(runtime: Runtime) -> None:
+        click.echo(f"presenced {__version__} worker: sweeping due presence transitions every {INTERVAL} s")
+        sys.stdout.flush()
+        await runtime.sweeper.run_forever()
+
+    _run(lambda: _with_runtime(settings, work))
 
 
 @cli.group()
