@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,10 +15,9 @@ import pytest
 from presenced.api.app import create_app
 from presenced.bootstrap import Runtime, build
 from presenced.clock import FixedClock
-from presenced.config import Settings
 from presenced.oauth.keys import SigningKeys
 from presenced.services.demo import DemoTenant, seed_demo
-from tests.support import BASE_URL, T0, Tokens
+from tests.support import BASE_URL, T0, TABLES, Tokens, make_settings
 
 POSTGRES_ENV = "PRESENCED_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -80,24 +78,13 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
     return url
 
 
-def make_settings(tmp_path: Path, key_folder: Path, database_url: str | None) -> Settings:
-    data_dir = tmp_path / "data"
-    data_dir.mkdir(exist_ok=True)
-    if not (data_dir / "keys").exists():
-        shutil.copytree(key_folder, data_dir / "keys")
-    return Settings(data_dir=data_dir, database_url=database_url, public_url=BASE_URL)
-
-
-_TABLES = "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants, emulator_clock"
-
-
 @pytest.fixture
 async def runtime(tmp_path: Path, key_folder: Path, database_url: str | None) -> AsyncIterator[Runtime]:
     """A migrated, empty store with its services, on a fixed presence clock at ``T0``."""
     rt = await build(make_settings(tmp_path, key_folder, database_url), clock=FixedClock(T0))
     if database_url is not None:
         async with rt.engine.begin() as conn:
-            await conn.exec_driver_sql(f"TRUNCATE {_TABLES} CASCADE")
+            await conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
     try:
         yield rt
     finally:

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import shutil
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from joserfc import jwt
 
 from presenced.bootstrap import Runtime
+from presenced.config import Settings
 from presenced.oauth.tokens import issuer, mint_access_token
 
 BASE_URL = "http://127.0.0.1:8000"
+#: Every table, for TRUNCATE between PostgreSQL tests.
+TABLES = "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants, emulator_clock"
 #: The presence clock of in-process tests.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 #: The application id of the tokens the tests mint.
 APP_ID = "11111111-2222-3333-4444-555555555555"
+
+
+def make_settings(tmp_path: Path, key_folder: Path, database_url: str | None) -> Settings:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    if not (data_dir / "keys").exists():
+        shutil.copytree(key_folder, data_dir / "keys")
+    return Settings(data_dir=data_dir, database_url=database_url, public_url=BASE_URL)
+
+
+_TABLES = "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants, emulator_clock"
 
 
 class Tokens:

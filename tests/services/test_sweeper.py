@@ -1,0 +1,122 @@
+"""The sweeper stores time-driven changes exactly once, on both stores."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from sqlalchemy import select
+
+from presenced.bootstrap import Runtime, build
+from presenced.clock import FixedClock
+from presenced.domain.model import Activity, Availability, PresenceFacts, Session
+from presenced.domain.sequence import advance
+from presenced.services.ports import Tenant, User
+from presenced.services.sweeper import Sweeper
+from presenced.services.writes import change_facts
+from presenced.store.schema import presence_changes
+from tests.support import T0
+
+TENANT = Tenant(str(uuid.UUID(int=1)), "Contoso")
+APP = str(uuid.UUID(int=9))
+
+
+def _idle_user(n: int) -> User:
+    return User(str(uuid.UUID(int=100 + n)), TENANT.id, f"user{n}@contoso.example", f"User {n}")
+
+
+async def _seed(runtime: Runtime, count: int) -> list[User]:
+    """Users with one Available session refreshed at T0 (fades at +5 and +10 min, expires at +1 h)."""
+    users = [_idle_user(n) for n in range(count)]
+    session = Session(APP, Availability.AVAILABLE, Activity.AVAILABLE, T0, T0 + timedelta(hours=1))
+    async with runtime.store.begin() as tx:
+        await tx.put_tenant(TENANT, T0)
+        for user in users:
+            await tx.put_user(user, T0)
+            await change_facts(tx, user, lambda _f: PresenceFacts(sessions=(session,)), T0, "setPresence")
+    return users
+
+
+async def _log(runtime: Runtime, user: User) -> list[tuple[int, str]]:
+    query = (
+        select(presence_changes.c.sequence, presence_changes.c.cause)
+        .where(presence_changes.c.user_id == user.id)
+        .order_by(presence_changes.c.id)
+    )
+    async with runtime.engine.connect() as conn:
+        return [(row.sequence, row.cause) for row in await conn.execute(query)]
+
+
+async def test_due_transitions_are_stored_with_their_change_log(runtime: Runtime, clock: FixedClock) -> None:
+    """Past every fade and the expiry, one sweep logs each change once, as a timer change."""
+    [user] = await _seed(runtime, 1)
+    clock.set(T0 + timedelta(hours=2))
+    assert await runtime.sweeper.run_due() == 3
+    log = await _log(runtime, user)
+    assert [cause for _, cause in log] == ["setPresence", "timer", "timer", "timer"]
+    assert [seq for seq, _ in log] == sorted(seq for seq, _ in log)
+    async with runtime.store.begin() as tx:
+        _, state = await tx.lock_presence(user.id)
+    assert state.visible.availability is Availability.OFFLINE
+    assert state.next_change_at is None
+    assert state.sequence == log[-1][0]
+
+
+async def test_sweeping_again_changes_nothing(runtime: Runtime, clock: FixedClock) -> None:
+    """A second sweep at the same time finds nothing due and logs nothing."""
+    [user] = await _seed(runtime, 1)
+    clock.set(T0 + timedelta(minutes=7))
+    assert await runtime.sweeper.run_due() == 1
+    assert await runtime.sweeper.run_due() == 0
+    assert len(await _log(runtime, user)) == 2
+
+
+async def test_a_read_and_the_sweeper_agree_on_the_sequence_number(runtime: Runtime, clock: FixedClock) -> None:
+    """The state a read computes for a due transition is the one the sweeper then stores."""
+    [user] = await _seed(runtime, 1)
+    clock.set(T0 + timedelta(minutes=11))
+    [record] = await runtime.reader.load(TENANT.id, [user.id], T0 + timedelta(minutes=11))
+    computed, _ = advance(record.state, record.load_facts(), T0 + timedelta(minutes=11))
+    await runtime.sweeper.run_due()
+    async with runtime.store.begin() as tx:
+        _, stored = await tx.lock_presence(user.id)
+    assert stored == computed
+
+
+async def test_a_restart_loses_nothing_that_was_due(runtime: Runtime) -> None:
+    """Transitions that fell due while no sweeper ran are stored by a worker started later (a new process)."""
+    [user] = await _seed(runtime, 1)
+    restarted = await build(runtime.settings, clock=FixedClock(T0 + timedelta(minutes=12)))
+    try:
+        assert await restarted.sweeper.run_due() == 2
+    finally:
+        await restarted.close()
+    assert [cause for _, cause in await _log(runtime, user)] == ["setPresence", "timer", "timer"]
+
+
+async def test_concurrent_sweepers_never_double_apply(runtime: Runtime, clock: FixedClock) -> None:
+    """Several sweepers at once store each transition exactly once."""
+    users = await _seed(runtime, 30)
+    clock.set(T0 + timedelta(minutes=11))
+    sweepers = [Sweeper(runtime.store, clock) for _ in range(4)]
+    logged = await asyncio.gather(*(s.run_due() for s in sweepers))
+    assert sum(logged) == 60
+    for user in users:
+        assert [cause for _, cause in await _log(runtime, user)] == ["setPresence", "timer", "timer"]
+
+
+async def test_the_background_sweeper_picks_up_due_users(runtime: Runtime, clock: FixedClock) -> None:
+    """run_forever stores a transition that falls due while it runs, without being asked."""
+    [user] = await _seed(runtime, 1)
+    sweeper = Sweeper(runtime.store, clock, interval=0.05)
+    task = asyncio.create_task(sweeper.run_forever())
+    try:
+        clock.set(T0 + timedelta(minutes=5))
+        for _ in range(200):  # at most 10 s; it takes one interval
+            if len(await _log(runtime, user)) == 2:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        task.cancel()
+    assert [cause for _, cause in await _log(runtime, user)] == ["setPresence", "timer"]
