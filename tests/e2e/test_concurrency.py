@@ -528,3 +528,75 @@ def test_a_presence_write_queued_behind_a_mailbox_patch_keeps_the_patch(
     assert seen["stored"] == "alwaysEnabled", seen
     assert seen["mailbox"] == "alwaysEnabled", seen
     assert seen["outOfOffice"] is True, seen
+
+
+# --------------------------------------------------------------------------- a write whose instant passed while it waited
+
+#: The demo user of the second race: Offline, no status message, nothing due for days.
+LATE_USER_ID = demo_user_id("grady")
+#: How far ahead the status message expires: long enough for the write to start before, short for the test.
+EXPIRY_AHEAD = timedelta(seconds=2)
+
+
+async def _late_write_race(servers: list[Server], database_url: str) -> dict[str, Any]:
+    """A status message expires while a setPresence, started before the expiry, waits for the user's lock."""
+    dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+    holder = await asyncpg.connect(dsn, timeout=10)
+    monitor = await asyncpg.connect(dsn, timeout=10)
+    app = SESSION_APPS[1]
+    one = servers[0]
+    headers = {"Authorization": f"Bearer {one.tokens[app]}"}
+    try:
+        async with httpx.AsyncClient(timeout=30) as client:
+            expires = datetime.now(UTC) + EXPIRY_AHEAD
+            status = {
+                "message": {"content": "Back in a moment", "contentType": "text"},
+                "expiryDateTime": {"dateTime": expires.strftime("%Y-%m-%dT%H:%M:%S.%f"), "timeZone": "UTC"},
+            }
+            answer = await client.post(
+                f"{one.url}/v1.0/users/{LATE_USER_ID}/presence/setStatusMessage",
+                json={"statusMessage": status},
+                headers=headers,
+            )
+            assert answer.status_code == 200, answer.text
+            held = holder.transaction()
+            await held.start()
+            await holder.execute("SELECT 1 FROM presences WHERE user_id = $1 FOR UPDATE", LATE_USER_ID)
+            body = {"sessionId": app, "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1H"}
+            write = asyncio.create_task(
+                client.post(f"{one.url}/v1.0/users/{LATE_USER_ID}/presence/setPresence", json=body, headers=headers)
+            )
+            await _lock_waiters(monitor, 1)
+            assert datetime.now(UTC) < expires, "the machine is too slow for this test: the expiry passed already"
+            await asyncio.sleep((expires - datetime.now(UTC)).total_seconds() + 0.3)
+            # The expiry is due and not stored (the user is locked): a read computes it.
+            before = (await client.get(f"{one.url}/v1.0/users/{LATE_USER_ID}/presence", headers=headers)).json()
+            await held.commit()
+            written = await asyncio.wait_for(write, 20)
+            assert written.status_code == 200, written.text
+            after = []
+            for server in servers:
+                token = {"Authorization": f"Bearer {server.tokens[app]}"}
+                read = await client.get(f"{server.url}/v1.0/users/{LATE_USER_ID}/presence", headers=token)
+                after.append(read.json())
+    finally:
+        await holder.close()
+        await monitor.close()
+    return {"before": before, "after": after}
+
+
+def test_a_write_that_waited_past_a_due_transition_moves_the_sequence_forward(
+    servers: list[Server], postgres_url: str
+) -> None:
+    """A write acknowledged after a reader saw a transition gets a higher sequence number, and every server shows it.
+
+    Deterministic: a status message expires 2 s ahead; the test holds the user's lock, starts a
+    setPresence (it queues), reads the presence after the expiry (the read computes the due
+    expiry, with its sequence number), then lets the write through and reads from both servers.
+    """
+    seen = asyncio.run(_late_write_race(servers, postgres_url))
+    before, after = seen["before"], seen["after"]
+    assert (before["availability"], before["statusMessage"]) == ("Offline", None), seen
+    for body in after:
+        assert (body["availability"], body["activity"], body["statusMessage"]) == ("Busy", "InACall", None), seen
+        assert body["sequenceNumber"] > before["sequenceNumber"], seen
