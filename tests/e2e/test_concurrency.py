@@ -530,7 +530,7 @@ def test_a_presence_write_queued_behind_a_mailbox_patch_keeps_the_patch(
     assert seen["outOfOffice"] is True, seen
 
 
-# --------------------------------------------------------------------------- a write whose instant passed while it waited
+# --------------------------------------------------------------- a write whose instant passed while it waited
 
 #: The demo user of the second race: Offline, no status message, nothing due for days.
 LATE_USER_ID = demo_user_id("grady")

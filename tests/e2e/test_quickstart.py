@@ -98,10 +98,14 @@ def test_a_demo_user_reads_their_presence_with_a_cli_token(server: Server) -> No
 
 
 def test_openapi_document_is_served(server: Server) -> None:
-    """/openapi.json is an OpenAPI 3.1 document describing the Graph read endpoints of both versions."""
+    """/openapi.json is an OpenAPI 3.1 document describing the Graph endpoints of both versions."""
     document = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
     assert document["openapi"] == "3.1.0"
     for version in ("v1.0", "beta"):
         assert "get" in document["paths"][f"/{version}/me/presence"]
         assert "post" in document["paths"][f"/{version}/communications/getPresencesByUserId"]
-    assert "Presence" in document["components"]["schemas"]
+    assert "post" in document["paths"]["/v1.0/users/{id}/presence/setPresence"]
+    assert "post" in document["paths"]["/beta/communications/presences/{id}/clearLocation"]
+    assert set(document["paths"]["/v1.0/me/mailboxSettings"]) == {"get", "patch"}
+    assert "/_emulator/clock" not in document["paths"]
+    assert {"Presence", "SetPresenceRequest", "MailboxSettingsPatch"} <= set(document["components"]["schemas"])
