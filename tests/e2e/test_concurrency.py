@@ -8,6 +8,9 @@ last acknowledged write is well defined while the writers race each other. After
 database must hold exactly the last acknowledged value of every writer (no lost update), a
 visible presence that ``aggregate`` computes from the stored facts, a change log whose sequence
 numbers rise in id order and end at the stored state, and both servers must answer GET with it.
+
+Two more tests order a race deterministically (the test holds the user's row lock itself and
+checks in pg_stat_activity who waits for it); both show bugs in src and are strict xfails.
 """
 
 from __future__ import annotations
@@ -438,6 +441,12 @@ RACE_USER_ID = demo_user_id("alex")
 MAILBOX_APP = str(uuid.uuid5(_NS, "mailbox-app"))
 
 
+def _require(condition: bool, problem: str) -> None:
+    """A precondition of a race test: its failure is an error, never the expected failure."""
+    if not condition:
+        raise RuntimeError(problem)
+
+
 async def _lock_waiters(monitor: asyncpg.Connection, count: int) -> None:
     """Wait (bounded) until ``count`` sessions of this database wait for a lock."""
     deadline = time.monotonic() + 20
@@ -448,7 +457,7 @@ async def _lock_waiters(monitor: asyncpg.Connection, count: int) -> None:
         if waiting >= count:
             return
         await asyncio.sleep(0.02)
-    raise AssertionError(f"fewer than {count} requests ever waited for the presence lock")
+    raise RuntimeError(f"fewer than {count} requests ever waited for the presence lock")
 
 
 async def _mailbox_race(server: Server, database_url: str, mailbox_token: str) -> dict[str, Any]:
@@ -481,9 +490,9 @@ async def _mailbox_race(server: Server, database_url: str, mailbox_token: str) -
             await _lock_waiters(monitor, 2)
             await held.commit()
             patched, written = await asyncio.wait_for(asyncio.gather(patch, write), 20)
-            assert patched.status_code == 200, patched.text
-            assert patched.json()["automaticRepliesSetting"]["status"] == "alwaysEnabled"
-            assert written.status_code == 200, written.text
+            _require(patched.status_code == 200, patched.text)
+            _require(patched.json()["automaticRepliesSetting"]["status"] == "alwaysEnabled", patched.text)
+            _require(written.status_code == 200, written.text)
             mailbox = await client.get(
                 f"/users/{RACE_USER_ID}/mailboxSettings", headers={"Authorization": f"Bearer {mailbox_token}"}
             )
@@ -506,6 +515,14 @@ async def _mailbox_race(server: Server, database_url: str, mailbox_token: str) -
     }
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="bug in src: SqlTransaction.lock_presence selects presences LEFT JOIN mailbox_settings ... FOR UPDATE OF "
+    "presences in one statement; under READ COMMITTED a statement that waited for the lock re-reads the locked "
+    "presences row but keeps the mailbox_settings row of its old snapshot, and save_presence writes those stale "
+    "automatic replies back, undoing the PATCH that held the lock",
+)
 def test_a_presence_write_queued_behind_a_mailbox_patch_keeps_the_patch(
     servers: list[Server], postgres_url: str
 ) -> None:
@@ -535,7 +552,7 @@ def test_a_presence_write_queued_behind_a_mailbox_patch_keeps_the_patch(
 #: The demo user of the second race: Offline, no status message, nothing due for days.
 LATE_USER_ID = demo_user_id("grady")
 #: How far ahead the status message expires: long enough for the write to start before, short for the test.
-EXPIRY_AHEAD = timedelta(seconds=2)
+EXPIRY_AHEAD = timedelta(seconds=3)
 
 
 async def _late_write_race(servers: list[Server], database_url: str) -> dict[str, Any]:
@@ -558,7 +575,7 @@ async def _late_write_race(servers: list[Server], database_url: str) -> dict[str
                 json={"statusMessage": status},
                 headers=headers,
             )
-            assert answer.status_code == 200, answer.text
+            _require(answer.status_code == 200, answer.text)
             held = holder.transaction()
             await held.start()
             await holder.execute("SELECT 1 FROM presences WHERE user_id = $1 FOR UPDATE", LATE_USER_ID)
@@ -567,13 +584,13 @@ async def _late_write_race(servers: list[Server], database_url: str) -> dict[str
                 client.post(f"{one.url}/v1.0/users/{LATE_USER_ID}/presence/setPresence", json=body, headers=headers)
             )
             await _lock_waiters(monitor, 1)
-            assert datetime.now(UTC) < expires, "the machine is too slow for this test: the expiry passed already"
+            _require(datetime.now(UTC) < expires, "the machine is too slow for this test: the expiry passed already")
             await asyncio.sleep((expires - datetime.now(UTC)).total_seconds() + 0.3)
             # The expiry is due and not stored (the user is locked): a read computes it.
             before = (await client.get(f"{one.url}/v1.0/users/{LATE_USER_ID}/presence", headers=headers)).json()
             await held.commit()
             written = await asyncio.wait_for(write, 20)
-            assert written.status_code == 200, written.text
+            _require(written.status_code == 200, written.text)
             after = []
             for server in servers:
                 token = {"Authorization": f"Bearer {server.tokens[app]}"}
@@ -585,12 +602,20 @@ async def _late_write_race(servers: list[Server], database_url: str) -> dict[str
     return {"before": before, "after": after}
 
 
+@pytest.mark.xfail(
+    strict=True,
+    raises=AssertionError,
+    reason="bug in src: PresenceActions.apply reads the clock before it begins the transaction and waits for the "
+    "user's lock, so a write applies at an instant earlier than a transition a read already computed; the sweeper "
+    "then stores a different presence under the sequence number that read showed, and the server that served the "
+    "read keeps answering its cached encoding (PresenceEncoder keys on user and sequence number)",
+)
 def test_a_write_that_waited_past_a_due_transition_moves_the_sequence_forward(
     servers: list[Server], postgres_url: str
 ) -> None:
     """A write acknowledged after a reader saw a transition gets a higher sequence number, and every server shows it.
 
-    Deterministic: a status message expires 2 s ahead; the test holds the user's lock, starts a
+    Deterministic: a status message expires 3 s ahead; the test holds the user's lock, starts a
     setPresence (it queues), reads the presence after the expiry (the read computes the due
     expiry, with its sequence number), then lets the write through and reads from both servers.
     """
