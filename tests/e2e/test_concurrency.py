@@ -10,7 +10,7 @@ visible presence that ``aggregate`` computes from the stored facts, a change log
 numbers rise in id order and end at the stored state, and both servers must answer GET with it.
 
 Two more tests order a race deterministically (the test holds the user's row lock itself and
-checks in pg_stat_activity who waits for it); both show bugs in src and are strict xfails.
+checks in pg_stat_activity who waits for it).
 """
 
 from __future__ import annotations
@@ -515,14 +515,6 @@ async def _mailbox_race(server: Server, database_url: str, mailbox_token: str) -
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug in src: SqlTransaction.lock_presence selects presences LEFT JOIN mailbox_settings ... FOR UPDATE OF "
-    "presences in one statement; under READ COMMITTED a statement that waited for the lock re-reads the locked "
-    "presences row but keeps the mailbox_settings row of its old snapshot, and save_presence writes those stale "
-    "automatic replies back, undoing the PATCH that held the lock",
-)
 def test_a_presence_write_queued_behind_a_mailbox_patch_keeps_the_patch(
     servers: list[Server], postgres_url: str
 ) -> None:
@@ -602,14 +594,6 @@ async def _late_write_race(servers: list[Server], database_url: str) -> dict[str
     return {"before": before, "after": after}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason="bug in src: PresenceActions.apply reads the clock before it begins the transaction and waits for the "
-    "user's lock, so a write applies at an instant earlier than a transition a read already computed; the sweeper "
-    "then stores a different presence under the sequence number that read showed, and the server that served the "
-    "read keeps answering its cached encoding (PresenceEncoder keys on user and sequence number)",
-)
 def test_a_write_that_waited_past_a_due_transition_moves_the_sequence_forward(
     servers: list[Server], postgres_url: str
 ) -> None:

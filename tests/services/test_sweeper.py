@@ -34,7 +34,9 @@ async def _seed(runtime: Runtime, count: int) -> list[User]:
         await tx.put_tenant(TENANT, T0)
         for user in users:
             await tx.put_user(user, T0)
-            await change_facts(tx, user, lambda _f: PresenceFacts(sessions=(session,)), T0, "setPresence")
+            await change_facts(
+                tx, user, lambda _f, _now: PresenceFacts(sessions=(session,)), FixedClock(T0), "setPresence"
+            )
     return users
 
 

@@ -7,7 +7,6 @@ here, validation of the request's shape before it is called.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta
 
@@ -23,9 +22,6 @@ from presenced.domain.model import (
     StatusMessage,
 )
 from presenced.errors import BadRequest, ResourceNotFound
-
-#: A change of the facts, as the write path applies it.
-Mutation = Callable[[PresenceFacts], PresenceFacts]
 
 SESSION_DEFAULT = timedelta(minutes=5)
 SESSION_MIN = timedelta(minutes=5)

@@ -58,14 +58,14 @@ class PresenceActions:
             raise ResourceNotFound(f"User '{ref}' was not found.")
         return user
 
-    async def now(self) -> datetime:
-        return await self._clock.now()
+    @property
+    def clock(self) -> Clock:
+        return self._clock
 
     async def apply(self, user: User, mutation: Mutation, cause: str) -> list[Change]:
         """Change the user's facts in one transaction; a rejected change leaves everything as it was."""
-        now = await self._clock.now()
         async with self._uow.begin() as tx:
-            _, logged = await change_facts(tx, user, lambda facts: mutation(facts, now), now, cause)
+            _, logged = await change_facts(tx, user, mutation, self._clock, cause)
         self.notify(logged)
         return logged
 

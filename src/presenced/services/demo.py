@@ -148,8 +148,8 @@ def demo_users() -> tuple[User, ...]:
     return tuple(User(demo_user_id(nick), DEMO_TENANT_ID, f"{nick}@{DEMO_DOMAIN}", name) for nick, name, _ in SCENARIOS)
 
 
-def _replace_with(facts: PresenceFacts) -> Callable[[PresenceFacts], PresenceFacts]:
-    return lambda _old: facts
+def _replace_with(facts: PresenceFacts) -> Callable[[PresenceFacts, datetime], PresenceFacts]:
+    return lambda _old, _now: facts
 
 
 async def seed_demo(uow: UnitOfWork, clock: Clock) -> DemoTenant:
@@ -162,5 +162,5 @@ async def seed_demo(uow: UnitOfWork, clock: Clock) -> DemoTenant:
         for user, (_, _, scenario) in zip(users, SCENARIOS, strict=True):
             await tx.put_user(user, now)
             facts = scenario(now)
-            await change_facts(tx, user, _replace_with(facts), now, "demo")
+            await change_facts(tx, user, _replace_with(facts), clock, "demo")
     return DemoTenant(tenant, users)

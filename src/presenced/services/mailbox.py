@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -54,18 +55,17 @@ class MailboxService:
         """Apply a PATCH; out of office (and so presence) follows the automatic replies."""
         user = await self._actions.target(principal, ref, Operation.WRITE_MAILBOX_SETTINGS)
         zone = zone_name(time_zone, "timeZone") if time_zone is not None else None
-        now = await self._actions.now()
         async with self._uow.begin() as tx:
             await tx.lock_presence(user.id)  # serialises this with every other write to the user
             updated = _patched(await tx.mailbox_settings(user.id), zone, replies)
-            _, logged = await change_facts(tx, user, _with_replies(updated), now, "mailboxSettings")
+            _, logged = await change_facts(tx, user, _with_replies(updated), self._actions.clock, "mailboxSettings")
             await tx.save_mailbox_settings(user, updated)
         self._actions.notify(logged)
         return user, updated
 
 
-def _with_replies(settings: MailboxSettings) -> change.Mutation:
-    def mutation(facts: PresenceFacts) -> PresenceFacts:
+def _with_replies(settings: MailboxSettings) -> Callable[[PresenceFacts, datetime], PresenceFacts]:
+    def mutation(facts: PresenceFacts, now: datetime) -> PresenceFacts:
         return change.set_automatic_replies(facts, settings.automatic_replies)
 
     return mutation

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from datetime import datetime
 
 from presenced.clock import Clock
 from presenced.domain.model import PresenceFacts
@@ -25,7 +26,7 @@ BATCH = 200
 INTERVAL = 0.5
 
 
-def _unchanged(facts: PresenceFacts) -> PresenceFacts:
+def _unchanged(facts: PresenceFacts, now: datetime) -> PresenceFacts:
     return facts
 
 
@@ -44,7 +45,7 @@ class Sweeper:
             async with self._uow.begin() as tx:
                 due = await tx.lock_due(now, BATCH)
                 for user in due:
-                    _, changes = await change_facts(tx, user, _unchanged, now, "timer")
+                    _, changes = await change_facts(tx, user, _unchanged, self._clock, "timer")
                     logged += len(changes)
             if len(due) < BATCH:
                 return logged

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from presenced.clock import Clock
 from presenced.domain.model import PresenceFacts
 from presenced.domain.sequence import Change, PresenceState, advance, recompute
 from presenced.services.ports import Transaction, User
@@ -18,14 +19,20 @@ from presenced.services.ports import Transaction, User
 async def change_facts(
     tx: Transaction,
     user: User,
-    mutate: Callable[[PresenceFacts], PresenceFacts],
-    now: datetime,
+    mutate: Callable[[PresenceFacts, datetime], PresenceFacts],
+    clock: Clock,
     cause: str,
 ) -> tuple[PresenceState, list[Change]]:
-    """Apply ``mutate`` to the user's facts at ``now``; return the new state and the changes logged."""
+    """Apply ``mutate(facts, now)`` to the user's facts; return the new state and the changes logged.
+
+    ``now`` is read once the user is locked: read before, it could be older than
+    a change another writer stored (or a reader showed) while this one waited,
+    and the sequence numbers would no longer follow the order of the changes.
+    """
     facts, state = await tx.lock_presence(user.id)
+    now = await clock.now()
     state, due = advance(state, facts, now)
-    new_facts = mutate(facts)
+    new_facts = mutate(facts, now)
     state, changed = recompute(state, new_facts, now, cause)
     changes = due + changed
     await tx.save_presence(user, new_facts, state)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -43,6 +45,10 @@ class SqlStore:
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # SQLite has one writer at a time. Queued here, this process's writers
+        # take turns in order; left to SQLite's busy handler, they would poll
+        # with growing sleeps and take the lock in no fair order.
+        self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
 
     async def tenant_exists(self, tenant_id: str) -> bool:
         async with self.engine.connect() as conn:
@@ -66,7 +72,7 @@ class SqlStore:
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[SqlTransaction]:
-        async with self.engine.connect() as conn:
+        async with self._writer, self.engine.connect() as conn:
             conn = await conn.execution_options(**{WRITER: True})
             async with conn.begin():
                 yield SqlTransaction(conn)
@@ -111,17 +117,20 @@ class SqlTransaction:
         )
 
     async def lock_presence(self, user_id: str) -> tuple[PresenceFacts, PresenceState]:
-        # FOR UPDATE on PostgreSQL; SQLite has one writer at a time anyway.
-        query = (
-            select(presences, *(c for c in mailbox_settings.c if c.name != "user_id"))
-            .select_from(presences.outerjoin(mailbox_settings, mailbox_settings.c.user_id == presences.c.user_id))
-            .where(presences.c.user_id == user_id)
-            .with_for_update(of=presences)
+        # The lock first, alone (FOR UPDATE on PostgreSQL; SQLite has one writer at a
+        # time anyway). Under READ COMMITTED, a statement that waited for the lock
+        # sees the locked row as committed but every other table as it was when the
+        # statement began: joined in, the mailbox row could be one write old. The
+        # statements after the lock see everything that committed before it.
+        locked = select(presences).where(presences.c.user_id == user_id).with_for_update()
+        row = (await self.conn.execute(locked)).mappings().one()
+        mailbox = (
+            (await self.conn.execute(select(mailbox_settings).where(mailbox_settings.c.user_id == user_id)))
+            .mappings()
+            .first()
         )
-        row = (await self.conn.execute(query)).mappings().one()
         session_rows = await self.conn.execute(select(presence_sessions).where(presence_sessions.c.user_id == user_id))
         sessions = [session_from_row(r) for r in session_rows.mappings()]
-        mailbox = row if row["auto_reply_status"] is not None else None
         return facts_from_rows(row, mailbox, sessions), state_from_row(row)
 
     async def save_presence(self, user: User, facts: PresenceFacts, state: PresenceState) -> None:
