@@ -78,7 +78,11 @@ class Transaction(Protocol):
         """The user's facts and state, locked against other writers until commit."""
         ...
 
-    async def save_presence(self, user: User, facts: PresenceFacts, state: PresenceState) -> None: ...
+    async def save_presence(
+        self, user: User, facts: PresenceFacts, state: PresenceState, previous: PresenceFacts | None = None
+    ) -> None:
+        """Store the facts and state; with ``previous``, only the facts that differ from it."""
+        ...
 
     async def append_changes(self, user: User, changes: Sequence[Change]) -> None:
         """Add change-log entries, one per change of the visible presence."""

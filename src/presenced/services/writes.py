@@ -35,6 +35,6 @@ async def change_facts(
     new_facts = mutate(facts, now)
     state, changed = recompute(state, new_facts, now, cause)
     changes = due + changed
-    await tx.save_presence(user, new_facts, state)
+    await tx.save_presence(user, new_facts, state, previous=facts)
     await tx.append_changes(user, changes)
     return state, changes

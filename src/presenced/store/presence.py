@@ -115,6 +115,7 @@ class SqlTransaction:
         await self.conn.execute(
             insert(presences).values(user_id=user.id, tenant_id=user.tenant_id, **_state_columns(state))
         )
+        await self.conn.execute(insert(mailbox_settings).values(user_id=user.id))
 
     async def lock_presence(self, user_id: str) -> tuple[PresenceFacts, PresenceState]:
         # The lock first, alone (FOR UPDATE on PostgreSQL; SQLite has one writer at a
@@ -133,21 +134,24 @@ class SqlTransaction:
         sessions = [session_from_row(r) for r in session_rows.mappings()]
         return facts_from_rows(row, mailbox, sessions), state_from_row(row)
 
-    async def save_presence(self, user: User, facts: PresenceFacts, state: PresenceState) -> None:
+    async def save_presence(
+        self, user: User, facts: PresenceFacts, state: PresenceState, previous: PresenceFacts | None = None
+    ) -> None:
         await self.conn.execute(
             update(presences)
             .where(presences.c.user_id == user.id)
             .values(**facts_to_row(facts), **_state_columns(state))
         )
-        await self.conn.execute(delete(presence_sessions).where(presence_sessions.c.user_id == user.id))
-        if facts.sessions:
-            await self.conn.execute(insert(presence_sessions), [session_to_row(user.id, s) for s in facts.sessions])
-        replies = replies_to_row(facts.automatic_replies)
-        updated = await self.conn.execute(
-            update(mailbox_settings).where(mailbox_settings.c.user_id == user.id).values(**replies)
-        )
-        if updated.rowcount == 0:
-            await self.conn.execute(insert(mailbox_settings).values(user_id=user.id, **replies))
+        if previous is None or facts.sessions != previous.sessions:
+            await self.conn.execute(delete(presence_sessions).where(presence_sessions.c.user_id == user.id))
+            if facts.sessions:
+                rows = [session_to_row(user.id, s) for s in facts.sessions]
+                await self.conn.execute(insert(presence_sessions), rows)
+        if previous is None or facts.automatic_replies != previous.automatic_replies:
+            replies = replies_to_row(facts.automatic_replies)
+            await self.conn.execute(
+                update(mailbox_settings).where(mailbox_settings.c.user_id == user.id).values(**replies)
+            )
 
     async def lock_due(self, now: datetime, limit: int) -> list[User]:
         # SKIP LOCKED: several sweepers share the due users instead of queueing
