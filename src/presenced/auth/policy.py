@@ -92,6 +92,10 @@ def authorize(principal: Principal, operation: Operation, target: Target) -> Non
             raise Forbidden(rule.delegated_refusal)
     elif not principal.roles.isdisjoint(rule.application):
         return
+    elif not rule.application:
+        own = POLICY.get((operation, Target.OWN))
+        scopes = f" with {', '.join(sorted(own.delegated))}" if own is not None and own.delegated else ""
+        raise Forbidden(f"Application permissions cannot {operation.value}: it takes a delegated token{scopes}.")
     raise Forbidden(_missing_message(operation, target, rule))
 
 

@@ -21,7 +21,7 @@ from presenced.domain.model import (
 )
 from presenced.domain.sequence import Change
 from presenced.errors import BadRequest, ResourceNotFound
-from presenced.services.inputs import duration_value, enum_value, guid_value, local_instant
+from presenced.services.inputs import duration_value, enum_value, guid_value, local_instant, text_value
 from presenced.services.ports import Directory, UnitOfWork, User
 from presenced.services.writes import change_facts
 
@@ -137,8 +137,7 @@ class PresenceActions:
         user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
         if content_type is not None and content_type.lower() != "text":
             raise BadRequest("'statusMessage.message.contentType' must be text.")
-        if content is not None and len(content) > MAX_STATUS_LENGTH:
-            raise BadRequest(f"'statusMessage.message.content' must be at most {MAX_STATUS_LENGTH} characters.")
+        content = text_value(content, "statusMessage.message.content", MAX_STATUS_LENGTH)
         expires: datetime | None = None
         zone: str | None = None
         if has_expiry:
@@ -158,9 +157,7 @@ class PresenceActions:
     ) -> None:
         user = await self.target(principal, ref, Operation.WRITE_LOCATION)
         kind = enum_value(WorkLocationType, location_type, "workLocationType", _LOCATION_TYPES)
-        if place_id is not None and len(place_id) > MAX_PLACE_ID:
-            raise BadRequest(f"'placeId' must be at most {MAX_PLACE_ID} characters.")
-        location = LocationLayer(kind, place_id)
+        location = LocationLayer(kind, text_value(place_id, "placeId", MAX_PLACE_ID))
         cause = "setManualLocation" if layer == "manual" else "setAutomaticLocation"
         await self.apply(user, lambda f, now: change.set_location(f, layer, location), cause)
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from presenced.errors import BadRequest
 from presenced.services.inputs import duration_value
 from presenced.services.ports import ManualClock
 from presenced.services.sweeper import Sweeper
+
+#: The latest the manual clock goes: far enough for any test, and far enough from the end of
+#: the calendar that every expiry (at most 30 days ahead) can still be written down.
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
 
 
 class EmulatorClock:
@@ -25,10 +29,16 @@ class EmulatorClock:
         step = duration_value(advance, "advance") if advance is not None else None
 
         def decide(current: datetime) -> datetime:
-            target = current + step if step is not None else to
+            try:
+                target = current + step if step is not None else to
+            except OverflowError:
+                target = LATEST + timedelta(days=1)
             assert target is not None
             if target < current:
                 raise BadRequest(f"The clock only moves forward; it is at {current.isoformat()}.")
+            if target > LATEST:
+                field = "advance" if step is not None else "set"
+                raise BadRequest(f"'{field}' would take the clock past {LATEST.isoformat()}, the latest it goes.")
             return target
 
         if step is not None and step < timedelta(0):

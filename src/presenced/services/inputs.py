@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from datetime import datetime, timedelta
 from enum import Enum
@@ -36,13 +37,27 @@ def duration_value(raw: str | None, field: str) -> timedelta | None:
     return duration
 
 
+_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+
+
 def guid_value(raw: str | None, field: str) -> str:
+    """A GUID in its usual form (``xxxxxxxx-xxxx-…``, any case), lower-cased."""
     if not raw:
         raise BadRequest(f"'{field}' is required.")
-    try:
-        return str(uuid.UUID(raw))
-    except ValueError:
-        raise BadRequest(f"'{field}' must be a GUID; '{raw[:64]}' is not.") from None
+    if not _GUID.fullmatch(raw):
+        raise BadRequest(f"'{field}' must be a GUID such as 22553876-f5ab-4529-bffb-cfe50aa89f87; '{raw[:64]}' is not.")
+    return str(uuid.UUID(raw))
+
+
+def text_value(raw: str | None, field: str, max_length: int | None = None) -> str | None:
+    """Free text: at most ``max_length`` characters and no NUL (which no store keeps the same way)."""
+    if raw is None:
+        return None
+    if "\x00" in raw:
+        raise BadRequest(f"'{field}' must not contain the NUL character.")
+    if max_length is not None and len(raw) > max_length:
+        raise BadRequest(f"'{field}' must be at most {max_length} characters.")
+    return raw
 
 
 def zone_name(raw: str | None, field: str) -> str:

@@ -12,11 +12,13 @@ from presenced.domain import changes as change
 from presenced.domain.model import AutoReplyStatus, MailboxSettings, PresenceFacts
 from presenced.errors import BadRequest
 from presenced.services.actions import PresenceActions
-from presenced.services.inputs import enum_value, local_instant, zone_name
+from presenced.services.inputs import enum_value, local_instant, text_value, zone_name
 from presenced.services.ports import Directory, UnitOfWork, User
 from presenced.services.writes import change_facts
 
 EXTERNAL_AUDIENCES = ("none", "contactsOnly", "all")
+#: Longest automatic-reply message kept (Exchange's own limit is 128 KB of HTML).
+MAX_REPLY = 65_536
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,9 +81,11 @@ def _patched(current: MailboxSettings, zone: str | None, patch: RepliesPatch | N
     if patch.status is not None:
         replies = replace(replies, status=enum_value(AutoReplyStatus, patch.status, "automaticRepliesSetting.status"))
     if patch.internal_reply_message is not None:
-        replies = replace(replies, internal_reply_message=patch.internal_reply_message)
+        message = text_value(patch.internal_reply_message, "automaticRepliesSetting.internalReplyMessage", MAX_REPLY)
+        replies = replace(replies, internal_reply_message=message)
     if patch.external_reply_message is not None:
-        replies = replace(replies, external_reply_message=patch.external_reply_message)
+        message = text_value(patch.external_reply_message, "automaticRepliesSetting.externalReplyMessage", MAX_REPLY)
+        replies = replace(replies, external_reply_message=message)
     if patch.external_audience is not None:
         settings = replace(settings, external_audience=_audience(patch.external_audience))
     if patch.scheduled_start is not None:

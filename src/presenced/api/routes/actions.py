@@ -58,7 +58,9 @@ async def _set_status(actions: PresenceActions, p: Principal, ref: str | None, b
     status = b.statusMessage
     if status is None:
         raise BadRequest("'statusMessage' is required.")
-    message = status.message or wire.ItemBodyInput()
+    message = status.message
+    if message is None:
+        raise BadRequest("'statusMessage.message' is required.")
     expiry = status.expiryDateTime
     await actions.set_status_message(
         p,
