@@ -61,6 +61,23 @@ def postgres_url() -> Iterator[str]:
     asyncio.run(_drop_database(admin_url, name))
 
 
+async def _truncate(url: str) -> None:
+    conn = await asyncpg.connect(url, timeout=3)
+    try:
+        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
+    except asyncpg.UndefinedTableError:
+        pass  # not migrated yet: nothing to empty
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+def clean_postgres_url(postgres_url: str) -> str:
+    """The test PostgreSQL database, emptied (for tests that start servers on it)."""
+    asyncio.run(_truncate(postgres_url))
+    return postgres_url
+
+
 @pytest.fixture(scope="session")
 def key_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One signing key for the whole run: generating RSA keys is slow."""

@@ -45,6 +45,8 @@ class Runtime:
 
     async def close(self) -> None:
         await self.reader.close()
+        if isinstance(self.clock, StoredClock):
+            await self.clock.close()
         await self.engine.dispose()
 
 
@@ -73,9 +75,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         await engine.dispose()
         raise
     store = SqlStore(engine)
-    manual = StoredClock(engine) if settings.clock == "manual" else None
-    if manual is not None:
-        await manual.start()
+    manual = None if clock is not None else await _manual_clock(url, settings)
     clock = clock or manual or SystemClock()
     verifier = TokenVerifier(keys, settings.base_url, store.tenant_exists, settings.token_cache_size)
     sweeper = Sweeper(store, clock)
@@ -87,13 +87,22 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         keys=keys,
         clock=clock,
         reader=reader,
-        presence=PresenceService(reader, clock),
+        presence=PresenceService(reader),
         verifier=verifier,
         actions=actions,
         mailbox=MailboxService(actions, store, store),
         sweeper=sweeper,
         emulator=None if manual is None else EmulatorClock(manual, sweeper),
     )
+
+
+async def _manual_clock(url: str, settings: Settings) -> StoredClock | None:
+    """The manual clock: started with ``--clock manual``; once a database has one, every process uses it."""
+    if settings.clock == "manual":
+        clock = StoredClock.open(url)
+        await clock.start()
+        return clock
+    return await StoredClock.existing(url)
 
 
 async def _reader(engine: AsyncEngine) -> SqlitePresenceReader | PostgresPresenceReader:

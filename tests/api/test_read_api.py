@@ -158,23 +158,20 @@ async def test_sequence_number_is_stable_across_reads(client: httpx.AsyncClient,
     assert first["sequenceNumber"] == second["sequenceNumber"]
 
 
-async def test_a_due_transition_shows_at_once_without_a_write(
+async def test_a_fade_shows_once_the_worker_stores_it(
     client: httpx.AsyncClient, tokens: Tokens, clock: FixedClock, runtime: Runtime
 ) -> None:
-    """A fade that is due but not yet stored is shown, with a higher sequence number, and nothing is written."""
+    """Reads show the stored presence: a due fade appears, with a higher sequence number, once it is stored."""
     lynne = demo_user_id("lynne")  # idle 7 minutes at T0: Away at T0 + 3 minutes
     headers = bearer(tokens.app("Presence.Read.All"))
     before = (await client.get(f"/v1.0/users/{lynne}/presence", headers=headers)).json()
     assert (before["availability"], before["activity"]) == ("Available", "AvailableInactive")
     clock.set(T0 + timedelta(minutes=3))
+    assert (await client.get(f"/v1.0/users/{lynne}/presence", headers=headers)).json() == before
+    await runtime.sweeper.run_due()
     after = (await client.get(f"/v1.0/users/{lynne}/presence", headers=headers)).json()
     assert (after["availability"], after["activity"]) == ("Away", "Away")
     assert after["sequenceNumber"] > before["sequenceNumber"]
-    again = (await client.get(f"/v1.0/users/{lynne}/presence", headers=headers)).json()
-    assert again == after
-    async with runtime.store.begin() as tx:
-        _, stored = await tx.lock_presence(lynne)
-    assert stored.visible.activity.value == "AvailableInactive"
 
 
 async def test_get_presences_by_user_id_keeps_request_order_and_drops_unknown_ids(
@@ -396,7 +393,7 @@ async def test_unknown_user_is_404(client: httpx.AsyncClient, tokens: Tokens, re
     assert response.status_code == 404
     error = error_of(response)
     assert error["code"] == "ResourceNotFound"
-    assert ref in str(error["message"])
+    assert ref[:128] in str(error["message"])
 
 
 async def test_other_tenants_are_invisible(client: httpx.AsyncClient, tokens: Tokens, runtime: Runtime) -> None:
@@ -491,19 +488,6 @@ async def test_a_single_read_makes_one_query(client: httpx.AsyncClient, tokens: 
         response = await client.get(f"/v1.0/users/{ref}/presence", headers=headers)
         assert response.status_code == 200
     assert counter.count == 3
-
-
-async def test_a_read_of_a_due_transition_is_still_one_query(
-    client: httpx.AsyncClient, tokens: Tokens, runtime: Runtime, clock: FixedClock
-) -> None:
-    """When a transition is due and not yet stored, the read still makes one query."""
-    headers = bearer(tokens.app("Presence.Read.All"))
-    await client.get(f"/v1.0/users/{ADELE}/presence", headers=headers)
-    clock.set(T0 + timedelta(minutes=11))
-    counter = QueryCounter(runtime)
-    response = await client.get(f"/v1.0/users/{demo_user_id('lynne')}/presence", headers=headers)
-    assert response.json()["activity"] == "Away"
-    assert counter.count == 1
 
 
 async def test_get_presences_for_650_ids_makes_at_most_two_queries(

@@ -51,7 +51,6 @@ SPEC: dict[tuple[Operation, Target], tuple[frozenset[str], frozenset[str], str |
         frozenset(),
         "Cannot set the work location of another user.",
     ),
-    (Operation.SUBSCRIBE_PRESENCE, Target.ANY): (frozenset({READ_ALL}), frozenset({READ_ALL}), None),
     (Operation.READ_MAILBOX_SETTINGS, Target.OWN): (
         frozenset({MAILBOX_READ, MAILBOX_WRITE}),
         frozenset({MAILBOX_READ, MAILBOX_WRITE}),

@@ -64,7 +64,7 @@ def server(request: pytest.FixtureRequest, tmp_path: Path, key_folder: Path) -> 
     shutil.copytree(key_folder, data_dir / "keys")
     extra: tuple[str, ...] = ()
     if request.param == "postgres":
-        extra = ("--database-url", request.getfixturevalue("postgres_url"))
+        extra = ("--database-url", request.getfixturevalue("clean_postgres_url"))
     running = start_server(data_dir, *extra)
     try:
         yield running

@@ -11,7 +11,6 @@ from sqlalchemy import select
 from presenced.bootstrap import Runtime, build
 from presenced.clock import FixedClock
 from presenced.domain.model import Activity, Availability, PresenceFacts, Session
-from presenced.domain.sequence import advance
 from presenced.services.ports import Tenant, User
 from presenced.services.sweeper import Sweeper
 from presenced.services.writes import change_facts
@@ -74,16 +73,17 @@ async def test_sweeping_again_changes_nothing(runtime: Runtime, clock: FixedCloc
     assert len(await _log(runtime, user)) == 2
 
 
-async def test_a_read_and_the_sweeper_agree_on_the_sequence_number(runtime: Runtime, clock: FixedClock) -> None:
-    """The state a read computes for a due transition is the one the sweeper then stores."""
+async def test_a_read_shows_a_transition_once_it_is_stored(runtime: Runtime, clock: FixedClock) -> None:
+    """Reads show the stored state: a due fade appears, with its sequence number, once the sweeper stores it."""
     [user] = await _seed(runtime, 1)
     clock.set(T0 + timedelta(minutes=11))
-    [record] = await runtime.reader.load(TENANT.id, [user.id], T0 + timedelta(minutes=11))
-    computed, _ = advance(record.state, record.load_facts(), T0 + timedelta(minutes=11))
+    [before] = await runtime.reader.load(TENANT.id, [user.id])
+    assert before.state.visible.activity is Activity.AVAILABLE
     await runtime.sweeper.run_due()
-    async with runtime.store.begin() as tx:
-        _, stored = await tx.lock_presence(user.id)
-    assert stored == computed
+    [after] = await runtime.reader.load(TENANT.id, [user.id])
+    assert after.state.visible.activity is Activity.AWAY
+    assert after.state.sequence > before.state.sequence
+    assert after.state.changed_at == T0 + timedelta(minutes=10)
 
 
 async def test_a_restart_loses_nothing_that_was_due(runtime: Runtime) -> None:

@@ -16,7 +16,6 @@ from typing import Any
 
 from presenced.api.http import JSON_TYPE, new_request_id
 from presenced.api.routes.graph import presence_body
-from presenced.errors import PresencedError
 
 _VERSIONS = frozenset({"v1.0", "beta"})
 _JSON_TYPE = JSON_TYPE.encode()
@@ -53,7 +52,7 @@ class PresenceReadFastPath:
                         client_id = value[:128]
                 try:
                     body = await presence_body(self.app.state, *match, authorization, None)
-                except PresencedError:
+                except Exception:
                     pass
                 else:
                     request_id = new_request_id().encode()

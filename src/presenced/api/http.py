@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from starlette.requests import Request
@@ -104,11 +104,22 @@ async def json_body(request: Request, kind: type[T], optional: bool = False) -> 
     if media_type != "application/json":
         raise UnsupportedMediaType("Content-Type must be application/json.")
     try:
+        if b'"@odata.' in raw:
+            # OData annotations (``@odata.type`` …) describe the payload; they are not parameters.
+            return msgspec.convert(_without_annotations(msgspec.json.decode(raw)), kind)
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
         raise BadRequest(f"Invalid request body: {exc}") from None
     except msgspec.DecodeError as exc:
         raise BadRequest(f"Request body is not valid JSON: {exc}") from None
+
+
+def _without_annotations(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_annotations(v) for k, v in value.items() if not k.startswith("@odata.")}
+    if isinstance(value, list):
+        return [_without_annotations(v) for v in value]
+    return value
 
 
 async def _read_body(request: Request) -> bytes:

@@ -18,7 +18,6 @@ class Operation(StrEnum):
     READ_PRESENCES = "read the presence of many users"
     WRITE_PRESENCE = "write presence"
     WRITE_LOCATION = "write the work location"
-    SUBSCRIBE_PRESENCE = "subscribe to presence"
     READ_MAILBOX_SETTINGS = "read mailbox settings"
     WRITE_MAILBOX_SETTINGS = "write mailbox settings"
 
@@ -56,7 +55,6 @@ POLICY: dict[tuple[Operation, Target], Rule] = {
     (Operation.WRITE_PRESENCE, Target.OTHER): Rule(_NONE, _APP_WRITE, "Cannot set the presence of another user."),
     (Operation.WRITE_LOCATION, Target.OWN): Rule(_WRITE_OWN, _NONE),
     (Operation.WRITE_LOCATION, Target.OTHER): Rule(_NONE, _NONE, "Cannot set the work location of another user."),
-    (Operation.SUBSCRIBE_PRESENCE, Target.ANY): Rule(_READ_ALL, _READ_ALL),
     (Operation.READ_MAILBOX_SETTINGS, Target.OWN): Rule(_MAILBOX_READ, _MAILBOX_READ),
     (Operation.READ_MAILBOX_SETTINGS, Target.OTHER): Rule(
         _NONE, _MAILBOX_READ, "Cannot read the mailbox settings of another user."

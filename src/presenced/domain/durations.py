@@ -15,15 +15,15 @@ from datetime import timedelta
 _ISO = re.compile(
     r"P(?:(?P<weeks>\d{1,6})W)?(?:(?P<days>\d{1,6})D)?"
     r"(?:T(?:(?P<hours>\d{1,8})H)?(?:(?P<minutes>\d{1,10})M)?(?:(?P<seconds>\d{1,12}(?:[.,]\d{1,9})?)S)?)?",
-    re.IGNORECASE,
+    re.IGNORECASE | re.ASCII,
 )
 # str(timedelta): "[N day[s], ]H:MM:SS[.ffffff]"
 _PYTHON = re.compile(
-    r"(?:(?P<days>\d{1,6}) days?, )?(?P<hours>\d{1,2}):(?P<minutes>\d\d):(?P<seconds>\d\d(?:\.\d{1,6})?)"
+    r"(?:(?P<days>\d{1,6}) days?, )?(?P<hours>\d{1,2}):(?P<minutes>\d\d):(?P<seconds>\d\d(?:\.\d{1,6})?)", re.ASCII
 )
 # .NET TimeSpan: "[d.]hh:mm[:ss[.fffffff]]"
 _DOTNET = re.compile(
-    r"(?:(?P<days>\d{1,6})\.)?(?P<hours>\d{1,2}):(?P<minutes>\d\d)(?::(?P<seconds>\d\d(?:\.\d{1,7})?))?"
+    r"(?:(?P<days>\d{1,6})\.)?(?P<hours>\d{1,2}):(?P<minutes>\d\d)(?::(?P<seconds>\d\d(?:\.\d{1,7})?))?", re.ASCII
 )
 
 
@@ -51,13 +51,3 @@ def _duration(parts: dict[str, str | None]) -> timedelta | None:
         return timedelta(**values)
     except OverflowError:
         return None
-
-
-def format_duration(duration: timedelta) -> str:
-    """ISO 8601 form of a non-negative duration (``PT5M``, ``P1DT2H``)."""
-    seconds = int(duration.total_seconds())
-    days, rest = divmod(seconds, 86_400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    time = "".join(f"{n}{unit}" for n, unit in ((hours, "H"), (minutes, "M"), (secs, "S")) if n)
-    return f"P{f'{days}D' if days else ''}{'T' + time if time else ''}" if (days or time) else "PT0S"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from presenced.domain.aggregate import aggregate
-from presenced.domain.model import OFFLINE, PresenceFacts, VisiblePresence
+from presenced.domain.model import PresenceFacts, VisiblePresence
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 #: Width of the wire form; 20 digits hold any 64-bit value, so byte order is numeric order.
@@ -96,6 +96,3 @@ def recompute(
         return PresenceState(state.visible, state.sequence, state.changed_at, result.next_change_at), []
     changed = PresenceState(result.visible, next_sequence(state.sequence, now), now, result.next_change_at)
     return changed, [Change(changed, cause)]
-
-
-OFFLINE_STATE = PresenceState(OFFLINE, 0, _EPOCH, None)

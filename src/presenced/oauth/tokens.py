@@ -116,7 +116,9 @@ class TokenVerifier:
             raise InvalidAuthenticationToken("Lifetime validation failed, the token is expired.")
         if "nbf" in claims and now + LEEWAY < _instant(claims, "nbf"):
             raise InvalidAuthenticationToken("Lifetime validation failed, the token is not yet valid.")
-        if claims.get("aud") not in GRAPH_AUDIENCES:
+        audience = claims.get("aud")
+        audiences = audience if isinstance(audience, list) else [audience]
+        if not any(isinstance(a, str) and a in GRAPH_AUDIENCES for a in audiences):
             raise InvalidAuthenticationToken("Invalid audience.")
         tenant_id = _guid_claim(claims, "tid")
         if claims.get("iss") != issuer(self._base_url, tenant_id):
@@ -152,10 +154,16 @@ class TokenVerifier:
         return dict(decoded.claims)
 
 
+#: Claims beyond this (the year 9000) are refused: adding the leeway must not overflow.
+_LATEST_TIMESTAMP = 221_845_392_000
+
+
 def _instant(claims: dict[str, Any], name: str) -> datetime:
     value = claims.get(name)
     if not isinstance(value, int | float) or isinstance(value, bool):
         raise InvalidAuthenticationToken(f"Access token claim '{name}' is missing or not a number.")
+    if not 0 <= value < _LATEST_TIMESTAMP:
+        raise InvalidAuthenticationToken(f"Access token claim '{name}' is out of range.")
     try:
         return datetime.fromtimestamp(value, UTC)
     except (OverflowError, OSError, ValueError):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from presenced.auth.policy import Operation, Target, authorize, require_delegated, target_of
@@ -35,16 +35,13 @@ _LOCATION_TYPES = (
 )
 
 Mutation = Callable[[PresenceFacts, datetime], PresenceFacts]
-#: Called after each commit with the changes it logged (a wake-up for notifications).
-Listener = Callable[[Sequence[Change]], None]
 
 
 class PresenceActions:
-    def __init__(self, directory: Directory, uow: UnitOfWork, clock: Clock, listener: Listener | None = None) -> None:
+    def __init__(self, directory: Directory, uow: UnitOfWork, clock: Clock) -> None:
         self._directory = directory
         self._uow = uow
         self._clock = clock
-        self._listener = listener
 
     async def target(self, principal: Principal, ref: str | None, operation: Operation) -> User:
         """The user ``ref`` names (None: the signed-in user), if the caller may act on them.
@@ -55,7 +52,7 @@ class PresenceActions:
         user = await self._directory.find_user(principal.tenant_id, ref)
         authorize(principal, operation, Target.OTHER if user is None else target_of(principal, user.id))
         if user is None:
-            raise ResourceNotFound(f"User '{ref}' was not found.")
+            raise ResourceNotFound(f"User '{ref[:128]}' was not found.")
         return user
 
     @property
@@ -66,13 +63,7 @@ class PresenceActions:
         """Change the user's facts in one transaction; a rejected change leaves everything as it was."""
         async with self._uow.begin() as tx:
             _, logged = await change_facts(tx, user, mutation, self._clock, cause)
-        self.notify(logged)
         return logged
-
-    def notify(self, logged: Sequence[Change]) -> None:
-        """Tell the listener about committed changes."""
-        if logged and self._listener is not None:
-            self._listener(logged)
 
     async def set_presence(
         self,

@@ -44,5 +44,7 @@ class EmulatorClock:
         if step is not None and step < timedelta(0):
             raise BadRequest("'advance' must not be negative.")
         moved = await self._clock.move(decide)
-        await self._sweeper.run_due()
+        # Wait for users other transactions hold rather than skip them, so that
+        # what fell due is stored when the move answers.
+        await self._sweeper.run_due(wait=True)
         return moved

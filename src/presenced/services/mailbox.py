@@ -60,9 +60,8 @@ class MailboxService:
         async with self._uow.begin() as tx:
             await tx.lock_presence(user.id)  # serialises this with every other write to the user
             updated = _patched(await tx.mailbox_settings(user.id), zone, replies)
-            _, logged = await change_facts(tx, user, _with_replies(updated), self._actions.clock, "mailboxSettings")
+            await change_facts(tx, user, _with_replies(updated), self._actions.clock, "mailboxSettings")
             await tx.save_mailbox_settings(user, updated)
-        self._actions.notify(logged)
         return user, updated
 
 

@@ -28,25 +28,22 @@ class User:
 
 @dataclass(frozen=True, slots=True)
 class UserPresence:
-    """A user's materialised presence state and, on demand, its facts.
+    """A user's stored presence state.
 
-    Reads need the facts only when a transition is due and not yet stored, so
-    building them is left until asked for. ``user_principal_name`` is known
-    when the user was looked up by UPN or in a batch, else None.
+    ``user_principal_name`` is known when the user was looked up by UPN or in a
+    batch, else None.
     """
 
     user_id: str
     user_principal_name: str | None
     state: PresenceState
-    load_facts: Callable[[], PresenceFacts]
 
 
 class PresenceReader(Protocol):
-    async def load(self, tenant_id: str, refs: Sequence[str], now: datetime) -> list[UserPresence]:
-        """The presence of the tenant's users named by object id or UPN, in one query.
+    async def load(self, tenant_id: str, refs: Sequence[str]) -> list[UserPresence]:
+        """The stored presence of the tenant's users named by object id or UPN, in one query.
 
         Refs that match no user of the tenant are left out; order is not kept.
-        ``load_facts`` works for the users whose transition is due at ``now``.
         """
         ...
 
@@ -57,8 +54,6 @@ class Directory(Protocol):
     async def find_user(self, tenant_id: str, ref: str) -> User | None:
         """The tenant's user with this object id or UPN (case-insensitive)."""
         ...
-
-    async def list_users(self, tenant_id: str) -> list[User]: ...
 
     async def mailbox_settings(self, user_id: str) -> MailboxSettings:
         """The user's mailbox settings (defaults if none were ever set)."""
@@ -88,10 +83,10 @@ class Transaction(Protocol):
         """Add change-log entries, one per change of the visible presence."""
         ...
 
-    async def lock_due(self, now: datetime, limit: int) -> list[User]:
+    async def lock_due(self, now: datetime, limit: int, skip_locked: bool = True) -> list[User]:
         """Up to ``limit`` users whose next transition is at or before ``now``, locked.
 
-        Users another transaction holds are skipped, not waited for.
+        With ``skip_locked``, users another transaction holds are skipped, not waited for.
         """
         ...
 

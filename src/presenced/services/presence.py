@@ -1,15 +1,22 @@
-"""Presence reads: who may see what, at the current instant. A read never writes."""
+"""Presence reads: who may see what. A read never writes.
+
+A read shows the stored state: the last change committed, by a write or by the
+background worker storing a change that time brought (within a second of its
+time; at once when the emulator's clock is moved). Computing such a change at
+read time instead would let a write that is committing at that moment store
+a lower sequence number than the one the reader showed; shown only once stored,
+sequence numbers follow the order in which the changes committed, in every
+process.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from presenced.auth.policy import Operation, Target, authorize, require_delegated, target_of
 from presenced.auth.principal import Principal
-from presenced.clock import Clock
-from presenced.domain.sequence import PresenceState, advance, is_due
+from presenced.domain.sequence import PresenceState
 from presenced.errors import BadRequest, ResourceNotFound
 from presenced.services.ports import PresenceReader, UserPresence
 
@@ -28,9 +35,8 @@ class PresenceView:
 
 
 class PresenceService:
-    def __init__(self, reader: PresenceReader, clock: Clock) -> None:
+    def __init__(self, reader: PresenceReader) -> None:
         self._reader = reader
-        self._clock = clock
 
     async def get_my_presence(self, principal: Principal) -> PresenceView:
         return await self.get_presence(principal, require_delegated(principal))
@@ -42,22 +48,20 @@ class PresenceService:
         caller who may only read their own presence gets 403, not 404, for
         anyone else.
         """
-        now = await self._clock.now()
-        found = await self._reader.load(principal.tenant_id, [ref], now)
+        found = await self._reader.load(principal.tenant_id, [ref])
         record = found[0] if found else None
         target = Target.OTHER if record is None else target_of(principal, record.user_id)
         authorize(principal, Operation.READ_PRESENCE, target)
         if record is None:
-            raise ResourceNotFound(f"User '{ref}' was not found.")
-        return _view(record, target is Target.OWN, now)
+            raise ResourceNotFound(f"User '{ref[:128]}' was not found.")
+        return PresenceView(record.user_id, record.state, target is Target.OWN)
 
     async def get_presences(self, principal: Principal, ids: Sequence[str]) -> list[PresenceView]:
         """The presence of many users in request order; unknown ids are left out."""
         authorize(principal, Operation.READ_PRESENCES, Target.ANY)
         if not 1 <= len(ids) <= MAX_IDS:
             raise BadRequest(f"'ids' must hold between 1 and {MAX_IDS} user ids, not {len(ids)}.")
-        now = await self._clock.now()
-        records = await self._reader.load(principal.tenant_id, ids, now)
+        records = await self._reader.load(principal.tenant_id, ids)
         by_ref: dict[str, UserPresence] = {}
         for record in records:
             by_ref[record.user_id] = record
@@ -69,14 +73,5 @@ class PresenceService:
             found = by_ref.get(ref.lower())
             if found is not None and found.user_id not in seen:
                 seen.add(found.user_id)
-                views.append(_view(found, principal.is_self(found.user_id), now))
+                views.append(PresenceView(found.user_id, found.state, principal.is_self(found.user_id)))
         return views
-
-
-def _view(record: UserPresence, own: bool, now: datetime) -> PresenceView:
-    # A transition the sweeper has not stored yet is computed here exactly as
-    # the sweeper will store it (same visible presence, same sequence number).
-    state = record.state
-    if is_due(state, now):
-        state, _ = advance(state, record.load_facts(), now)
-    return PresenceView(record.user_id, state, own)

@@ -10,7 +10,6 @@ the due users stay due until a batch commits.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from datetime import datetime
 
@@ -35,27 +34,26 @@ class Sweeper:
         self._uow = uow
         self._clock = clock
         self._interval = interval
-        self._wake = asyncio.Event()
 
-    async def run_due(self) -> int:
-        """Store every transition due now; the number of changes logged."""
+    async def run_due(self, wait: bool = False) -> int:
+        """Store every transition due now; the number of changes logged.
+
+        Users another transaction holds are skipped (their writer stores their
+        transitions anyway, or the next sweep does), unless ``wait``.
+        """
         logged = 0
         while True:
             now = await self._clock.now()
             async with self._uow.begin() as tx:
-                due = await tx.lock_due(now, BATCH)
+                due = await tx.lock_due(now, BATCH, skip_locked=not wait)
                 for user in due:
                     _, changes = await change_facts(tx, user, _unchanged, self._clock, "timer")
                     logged += len(changes)
             if len(due) < BATCH:
                 return logged
 
-    def wake(self) -> None:
-        """Look for due users now rather than at the next interval."""
-        self._wake.set()
-
     async def run_forever(self) -> None:
-        """Sweep every ``interval`` seconds (or when woken) until cancelled; errors are logged, not fatal."""
+        """Sweep every ``interval`` seconds until cancelled; errors are logged, not fatal."""
         while True:
             try:
                 await self.run_due()
@@ -63,6 +61,4 @@ class Sweeper:
                 raise
             except Exception:
                 log.exception("sweep failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
+            await asyncio.sleep(self._interval)

@@ -9,15 +9,38 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from presenced.store.codec import from_us, to_us
-from presenced.store.engine import WRITER
+from presenced.store.engine import WRITER, create_engine
 from presenced.store.schema import emulator_clock
 
 
 class StoredClock:
-    """A clock that moves only when told. It starts at the real time of its first use."""
+    """A clock that moves only when told. It starts at the real time of its first use.
+
+    It reads through an engine of its own: a write transaction reads the clock
+    while it holds a connection, and with one shared pool, enough writers
+    queued on one user would hold every connection the clock needs.
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+
+    @classmethod
+    async def existing(cls, url: str) -> StoredClock | None:
+        """The database's manual clock if it has one, else None."""
+        clock = cls(create_engine(url, pool_size=2))
+        async with clock._engine.connect() as conn:
+            found = await conn.scalar(select(emulator_clock.c.now_us).where(emulator_clock.c.id == 1))
+        if found is None:
+            await clock.close()
+            return None
+        return clock
+
+    @classmethod
+    def open(cls, url: str) -> StoredClock:
+        return cls(create_engine(url, pool_size=2))
+
+    async def close(self) -> None:
+        await self._engine.dispose()
 
     async def now(self) -> datetime:
         async with self._engine.connect() as conn:

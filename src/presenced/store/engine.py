@@ -29,15 +29,15 @@ def async_url(url: str) -> str:
     return parsed.set(drivername=name).render_as_string(hide_password=False)
 
 
-def create_engine(url: str) -> AsyncEngine:
+def create_engine(url: str, pool_size: int = 8) -> AsyncEngine:
     """An async engine; on SQLite with WAL, foreign keys and a busy timeout."""
     url = async_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=8, max_overflow=8)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=False)
+    return create_async_engine(url, pool_size=pool_size + 2, max_overflow=pool_size + 2)
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:

@@ -64,12 +64,6 @@ class SqlStore:
             row = (await conn.execute(query)).mappings().first()
         return None if row is None else user_from_row(row)
 
-    async def list_users(self, tenant_id: str) -> list[User]:
-        query = select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id).order_by(users.c.upn_key)
-        async with self.engine.connect() as conn:
-            rows = (await conn.execute(query)).mappings().all()
-        return [user_from_row(row) for row in rows]
-
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[SqlTransaction]:
         async with self._writer, self.engine.connect() as conn:
@@ -153,7 +147,7 @@ class SqlTransaction:
                 update(mailbox_settings).where(mailbox_settings.c.user_id == user.id).values(**replies)
             )
 
-    async def lock_due(self, now: datetime, limit: int) -> list[User]:
+    async def lock_due(self, now: datetime, limit: int, skip_locked: bool = True) -> list[User]:
         # SKIP LOCKED: several sweepers share the due users instead of queueing
         # on them. SQLite ignores it (one writer at a time holds the database).
         query = (
@@ -162,7 +156,7 @@ class SqlTransaction:
             .where(presences.c.next_change_us <= to_us(now))
             .order_by(presences.c.next_change_us)
             .limit(limit)
-            .with_for_update(of=presences, skip_locked=True)
+            .with_for_update(of=presences, skip_locked=skip_locked)
         )
         rows = (await self.conn.execute(query)).mappings().all()
         return [user_from_row(row) for row in rows]

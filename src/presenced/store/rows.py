@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -157,53 +156,6 @@ def user_from_row(row: Row) -> User:
     return User(row["id"], row["tenant_id"], row["user_principal_name"], row["display_name"])
 
 
-#: The one-per-user fact columns of ``presences``, in the order the read query returns them.
-PRESENCE_FACT_COLUMNS = (
-    "preferred_availability",
-    "preferred_activity",
-    "preferred_expires_us",
-    "status_content",
-    "status_content_type",
-    "status_published_us",
-    "status_expires_us",
-    "status_expiry_time_zone",
-    "manual_location_type",
-    "manual_place_id",
-    "automatic_location_type",
-    "automatic_place_id",
-)
-#: The automatic-replies columns of ``mailbox_settings``, likewise.
-REPLY_COLUMNS = (
-    "auto_reply_status",
-    "scheduled_start_us",
-    "scheduled_end_us",
-    "internal_reply_message",
-    "external_reply_message",
-)
-
-
 def user_presence(row: Row) -> UserPresence:
-    """A user's presence from a row of the read query (``presenced.store.reads``).
-
-    The row's ``facts``, ``sessions`` and ``replies`` (JSON) are there only when
-    a transition is due; the facts are built only if asked for.
-    """
-
-    def load_facts() -> PresenceFacts:
-        if row["facts"] is None:
-            raise LookupError("facts were not loaded: no transition was due when the row was read")
-        presence = dict(zip(PRESENCE_FACT_COLUMNS, _json(row["facts"]), strict=True))
-        sessions = [
-            Session(app, Availability(availability), Activity(activity), from_us(refreshed), from_us(expires))
-            for app, availability, activity, refreshed, expires in _json(row["sessions"]) or ()
-        ]
-        replies = _json(row["replies"])
-        mailbox = None if replies is None else dict(zip(REPLY_COLUMNS, replies, strict=True))
-        return facts_from_rows(presence, mailbox, sessions)
-
-    return UserPresence(row["id"], row["user_principal_name"], state_from_row(row), load_facts)
-
-
-def _json(value: Any) -> Any:
-    """A JSON column: SQLite and asyncpg hand it over as text."""
-    return json.loads(value) if isinstance(value, str | bytes) else value
+    """A user's stored presence from a row of the read query (``presenced.store.reads``)."""
+    return UserPresence(row["id"], row["user_principal_name"], state_from_row(row))
