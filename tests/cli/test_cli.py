@@ -137,3 +137,23 @@ def test_a_busy_port_is_one_clear_line(data_dir: Path) -> None:
         result = presenced("serve", "--port", str(port), data_dir=data_dir)
     assert result.returncode == 2
     assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+
+
+def test_clock_reset_returns_a_database_to_real_time(data_dir: Path) -> None:
+    """`presenced clock reset` removes a database's manual clock, and says when there was none."""
+    import asyncio
+    import dataclasses
+
+    from presenced.bootstrap import build
+    from presenced.config import Settings
+
+    async def start_manual_clock() -> None:
+        runtime = await build(dataclasses.replace(Settings(data_dir=data_dir), clock="manual"))
+        assert runtime.emulator is not None
+        await runtime.close()
+
+    asyncio.run(start_manual_clock())
+    first = presenced("clock", "reset", data_dir=data_dir)
+    assert first.returncode == 0, first.stderr
+    assert "removed" in first.stdout
+    assert "no manual clock" in presenced("clock", "reset", data_dir=data_dir).stdout

@@ -23,6 +23,8 @@ from presenced.errors import ConfigurationError
 from presenced.oauth.tokens import mint_access_token
 from presenced.services.demo import DEMO_TENANT_ID, DemoTenant, seed_demo
 from presenced.services.sweeper import INTERVAL
+from presenced.store.clock import StoredClock
+from presenced.store.engine import sqlite_url
 
 #: The application id that ``presenced token --user`` tokens carry unless told otherwise.
 CLI_APP_ID = "de8bc8b5-d9f9-48b1-a8ad-b748da725064"
@@ -289,6 +291,28 @@ def worker(data_dir: Path | None, database_url: str | None, clock: str | None) -
         await runtime.sweeper.run_forever()
 
     _run(lambda: _with_runtime(settings, work))
+
+
+@cli.group()
+def clock() -> None:
+    """The emulator's manual clock."""
+
+
+@clock.command("reset")
+@_store_options
+def clock_reset(data_dir: Path | None, database_url: str | None) -> None:
+    """Remove the database's manual clock: every process started afterwards runs on real time."""
+    settings = _settings(data_dir=data_dir, database_url=database_url)
+
+    async def reset(runtime: Runtime) -> bool:
+        stored = StoredClock.open(runtime.settings.database_url or sqlite_url(runtime.settings.data_dir))
+        try:
+            return await stored.remove()
+        finally:
+            await stored.close()
+
+    removed = _run(lambda: _with_runtime(settings, reset))
+    click.echo("manual clock removed: real time from now on" if removed else "there was no manual clock")
 
 
 @cli.group()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from presenced.store.codec import from_us, to_us
@@ -57,6 +57,14 @@ class StoredClock:
                     value = to_us(datetime.now(UTC))
                     await conn.execute(insert(emulator_clock).values(id=1, now_us=value))
         return from_us(value)
+
+    async def remove(self) -> bool:
+        """Delete the manual clock, returning the database to real time; whether there was one."""
+        async with self._engine.connect() as conn:
+            conn = await conn.execution_options(**{WRITER: True})
+            async with conn.begin():
+                deleted = await conn.execute(delete(emulator_clock).where(emulator_clock.c.id == 1))
+        return bool(deleted.rowcount)
 
     async def move(self, decide: Callable[[datetime], datetime]) -> datetime:
         """Set the clock to ``decide(current time)``, atomically with respect to other movers."""
