@@ -270,6 +270,9 @@ def _bad_tokens(tokens: Tokens) -> dict[str, str]:
         "tenant that does not exist": tokens.user(ADELE, "Presence.Read", tenant_id=str(uuid.uuid4())),
         "tid not a guid": tokens.sign(tokens.claims(ADELE, tid="contoso")),
         "scp not a string": tokens.sign(tokens.claims(ADELE, scp=["Presence.Read"])),
+        "audience list without graph": tokens.sign(tokens.claims(ADELE, aud=["api://a", "api://b"])),
+        "audience object": tokens.sign(tokens.claims(ADELE, aud={"x": 1})),
+        "expiry at the end of time": tokens.sign(tokens.claims(ADELE, exp=253402300799)),
         "alg none": "eyJhbGciOiJub25lIn0." + "eyJhIjoxfQ.",
     }
 
@@ -289,6 +292,9 @@ BAD_TOKEN_CASES = [
     "tenant that does not exist",
     "tid not a guid",
     "scp not a string",
+    "audience list without graph",
+    "audience object",
+    "expiry at the end of time",
     "alg none",
 ]
 
@@ -308,6 +314,24 @@ async def test_a_malformed_authorization_header_is_401(
     """An Authorization header that is not 'Bearer <token>' is a 401."""
     response = await client.get("/v1.0/me/presence", headers={"Authorization": header})
     assert response.status_code == 401
+
+
+async def test_an_audience_list_naming_graph_is_accepted(client: httpx.AsyncClient, tokens: Tokens) -> None:
+    """An ``aud`` array (RFC 7519) is accepted when it names Microsoft Graph."""
+    token = tokens.sign(tokens.claims(ADELE, aud=["api://other", "00000003-0000-0000-c000-000000000000"]))
+    assert (await client.get(f"/v1.0/users/{ADELE}/presence", headers=bearer(token))).status_code == 200
+
+
+async def test_a_failure_inside_a_read_is_a_graph_error(
+    client: httpx.AsyncClient, tokens: Tokens, runtime: Runtime
+) -> None:
+    """Even an unexpected failure answers with the Graph error body and headers, on the fast path too."""
+    headers = bearer(tokens.app("Presence.Read.All"))
+    await runtime.reader.close()  # every read now fails inside the store
+    response = await client.get(f"/v1.0/users/{ADELE}/presence", headers=headers | {"client-request-id": "abc"})
+    assert response.status_code == 500
+    assert error_of(response)["code"] == "InternalServerError"
+    assert response.headers["client-request-id"] == "abc"
 
 
 async def test_a_token_within_the_leeway_is_accepted(client: httpx.AsyncClient, tokens: Tokens) -> None:
