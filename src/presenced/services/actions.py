@@ -22,7 +22,7 @@ from presenced.domain.model import (
 from presenced.domain.sequence import Change
 from presenced.errors import BadRequest, ResourceNotFound
 from presenced.services.inputs import duration_value, enum_value, guid_value, local_instant, text_value
-from presenced.services.ports import Directory, UnitOfWork, User
+from presenced.services.ports import Directory, UnitOfWork, User, UserFinder
 from presenced.services.writes import change_facts
 
 MAX_STATUS_LENGTH = 280
@@ -43,13 +43,15 @@ class PresenceActions:
         self._uow = uow
         self._clock = clock
 
-    async def target(self, principal: Principal, ref: str | None, operation: Operation) -> User:
+    async def target(
+        self, principal: Principal, ref: str | None, operation: Operation, finder: UserFinder | None = None
+    ) -> User:
         """The user ``ref`` names (None: the signed-in user), if the caller may act on them.
 
         The permission is checked before the user's existence is revealed.
         """
         ref = require_delegated(principal) if ref is None else ref
-        user = await self._directory.find_user(principal.tenant_id, ref)
+        user = await (finder or self._directory).find_user(principal.tenant_id, ref)
         authorize(principal, operation, Target.OTHER if user is None else target_of(principal, user.id))
         if user is None:
             raise ResourceNotFound(f"User '{ref[:128]}' was not found.")
@@ -59,9 +61,17 @@ class PresenceActions:
     def clock(self) -> Clock:
         return self._clock
 
-    async def apply(self, user: User, mutation: Mutation, cause: str) -> list[Change]:
-        """Change the user's facts in one transaction; a rejected change leaves everything as it was."""
+    async def apply(
+        self, principal: Principal, ref: str | None, operation: Operation, mutation: Mutation, cause: str
+    ) -> list[Change]:
+        """Find the user, check the permission and change the facts, in one transaction.
+
+        A rejected change leaves everything as it was. The lookup runs on the
+        transaction's connection: a connection of its own costs a write as much
+        as the rest of it on SQLite.
+        """
         async with self._uow.begin() as tx:
+            user = await self.target(principal, ref, operation, tx)
             _, logged = await change_facts(tx, user, mutation, self._clock, cause)
         return logged
 
@@ -74,7 +84,6 @@ class PresenceActions:
         activity: str | None,
         expiration: str | None,
     ) -> None:
-        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
         app_id = _own_session(principal, session_id)
         pair = change.pair_of(
             enum_value(Availability, availability, "availability"),
@@ -84,12 +93,23 @@ class PresenceActions:
         )
         duration = duration_value(expiration, "expirationDuration")
         _check_session_duration(duration)
-        await self.apply(user, lambda f, now: change.set_session(f, app_id, pair, duration, now), "setPresence")
+        await self.apply(
+            principal,
+            ref,
+            Operation.WRITE_PRESENCE,
+            lambda f, now: change.set_session(f, app_id, pair, duration, now),
+            "setPresence",
+        )
 
     async def clear_presence(self, principal: Principal, ref: str | None, session_id: str | None) -> None:
-        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
         app_id = _own_session(principal, session_id)
-        await self.apply(user, lambda f, now: change.clear_session(f, app_id, now), "clearPresence")
+        await self.apply(
+            principal,
+            ref,
+            Operation.WRITE_PRESENCE,
+            lambda f, now: change.clear_session(f, app_id, now),
+            "clearPresence",
+        )
 
     async def set_preferred_presence(
         self,
@@ -99,7 +119,6 @@ class PresenceActions:
         activity: str | None,
         expiration: str | None,
     ) -> None:
-        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
         pair = change.pair_of(
             enum_value(Availability, availability, "availability"),
             enum_value(Activity, activity, "activity"),
@@ -109,11 +128,22 @@ class PresenceActions:
         duration = duration_value(expiration, "expirationDuration")
         if duration is not None and not timedelta(0) < duration <= change.PREFERRED_MAX:
             raise BadRequest("'expirationDuration' must be more than zero and at most P30D.")
-        await self.apply(user, lambda f, now: change.set_preferred(f, pair, duration, now), "setUserPreferredPresence")
+        await self.apply(
+            principal,
+            ref,
+            Operation.WRITE_PRESENCE,
+            lambda f, now: change.set_preferred(f, pair, duration, now),
+            "setUserPreferredPresence",
+        )
 
     async def clear_preferred_presence(self, principal: Principal, ref: str | None) -> None:
-        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
-        await self.apply(user, lambda f, now: change.clear_preferred(f), "clearUserPreferredPresence")
+        await self.apply(
+            principal,
+            ref,
+            Operation.WRITE_PRESENCE,
+            lambda f, now: change.clear_preferred(f),
+            "clearUserPreferredPresence",
+        )
 
     async def set_status_message(
         self,
@@ -125,7 +155,6 @@ class PresenceActions:
         expiry_time_zone: str | None,
         has_expiry: bool,
     ) -> None:
-        user = await self.target(principal, ref, Operation.WRITE_PRESENCE)
         if content_type is not None and content_type.lower() != "text":
             raise BadRequest("'statusMessage.message.contentType' must be text.")
         content = text_value(content, "statusMessage.message.content", MAX_STATUS_LENGTH)
@@ -141,24 +170,31 @@ class PresenceActions:
                 raise BadRequest("'statusMessage.expiryDateTime' is in the past.")
             return change.set_status_message(facts, StatusMessage(content, now, expires, zone))
 
-        await self.apply(user, mutation, "setStatusMessage")
+        await self.apply(principal, ref, Operation.WRITE_PRESENCE, mutation, "setStatusMessage")
 
     async def set_location(
         self, principal: Principal, ref: str | None, layer: str, location_type: str | None, place_id: str | None
     ) -> None:
-        user = await self.target(principal, ref, Operation.WRITE_LOCATION)
         kind = enum_value(WorkLocationType, location_type, "workLocationType", _LOCATION_TYPES)
         location = LocationLayer(kind, text_value(place_id, "placeId", MAX_PLACE_ID))
         cause = "setManualLocation" if layer == "manual" else "setAutomaticLocation"
-        await self.apply(user, lambda f, now: change.set_location(f, layer, location), cause)
+        await self.apply(
+            principal, ref, Operation.WRITE_LOCATION, lambda f, now: change.set_location(f, layer, location), cause
+        )
 
     async def clear_automatic_location(self, principal: Principal, ref: str | None) -> None:
-        user = await self.target(principal, ref, Operation.WRITE_LOCATION)
-        await self.apply(user, lambda f, now: change.clear_automatic_location(f), "clearAutomaticLocation")
+        await self.apply(
+            principal,
+            ref,
+            Operation.WRITE_LOCATION,
+            lambda f, now: change.clear_automatic_location(f),
+            "clearAutomaticLocation",
+        )
 
     async def clear_location(self, principal: Principal, ref: str | None) -> None:
-        user = await self.target(principal, ref, Operation.WRITE_LOCATION)
-        await self.apply(user, lambda f, now: change.clear_location(f), "clearLocation")
+        await self.apply(
+            principal, ref, Operation.WRITE_LOCATION, lambda f, now: change.clear_location(f), "clearLocation"
+        )
 
 
 def _own_session(principal: Principal, session_id: str | None) -> str:

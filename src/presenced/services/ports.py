@@ -48,6 +48,10 @@ class PresenceReader(Protocol):
         ...
 
 
+class UserFinder(Protocol):
+    async def find_user(self, tenant_id: str, ref: str) -> User | None: ...
+
+
 class Directory(Protocol):
     async def tenant_exists(self, tenant_id: str) -> bool: ...
 
@@ -61,6 +65,10 @@ class Directory(Protocol):
 
 
 class Transaction(Protocol):
+    async def find_user(self, tenant_id: str, ref: str) -> User | None:
+        """As ``Directory.find_user``, inside this transaction."""
+        ...
+
     async def put_tenant(self, tenant: Tenant, now: datetime) -> None:
         """Create the tenant, or rename it if it exists."""
         ...

@@ -56,13 +56,8 @@ class SqlStore:
         return found is not None
 
     async def find_user(self, tenant_id: str, ref: str) -> User | None:
-        if "\x00" in ref:  # names nobody, and PostgreSQL refuses NUL in text
-            return None
-        column = users.c.upn_key if "@" in ref else users.c.id
-        query = select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id, column == ref.lower())
         async with self.engine.connect() as conn:
-            row = (await conn.execute(query)).mappings().first()
-        return None if row is None else user_from_row(row)
+            return await _find_user(conn, tenant_id, ref)
 
     @asynccontextmanager
     async def begin(self) -> AsyncIterator[SqlTransaction]:
@@ -76,6 +71,16 @@ class SqlStore:
         async with self.engine.connect() as conn:
             row = (await conn.execute(query)).mappings().first()
         return mailbox_from_row(row)
+
+
+async def _find_user(conn: AsyncConnection, tenant_id: str, ref: str) -> User | None:
+    """The tenant's user with this object id or UPN (case-insensitive)."""
+    if "\x00" in ref:  # names nobody, and PostgreSQL refuses NUL in text
+        return None
+    column = users.c.upn_key if "@" in ref else users.c.id
+    query = select(*_USER_COLUMNS).where(users.c.tenant_id == tenant_id, column == ref.lower())
+    row = (await conn.execute(query)).mappings().first()
+    return None if row is None else user_from_row(row)
 
 
 class SqlTransaction:
@@ -110,6 +115,9 @@ class SqlTransaction:
             insert(presences).values(user_id=user.id, tenant_id=user.tenant_id, **_state_columns(state))
         )
         await self.conn.execute(insert(mailbox_settings).values(user_id=user.id))
+
+    async def find_user(self, tenant_id: str, ref: str) -> User | None:
+        return await _find_user(self.conn, tenant_id, ref)
 
     async def lock_presence(self, user_id: str) -> tuple[PresenceFacts, PresenceState]:
         # The lock first, alone (FOR UPDATE on PostgreSQL; SQLite has one writer at a
