@@ -464,6 +464,7 @@ class QueryCounter:
         reader = runtime.reader
         if hasattr(reader, "_conn"):
             reader._conn.set_trace_callback(self._on_sqlite)
+            reader._batch_conn.set_trace_callback(self._on_sqlite)
         else:
             reader._pool = _CountingPool(reader._pool, self)
 
@@ -528,4 +529,4 @@ async def test_get_presences_for_650_ids_makes_at_most_two_queries(
     counter = QueryCounter(runtime)
     response = await client.post("/v1.0/communications/getPresencesByUserId", json={"ids": ids}, headers=headers)
     assert len(response.json()["value"]) == 650
-    assert counter.count <= 2
+    assert 1 <= counter.count <= 2

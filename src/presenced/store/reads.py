@@ -15,8 +15,10 @@ object id it touches only the user's ``presences`` row, which carries the tenant
 
 from __future__ import annotations
 
+import asyncio
 import json
 import sqlite3
+import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -80,26 +82,50 @@ def _one(ref: str) -> tuple[str, str]:
     return ("upn" if "@" in ref else "id"), ref.lower()
 
 
+#: Longer lists are read in a worker thread: 650 users take milliseconds, too long to hold up
+#: every other request on the event loop; a few take less than the hand-off.
+THREAD_AT = 32
+
+
 class SqlitePresenceReader:
     def __init__(self, path: str) -> None:
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute("PRAGMA busy_timeout=5000")
-        self._conn.execute("PRAGMA query_only=ON")
+        self._conn = _read_only(path)
+        # Batches, on a connection of their own, one thread at a time.
+        self._batch_conn = _read_only(path)
+        self._batch_lock = threading.Lock()
 
     async def load(self, tenant_id: str, refs: Sequence[str]) -> list[UserPresence]:
         if len(refs) == 1:
             column, key = _one(refs[0])
             if "\x00" in key:
                 return []
-            cursor = self._conn.execute(_SQLITE_ONE[column], (tenant_id, key))
-        else:
-            ids, upns = split_refs(refs)
-            cursor = self._conn.execute(_SQLITE_MANY, (tenant_id, json.dumps(ids), json.dumps(upns)))
-        # Rows as dicts: ``sqlite3.Row`` finds a column by a case-insensitive linear scan.
-        return _distinct([user_presence(dict(zip(_NAMES, row, strict=True))) for row in cursor.fetchall()])
+            return _records(self._conn.execute(_SQLITE_ONE[column], (tenant_id, key)))
+        ids, upns = split_refs(refs)
+        params = (tenant_id, json.dumps(ids), json.dumps(upns))
+        if len(refs) < THREAD_AT:
+            return _records(self._conn.execute(_SQLITE_MANY, params))
+        return await asyncio.to_thread(self._load_batch, params)
+
+    def _load_batch(self, params: tuple[str, str, str]) -> list[UserPresence]:
+        with self._batch_lock:
+            return _records(self._batch_conn.execute(_SQLITE_MANY, params))
 
     async def close(self) -> None:
         self._conn.close()
+        with self._batch_lock:
+            self._batch_conn.close()
+
+
+def _read_only(path: str) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=5000")
+    conn.execute("PRAGMA query_only=ON")
+    return conn
+
+
+def _records(cursor: sqlite3.Cursor) -> list[UserPresence]:
+    # Rows as dicts: ``sqlite3.Row`` finds a column by a case-insensitive linear scan.
+    return _distinct([user_presence(dict(zip(_NAMES, row, strict=True))) for row in cursor.fetchall()])
 
 
 class PostgresPresenceReader:
