@@ -36,13 +36,16 @@ def _live(facts: PresenceFacts, now: datetime) -> tuple[Session, ...]:
     return tuple(s for s in facts.sessions if s.expires_at > now)
 
 
-def set_session(
-    facts: PresenceFacts, app_id: str, pair: Pair, duration: timedelta | None, now: datetime
-) -> PresenceFacts:
-    """setPresence: create or refresh the app's session; expired sessions are dropped."""
+def session_duration(duration: timedelta | None) -> timedelta:
+    """A session's lifetime: PT5M when not given, else PT5M to PT4H (a 400 otherwise)."""
     duration = SESSION_DEFAULT if duration is None else duration
     if not SESSION_MIN <= duration <= SESSION_MAX:
         raise BadRequest("'expirationDuration' must be between PT5M and PT4H.")
+    return duration
+
+
+def set_session(facts: PresenceFacts, app_id: str, pair: Pair, duration: timedelta, now: datetime) -> PresenceFacts:
+    """setPresence: create or refresh the app's session; expired sessions are dropped."""
     session = Session(app_id, pair[0], pair[1], now, now + duration)
     others = tuple(s for s in _live(facts, now) if s.app_id != app_id)
     return replace(facts, sessions=(*others, session))
@@ -56,16 +59,18 @@ def clear_session(facts: PresenceFacts, app_id: str, now: datetime) -> PresenceF
     return replace(facts, sessions=tuple(s for s in live if s.app_id != app_id))
 
 
-def preferred_default(availability: Availability) -> timedelta:
-    busy = availability in {Availability.BUSY, Availability.DO_NOT_DISTURB}
-    return PREFERRED_SHORT_DEFAULT if busy else PREFERRED_LONG_DEFAULT
-
-
-def set_preferred(facts: PresenceFacts, pair: Pair, duration: timedelta | None, now: datetime) -> PresenceFacts:
-    """setUserPreferredPresence, with the documented default expiries."""
-    duration = preferred_default(pair[0]) if duration is None else duration
+def preferred_duration(availability: Availability, duration: timedelta | None) -> timedelta:
+    """A preferred presence's lifetime: a day (Busy, DoNotDisturb) or a week when not given, else at most P30D."""
+    if duration is None:
+        busy = availability in {Availability.BUSY, Availability.DO_NOT_DISTURB}
+        return PREFERRED_SHORT_DEFAULT if busy else PREFERRED_LONG_DEFAULT
     if not timedelta(0) < duration <= PREFERRED_MAX:
         raise BadRequest("'expirationDuration' must be more than zero and at most P30D.")
+    return duration
+
+
+def set_preferred(facts: PresenceFacts, pair: Pair, duration: timedelta, now: datetime) -> PresenceFacts:
+    """setUserPreferredPresence."""
     return replace(facts, preferred=PreferredPresence(pair[0], pair[1], now + duration))
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from presenced.auth.policy import Operation, Target, authorize, require_delegated, target_of
 from presenced.auth.principal import Principal
@@ -15,6 +15,7 @@ from presenced.domain.model import (
     Activity,
     Availability,
     LocationLayer,
+    Pair,
     PresenceFacts,
     StatusMessage,
     WorkLocationType,
@@ -85,14 +86,8 @@ class PresenceActions:
         expiration: str | None,
     ) -> None:
         app_id = _own_session(principal, session_id)
-        pair = change.pair_of(
-            enum_value(Availability, availability, "availability"),
-            enum_value(Activity, activity, "activity"),
-            SESSION_PAIRS,
-            "setPresence",
-        )
-        duration = duration_value(expiration, "expirationDuration")
-        _check_session_duration(duration)
+        pair = _pair(availability, activity, SESSION_PAIRS, "setPresence")
+        duration = change.session_duration(duration_value(expiration, "expirationDuration"))
         await self.apply(
             principal,
             ref,
@@ -119,15 +114,8 @@ class PresenceActions:
         activity: str | None,
         expiration: str | None,
     ) -> None:
-        pair = change.pair_of(
-            enum_value(Availability, availability, "availability"),
-            enum_value(Activity, activity, "activity"),
-            PREFERRED_PAIRS,
-            "setUserPreferredPresence",
-        )
-        duration = duration_value(expiration, "expirationDuration")
-        if duration is not None and not timedelta(0) < duration <= change.PREFERRED_MAX:
-            raise BadRequest("'expirationDuration' must be more than zero and at most P30D.")
+        pair = _pair(availability, activity, PREFERRED_PAIRS, "setUserPreferredPresence")
+        duration = change.preferred_duration(pair[0], duration_value(expiration, "expirationDuration"))
         await self.apply(
             principal,
             ref,
@@ -205,6 +193,10 @@ def _own_session(principal: Principal, session_id: str | None) -> str:
     return app_id
 
 
-def _check_session_duration(duration: timedelta | None) -> None:
-    if duration is not None and not change.SESSION_MIN <= duration <= change.SESSION_MAX:
-        raise BadRequest("'expirationDuration' must be between PT5M and PT4H.")
+def _pair(availability: str | None, activity: str | None, allowed: frozenset[Pair], action: str) -> Pair:
+    return change.pair_of(
+        enum_value(Availability, availability, "availability"),
+        enum_value(Activity, activity, "activity"),
+        allowed,
+        action,
+    )

@@ -58,9 +58,9 @@ class MailboxService:
         user = await self._actions.target(principal, ref, Operation.WRITE_MAILBOX_SETTINGS)
         zone = zone_name(time_zone, "timeZone") if time_zone is not None else None
         async with self._uow.begin() as tx:
-            await tx.lock_presence(user.id)  # serialises this with every other write to the user
+            locked = await tx.lock_presence(user.id)  # the mailbox row is read under the user's lock
             updated = _patched(await tx.mailbox_settings(user.id), zone, replies)
-            await change_facts(tx, user, _with_replies(updated), self._actions.clock, "mailboxSettings")
+            await change_facts(tx, user, _with_replies(updated), self._actions.clock, "mailboxSettings", locked)
             await tx.save_mailbox_settings(user, updated)
         return user, updated
 

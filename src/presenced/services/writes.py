@@ -22,14 +22,16 @@ async def change_facts(
     mutate: Callable[[PresenceFacts, datetime], PresenceFacts],
     clock: Clock,
     cause: str,
+    locked: tuple[PresenceFacts, PresenceState] | None = None,
 ) -> tuple[PresenceState, list[Change]]:
     """Apply ``mutate(facts, now)`` to the user's facts; return the new state and the changes logged.
 
     ``now`` is read once the user is locked: read before, it could be older than
-    a change another writer stored (or a reader showed) while this one waited,
-    and the sequence numbers would no longer follow the order of the changes.
+    a change another writer stored while this one waited, and the sequence
+    numbers would no longer follow the order of the changes. ``locked`` is what
+    ``tx.lock_presence`` returned, for a caller that took the lock already.
     """
-    facts, state = await tx.lock_presence(user.id)
+    facts, state = locked or await tx.lock_presence(user.id)
     now = await clock.now()
     state, due = advance(state, facts, now)
     new_facts = mutate(facts, now)
