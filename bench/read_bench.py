@@ -52,13 +52,14 @@ def serve_baseline(spec_path: str) -> None:
     """Serve a bare ASGI app that answers every request with the captured bytes.
 
     Runs in its own process (``read_bench.py --serve-baseline SPEC``) with the same
-    uvicorn configuration as ``presenced serve`` (see ``presenced.cli.main._serve``).
+    uvicorn configuration and listening socket as ``presenced serve``.
     """
     import gc
-    import socket
 
     import uvicorn
     import uvloop
+
+    from presenced.cli.main import listen, server_config
 
     spec = json.loads(Path(spec_path).read_text())
     body = Path(spec["body_file"]).read_bytes()
@@ -72,26 +73,12 @@ def serve_baseline(spec_path: str) -> None:
         await send(start)
         await send(finish)
 
-    # The same pre-bound socket as presenced.cli.main._listen: IPPROTO_TCP so TCP_NODELAY is set.
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((HOST, 0))
-    sock.listen(2048)
-    sock.set_inheritable(True)
+    # The same socket and server settings as `presenced serve`.
+    sock = listen(HOST, 0)
     print(f"baseline listening on http://{HOST}:{sock.getsockname()[1]}", flush=True)
 
     async def run() -> None:
-        config = uvicorn.Config(
-            app,
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            loop="none",
-            proxy_headers=False,
-            http="auto",
-            server_header=False,
-            date_header=True,
-        )
+        config = server_config(app)
         gc.collect()
         gc.freeze()
         await uvicorn.Server(config).serve(sockets=[sock])

@@ -12,9 +12,12 @@ import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    import uvicorn
 
 from presenced import __version__
 from presenced.bootstrap import Runtime, build, record_serving_url, recorded_url
@@ -105,12 +108,30 @@ def serve(
     """Serve the Graph presence API (and, unless --no-worker, the background worker)."""
     options = {"data_dir": data_dir, "database_url": database_url, "host": host, "public_url": public_url}
     settings = _settings(clock=clock, **options)
-    sock = _listen(settings.host, settings.port if port is None else port)
+    sock = listen(settings.host, settings.port if port is None else port)
     settings = _settings(clock=clock, port=sock.getsockname()[1], **options)
     _run(lambda: _serve(settings, sock, demo, worker=not no_worker))
 
 
-def _listen(host: str, port: int) -> socket.socket:
+def server_config(app: Any) -> uvicorn.Config:
+    """How ``serve`` runs an ASGI app (the benchmarks run their baseline the same way)."""
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+        loop="none",
+        proxy_headers=False,
+        http="auto",
+        server_header=False,
+        date_header=True,
+    )
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """The listening socket ``serve`` hands to uvicorn."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
     # and without it every response waits ~40 ms for a delayed ACK.
@@ -152,17 +173,7 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
             click.echo(f"  Demo:       tenant {tenant.tenant.id}, {len(tenant.users)} users, e.g. {upn}")
             click.echo(f"  Try:        presenced token --user {upn} --scopes Presence.Read")
         sys.stdout.flush()
-        config = uvicorn.Config(
-            create_app(runtime),
-            log_level="warning",
-            access_log=False,
-            lifespan="off",
-            loop="none",
-            proxy_headers=False,
-            http="auto",
-            server_header=False,
-            date_header=True,
-        )
+        config = server_config(create_app(runtime))
         # Everything built so far lives as long as the process: keep the
         # collector from scanning it again and again under load.
         gc.collect()
