@@ -12,14 +12,19 @@ from presenced.clock import Clock, SystemClock
 from presenced.config import Settings
 from presenced.errors import ConfigurationError
 from presenced.oauth.keys import SigningKeys
+from presenced.oauth.passwords import Argon2Hasher
+from presenced.oauth.server import AuthorizationServer
+from presenced.oauth.signin import SignIn
 from presenced.oauth.tokens import TokenVerifier
 from presenced.services.actions import PresenceActions
 from presenced.services.emulator import EmulatorClock
+from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
 from presenced.services.presence import PresenceService
 from presenced.services.sweeper import Sweeper
 from presenced.store.clock import StoredClock
 from presenced.store.engine import create_engine, sqlite_url, upgrade
+from presenced.store.identity import SqlIdentityStore
 from presenced.store.presence import SqlStore
 from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
 
@@ -42,6 +47,9 @@ class Runtime:
     sweeper: Sweeper
     #: The manual clock's controls; None on real time.
     emulator: EmulatorClock | None
+    identity: IdentityService
+    oauth: AuthorizationServer
+    signin: SignIn
 
     async def close(self) -> None:
         await self.reader.close()
@@ -80,6 +88,10 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
     verifier = TokenVerifier(keys, settings.base_url, store.tenant_exists, settings.token_cache_size)
     sweeper = Sweeper(store, clock)
     actions = PresenceActions(store, store, clock)
+    hasher = Argon2Hasher()
+    identity_store = SqlIdentityStore(store)
+    identity = IdentityService(identity_store, hasher)
+    oauth = AuthorizationServer(identity, keys, settings.base_url, device_interval=settings.device_code_interval)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -93,6 +105,9 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         mailbox=MailboxService(actions, store, store),
         sweeper=sweeper,
         emulator=None if manual is None else EmulatorClock(manual, sweeper),
+        identity=identity,
+        oauth=oauth,
+        signin=SignIn(identity_store, hasher),
     )
 
 

@@ -35,6 +35,15 @@ class Settings:
     token_cache_size: int = 10_000
     #: "system" (real time) or "manual" (the emulator's clock, moved through /_emulator/clock).
     clock: str = "system"
+    #: HTTPS: "local" (a certificate from a CA made in the data directory), "files" (``tls_cert``
+    #: and ``tls_key``), or "off" (plain HTTP, e.g. behind a TLS-terminating proxy).
+    tls: str = "local"
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: Trust X-Forwarded-* headers from these addresses (comma-separated; behind a proxy).
+    forwarded_allow_ips: str | None = None
+    #: Seconds a device-code client waits between polls.
+    device_code_interval: int = 5
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -53,8 +62,18 @@ class Settings:
             values["public_url"] = env["PRESENCED_PUBLIC_URL"]
         if "PRESENCED_CLOCK" in env:
             values["clock"] = env["PRESENCED_CLOCK"]
+        if "PRESENCED_TLS_CERT" in env:
+            values["tls_cert"] = Path(env["PRESENCED_TLS_CERT"])
+        if "PRESENCED_TLS_KEY" in env:
+            values["tls_key"] = Path(env["PRESENCED_TLS_KEY"])
+        if env.get("PRESENCED_HTTP", "").lower() in {"1", "true", "yes"}:
+            values["tls"] = "off"
+        if "PRESENCED_FORWARDED_ALLOW_IPS" in env:
+            values["forwarded_allow_ips"] = env["PRESENCED_FORWARDED_ALLOW_IPS"]
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = replace(cls(), **values)  # type: ignore[arg-type]
+        if settings.tls_cert is not None or settings.tls_key is not None:
+            settings = replace(settings, tls="files")
         settings.validate()
         return settings
 
@@ -69,6 +88,12 @@ class Settings:
                 raise ConfigurationError(
                     f"database URL must start with sqlite:// or postgresql://, not {scheme or 'nothing'}://"
                 )
+        if self.tls not in {"local", "files", "off"}:
+            raise ConfigurationError(f"tls must be 'local', 'files' or 'off', not {self.tls!r}")
+        if self.tls == "files" and (self.tls_cert is None or self.tls_key is None):
+            raise ConfigurationError("--tls-cert and --tls-key go together: give both")
+        if not 1 <= self.device_code_interval <= 60:
+            raise ConfigurationError("the device-code interval must be between 1 and 60 seconds")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in {"http", "https"}:
             raise ConfigurationError(f"public URL must be http:// or https://, not {self.public_url!r}")
 
@@ -78,7 +103,8 @@ class Settings:
         if self.public_url:
             return self.public_url.rstrip("/")
         host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        scheme = "http" if self.tls == "off" else "https"
+        return f"{scheme}://{host}:{self.port}"
 
 
 def _port(raw: str, name: str) -> int:

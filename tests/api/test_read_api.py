@@ -13,7 +13,7 @@ from joserfc.jwk import RSAKey
 from presenced.api.app import create_app
 from presenced.bootstrap import Runtime, build
 from presenced.clock import FixedClock
-from presenced.oauth.keys import add_key
+from presenced.oauth.keys import rotate
 from presenced.services.demo import DemoTenant, demo_user_id
 from presenced.services.ports import Tenant, User
 from tests.support import BASE_URL, T0, Tokens, bearer
@@ -341,24 +341,34 @@ async def test_a_token_within_the_leeway_is_accepted(client: httpx.AsyncClient, 
     assert (await client.get(f"/v1.0/users/{ADELE}/presence", headers=bearer(token))).status_code == 200
 
 
-async def test_tokens_signed_by_an_older_key_stay_valid_after_a_new_key(tokens: Tokens, runtime: Runtime) -> None:
-    """After a new key is added and the server restarts, tokens of the old and the new key both verify."""
+async def test_a_rotation_keeps_old_tokens_valid_until_their_key_is_retired(tokens: Tokens, runtime: Runtime) -> None:
+    """After one rotation tokens of the old key still verify; two rotations later the key is unpublished and refused."""
     old = tokens.user(ADELE, "Presence.Read")
-    add_key(runtime.settings.data_dir / "keys")
+    old_kid = runtime.keys.current.kid
+    rotate(runtime.settings.data_dir)
     restarted = await build(runtime.settings, clock=runtime.clock)
     try:
-        assert len(restarted.keys.keys) == 2
-        assert restarted.keys.current.kid != runtime.keys.current.kid
+        assert len(restarted.keys.keys) == 3
+        assert restarted.keys.current.kid != old_kid
         new = Tokens(restarted, tokens.tenant_id).user(ADELE, "Presence.Read")
         transport = httpx.ASGITransport(app=create_app(restarted), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:
             for token in (old, new):
                 assert (await client.get("/v1.0/me/presence", headers=bearer(token))).status_code == 200
             jwks = (await client.get(f"/{tokens.tenant_id}/discovery/v2.0/keys")).json()
+            assert {k["kid"] for k in jwks["keys"]} == {k.kid for k in restarted.keys.keys}
+            assert old_kid in {k["kid"] for k in jwks["keys"]}
+            assert all("d" not in k for k in jwks["keys"])
+            rotate(runtime.settings.data_dir)
+            rotate(runtime.settings.data_dir)
+            restarted.keys.refresh(force=True)
+            jwks = (await client.get(f"/{tokens.tenant_id}/discovery/v2.0/keys")).json()
+            assert old_kid not in {k["kid"] for k in jwks["keys"]}
+            refused = await client.get("/v1.0/me/presence", headers=bearer(old))
+            assert refused.status_code == 401
+            assert "unknown key" in refused.json()["error"]["message"]
     finally:
         await restarted.close()
-    assert {k["kid"] for k in jwks["keys"]} == {k.kid for k in restarted.keys.keys}
-    assert all("d" not in k for k in jwks["keys"])
 
 
 # --- permissions and tenants --------------------------------------------------------------------

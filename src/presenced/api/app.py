@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
@@ -19,13 +20,13 @@ from presenced.api.openapi import openapi_document
 from presenced.api.routes import actions, emulator, graph, mailbox
 from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
+from presenced.web import identity
 
 log = logging.getLogger("presenced.api")
 
 
-def create_app(runtime: Runtime) -> PresenceReadFastPath:
-    """The application serving ``runtime``'s services."""
-    keys = runtime.keys
+def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> PresenceReadFastPath:
+    """The application serving ``runtime``'s services (``ca_certificate``: the local CA, offered to browsers)."""
     endpoints: tuple[Endpoint, ...] = graph.ENDPOINTS + actions.ENDPOINTS + mailbox.ENDPOINTS
     if runtime.emulator is not None:
         endpoints += emulator.ENDPOINTS
@@ -34,9 +35,6 @@ def create_app(runtime: Runtime) -> PresenceReadFastPath:
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
-    async def jwks(request: Request) -> Response:
-        return JSONResponse(keys.jwks())
-
     async def health(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -44,9 +42,8 @@ def create_app(runtime: Runtime) -> PresenceReadFastPath:
     routes += [
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
-        Route("/{tenant}/discovery/v2.0/keys", jwks, methods=["GET"]),
-        Route("/{tenant}/discovery/keys", jwks, methods=["GET"]),
     ]
+    routes += identity.ROUTES
     app = Starlette(
         routes=routes,
         exception_handlers={PresencedError: _presenced_error, HTTPException: _http_error, Exception: _crash},
@@ -57,6 +54,11 @@ def create_app(runtime: Runtime) -> PresenceReadFastPath:
     app.state.emulator = runtime.emulator
     app.state.verifier = runtime.verifier
     app.state.base_url = runtime.settings.base_url
+    app.state.keys = runtime.keys
+    app.state.oauth = runtime.oauth
+    app.state.signin = runtime.signin
+    app.state.identity = runtime.identity
+    app.state.ca_certificate = ca_certificate
     app.state.encoder = wire.PresenceEncoder()
     return PresenceReadFastPath(app)
 

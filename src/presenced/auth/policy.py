@@ -1,4 +1,6 @@
-"""Who may do what to whose presence (spec §A.4), as one table.
+"""Who may do what to whose presence (spec §A.4) and to the directory, as one table.
+
+The permissions that allow each access come from the catalog (``permissions``).
 
 Pure: the caller passes the principal and the target; nothing here reads the
 clock, the store or the request.
@@ -7,25 +9,12 @@ clock, the store or the request.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from enum import StrEnum
 
+from presenced.auth.operations import Operation as Operation
+from presenced.auth.operations import Target as Target
+from presenced.auth.permissions import PermissionKind, allowing
 from presenced.auth.principal import Principal
 from presenced.errors import BadRequest, Forbidden
-
-
-class Operation(StrEnum):
-    READ_PRESENCE = "read presence"
-    READ_PRESENCES = "read the presence of many users"
-    WRITE_PRESENCE = "write presence"
-    WRITE_LOCATION = "write the work location"
-    READ_MAILBOX_SETTINGS = "read mailbox settings"
-    WRITE_MAILBOX_SETTINGS = "write mailbox settings"
-
-
-class Target(StrEnum):
-    OWN = "own"
-    OTHER = "other"
-    ANY = "any"
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,33 +25,49 @@ class Rule:
     application: frozenset[str]
     #: What a delegated caller without a usable scope is told, when no scope could help.
     delegated_refusal: str | None = None
+    #: A delegated caller must also be a directory administrator (as Graph asks for a directory role).
+    admin_only: bool = False
 
 
-_READ_OWN = frozenset({"Presence.Read", "Presence.Read.All", "Presence.ReadWrite"})
-_READ_ALL = frozenset({"Presence.Read.All"})
-_APP_READ = frozenset({"Presence.Read.All", "Presence.ReadWrite.All"})
-_WRITE_OWN = frozenset({"Presence.ReadWrite"})
-_APP_WRITE = frozenset({"Presence.ReadWrite.All"})
-_NONE: frozenset[str] = frozenset()
-_MAILBOX_READ = frozenset({"MailboxSettings.Read", "MailboxSettings.ReadWrite"})
-_MAILBOX_WRITE = frozenset({"MailboxSettings.ReadWrite"})
+def _rule(operation: Operation, target: Target, refusal: str | None = None, admin_only: bool = False) -> Rule:
+    """The rule for one access, with the permissions that allow it read from the catalog."""
+    access = (operation, target)
+    return Rule(
+        allowing(access, PermissionKind.DELEGATED),
+        allowing(access, PermissionKind.APPLICATION),
+        refusal,
+        admin_only,
+    )
+
+
+_O, _T = Operation, Target
+_DIRECTORY = (
+    _O.READ_USERS,
+    _O.WRITE_USERS,
+    _O.READ_APPLICATIONS,
+    _O.WRITE_APPLICATIONS,
+    _O.WRITE_PERMISSION_GRANTS,
+    _O.WRITE_APP_ROLE_ASSIGNMENTS,
+)
 
 POLICY: dict[tuple[Operation, Target], Rule] = {
-    (Operation.READ_PRESENCE, Target.OWN): Rule(_READ_OWN, _APP_READ),
-    (Operation.READ_PRESENCE, Target.OTHER): Rule(_READ_ALL, _APP_READ),
-    (Operation.READ_PRESENCES, Target.ANY): Rule(_READ_ALL, _APP_READ),
-    (Operation.WRITE_PRESENCE, Target.OWN): Rule(_WRITE_OWN, _APP_WRITE),
-    (Operation.WRITE_PRESENCE, Target.OTHER): Rule(_NONE, _APP_WRITE, "Cannot set the presence of another user."),
-    (Operation.WRITE_LOCATION, Target.OWN): Rule(_WRITE_OWN, _NONE),
-    (Operation.WRITE_LOCATION, Target.OTHER): Rule(_NONE, _NONE, "Cannot set the work location of another user."),
-    (Operation.READ_MAILBOX_SETTINGS, Target.OWN): Rule(_MAILBOX_READ, _MAILBOX_READ),
-    (Operation.READ_MAILBOX_SETTINGS, Target.OTHER): Rule(
-        _NONE, _MAILBOX_READ, "Cannot read the mailbox settings of another user."
+    (_O.READ_PRESENCE, _T.OWN): _rule(_O.READ_PRESENCE, _T.OWN),
+    (_O.READ_PRESENCE, _T.OTHER): _rule(_O.READ_PRESENCE, _T.OTHER),
+    (_O.READ_PRESENCES, _T.ANY): _rule(_O.READ_PRESENCES, _T.ANY),
+    (_O.WRITE_PRESENCE, _T.OWN): _rule(_O.WRITE_PRESENCE, _T.OWN),
+    (_O.WRITE_PRESENCE, _T.OTHER): _rule(_O.WRITE_PRESENCE, _T.OTHER, "Cannot set the presence of another user."),
+    (_O.WRITE_LOCATION, _T.OWN): _rule(_O.WRITE_LOCATION, _T.OWN),
+    (_O.WRITE_LOCATION, _T.OTHER): _rule(_O.WRITE_LOCATION, _T.OTHER, "Cannot set the work location of another user."),
+    (_O.READ_MAILBOX_SETTINGS, _T.OWN): _rule(_O.READ_MAILBOX_SETTINGS, _T.OWN),
+    (_O.READ_MAILBOX_SETTINGS, _T.OTHER): _rule(
+        _O.READ_MAILBOX_SETTINGS, _T.OTHER, "Cannot read the mailbox settings of another user."
     ),
-    (Operation.WRITE_MAILBOX_SETTINGS, Target.OWN): Rule(_MAILBOX_WRITE, _MAILBOX_WRITE),
-    (Operation.WRITE_MAILBOX_SETTINGS, Target.OTHER): Rule(
-        _NONE, _MAILBOX_WRITE, "Cannot change the mailbox settings of another user."
+    (_O.WRITE_MAILBOX_SETTINGS, _T.OWN): _rule(_O.WRITE_MAILBOX_SETTINGS, _T.OWN),
+    (_O.WRITE_MAILBOX_SETTINGS, _T.OTHER): _rule(
+        _O.WRITE_MAILBOX_SETTINGS, _T.OTHER, "Cannot change the mailbox settings of another user."
     ),
+    (_O.READ_PROFILE, _T.OWN): _rule(_O.READ_PROFILE, _T.OWN),
+    **{(op, _T.ANY): _rule(op, _T.ANY, admin_only=True) for op in _DIRECTORY},
 }
 
 
@@ -85,6 +90,10 @@ def authorize(principal: Principal, operation: Operation, target: Target) -> Non
     rule = POLICY[(operation, target)]
     if principal.is_delegated:
         if not principal.scopes.isdisjoint(rule.delegated):
+            if rule.admin_only and not principal.directory_admin:
+                raise Forbidden(
+                    f"Insufficient privileges to {operation.value}: the signed-in user is not an administrator."
+                )
             return
         if rule.delegated_refusal is not None:
             raise Forbidden(rule.delegated_refusal)

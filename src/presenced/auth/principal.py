@@ -20,6 +20,8 @@ class Principal:
     user_id: str | None = None
     scopes: frozenset[str] = frozenset()
     roles: frozenset[str] = frozenset()
+    #: The signed-in user holds an administrator role in the tenant (the token's ``wids``).
+    directory_admin: bool = False
 
     @property
     def is_delegated(self) -> bool:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import click
 
@@ -23,8 +24,9 @@ from presenced import __version__
 from presenced.bootstrap import Runtime, build, record_serving_url, recorded_url
 from presenced.config import Settings
 from presenced.errors import ConfigurationError
+from presenced.oauth.tls import LocalTls, trust_instructions
 from presenced.oauth.tokens import mint_access_token
-from presenced.services.demo import DEMO_TENANT_ID, DemoTenant, seed_demo
+from presenced.services.demo import DEMO_ADMIN, DEMO_TENANT_ID, DemoIdentity, DemoTenant, seed_demo, seed_demo_identity
 from presenced.services.sweeper import INTERVAL
 from presenced.store.clock import StoredClock
 from presenced.store.engine import sqlite_url
@@ -95,6 +97,19 @@ def cli() -> None:
 @click.option("--demo", is_flag=True, help="Seed (or reset) the demo tenant before serving.")
 @_clock_option
 @click.option("--no-worker", is_flag=True, help="Do not run the background worker (run `presenced worker`).")
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), help="Certificate chain (PEM) to serve.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="Private key (PEM) of --tls-cert.")
+@click.option(
+    "--http",
+    "plain_http",
+    is_flag=True,
+    help="Serve plain HTTP (e.g. behind a TLS-terminating proxy). Sign-in libraries need HTTPS. Env: PRESENCED_HTTP=1.",
+)
+@click.option(
+    "--forwarded-allow-ips",
+    help="Trust X-Forwarded-Proto/For from these proxy addresses (comma-separated, or *).",
+)
+@click.option("--device-code-interval", type=click.IntRange(1, 60), help="Seconds between device-code polls (5).")
 def serve(
     data_dir: Path | None,
     database_url: str | None,
@@ -104,16 +119,35 @@ def serve(
     demo: bool,
     clock: str | None,
     no_worker: bool,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    plain_http: bool,
+    forwarded_allow_ips: str | None,
+    device_code_interval: int | None,
 ) -> None:
-    """Serve the Graph presence API (and, unless --no-worker, the background worker)."""
-    options = {"data_dir": data_dir, "database_url": database_url, "host": host, "public_url": public_url}
+    """Serve the Graph presence API and the sign-in platform (and, unless --no-worker, the background worker)."""
+    if plain_http and (tls_cert or tls_key):
+        raise click.UsageError("--http and --tls-cert/--tls-key exclude each other")
+    options = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "host": host,
+        "public_url": public_url,
+        "tls_cert": tls_cert,
+        "tls_key": tls_key,
+        "tls": "off" if plain_http else None,
+        "forwarded_allow_ips": forwarded_allow_ips,
+        "device_code_interval": device_code_interval,
+    }
     settings = _settings(clock=clock, **options)
     sock = listen(settings.host, settings.port if port is None else port)
     settings = _settings(clock=clock, port=sock.getsockname()[1], **options)
     _run(lambda: _serve(settings, sock, demo, worker=not no_worker))
 
 
-def server_config(app: Any) -> uvicorn.Config:
+def server_config(
+    app: Any, tls: tuple[Path, Path] | None = None, forwarded_allow_ips: str | None = None
+) -> uvicorn.Config:
     """How ``serve`` runs an ASGI app (the benchmarks run their baseline the same way)."""
     import uvicorn
 
@@ -123,10 +157,13 @@ def server_config(app: Any) -> uvicorn.Config:
         access_log=False,
         lifespan="off",
         loop="none",
-        proxy_headers=False,
+        proxy_headers=forwarded_allow_ips is not None,
+        forwarded_allow_ips=forwarded_allow_ips,
         http="auto",
         server_header=False,
         date_header=True,
+        ssl_certfile=str(tls[0]) if tls else None,
+        ssl_keyfile=str(tls[1]) if tls else None,
     )
 
 
@@ -147,20 +184,36 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _local_tls(settings: Settings) -> LocalTls:
+    from presenced.oauth.tls import ensure_local_tls
+
+    return ensure_local_tls(settings.data_dir / "tls", [settings.host])
+
+
 async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bool) -> None:
     import uvicorn
 
     from presenced.api.app import create_app
 
+    local = _local_tls(settings) if settings.tls == "local" else None
+    tls: tuple[Path, Path] | None = None
+    if local is not None:
+        tls = (local.cert, local.key)
+    elif settings.tls_cert is not None and settings.tls_key is not None:
+        tls = (settings.tls_cert, settings.tls_key)
     runtime = await build(settings)
     try:
         if demo:
             tenant = await seed_demo(runtime.store, runtime.clock)
+            demo_identity = await seed_demo_identity(runtime.identity, datetime.now(UTC))
         record_serving_url(settings)
         base = settings.base_url
         where = (settings.database_url and "PostgreSQL") or f"SQLite in {settings.data_dir}"
         click.echo(f"presenced {__version__} listening on {base}")
         click.echo(f"  Graph API:  {base}/v1.0  and  {base}/beta")
+        click.echo(
+            f"  Sign-in:    authority {base}  (tenant {DEMO_TENANT_ID if demo else 'id'}, common, organizations)"
+        )
         click.echo(f"  OpenAPI:    {base}/openapi.json")
         click.echo(f"  Store:      {where}")
         if runtime.emulator is not None:
@@ -169,11 +222,20 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
             )
         click.echo(f"  Worker:     {'in this process' if worker else 'off (run presenced worker)'}")
         if demo:
-            upn = tenant.users[0].user_principal_name
+            first = tenant.users[0]
+            upn = first.user_principal_name
             click.echo(f"  Demo:       tenant {tenant.tenant.id}, {len(tenant.users)} users, e.g. {upn}")
+            click.echo(f"              password {demo_identity.passwords[first.id]} (an administrator)")
+            for app in demo_identity.apps:
+                secret = f", secret {app.secret}" if app.secret else " (public client)"
+                click.echo(f"              app {app.app.display_name}: client id {app.app.app_id}{secret}")
             click.echo(f"  Try:        presenced token --user {upn} --scopes Presence.Read")
+        if local is not None:
+            click.echo(f"  TLS:        certificate from a local CA: {local.ca_cert}")
+            for line in trust_instructions(local):
+                click.echo(f"              {line}")
         sys.stdout.flush()
-        config = server_config(create_app(runtime))
+        config = server_config(create_app(runtime, local.ca_cert if local else None), tls, settings.forwarded_allow_ips)
         # Everything built so far lives as long as the process: keep the
         # collector from scanning it again and again under load.
         gc.collect()
@@ -196,23 +258,54 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
 def demo(data_dir: Path | None, database_url: str | None, as_json: bool) -> None:
     """Create or reset the demo tenant and its users."""
     settings = _settings(data_dir=data_dir, database_url=database_url)
-    tenant: DemoTenant = _run(lambda: _with_runtime(settings, lambda rt: seed_demo(rt.store, rt.clock)))
+
+    async def seed(runtime: Runtime) -> tuple[DemoTenant, DemoIdentity]:
+        tenant = await seed_demo(runtime.store, runtime.clock)
+        return tenant, await seed_demo_identity(runtime.identity, datetime.now(UTC))
+
+    tenant, identity = _run(lambda: _with_runtime(settings, seed))
     base = recorded_url(settings.data_dir) or settings.base_url
+    ca = _local_tls(settings).ca_cert if urlsplit(base).scheme == "https" and settings.tls == "local" else None
     if as_json:
-        click.echo(json.dumps(_demo_json(tenant, base), indent=2))
+        click.echo(json.dumps(_demo_json(tenant, identity, base, ca), indent=2))
         return
-    click.echo(f"Demo tenant {tenant.tenant.id} ({tenant.tenant.display_name}):")
+    click.echo(f"Demo tenant {tenant.tenant.id} ({tenant.tenant.display_name}), sign-in authority {base}:")
     for user in tenant.users:
-        click.echo(f"  {user.id}  {user.user_principal_name:<28} {user.display_name}")
+        password = identity.passwords[user.id]
+        click.echo(f"  {user.id}  {user.user_principal_name:<28} {password:<26} {user.display_name}")
+    for app in identity.apps:
+        secret = f"secret {app.secret}" if app.secret else "public client"
+        click.echo(f"  app {app.app.app_id}  {app.app.display_name}: {secret}; {', '.join(app.permissions)}")
+    if ca is not None:
+        click.echo(f"  CA certificate: {ca}")
 
 
-def _demo_json(tenant: DemoTenant, base_url: str) -> dict[str, Any]:
+def _demo_json(tenant: DemoTenant, identity: DemoIdentity, base_url: str, ca: Path | None) -> dict[str, Any]:
     return {
         "tenantId": tenant.tenant.id,
         "graphBaseUrl": f"{base_url}/v1.0",
+        "authority": base_url,
+        "caCertificate": str(ca) if ca else None,
         "users": [
-            {"id": u.id, "userPrincipalName": u.user_principal_name, "displayName": u.display_name}
+            {
+                "id": u.id,
+                "userPrincipalName": u.user_principal_name,
+                "displayName": u.display_name,
+                "password": identity.passwords[u.id],
+                "isAdmin": u.user_principal_name.startswith(f"{DEMO_ADMIN}@"),
+            }
             for u in tenant.users
+        ],
+        "apps": [
+            {
+                "displayName": a.app.display_name,
+                "clientId": a.app.app_id,
+                "clientSecret": a.secret,
+                "publicClient": a.app.is_fallback_public_client,
+                "redirectUris": list(a.app.public_client_redirect_uris + a.app.web_redirect_uris),
+                "permissions": list(a.permissions),
+            }
+            for a in identity.apps
         ],
     }
 

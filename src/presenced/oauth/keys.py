@@ -1,9 +1,15 @@
-"""The server's token-signing keys, kept in the data directory.
+"""The server's token-signing keys, kept in ``<data dir>/keys``.
 
-Every key file in ``<data dir>/keys`` is accepted for verification, so a new
-key can be added (rotation) while tokens signed with the old one stay valid;
-the newest key signs. Keys are RSA 2048, each with its RFC 7638 thumbprint as
-``kid``.
+Keys are RSA 2048, each with its RFC 7638 thumbprint as ``kid``, one PEM file
+each, named so that they sort oldest first. Three are published in the JWKS:
+the previous key (tokens it signed may still be alive), the current key (which
+signs) and the next key (published ahead, so verifiers already know it when it
+starts signing). ``rotate`` adds a new next key, which makes the old next key
+current, and retires the oldest: tokens it signed are refused from then on.
+
+Every process re-reads the folder when it changes (checked at most once a
+second) and when a token names a key it does not know, so a rotation made by
+``presenced keys rotate`` reaches running servers without a restart.
 """
 
 from __future__ import annotations
@@ -18,40 +24,90 @@ from joserfc.jwk import KeySet, RSAKey
 from presenced.errors import ConfigurationError
 
 _PARAMETERS: dict[str, Any] = {"use": "sig", "alg": "RS256"}
+#: How many keys are published: previous, current and next.
+PUBLISHED = 3
+_RECHECK_SECONDS = 1.0
 
 
 class SigningKeys:
-    def __init__(self, keys: list[RSAKey]) -> None:
+    def __init__(self, keys: list[RSAKey], folder: Path | None = None) -> None:
         if not keys:
             raise ValueError("at least one signing key is needed")
-        self.keys = keys
-        self.key_set = KeySet(list[Any](keys))
+        self.folder = folder
+        self._install(keys)
+        self._checked = time.monotonic()
+        self._stamp = self._folder_stamp()
+
+    def _install(self, keys: list[RSAKey]) -> None:
+        self.keys = keys[-PUBLISHED:]
+        self.key_set = KeySet(list[Any](self.keys))
 
     @property
     def current(self) -> RSAKey:
-        """The key that signs new tokens: the newest."""
+        """The key that signs new tokens: the newest but one (the newest is the next key)."""
+        return self.keys[-2] if len(self.keys) >= 2 else self.keys[-1]
+
+    @property
+    def next(self) -> RSAKey:
         return self.keys[-1]
 
     def jwks(self) -> dict[str, Any]:
         """The public keys as a JWKS document."""
+        self.refresh()
         return {"keys": [key.as_dict(private=False) for key in self.keys]}
+
+    def knows(self, kid: str | None) -> bool:
+        return any(key.kid == kid for key in self.keys)
+
+    def refresh(self, force: bool = False) -> None:
+        """Re-read the folder if it changed since the last look (at most once a second unless ``force``)."""
+        if self.folder is None:
+            return
+        now = time.monotonic()
+        if not force and now - self._checked < _RECHECK_SECONDS:
+            return
+        self._checked = now
+        stamp = self._folder_stamp()
+        if stamp == self._stamp:
+            return
+        self._stamp = stamp
+        files = _key_files(self.folder)
+        if files:
+            self._install([_load(path) for path in files])
+
+    def _folder_stamp(self) -> tuple[str, ...]:
+        return tuple(p.name for p in _key_files(self.folder)) if self.folder is not None else ()
 
     @classmethod
     def load_or_create(cls, data_dir: Path) -> SigningKeys:
-        """Load the keys of ``data_dir``, creating the first one if there is none."""
+        """Load the keys of ``data_dir``, creating a current and a next key if there are none."""
         folder = data_dir / "keys"
         try:
             folder.mkdir(parents=True, exist_ok=True, mode=0o700)
-            files = sorted(folder.glob("*.pem"))
+            files = _key_files(folder)
             if not files:
-                files = [add_key(folder)]
-            return cls([_load(path) for path in files])
+                add_key(folder)
+                add_key(folder)
+                files = _key_files(folder)
+            return cls([_load(path) for path in files], folder)
         except OSError as exc:
             raise ConfigurationError(f"cannot use the data directory {data_dir}: {exc.strerror}") from exc
 
 
+def rotate(data_dir: Path) -> tuple[str, str]:
+    """Add a new next key and retire the keys that are no longer published; the (current, next) kids."""
+    folder = data_dir / "keys"
+    keys = SigningKeys.load_or_create(data_dir)
+    add_key(folder)
+    files = _key_files(folder)
+    for old in files[:-PUBLISHED]:
+        old.unlink()
+    keys = SigningKeys([_load(path) for path in _key_files(folder)], folder)
+    return str(keys.current.kid), str(keys.next.kid)
+
+
 def add_key(folder: Path) -> Path:
-    """Generate a new key in ``folder``; it becomes the signing key."""
+    """Generate a new key in ``folder``; it becomes the next key."""
     key = RSAKey.generate_key(2048, private=True)
     kid = key.thumbprint()
     path = folder / f"{time.time_ns():020d}-{kid}.pem"
@@ -59,6 +115,10 @@ def add_key(folder: Path) -> Path:
     with os.fdopen(fd, "wb") as out:
         out.write(key.as_pem(private=True))
     return path
+
+
+def _key_files(folder: Path) -> list[Path]:
+    return sorted(folder.glob("*.pem"))
 
 
 def _load(path: Path) -> RSAKey:

@@ -8,6 +8,8 @@ live on real time, never on the emulator's manual clock (§A.11).
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -25,11 +27,18 @@ from presenced.oauth.keys import SigningKeys
 LEEWAY = timedelta(seconds=60)
 DEFAULT_LIFETIME = timedelta(hours=1)
 AUDIENCE = "https://graph.microsoft.com"
+#: The role template id of Entra's Global Administrator, carried in ``wids`` by administrators' tokens.
+GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
 
 
 def issuer(base_url: str, tenant_id: str) -> str:
     """The issuer of this server's tokens for one tenant."""
     return f"{base_url}/{tenant_id}/v2.0"
+
+
+def _signing(keys: SigningKeys) -> tuple[dict[str, Any], Any]:
+    keys.refresh()
+    return {"alg": "RS256", "typ": "JWT", "kid": keys.current.kid}, keys.current
 
 
 def mint_access_token(
@@ -45,11 +54,18 @@ def mint_access_token(
     scopes: Iterable[str] = (),
     roles: Iterable[str] = (),
     lifetime: timedelta = DEFAULT_LIFETIME,
+    audience: str = AUDIENCE,
+    app_display_name: str | None = None,
+    directory_admin: bool = False,
+    client_authenticated: bool = False,
+    object_id: str | None = None,
+    extra: dict[str, Any] | None = None,
 ) -> str:
-    """A signed Graph access token: delegated when ``user_id`` is given, else app-only."""
+    """A signed access token (for Graph unless ``audience`` says otherwise): delegated when ``user_id``
+    is given, else app-only (``object_id``: the client's service principal)."""
     issued = int(now.timestamp())
     claims: dict[str, Any] = {
-        "aud": AUDIENCE,
+        "aud": audience,
         "iss": issuer(base_url, tenant_id),
         "iat": issued,
         "nbf": issued,
@@ -57,19 +73,83 @@ def mint_access_token(
         "tid": tenant_id,
         "appid": app_id,
         "azp": app_id,
+        "appidacr": "1" if client_authenticated else "0",
+        "azpacr": "1" if client_authenticated else "0",
         "uti": uuid.uuid4().hex,
         "ver": "2.0",
     }
+    if app_display_name:
+        claims["app_displayname"] = app_display_name
     if user_id is not None:
         claims.update(oid=user_id, sub=user_id, scp=" ".join(scopes), idtyp="user")
         if user_principal_name:
-            claims.update(upn=user_principal_name, preferred_username=user_principal_name)
+            claims.update(
+                upn=user_principal_name, unique_name=user_principal_name, preferred_username=user_principal_name
+            )
         if name:
             claims["name"] = name
+        if directory_admin:
+            claims["wids"] = [GLOBAL_ADMINISTRATOR]
     else:
-        claims.update(oid=app_id, sub=app_id, roles=list(roles), idtyp="app")
-    header = {"alg": "RS256", "typ": "JWT", "kid": keys.current.kid}
-    return jwt.encode(header, claims, keys.current)
+        principal = object_id or app_id
+        claims.update(oid=principal, sub=principal, roles=list(roles), idtyp="app")
+    claims.update(extra or {})
+    header, key = _signing(keys)
+    return jwt.encode(header, claims, key)
+
+
+def mint_id_token(
+    keys: SigningKeys,
+    base_url: str,
+    tenant_id: str,
+    *,
+    client_id: str,
+    user_id: str,
+    user_principal_name: str,
+    name: str,
+    now: datetime,
+    auth_time: datetime,
+    nonce: str | None = None,
+    email: bool = False,
+    lifetime: timedelta = DEFAULT_LIFETIME,
+) -> str:
+    """An OpenID Connect ID token (v2.0) for ``client_id``."""
+    issued = int(now.timestamp())
+    claims: dict[str, Any] = {
+        "aud": client_id,
+        "iss": issuer(base_url, tenant_id),
+        "iat": issued,
+        "nbf": issued,
+        "exp": issued + int(lifetime.total_seconds()),
+        "auth_time": int(auth_time.timestamp()),
+        "tid": tenant_id,
+        "oid": user_id,
+        # Pairwise, as Entra's: the same user has a different sub in each app.
+        "sub": pairwise_subject(user_id, client_id),
+        "preferred_username": user_principal_name,
+        "name": name,
+        "uti": uuid.uuid4().hex,
+        "ver": "2.0",
+    }
+    if nonce is not None:
+        claims["nonce"] = nonce
+    if email:
+        claims["email"] = user_principal_name
+    header, key = _signing(keys)
+    return jwt.encode(header, claims, key)
+
+
+def pairwise_subject(user_id: str, client_id: str) -> str:
+    raw = hashlib.sha256(f"{user_id}:{client_id}".encode()).digest()
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def decode_own_token(keys: SigningKeys, token: str) -> dict[str, Any]:
+    """The claims of a token this server signed; ValueError if it is not one (no other check)."""
+    try:
+        return dict(jwt.decode(token, keys.key_set, algorithms=["RS256"]).claims)
+    except (JoseError, ValueError, TypeError) as exc:
+        raise ValueError(str(exc)) from None
 
 
 class TokenVerifier:
@@ -91,8 +171,8 @@ class TokenVerifier:
         self._keys = keys
         self._base_url = base_url
         self._tenant_exists = tenant_exists
-        # token → (principal, instant from which the token is no longer accepted)
-        self._cache: OrderedDict[str, tuple[Principal, datetime]] = OrderedDict()
+        # token → (principal, instant from which the token is no longer accepted, kid of its key)
+        self._cache: OrderedDict[str, tuple[Principal, datetime, str | None]] = OrderedDict()
         self._cache_size = cache_size
         self._now = now
 
@@ -100,17 +180,21 @@ class TokenVerifier:
         now = self._now()
         cached = self._cache.get(token)
         if cached is not None:
-            if now < cached[1]:
+            # A cached token stays good until it expires, or until its key is retired.
+            if now < cached[1] and self._keys.knows(cached[2]):
                 return cached[0]
             del self._cache[token]
-        principal = await self._verify(token, now)
-        self._cache[token] = (principal, principal.expires_at + LEEWAY)
+        principal, kid = await self._verify(token, now)
+        self._cache[token] = (principal, principal.expires_at + LEEWAY, kid)
         if len(self._cache) > self._cache_size:
             self._cache.popitem(last=False)
         return principal
 
-    async def _verify(self, token: str, now: datetime) -> Principal:
-        claims = self._verified_claims(token)
+    async def _verify(self, token: str, now: datetime) -> tuple[Principal, str | None]:
+        claims, kid = self._verified_claims(token)
+        return await self._principal(claims, now), kid
+
+    async def _principal(self, claims: dict[str, Any], now: datetime) -> Principal:
         expires = _instant(claims, "exp")
         if now >= expires + LEEWAY:
             raise InvalidAuthenticationToken("Lifetime validation failed, the token is expired.")
@@ -130,28 +214,37 @@ class TokenVerifier:
             scopes = claims["scp"]
             if not isinstance(scopes, str):
                 raise InvalidAuthenticationToken("Access token claim 'scp' must be a string.")
+            wids = claims.get("wids")
             return Principal(
                 tenant_id=tenant_id,
                 app_id=app_id,
                 expires_at=expires,
                 user_id=_guid_claim(claims, "oid"),
                 scopes=frozenset(scopes.split()),
+                directory_admin=isinstance(wids, list) and GLOBAL_ADMINISTRATOR in wids,
             )
         roles = claims.get("roles", [])
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidAuthenticationToken("Access token claim 'roles' must be a list of strings.")
         return Principal(tenant_id=tenant_id, app_id=app_id, expires_at=expires, roles=frozenset(roles))
 
-    def _verified_claims(self, token: str) -> dict[str, Any]:
+    def _verified_claims(self, token: str) -> tuple[dict[str, Any], str | None]:
+        self._keys.refresh()
         try:
-            decoded = jwt.decode(token, self._keys.key_set, algorithms=["RS256"])
+            try:
+                decoded = jwt.decode(token, self._keys.key_set, algorithms=["RS256"])
+            except InvalidKeyIdError:
+                # Perhaps a key published since the last look: read the folder once more.
+                self._keys.refresh(force=True)
+                decoded = jwt.decode(token, self._keys.key_set, algorithms=["RS256"])
         except InvalidKeyIdError:
             raise InvalidAuthenticationToken("Access token is signed with an unknown key.") from None
         except BadSignatureError:
             raise InvalidAuthenticationToken("Access token signature is invalid.") from None
         except (DecodeError, JoseError, ValueError, TypeError):
             raise InvalidAuthenticationToken("Access token is malformed: not a signed JWT.") from None
-        return dict(decoded.claims)
+        kid = decoded.header.get("kid")
+        return dict(decoded.claims), kid if isinstance(kid, str) else None
 
 
 #: Claims beyond this (the year 9000) are refused: adding the leeway must not overflow.

@@ -12,6 +12,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from presenced.auth.permissions import (
+    APP_PRESENCE_READ_ALL,
+    APP_PRESENCE_READWRITE_ALL,
+    GRAPH_APP_ID,
+    PRESENCE_READ,
+    PRESENCE_READ_ALL,
+    PRESENCE_READWRITE,
+    Permission,
+)
 from presenced.clock import Clock
 from presenced.domain.model import (
     Activity,
@@ -25,7 +34,8 @@ from presenced.domain.model import (
     StatusMessage,
     WorkLocationType,
 )
-from presenced.services.ports import Tenant, UnitOfWork, User
+from presenced.services.identity import IdentityService
+from presenced.services.ports import Application, RequiredAccess, Tenant, UnitOfWork, User
 from presenced.services.writes import change_facts
 
 _NAMESPACE = uuid.UUID("5b0c3f3e-7d1a-4c52-9a53-2f7e0f6d1c11")
@@ -164,3 +174,109 @@ async def seed_demo(uow: UnitOfWork, clock: Clock) -> DemoTenant:
             facts = scenario(now)
             await change_facts(tx, user, _replace_with(facts), clock, "demo")
     return DemoTenant(tenant, users)
+
+
+# ---- The demo's sign-in side: passwords, an administrator, and two apps. ----
+
+#: The confidential (daemon) app: a client secret and admin-consented application permissions.
+DEMO_DAEMON_APP_ID = str(uuid.uuid5(_NAMESPACE, "app:daemon"))
+#: The public client: device code and authorization code with PKCE, delegated permissions users consent to.
+DEMO_PUBLIC_APP_ID = str(uuid.uuid5(_NAMESPACE, "app:public"))
+DEMO_ADMIN = "adele"
+#: Where the public client's authorization codes go (any port: loopback redirect URIs match without the port
+#: only in Entra; here the registered URI must match exactly).
+DEMO_REDIRECT_URIS = ("http://localhost", "http://localhost:8400/callback")
+
+
+def demo_password(nickname: str) -> str:
+    """Demo passwords are public knowledge: the demo tenant is for trying things out."""
+    return f"{nickname.capitalize()}-presence-demo"
+
+
+@dataclass(frozen=True, slots=True)
+class DemoApp:
+    app: Application
+    #: The client secret, new on every seeding (it is stored only as a hash); None for a public client.
+    secret: str | None
+    permissions: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class DemoIdentity:
+    passwords: dict[str, str]
+    apps: tuple[DemoApp, ...]
+
+
+def _access(*permissions: Permission) -> tuple[RequiredAccess, ...]:
+    return tuple(RequiredAccess(GRAPH_APP_ID, p.id, p.kind.graph_type) for p in permissions)
+
+
+async def seed_demo_identity(identity: IdentityService, now: datetime) -> DemoIdentity:
+    """Give the demo users passwords (Adele is the administrator) and (re)create the two demo apps."""
+    await identity.graph_principal(DEMO_TENANT_ID, now)
+    passwords = {}
+    for nick, _, _ in SCENARIOS:
+        password = demo_password(nick)
+        await identity.set_password(DEMO_TENANT_ID, demo_user_id(nick), password, is_admin=nick == DEMO_ADMIN)
+        passwords[demo_user_id(nick)] = password
+    daemon_permissions = (APP_PRESENCE_READ_ALL, APP_PRESENCE_READWRITE_ALL)
+    daemon = await _reset_app(
+        identity,
+        _demo_app(DEMO_DAEMON_APP_ID, "Presence Daemon (demo)", now, required=_access(*daemon_permissions)),
+        now,
+    )
+    secret = await identity.add_password(daemon, "demo", now, now + timedelta(days=365))
+    await identity.grant_admin_consent(DEMO_TENANT_ID, daemon, now)
+    public_permissions = (PRESENCE_READ, PRESENCE_READ_ALL, PRESENCE_READWRITE)
+    public = await _reset_app(
+        identity,
+        _demo_app(
+            DEMO_PUBLIC_APP_ID,
+            "Presence Desktop (demo)",
+            now,
+            required=_access(*public_permissions),
+            public_redirects=DEMO_REDIRECT_URIS,
+            public_client=True,
+        ),
+        now,
+    )
+    return DemoIdentity(
+        passwords,
+        (
+            DemoApp(daemon, secret.text, tuple(f"{p.value} (application)" for p in daemon_permissions)),
+            DemoApp(public, None, tuple(f"{p.value} (delegated)" for p in public_permissions)),
+        ),
+    )
+
+
+def _demo_app(
+    app_id: str,
+    name: str,
+    now: datetime,
+    *,
+    required: tuple[RequiredAccess, ...],
+    public_redirects: tuple[str, ...] = (),
+    public_client: bool = False,
+) -> Application:
+    return Application(
+        id=str(uuid.uuid5(_NAMESPACE, f"application:{app_id}")),
+        app_id=app_id,
+        tenant_id=DEMO_TENANT_ID,
+        display_name=name,
+        sign_in_audience="AzureADMyOrg",
+        is_fallback_public_client=public_client,
+        web_redirect_uris=(),
+        spa_redirect_uris=(),
+        public_client_redirect_uris=public_redirects,
+        required_resource_access=required,
+        identifier_uris=(),
+        api_scopes=(),
+        created=now,
+    )
+
+
+async def _reset_app(identity: IdentityService, app: Application, now: datetime) -> Application:
+    """Put the demo app back as it was first created: settings, no secrets, no user consents."""
+    if await identity.store.get_application(app.tenant_id, app.id) is not None:
+        await identity.store.delete_application(app.tenant_id, app.id)
+    return await identity.register_application(app, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Protocol
 
 from presenced.domain.model import MailboxSettings, PresenceFacts
@@ -120,4 +120,256 @@ class ManualClock(Protocol):
 class UnitOfWork(Protocol):
     def begin(self) -> AbstractAsyncContextManager[Transaction]:
         """A transaction that commits when the block ends normally, else rolls back."""
+        ...
+
+
+# ---- The identity platform ----
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user as the sign-in side sees it."""
+
+    user: User
+    password_hash: str | None
+    is_admin: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApiScope:
+    """A delegated permission an app registration exposes (``api.oauth2PermissionScopes``)."""
+
+    id: str
+    value: str
+    #: "User" (users may consent) or "Admin".
+    type: str
+    admin_consent_display_name: str
+    admin_consent_description: str
+    user_consent_display_name: str
+    user_consent_description: str
+
+
+@dataclass(frozen=True, slots=True)
+class RequiredAccess:
+    """One entry of ``requiredResourceAccess``: a permission of a resource that the app asks for."""
+
+    resource_app_id: str
+    permission_id: str
+    #: "Scope" (delegated) or "Role" (application).
+    type: str
+
+
+@dataclass(frozen=True, slots=True)
+class ClientSecret:
+    key_id: str
+    display_name: str | None
+    hint: str
+    secret_hash: str
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Application:
+    id: str
+    app_id: str
+    tenant_id: str
+    display_name: str
+    sign_in_audience: str
+    is_fallback_public_client: bool
+    web_redirect_uris: tuple[str, ...]
+    spa_redirect_uris: tuple[str, ...]
+    public_client_redirect_uris: tuple[str, ...]
+    required_resource_access: tuple[RequiredAccess, ...]
+    identifier_uris: tuple[str, ...]
+    api_scopes: tuple[ApiScope, ...]
+    created: datetime
+    secrets: tuple[ClientSecret, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ServicePrincipal:
+    id: str
+    tenant_id: str
+    app_id: str
+    display_name: str
+    app_owner_tenant_id: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PermissionGrant:
+    """An ``oAuth2PermissionGrant``: delegated permissions a client may use on a resource."""
+
+    id: str
+    tenant_id: str
+    client_id: str
+    #: "AllPrincipals" (admin consent) or "Principal" (one user).
+    consent_type: str
+    principal_id: str | None
+    resource_id: str
+    scopes: tuple[str, ...]
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AppRoleAssignment:
+    id: str
+    tenant_id: str
+    principal_id: str
+    resource_id: str
+    app_role_id: str
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCode:
+    code_hash: str
+    tenant_id: str
+    client_app_id: str
+    user_id: str
+    redirect_uri: str
+    scopes: tuple[str, ...]
+    nonce: str | None
+    code_challenge: str | None
+    code_challenge_method: str | None
+    auth_time: datetime
+    expires: datetime
+    redeemed: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RefreshToken:
+    token_hash: str
+    family_id: str
+    tenant_id: str
+    client_app_id: str
+    user_id: str
+    scopes: tuple[str, ...]
+    public_client: bool
+    auth_time: datetime
+    expires: datetime
+    used: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceCode:
+    device_code_hash: str
+    user_code: str
+    tenant_ref: str
+    client_app_id: str
+    scopes: tuple[str, ...]
+    #: pending, approved, declined or redeemed.
+    status: str
+    interval: int
+    expires: datetime
+    last_poll: datetime | None = None
+    tenant_id: str | None = None
+    user_id: str | None = None
+    auth_time: datetime | None = None
+
+
+class IdentityStore(Protocol):
+    """The directory and the sign-in state. Each method is one transaction."""
+
+    # Tenants and users
+    async def list_tenants(self) -> list[Tenant]: ...
+    async def get_tenant(self, tenant_id: str) -> Tenant | None: ...
+    async def create_tenant(self, tenant: Tenant, now: datetime) -> None: ...
+    async def find_account(self, tenant_id: str | None, ref: str) -> Account | None:
+        """The user with this object id or UPN, in the tenant (or in any tenant when None)."""
+        ...
+
+    async def list_accounts(self, tenant_id: str) -> list[Account]: ...
+    async def create_account(self, account: Account, now: datetime) -> None: ...
+    async def set_password(self, user_id: str, password_hash: str | None, is_admin: bool | None = None) -> bool: ...
+    async def delete_user(self, tenant_id: str, user_id: str) -> bool: ...
+
+    # Applications and service principals
+    async def save_application(self, app: Application) -> None:
+        """Create the registration, or replace its settings (secrets are kept apart)."""
+        ...
+
+    async def get_application(self, tenant_id: str, object_id: str) -> Application | None: ...
+    async def find_application(self, app_id: str) -> Application | None:
+        """The registration with this application (client) id, in any tenant."""
+        ...
+
+    async def list_applications(self, tenant_id: str) -> list[Application]: ...
+    async def delete_application(self, tenant_id: str, object_id: str) -> bool: ...
+    async def add_secret(self, application_id: str, secret: ClientSecret) -> None: ...
+    async def remove_secret(self, application_id: str, key_id: str) -> bool: ...
+    async def ensure_service_principal(self, sp: ServicePrincipal, now: datetime) -> ServicePrincipal:
+        """The tenant's service principal for ``sp.app_id``, created as ``sp`` if there is none."""
+        ...
+
+    async def find_service_principal(self, tenant_id: str, app_id: str) -> ServicePrincipal | None: ...
+    async def get_service_principal(self, tenant_id: str, object_id: str) -> ServicePrincipal | None: ...
+    async def list_service_principals(self, tenant_id: str) -> list[ServicePrincipal]: ...
+    async def delete_service_principal(self, tenant_id: str, object_id: str) -> bool: ...
+
+    # Consent
+    async def list_grants(
+        self, tenant_id: str, client_id: str | None = None, principal_id: str | None = None
+    ) -> list[PermissionGrant]: ...
+    async def grants_for(self, client_id: str, resource_id: str, user_id: str | None) -> list[PermissionGrant]:
+        """The AllPrincipals grant and, with ``user_id``, that user's Principal grant."""
+        ...
+
+    async def save_grant(self, grant: PermissionGrant) -> None:
+        """Create the grant or replace its scopes."""
+        ...
+
+    async def get_grant(self, tenant_id: str, grant_id: str) -> PermissionGrant | None: ...
+    async def delete_grant(self, tenant_id: str, grant_id: str) -> bool: ...
+    async def list_assignments(self, tenant_id: str, principal_id: str | None = None) -> list[AppRoleAssignment]: ...
+    async def add_assignment(self, assignment: AppRoleAssignment) -> AppRoleAssignment:
+        """Store it, or return the existing assignment of the same role to the same principal."""
+        ...
+
+    async def delete_assignment(self, tenant_id: str, assignment_id: str) -> bool: ...
+
+    # Sign-in state
+    async def save_code(self, code: AuthorizationCode) -> None: ...
+    async def redeem_code(self, code_hash: str, now: datetime) -> AuthorizationCode | None:
+        """Mark the code redeemed; the code as it was before (``redeemed`` set if it already was)."""
+        ...
+
+    async def save_refresh_token(self, token: RefreshToken) -> None: ...
+    async def use_refresh_token(self, token_hash: str, now: datetime) -> RefreshToken | None:
+        """Mark the token used; the token as it was before (``used`` set if it already was)."""
+        ...
+
+    async def revoke_refresh_family(self, family_id: str) -> None: ...
+    async def revoke_refresh_tokens(self, client_app_id: str, user_id: str | None) -> None: ...
+    async def save_device_code(self, code: DeviceCode) -> None: ...
+    async def find_device_code(
+        self, *, device_code_hash: str | None = None, user_code: str | None = None
+    ) -> DeviceCode | None: ...
+    async def update_device_code(self, code: DeviceCode, expected_status: str) -> bool:
+        """Replace the code's state if its status is still ``expected_status``."""
+        ...
+
+    async def create_session(self, id_hash: str, user_id: str, auth_time: datetime, expires: datetime) -> None: ...
+    async def find_session(self, id_hash: str, now: datetime) -> tuple[Account, datetime] | None:
+        """The signed-in account and its sign-in time, for a live session."""
+        ...
+
+    async def delete_session(self, id_hash: str) -> None: ...
+    async def record_failure(self, key: str, now: datetime, window: timedelta, limit: int, lock: timedelta) -> None:
+        """Count a failed sign-in; at ``limit`` failures within ``window``, lock the key for ``lock``."""
+        ...
+
+    async def locked_until(self, key: str, now: datetime) -> datetime | None: ...
+    async def clear_failures(self, key: str) -> None: ...
+    async def purge_expired(self, now: datetime) -> None:
+        """Remove sign-in state that can no longer be used."""
+        ...
+
+
+class SecretHasher(Protocol):
+    """Hashes passwords (slow, salted) and verifies them."""
+
+    def hash_password(self, password: str) -> str: ...
+    def verify_password(self, password_hash: str | None, password: str) -> bool:
+        """False for a wrong password, or for None (no password), after the same work."""
         ...

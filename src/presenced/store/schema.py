@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     BigInteger,
+    Boolean,
     Column,
     ForeignKey,
     Index,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 
 metadata = MetaData(
@@ -53,6 +55,10 @@ users = Table(
     Column("upn_key", String(320), nullable=False),
     Column("display_name", String(256), nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # argon2id; NULL: the user cannot sign in with a password.
+    Column("password_hash", Text),
+    # Holds the tenant's administrator role (admin consent, the directory API).
+    Column("is_admin", Boolean, nullable=False, server_default=false()),
     UniqueConstraint("tenant_id", "upn_key"),
     sqlite_with_rowid=False,
 )
@@ -135,4 +141,163 @@ presence_changes = Table(
     Column("at_us", BigInteger, nullable=False),
     UniqueConstraint("user_id", "sequence"),
     Index("ix_presence_changes_tenant_id_id", "tenant_id", "id"),
+)
+
+
+# ---- The identity platform: app registrations, consent, and sign-in state. ----
+# Lists inside an app registration (redirect URIs, required permissions, exposed
+# scopes) are JSON text: they are read and written with the registration, never queried.
+
+applications = Table(
+    "applications",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("app_id", GUID, nullable=False, unique=True),
+    Column("tenant_id", GUID, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("display_name", String(256), nullable=False),
+    Column("sign_in_audience", String(64), nullable=False),
+    Column("is_fallback_public_client", Boolean, nullable=False),
+    Column("web_redirect_uris", Text, nullable=False),
+    Column("spa_redirect_uris", Text, nullable=False),
+    Column("public_client_redirect_uris", Text, nullable=False),
+    Column("required_resource_access", Text, nullable=False),
+    Column("identifier_uris", Text, nullable=False),
+    Column("api_scopes", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_applications_tenant_id", "tenant_id"),
+    sqlite_with_rowid=False,
+)
+
+client_secrets = Table(
+    "client_secrets",
+    metadata,
+    Column("key_id", GUID, primary_key=True),
+    Column("application_id", GUID, ForeignKey("applications.id", ondelete="CASCADE"), nullable=False),
+    Column("display_name", String(256)),
+    Column("hint", String(8), nullable=False),
+    # SHA-256 of the secret: secrets are 40 random characters, so a fast hash is safe.
+    Column("secret_hash", String(64), nullable=False),
+    Column("start_us", BigInteger, nullable=False),
+    Column("end_us", BigInteger, nullable=False),
+    Index("ix_client_secrets_application_id", "application_id"),
+    sqlite_with_rowid=False,
+)
+
+service_principals = Table(
+    "service_principals",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("tenant_id", GUID, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("app_id", GUID, nullable=False),
+    Column("display_name", String(256), nullable=False),
+    Column("app_owner_tenant_id", GUID),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("tenant_id", "app_id"),
+    sqlite_with_rowid=False,
+)
+
+permission_grants = Table(
+    "permission_grants",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", GUID, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("client_id", GUID, ForeignKey("service_principals.id", ondelete="CASCADE"), nullable=False),
+    Column("consent_type", String(16), nullable=False),
+    # NULL for AllPrincipals (admin consent for everyone).
+    Column("principal_id", GUID, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("resource_id", GUID, ForeignKey("service_principals.id", ondelete="CASCADE"), nullable=False),
+    Column("scope", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_permission_grants_client_id_resource_id", "client_id", "resource_id"),
+    sqlite_with_rowid=False,
+)
+
+app_role_assignments = Table(
+    "app_role_assignments",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("tenant_id", GUID, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("principal_id", GUID, ForeignKey("service_principals.id", ondelete="CASCADE"), nullable=False),
+    Column("resource_id", GUID, ForeignKey("service_principals.id", ondelete="CASCADE"), nullable=False),
+    Column("app_role_id", GUID, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    UniqueConstraint("principal_id", "resource_id", "app_role_id"),
+    sqlite_with_rowid=False,
+)
+
+# Short-lived sign-in state. Codes and tokens are stored only as SHA-256 hashes.
+authorization_codes = Table(
+    "authorization_codes",
+    metadata,
+    Column("code_hash", String(64), primary_key=True),
+    Column("tenant_id", GUID, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("client_app_id", GUID, nullable=False),
+    Column("user_id", GUID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("redirect_uri", Text, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("nonce", Text),
+    Column("code_challenge", String(128)),
+    Column("code_challenge_method", String(8)),
+    Column("auth_time_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("redeemed_us", BigInteger),
+    sqlite_with_rowid=False,
+)
+
+refresh_tokens = Table(
+    "refresh_tokens",
+    metadata,
+    Column("token_hash", String(64), primary_key=True),
+    # Every token rotated from the same sign-in: a reused one revokes them all.
+    Column("family_id", GUID, nullable=False),
+    Column("tenant_id", GUID, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("client_app_id", GUID, nullable=False),
+    Column("user_id", GUID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("public_client", Boolean, nullable=False),
+    Column("auth_time_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("used_us", BigInteger),
+    Index("ix_refresh_tokens_family_id", "family_id"),
+    sqlite_with_rowid=False,
+)
+
+device_codes = Table(
+    "device_codes",
+    metadata,
+    Column("device_code_hash", String(64), primary_key=True),
+    Column("user_code", String(16), nullable=False, unique=True),
+    # The tenant segment the flow started on: a GUID, 'common' or 'organizations'.
+    Column("tenant_ref", String(64), nullable=False),
+    Column("client_app_id", GUID, nullable=False),
+    Column("scopes", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("interval_s", Integer, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("last_poll_us", BigInteger),
+    Column("tenant_id", GUID),
+    Column("user_id", GUID, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("auth_time_us", BigInteger),
+    sqlite_with_rowid=False,
+)
+
+sign_in_sessions = Table(
+    "sign_in_sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column("user_id", GUID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("auth_time_us", BigInteger, nullable=False),
+    Column("expires_us", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
+# Failed sign-ins per account and per address, for throttling.
+sign_in_failures = Table(
+    "sign_in_failures",
+    metadata,
+    Column("key", String(400), primary_key=True),
+    Column("failures", Integer, nullable=False),
+    Column("window_start_us", BigInteger, nullable=False),
+    Column("locked_until_us", BigInteger),
+    sqlite_with_rowid=False,
 )

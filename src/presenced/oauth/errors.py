@@ -1,0 +1,45 @@
+"""The identity platform's errors: an OAuth ``error`` plus an AADSTS code, as Entra answers."""
+
+from __future__ import annotations
+
+
+class OAuthError(Exception):
+    """A refusal at the token, device or authorize endpoint (spec identity-platform §1.3, §1.4)."""
+
+    def __init__(
+        self,
+        error: str,
+        code: int,
+        description: str,
+        *,
+        status: int = 400,
+        suberror: str | None = None,
+        redirectable: bool = True,
+    ) -> None:
+        super().__init__(f"AADSTS{code}: {description}")
+        self.error = error
+        self.code = code
+        self.description = description
+        self.status = status
+        self.suberror = suberror
+        #: At the authorize endpoint: whether the error may be sent to the redirect URI
+        #: (not when the client or the redirect URI itself is in doubt).
+        self.redirectable = redirectable
+
+
+def missing_parameter(name: str) -> OAuthError:
+    return OAuthError("invalid_request", 900144, f"The request body must contain the following parameter: '{name}'.")
+
+
+def invalid_scope(description: str) -> OAuthError:
+    return OAuthError("invalid_scope", 70011, description)
+
+
+def consent_required(app_id: str, app_name: str) -> OAuthError:
+    return OAuthError(
+        "invalid_grant",
+        65001,
+        f"The user or administrator has not consented to use the application with ID '{app_id}' named "
+        f"'{app_name}'. Send an interactive authorization request for this user and resource.",
+        suberror="consent_required",
+    )

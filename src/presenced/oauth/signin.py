@@ -1,0 +1,83 @@
+"""Password sign-in, throttled per account and per address, and browser sessions.
+
+Throttling is stored in the database, so every process counts the same
+failures. While a key is locked even the right password is refused, and the
+answer does not say whether the account exists.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from presenced.services.credentials import digest, new_opaque
+from presenced.services.ports import Account, IdentityStore, SecretHasher
+
+#: Entra's smart-lockout defaults: 10 failures lock an account for a minute.
+ACCOUNT_LIMIT, ACCOUNT_LOCK = 10, timedelta(minutes=1)
+#: One address trying many accounts.
+ADDRESS_LIMIT, ADDRESS_LOCK = 30, timedelta(minutes=5)
+WINDOW = timedelta(minutes=15)
+SESSION_LIFETIME = timedelta(hours=12)
+
+
+class SignInRefused(Exception):
+    def __init__(self, code: int, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    account: Account
+    auth_time: datetime
+
+
+class SignIn:
+    def __init__(
+        self, store: IdentityStore, hasher: SecretHasher, now: Callable[[], datetime] = lambda: datetime.now(UTC)
+    ) -> None:
+        self.store = store
+        self.hasher = hasher
+        self.now = now
+
+    async def password(self, tenant_id: str | None, username: str, password: str, address: str) -> Account:
+        """The account, if the password is right and neither the account nor the address is locked."""
+        now = self.now()
+        username = username.strip()
+        account_key = f"account:{tenant_id or '*'}:{username.lower()[:320]}"
+        address_key = f"address:{address[:64]}"
+        for key in (account_key, address_key):
+            if await self.store.locked_until(key, now) is not None:
+                raise SignInRefused(
+                    50053,
+                    "Your account is locked because you tried to sign in too many times with an incorrect user ID or "
+                    "password. Wait a minute and try again.",
+                )
+        account = await self.store.find_account(tenant_id, username) if username else None
+        # Always one argon2 verification, whether or not the account exists.
+        good = self.hasher.verify_password(account.password_hash if account else None, password)
+        if account is None or not good:
+            await self.store.record_failure(account_key, now, WINDOW, ACCOUNT_LIMIT, ACCOUNT_LOCK)
+            await self.store.record_failure(address_key, now, WINDOW, ADDRESS_LIMIT, ADDRESS_LOCK)
+            raise SignInRefused(50126, "Your account or password is incorrect.")
+        await self.store.clear_failures(account_key)
+        return account
+
+    async def start_session(self, account: Account) -> tuple[str, Session]:
+        """A new session: the cookie value (stored only as a hash) and the session."""
+        session_id, now = new_opaque(), self.now()
+        await self.store.create_session(digest(session_id), account.user.id, now, now + SESSION_LIFETIME)
+        return session_id, Session(account, now)
+
+    async def session(self, session_id: str | None) -> Session | None:
+        if not session_id or len(session_id) > 128:
+            return None
+        found = await self.store.find_session(digest(session_id), self.now())
+        return None if found is None else Session(*found)
+
+    async def end_session(self, session_id: str | None) -> None:
+        if session_id and len(session_id) <= 128:
+            await self.store.delete_session(digest(session_id))

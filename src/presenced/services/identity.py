@@ -1,0 +1,424 @@
+"""The directory and consent: tenants, users, app registrations, grants (spec identity-platform §3).
+
+Grants attach to service principals (an app's instance in one tenant), as in
+Entra: a delegated grant (``oAuth2PermissionGrant``) lets a client use some of
+a resource's delegated permissions for everyone (``AllPrincipals``, admin
+consent) or for one user (``Principal``); an app role assignment gives a client
+one application permission. What a token may carry is computed here, from the
+grants as they are at that moment, so a revoked grant stops new tokens at once.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from urllib.parse import urlsplit
+
+from presenced.auth.permissions import (
+    CATALOG,
+    GRAPH_APP_ID,
+    GRAPH_DISPLAY_NAME,
+    GRAPH_RESOURCE,
+    OPENID_SCOPES,
+    PermissionKind,
+)
+from presenced.errors import BadRequest, Conflict, ResourceNotFound
+from presenced.services.credentials import digest, new_client_secret
+from presenced.services.ports import (
+    Account,
+    Application,
+    AppRoleAssignment,
+    ClientSecret,
+    IdentityStore,
+    PermissionGrant,
+    RequiredAccess,
+    SecretHasher,
+    ServicePrincipal,
+    Tenant,
+    User,
+)
+
+SIGN_IN_AUDIENCES = (
+    "AzureADMyOrg",
+    "AzureADMultipleOrgs",
+    "AzureADandPersonalMicrosoftAccount",
+    "PersonalMicrosoftAccount",
+)
+#: The longest a client secret may live, as Entra allows (two years is its portal's maximum choice).
+MAX_SECRET_LIFETIME = timedelta(days=730)
+DEFAULT_SECRET_LIFETIME = timedelta(days=180)
+
+
+@dataclass(frozen=True, slots=True)
+class ResourcePermission:
+    id: str
+    value: str
+    admin_consent_required: bool
+    display_name: str
+    description: str
+    user_display_name: str | None
+    user_description: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Resource:
+    """An API that tokens can be issued for: Microsoft Graph, or an app registration exposing scopes."""
+
+    app_id: str
+    display_name: str
+    #: The identifiers a scope may name it by (``https://graph.microsoft.com``, ``api://…``, the app id).
+    identifiers: tuple[str, ...]
+    scopes: dict[str, ResourcePermission]
+    roles: dict[str, ResourcePermission]
+
+    def scope_by_id(self, permission_id: str) -> ResourcePermission | None:
+        return next((p for p in self.scopes.values() if p.id == permission_id), None)
+
+    def role_by_id(self, permission_id: str) -> ResourcePermission | None:
+        return next((p for p in self.roles.values() if p.id == permission_id), None)
+
+
+def _graph_permission(kind: PermissionKind) -> dict[str, ResourcePermission]:
+    return {
+        p.value: ResourcePermission(
+            p.id,
+            p.value,
+            p.admin_consent_required,
+            p.admin_display_name,
+            p.admin_description,
+            p.user_display_name,
+            p.user_description,
+        )
+        for p in CATALOG
+        if p.kind is kind
+    }
+
+
+GRAPH = Resource(
+    GRAPH_APP_ID,
+    GRAPH_DISPLAY_NAME,
+    (GRAPH_RESOURCE, GRAPH_APP_ID),
+    _graph_permission(PermissionKind.DELEGATED),
+    _graph_permission(PermissionKind.APPLICATION),
+)
+
+
+def api_resource(app: Application) -> Resource:
+    """The API an app registration exposes (delegated scopes only)."""
+    scopes = {
+        s.value: ResourcePermission(
+            s.id,
+            s.value,
+            s.type == "Admin",
+            s.admin_consent_display_name,
+            s.admin_consent_description,
+            s.user_consent_display_name,
+            s.user_consent_description,
+        )
+        for s in app.api_scopes
+    }
+    return Resource(app.app_id, app.display_name, (*app.identifier_uris, app.app_id), scopes, {})
+
+
+@dataclass(frozen=True, slots=True)
+class NewSecret:
+    """A client secret just added: ``text`` is shown this once and never stored."""
+
+    secret: ClientSecret
+    text: str
+
+
+class IdentityService:
+    def __init__(self, store: IdentityStore, hasher: SecretHasher) -> None:
+        self.store = store
+        self.hasher = hasher
+
+    # ---- tenants and users ----
+
+    async def create_tenant(self, display_name: str, now: datetime, tenant_id: str | None = None) -> Tenant:
+        tenant = Tenant(tenant_id or str(uuid.uuid4()), display_name)
+        await self.store.create_tenant(tenant, now)
+        await self.graph_principal(tenant.id, now)
+        return tenant
+
+    async def require_tenant(self, tenant_id: str) -> Tenant:
+        tenant = await self.store.get_tenant(tenant_id)
+        if tenant is None:
+            raise ResourceNotFound(f"Tenant '{tenant_id}' does not exist.")
+        return tenant
+
+    async def create_user(
+        self,
+        tenant_id: str,
+        user_principal_name: str,
+        display_name: str,
+        password: str | None,
+        now: datetime,
+        *,
+        is_admin: bool = False,
+        user_id: str | None = None,
+    ) -> Account:
+        await self.require_tenant(tenant_id)
+        if "@" not in user_principal_name or user_principal_name.startswith("@"):
+            raise BadRequest("userPrincipalName must be of the form alias@domain.")
+        if password is not None and len(password) < 8:
+            raise BadRequest("passwordProfile.password must be at least 8 characters long.")
+        existing = await self.store.find_account(tenant_id, user_principal_name)
+        if existing is not None and existing.user.id != user_id:
+            raise Conflict("Another object with the same value for property userPrincipalName already exists.")
+        user = User(user_id or str(uuid.uuid4()), tenant_id, user_principal_name, display_name)
+        account = Account(user, None if password is None else self.hasher.hash_password(password), is_admin)
+        await self.store.create_account(account, now)
+        return account
+
+    async def set_password(self, tenant_id: str, ref: str, password: str, is_admin: bool | None = None) -> Account:
+        account = await self.store.find_account(tenant_id, ref)
+        if account is None:
+            raise ResourceNotFound(f"User '{ref}' does not exist in tenant '{tenant_id}'.")
+        if len(password) < 8:
+            raise BadRequest("The password must be at least 8 characters long.")
+        await self.store.set_password(account.user.id, self.hasher.hash_password(password), is_admin)
+        return account
+
+    # ---- applications ----
+
+    async def register_application(self, app: Application, now: datetime) -> Application:
+        """Store a new registration and create its service principal in its home tenant."""
+        await self.require_tenant(app.tenant_id)
+        self.validate_application(app)
+        if await self.store.find_application(app.app_id) is not None:
+            raise Conflict(f"An application with appId '{app.app_id}' already exists.")
+        await self.store.save_application(app)
+        await self.store.ensure_service_principal(
+            ServicePrincipal(str(uuid.uuid4()), app.tenant_id, app.app_id, app.display_name, app.tenant_id), now
+        )
+        return app
+
+    async def update_application(self, app: Application) -> Application:
+        self.validate_application(app)
+        await self.store.save_application(app)
+        return app
+
+    def validate_application(self, app: Application) -> None:
+        if not app.display_name.strip():
+            raise BadRequest("displayName must not be empty.")
+        if app.sign_in_audience not in SIGN_IN_AUDIENCES:
+            raise BadRequest(f"signInAudience must be one of {', '.join(SIGN_IN_AUDIENCES)}.")
+        for uri in (*app.web_redirect_uris, *app.spa_redirect_uris):
+            _check_redirect_uri(uri, web=True)
+        for uri in app.public_client_redirect_uris:
+            _check_redirect_uri(uri, web=False)
+        for access in app.required_resource_access:
+            if access.type not in {"Scope", "Role"}:
+                raise BadRequest("requiredResourceAccess.resourceAccess.type must be Scope or Role.")
+            if access.resource_app_id == GRAPH_APP_ID:
+                known = GRAPH.scope_by_id(access.permission_id) if access.type == "Scope" else None
+                known = known or (GRAPH.role_by_id(access.permission_id) if access.type == "Role" else None)
+                if known is None:
+                    raise BadRequest(
+                        f"requiredResourceAccess: Microsoft Graph has no {access.type} "
+                        f"with id '{access.permission_id}'."
+                    )
+        values = [s.value for s in app.api_scopes]
+        if len(set(values)) != len(values):
+            raise BadRequest("api.oauth2PermissionScopes values must be unique.")
+
+    async def require_application(self, tenant_id: str, object_id: str) -> Application:
+        app = await self.store.get_application(tenant_id, object_id)
+        if app is None:
+            raise ResourceNotFound(
+                f"Resource '{object_id}' does not exist or one of its queried "
+                "reference-property objects are not present."
+            )
+        return app
+
+    async def add_password(
+        self, app: Application, display_name: str | None, now: datetime, end: datetime | None = None
+    ) -> NewSecret:
+        end = end or now + DEFAULT_SECRET_LIFETIME
+        if end <= now:
+            raise BadRequest("endDateTime must be in the future.")
+        if end - now > MAX_SECRET_LIFETIME:
+            raise BadRequest("endDateTime must be at most two years after startDateTime.")
+        text = new_client_secret()
+        secret = ClientSecret(str(uuid.uuid4()), display_name, text[:3], digest(text), now, end)
+        await self.store.add_secret(app.id, secret)
+        return NewSecret(secret, text)
+
+    # ---- service principals ----
+
+    async def graph_principal(self, tenant_id: str, now: datetime) -> ServicePrincipal:
+        return await self.store.ensure_service_principal(
+            ServicePrincipal(
+                str(uuid.uuid5(uuid.UUID(tenant_id), "graph")), tenant_id, GRAPH_APP_ID, GRAPH_DISPLAY_NAME, None
+            ),
+            now,
+        )
+
+    async def client_principal(self, tenant_id: str, app: Application, now: datetime) -> ServicePrincipal:
+        """The app's service principal in ``tenant_id``, created on first use (as consent does in Entra)."""
+        return await self.store.ensure_service_principal(
+            ServicePrincipal(str(uuid.uuid4()), tenant_id, app.app_id, app.display_name, app.tenant_id), now
+        )
+
+    async def resource_principal(self, tenant_id: str, resource: Resource, now: datetime) -> ServicePrincipal:
+        if resource.app_id == GRAPH_APP_ID:
+            return await self.graph_principal(tenant_id, now)
+        found = await self.store.find_service_principal(tenant_id, resource.app_id)
+        if found is None:
+            raise ResourceNotFound(
+                f"The resource '{resource.app_id}' has no service principal in tenant '{tenant_id}'."
+            )
+        return found
+
+    async def find_resource(self, tenant_id: str, identifier: str) -> Resource | None:
+        """The resource a scope's prefix names: Graph, or an app of the tenant by identifier URI or app id."""
+        lowered = identifier.rstrip("/").lower()
+        if lowered in {i.lower() for i in GRAPH.identifiers}:
+            return GRAPH
+        for app in await self.store.list_applications(tenant_id):
+            if lowered in {i.rstrip("/").lower() for i in (*app.identifier_uris, app.app_id)}:
+                return api_resource(app)
+        return None
+
+    async def resource_by_app_id(self, tenant_id: str, app_id: str) -> Resource | None:
+        if app_id == GRAPH_APP_ID:
+            return GRAPH
+        app = await self.store.find_application(app_id)
+        return None if app is None else api_resource(app)
+
+    # ---- consent ----
+
+    async def granted_scopes(
+        self, tenant_id: str, client: Application, resource: Resource, user_id: str | None, now: datetime
+    ) -> set[str]:
+        """The delegated permissions of ``resource`` that ``client`` may use for the user."""
+        client_sp = await self.store.find_service_principal(tenant_id, client.app_id)
+        if client_sp is None:
+            return set()
+        resource_sp = await self.resource_principal(tenant_id, resource, now)
+        grants = await self.store.grants_for(client_sp.id, resource_sp.id, user_id)
+        return {scope for grant in grants for scope in grant.scopes}
+
+    async def granted_roles(self, tenant_id: str, client: Application, resource: Resource, now: datetime) -> set[str]:
+        """The application permissions of ``resource`` assigned to ``client`` in the tenant."""
+        client_sp = await self.store.find_service_principal(tenant_id, client.app_id)
+        if client_sp is None:
+            return set()
+        resource_sp = await self.resource_principal(tenant_id, resource, now)
+        roles = set()
+        for assignment in await self.store.list_assignments(tenant_id, client_sp.id):
+            if assignment.resource_id == resource_sp.id:
+                role = resource.role_by_id(assignment.app_role_id)
+                if role is not None:
+                    roles.add(role.value)
+        return roles
+
+    async def consent_for_user(
+        self, tenant_id: str, client: Application, resource: Resource, user_id: str, scopes: set[str], now: datetime
+    ) -> PermissionGrant:
+        """Record (or widen) the user's own delegated grant to ``client``."""
+        return await self._grant(tenant_id, client, resource, user_id, scopes, now)
+
+    async def consent_for_all(
+        self, tenant_id: str, client: Application, resource: Resource, scopes: set[str], now: datetime
+    ) -> PermissionGrant:
+        return await self._grant(tenant_id, client, resource, None, scopes, now)
+
+    async def _grant(
+        self,
+        tenant_id: str,
+        client: Application,
+        resource: Resource,
+        user_id: str | None,
+        scopes: set[str],
+        now: datetime,
+    ) -> PermissionGrant:
+        client_sp = await self.client_principal(tenant_id, client, now)
+        resource_sp = await self.resource_principal(tenant_id, resource, now)
+        consent_type = "AllPrincipals" if user_id is None else "Principal"
+        existing = next(
+            (
+                g
+                for g in await self.store.grants_for(client_sp.id, resource_sp.id, user_id)
+                if g.consent_type == consent_type and g.principal_id == user_id
+            ),
+            None,
+        )
+        if existing is not None:
+            merged = tuple(dict.fromkeys((*existing.scopes, *sorted(scopes - set(existing.scopes)))))
+            grant = replace(existing, scopes=merged)
+        else:
+            grant = PermissionGrant(
+                grant_id(client_sp.id, resource_sp.id, user_id),
+                tenant_id,
+                client_sp.id,
+                consent_type,
+                user_id,
+                resource_sp.id,
+                tuple(sorted(scopes)),
+                now,
+            )
+        await self.store.save_grant(grant)
+        return grant
+
+    async def assign_role(
+        self, tenant_id: str, client: Application, resource: Resource, role_value: str, now: datetime
+    ) -> AppRoleAssignment:
+        role = resource.roles.get(role_value)
+        if role is None:
+            raise BadRequest(f"'{resource.display_name}' has no application permission '{role_value}'.")
+        client_sp = await self.client_principal(tenant_id, client, now)
+        resource_sp = await self.resource_principal(tenant_id, resource, now)
+        assignment = AppRoleAssignment(str(uuid.uuid4()), tenant_id, client_sp.id, resource_sp.id, role.id, now)
+        return await self.store.add_assignment(assignment)
+
+    async def grant_admin_consent(
+        self, tenant_id: str, client: Application, now: datetime
+    ) -> tuple[list[PermissionGrant], list[AppRoleAssignment]]:
+        """Consent, for the whole tenant, to everything the registration's ``requiredResourceAccess`` asks for."""
+        by_resource: dict[str, list[RequiredAccess]] = {}
+        for access in client.required_resource_access:
+            by_resource.setdefault(access.resource_app_id, []).append(access)
+        grants, assignments = [], []
+        for resource_app_id, wanted in by_resource.items():
+            resource = await self.resource_by_app_id(tenant_id, resource_app_id)
+            if resource is None:
+                raise BadRequest(f"The resource '{resource_app_id}' that the app asks for does not exist.")
+            scopes = {p.value for a in wanted if a.type == "Scope" and (p := resource.scope_by_id(a.permission_id))}
+            if scopes:
+                grants.append(await self.consent_for_all(tenant_id, client, resource, scopes, now))
+            for access in wanted:
+                role = resource.role_by_id(access.permission_id) if access.type == "Role" else None
+                if role is not None:
+                    assignments.append(await self.assign_role(tenant_id, client, resource, role.value, now))
+        return grants, assignments
+
+    async def revoke_grant(self, tenant_id: str, grant_id_: str) -> None:
+        grant = await self.store.get_grant(tenant_id, grant_id_)
+        if grant is None or not await self.store.delete_grant(tenant_id, grant_id_):
+            raise ResourceNotFound(f"Permission grant '{grant_id_}' does not exist.")
+        client_sp = await self.store.get_service_principal(tenant_id, grant.client_id)
+        if client_sp is not None:
+            # Refresh tokens die with the consent they were issued under.
+            await self.store.revoke_refresh_tokens(client_sp.app_id, grant.principal_id)
+
+
+def grant_id(client_sp_id: str, resource_sp_id: str, user_id: str | None) -> str:
+    """Stable ids, so the same consent twice is one grant."""
+    return str(uuid.uuid5(uuid.UUID(client_sp_id), f"{resource_sp_id}/{user_id or 'AllPrincipals'}"))
+
+
+def openid_scopes(scopes: set[str]) -> set[str]:
+    return scopes & OPENID_SCOPES
+
+
+def _check_redirect_uri(uri: str, *, web: bool) -> None:
+    parts = urlsplit(uri)
+    if not parts.scheme or len(uri) > 256 or "#" in uri or any(c.isspace() for c in uri):
+        raise BadRequest(f"Redirect URI '{uri}' is not a valid absolute URI without a fragment.")
+    if web and parts.scheme not in {"https", "http"}:
+        raise BadRequest(f"Redirect URI '{uri}' must use https (or http for localhost).")
+    if web and parts.scheme == "http" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
+        raise BadRequest(f"Redirect URI '{uri}' must use https unless it points at localhost.")
