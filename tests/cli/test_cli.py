@@ -36,17 +36,32 @@ def data_dir(tmp_path: Path, key_folder: Path) -> Path:
     return folder
 
 
-def test_demo_json_lists_the_tenant_and_its_users_and_is_idempotent(data_dir: Path) -> None:
-    """`presenced demo --json` prints the tenant, the Graph base URL and at least eight users, the same each time."""
+def test_demo_json_lists_the_tenant_its_users_and_apps_and_is_idempotent(data_dir: Path) -> None:
+    """`presenced demo --json` prints the tenant, URLs, users with passwords and the two apps; only the secret changes."""
     first = presenced("demo", "--json", data_dir=data_dir)
     assert first.returncode == 0, first.stderr
     body = json.loads(first.stdout)
     assert body["tenantId"] == DEMO_TENANT_ID
-    assert body["graphBaseUrl"].endswith("/v1.0")
+    assert body["graphBaseUrl"] == f"{body['authority']}/v1.0"
+    assert body["authority"].startswith("https://")
+    assert Path(body["caCertificate"]).read_text().startswith("-----BEGIN CERTIFICATE-----")
     assert len(body["users"]) >= 8
-    assert set(body["users"][0]) == {"id", "userPrincipalName", "displayName"}
-    second = presenced("demo", "--json", data_dir=data_dir)
-    assert json.loads(second.stdout) == body
+    assert set(body["users"][0]) == {"id", "userPrincipalName", "displayName", "password", "isAdmin"}
+    assert sum(u["isAdmin"] for u in body["users"]) == 1
+    confidential, public = body["apps"]
+    assert len(confidential["clientSecret"]) == 40
+    assert confidential["permissions"] == ["Presence.Read.All (application)", "Presence.ReadWrite.All (application)"]
+    assert public["clientSecret"] is None
+    assert public["publicClient"] is True
+    assert public["permissions"] == [
+        "Presence.Read (delegated)",
+        "Presence.Read.All (delegated)",
+        "Presence.ReadWrite (delegated)",
+    ]
+    second = json.loads(presenced("demo", "--json", data_dir=data_dir).stdout)
+    assert second["apps"][0]["clientSecret"] != confidential["clientSecret"]
+    confidential["clientSecret"] = second["apps"][0]["clientSecret"]
+    assert second == body
 
 
 def test_token_for_a_user_carries_the_scopes(data_dir: Path) -> None:

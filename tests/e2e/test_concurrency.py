@@ -123,7 +123,8 @@ def _start(data_dir: Path, database_url: str, *extra: str) -> Server:
     log = data_dir.parent / f"{data_dir.name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*PRESENCED, "serve", "--port", "0", "--data-dir", str(data_dir), "--database-url", database_url, *extra],
+            [*PRESENCED, "serve", "--http", "--port", "0", "--data-dir", str(data_dir), "--database-url", database_url]
+            + list(extra),
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

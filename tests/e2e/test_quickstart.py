@@ -6,6 +6,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -21,6 +22,10 @@ from tests.support import bearer
 class Server:
     def __init__(self, process: subprocess.Popen[str], url: str, data_dir: Path, env: dict[str, str]) -> None:
         self.process, self.url, self.data_dir, self.env = process, url, data_dir, env
+        #: How clients trust the server: its local CA, the way `serve` tells people to.
+        self.verify: ssl.SSLContext | bool = (
+            ssl.create_default_context(cafile=str(data_dir / "tls" / "ca.pem")) if url.startswith("https") else True
+        )
 
     def cli(self, *args: str) -> str:
         result = subprocess.run(
@@ -51,7 +56,7 @@ def start_server(data_dir: Path, *extra: str) -> Server:
         if not line:
             break
         lines.append(line)
-        match = re.search(r"listening on (http://\S+)", line)
+        match = re.search(r"listening on (https?://\S+)", line)
         if match:
             return Server(process, match.group(1), data_dir, env)
     process.kill()
@@ -82,7 +87,7 @@ def test_a_demo_user_reads_their_presence_with_a_cli_token(server: Server) -> No
     assert demo["graphBaseUrl"] == f"{server.url}/v1.0"
     user = demo["users"][0]
     token = server.cli("token", "--user", user["userPrincipalName"], "--scopes", "Presence.Read")
-    response = httpx.get(f"{server.url}/v1.0/me/presence", headers=bearer(token), timeout=10)
+    response = httpx.get(f"{server.url}/v1.0/me/presence", headers=bearer(token), timeout=10, verify=server.verify)
     assert response.status_code == 200
     body = response.json()
     assert body["id"] == user["id"]
@@ -99,7 +104,7 @@ def test_a_demo_user_reads_their_presence_with_a_cli_token(server: Server) -> No
 
 def test_openapi_document_is_served(server: Server) -> None:
     """/openapi.json is an OpenAPI 3.1 document describing the Graph endpoints of both versions."""
-    document = httpx.get(f"{server.url}/openapi.json", timeout=10).json()
+    document = httpx.get(f"{server.url}/openapi.json", timeout=10, verify=server.verify).json()
     assert document["openapi"] == "3.1.0"
     for version in ("v1.0", "beta"):
         assert "get" in document["paths"][f"/{version}/me/presence"]

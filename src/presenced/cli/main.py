@@ -8,11 +8,9 @@ import gc
 import json
 import socket
 import sys
-import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import click
@@ -22,6 +20,8 @@ if TYPE_CHECKING:
 
 from presenced import __version__
 from presenced.bootstrap import Runtime, build, record_serving_url, recorded_url
+from presenced.cli.admin import COMMANDS
+from presenced.cli.common import clock_option, guid, load_settings, permission_list, run, store_options, with_runtime
 from presenced.config import Settings
 from presenced.errors import ConfigurationError
 from presenced.oauth.tls import LocalTls, trust_instructions
@@ -34,54 +34,6 @@ from presenced.store.engine import sqlite_url
 #: The application id that ``presenced token --user`` tokens carry unless told otherwise.
 CLI_APP_ID = "de8bc8b5-d9f9-48b1-a8ad-b748da725064"
 
-T = TypeVar("T")
-F = TypeVar("F", bound=Callable[..., Any])
-
-
-def _clock_option(command: F) -> F:
-    return click.option(
-        "--clock",
-        type=click.Choice(["system", "manual"]),
-        help="manual: presence time moves only through POST /_emulator/clock (an emulator feature). "
-        "Env: PRESENCED_CLOCK.",
-    )(command)
-
-
-def _store_options(command: F) -> F:
-    command = click.option(
-        "--database-url",
-        help="postgresql://user@host/db (default: SQLite in the data directory). Env: PRESENCED_DATABASE_URL.",
-    )(command)
-    return click.option(
-        "--data-dir",
-        type=click.Path(file_okay=False, path_type=Path),
-        help="Keys and the SQLite database live here. Env: PRESENCED_DATA_DIR.",
-    )(command)
-
-
-def _settings(**overrides: Any) -> Settings:
-    return Settings.from_env(**overrides)
-
-
-def _run(factory: Callable[[], Awaitable[T]]) -> T:
-    """Run a coroutine on uvloop when it is installed (it is with uvicorn[standard])."""
-    try:
-        import uvloop
-
-        loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
-    except ImportError:
-        loop_factory = None
-    with asyncio.Runner(loop_factory=loop_factory) as runner:
-        return runner.run(factory())  # type: ignore[arg-type]
-
-
-async def _with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
-    runtime = await build(settings)
-    try:
-        return await work(runtime)
-    finally:
-        await runtime.close()
-
 
 @click.group()
 @click.version_option(__version__, prog_name="presenced")
@@ -90,12 +42,12 @@ def cli() -> None:
 
 
 @cli.command()
-@_store_options
+@store_options
 @click.option("--host", help="Address to listen on (default 127.0.0.1). Env: PRESENCED_HOST.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8000; 0 picks a free one).")
 @click.option("--public-url", help="The URL clients use, if not http://HOST:PORT. Env: PRESENCED_PUBLIC_URL.")
 @click.option("--demo", is_flag=True, help="Seed (or reset) the demo tenant before serving.")
-@_clock_option
+@clock_option
 @click.option("--no-worker", is_flag=True, help="Do not run the background worker (run `presenced worker`).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), help="Certificate chain (PEM) to serve.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="Private key (PEM) of --tls-cert.")
@@ -139,10 +91,10 @@ def serve(
         "forwarded_allow_ips": forwarded_allow_ips,
         "device_code_interval": device_code_interval,
     }
-    settings = _settings(clock=clock, **options)
+    settings = load_settings(clock=clock, **options)
     sock = listen(settings.host, settings.port if port is None else port)
-    settings = _settings(clock=clock, port=sock.getsockname()[1], **options)
-    _run(lambda: _serve(settings, sock, demo, worker=not no_worker))
+    settings = load_settings(clock=clock, port=sock.getsockname()[1], **options)
+    run(lambda: _serve(settings, sock, demo, worker=not no_worker))
 
 
 def server_config(
@@ -253,17 +205,17 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
 
 
 @cli.command()
-@_store_options
+@store_options
 @click.option("--json", "as_json", is_flag=True, help="Print the tenant and users as JSON.")
 def demo(data_dir: Path | None, database_url: str | None, as_json: bool) -> None:
     """Create or reset the demo tenant and its users."""
-    settings = _settings(data_dir=data_dir, database_url=database_url)
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
 
     async def seed(runtime: Runtime) -> tuple[DemoTenant, DemoIdentity]:
         tenant = await seed_demo(runtime.store, runtime.clock)
         return tenant, await seed_demo_identity(runtime.identity, datetime.now(UTC))
 
-    tenant, identity = _run(lambda: _with_runtime(settings, seed))
+    tenant, identity = run(lambda: with_runtime(settings, seed))
     base = recorded_url(settings.data_dir) or settings.base_url
     ca = _local_tls(settings).ca_cert if urlsplit(base).scheme == "https" and settings.tls == "local" else None
     if as_json:
@@ -310,19 +262,8 @@ def _demo_json(tenant: DemoTenant, identity: DemoIdentity, base_url: str, ca: Pa
     }
 
 
-def _permission_list(raw: str | None) -> list[str]:
-    return [p for p in (raw or "").replace(",", " ").split() if p]
-
-
-def _guid(value: str, what: str) -> str:
-    try:
-        return str(uuid.UUID(value))
-    except ValueError:
-        raise click.BadParameter(f"{what} must be a GUID, not {value!r}") from None
-
-
 @cli.command()
-@_store_options
+@store_options
 @click.option("--user", "user_ref", help="Delegated token for this user (UPN or object id).")
 @click.option("--scopes", help='Delegated scopes, e.g. "Presence.Read Presence.Read.All".')
 @click.option("--app", "app_ref", help="App-only token for this application id.")
@@ -350,8 +291,8 @@ def token(
         raise click.UsageError("--roles goes with --app; a user token carries --scopes")
     if app_ref is not None and (scopes or app_id):
         raise click.UsageError("--scopes and --app-id go with --user; an app token carries --roles")
-    tenant_id = _guid(tenant, "--tenant") if tenant else DEMO_TENANT_ID
-    settings = _settings(data_dir=data_dir, database_url=database_url)
+    tenant_id = guid(tenant, "--tenant") if tenant else DEMO_TENANT_ID
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
     base = (url or settings.public_url or recorded_url(settings.data_dir) or settings.base_url).rstrip("/")
 
     async def mint(runtime: Runtime) -> str:
@@ -361,13 +302,13 @@ def token(
         now = datetime.now(UTC)
         common: dict[str, Any] = {"app_id": CLI_APP_ID, "now": now, "lifetime": timedelta(minutes=lifetime)}
         if app_ref is not None:
-            common["app_id"] = _guid(app_ref, "--app")
-            return mint_access_token(runtime.keys, base, tenant_id, roles=_permission_list(roles), **common)
+            common["app_id"] = guid(app_ref, "--app")
+            return mint_access_token(runtime.keys, base, tenant_id, roles=permission_list(roles), **common)
         user = await runtime.store.find_user(tenant_id, user_ref or "")
         if user is None:
             raise ConfigurationError(f"no user {user_ref!r} in tenant {tenant_id}")
         if app_id:
-            common["app_id"] = _guid(app_id, "--app-id")
+            common["app_id"] = guid(app_id, "--app-id")
         return mint_access_token(
             runtime.keys,
             base,
@@ -375,26 +316,26 @@ def token(
             user_id=user.id,
             user_principal_name=user.user_principal_name,
             name=user.display_name,
-            scopes=_permission_list(scopes),
+            scopes=permission_list(scopes),
             **common,
         )
 
-    click.echo(_run(lambda: _with_runtime(settings, mint)))
+    click.echo(run(lambda: with_runtime(settings, mint)))
 
 
 @cli.command()
-@_store_options
-@_clock_option
+@store_options
+@clock_option
 def worker(data_dir: Path | None, database_url: str | None, clock: str | None) -> None:
     """Run the background worker alone: store the presence changes that time brings (fades, expiries)."""
-    settings = _settings(data_dir=data_dir, database_url=database_url, clock=clock)
+    settings = load_settings(data_dir=data_dir, database_url=database_url, clock=clock)
 
     async def work(runtime: Runtime) -> None:
         click.echo(f"presenced {__version__} worker: sweeping due presence transitions every {INTERVAL} s")
         sys.stdout.flush()
         await runtime.sweeper.run_forever()
 
-    _run(lambda: _with_runtime(settings, work))
+    run(lambda: with_runtime(settings, work))
 
 
 @cli.group()
@@ -403,10 +344,10 @@ def clock() -> None:
 
 
 @clock.command("reset")
-@_store_options
+@store_options
 def clock_reset(data_dir: Path | None, database_url: str | None) -> None:
     """Remove the database's manual clock: every process started afterwards runs on real time."""
-    settings = _settings(data_dir=data_dir, database_url=database_url)
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
 
     async def reset(runtime: Runtime) -> bool:
         stored = StoredClock.open(runtime.settings.database_url or sqlite_url(runtime.settings.data_dir))
@@ -415,7 +356,7 @@ def clock_reset(data_dir: Path | None, database_url: str | None) -> None:
         finally:
             await stored.close()
 
-    removed = _run(lambda: _with_runtime(settings, reset))
+    removed = run(lambda: with_runtime(settings, reset))
     click.echo("manual clock removed: real time from now on" if removed else "there was no manual clock")
 
 
@@ -425,16 +366,20 @@ def db() -> None:
 
 
 @db.command()
-@_store_options
+@store_options
 def upgrade(data_dir: Path | None, database_url: str | None) -> None:
     """Apply the database migrations."""
-    settings = _settings(data_dir=data_dir, database_url=database_url)
-    _run(lambda: _with_runtime(settings, _noop))
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    run(lambda: with_runtime(settings, _noop))
     click.echo("database is up to date")
 
 
 async def _noop(runtime: Runtime) -> None:
     return None
+
+
+for _command in COMMANDS:
+    cli.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,14 +13,16 @@ class Argon2Hasher:
 
     def __init__(self) -> None:
         self._hasher = PasswordHasher()
-        # Verifying against this when the account does not exist takes as long as a
-        # real check, so timing does not tell which accounts exist.
-        self._decoy = self._hasher.hash(secrets.token_urlsafe(16))
+        self._decoy: str | None = None
 
     def hash_password(self, password: str) -> str:
         return self._hasher.hash(password)
 
     def verify_password(self, password_hash: str | None, password: str) -> bool:
+        if self._decoy is None:
+            # Verifying against this when the account does not exist takes as long as a
+            # real check, so timing does not tell which accounts exist.
+            self._decoy = self._hasher.hash(secrets.token_urlsafe(16))
         try:
             return self._hasher.verify(password_hash or self._decoy, password) and password_hash is not None
         except (VerificationError, InvalidHashError):
