@@ -362,7 +362,8 @@ def test_catalog_ids_are_unique_and_consent_follows_kind() -> None:
             assert permission.admin_consent_required
             assert permission.user_display_name is None
         else:
-            assert permission.user_display_name and permission.user_description
+            assert permission.user_display_name
+            assert permission.user_description
 
 
 def test_presence_permissions_are_user_consentable() -> None:

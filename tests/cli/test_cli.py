@@ -37,7 +37,7 @@ def data_dir(tmp_path: Path, key_folder: Path) -> Path:
 
 
 def test_demo_json_lists_the_tenant_its_users_and_apps_and_is_idempotent(data_dir: Path) -> None:
-    """`presenced demo --json` prints the tenant, URLs, users with passwords and the two apps; only the secret changes."""
+    """`presenced demo --json` prints the tenant, URLs, users with passwords and two apps; only the secret changes."""
     first = presenced("demo", "--json", data_dir=data_dir)
     assert first.returncode == 0, first.stderr
     body = json.loads(first.stdout)

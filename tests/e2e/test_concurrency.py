@@ -123,8 +123,18 @@ def _start(data_dir: Path, database_url: str, *extra: str) -> Server:
     log = data_dir.parent / f"{data_dir.name}.log"
     with log.open("wb") as out:
         process = subprocess.Popen(
-            [*PRESENCED, "serve", "--http", "--port", "0", "--data-dir", str(data_dir), "--database-url", database_url]
-            + list(extra),
+            [
+                *PRESENCED,
+                "serve",
+                "--http",
+                "--port",
+                "0",
+                "--data-dir",
+                str(data_dir),
+                "--database-url",
+                database_url,
+                *extra,
+            ],
             stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
