@@ -114,6 +114,9 @@ def server_config(
         http="auto",
         server_header=False,
         date_header=True,
+        # An idle TLS connection closes only once its client answers the TLS close (or after
+        # asyncio's 30 s): on SIGTERM, wait this long for connections, then stop anyway.
+        timeout_graceful_shutdown=3,
         ssl_certfile=str(tls[0]) if tls else None,
         ssl_keyfile=str(tls[1]) if tls else None,
     )
