@@ -24,8 +24,9 @@ from presenced.cli.admin import COMMANDS
 from presenced.cli.common import clock_option, guid, load_settings, permission_list, run, store_options, with_runtime
 from presenced.config import Settings
 from presenced.errors import ConfigurationError
+from presenced.oauth.errors import OAuthError
+from presenced.oauth.server import AuthorizationServer
 from presenced.oauth.tls import LocalTls, trust_instructions
-from presenced.oauth.tokens import mint_access_token
 from presenced.services.demo import DEMO_ADMIN, DEMO_TENANT_ID, DemoIdentity, DemoTenant, seed_demo, seed_demo_identity
 from presenced.services.sweeper import INTERVAL
 from presenced.store.clock import StoredClock
@@ -302,26 +303,18 @@ def token(
         if not await runtime.store.tenant_exists(tenant_id):
             hint = " (run 'presenced demo' first)" if tenant_id == DEMO_TENANT_ID else ""
             raise ConfigurationError(f"tenant {tenant_id} does not exist{hint}")
-        now = datetime.now(UTC)
-        common: dict[str, Any] = {"app_id": CLI_APP_ID, "now": now, "lifetime": timedelta(minutes=lifetime)}
-        if app_ref is not None:
-            common["app_id"] = guid(app_ref, "--app")
-            return mint_access_token(runtime.keys, base, tenant_id, roles=permission_list(roles), **common)
-        user = await runtime.store.find_user(tenant_id, user_ref or "")
-        if user is None:
-            raise ConfigurationError(f"no user {user_ref!r} in tenant {tenant_id}")
-        if app_id:
-            common["app_id"] = guid(app_id, "--app-id")
-        return mint_access_token(
-            runtime.keys,
-            base,
-            tenant_id,
-            user_id=user.id,
-            user_principal_name=user.user_principal_name,
-            name=user.display_name,
-            scopes=permission_list(scopes),
-            **common,
-        )
+        server = AuthorizationServer(runtime.identity, runtime.keys, base)
+        client = guid(app_ref, "--app") if app_ref is not None else guid(app_id, "--app-id") if app_id else CLI_APP_ID
+        try:
+            return await server.operator_token(
+                tenant_id,
+                client,
+                user_ref=user_ref,
+                permissions=permission_list(roles if app_ref is not None else scopes),
+                lifetime=timedelta(minutes=lifetime),
+            )
+        except OAuthError as error:
+            raise ConfigurationError(error.description) from None
 
     click.echo(run(lambda: with_runtime(settings, mint)))
 

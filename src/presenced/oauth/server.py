@@ -16,13 +16,13 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from presenced.auth.permissions import GRAPH_APP_ID
+from presenced.auth.permissions import GRAPH_AUDIENCES, GRAPH_RESOURCE
 from presenced.oauth.errors import OAuthError, consent_required, invalid_scope, missing_parameter
 from presenced.oauth.keys import SigningKeys
 from presenced.oauth.scopes import ScopeRequest, parse_scopes
 from presenced.oauth.tokens import DEFAULT_LIFETIME, decode_own_token, issuer, mint_access_token, mint_id_token
 from presenced.services.credentials import digest, new_opaque, new_user_code, pkce_matches, same_digest
-from presenced.services.identity import IdentityService, Resource, ResourcePermission
+from presenced.services.identity import GRAPH, IdentityService, Resource, ResourcePermission
 from presenced.services.ports import Account, Application, AuthorizationCode, DeviceCode, RefreshToken
 
 TENANT_ALIASES = frozenset({"common", "organizations"})
@@ -278,19 +278,10 @@ class AuthorizationServer:
         now = self.now()
         roles = sorted(await self.identity.granted_roles(tenant_id, client.app, resource, now))
         sp = await self.store.find_service_principal(tenant_id, client.app.app_id)
-        token = mint_access_token(
-            self.keys,
-            self.base_url,
-            tenant_id,
-            app_id=client.app.app_id,
-            now=now,
-            roles=roles,
-            audience=scopes.audience,
-            app_display_name=client.app.display_name,
-            client_authenticated=True,
-            object_id=sp.id if sp else None,
-            extra=_cae(form),
-        )
+        token = self.app_access_token(
+            tenant_id, client.app.app_id, client.app.display_name, sp.id if sp else None, roles, scopes.audience,
+            now=now, extra=_cae(form),
+        )  # fmt: skip
         return _token_body(token, None)
 
     async def _authorization_code(
@@ -504,22 +495,10 @@ class AuthorizationServer:
         resource = await self.resource_for(scopes, tenant_id)
         granted = await self.delegated_scopes(tenant_id, client.app, scopes, resource, user_id)
         now = self.now()
-        access = mint_access_token(
-            self.keys,
-            self.base_url,
-            tenant_id,
-            app_id=client.app.app_id,
-            now=now,
-            user_id=user_id,
-            user_principal_name=account.user.user_principal_name,
-            name=account.user.display_name,
-            scopes=granted,
-            audience=scopes.audience,
-            app_display_name=client.app.display_name,
-            directory_admin=account.is_admin and resource.app_id == GRAPH_APP_ID,
-            client_authenticated=client.authenticated,
-            extra=_cae(form),
-        )
+        access = self.user_access_token(
+            account, client.app.app_id, client.app.display_name, granted, scopes.audience,
+            now=now, authenticated=client.authenticated, extra=_cae(form),
+        )  # fmt: skip
         shown = [scopes.qualified(v) for v in granted] + sorted(scopes.openid - {"offline_access"})
         body = _token_body(access, " ".join(shown))
         if "openid" in scopes.openid and id_token:
@@ -560,6 +539,82 @@ class AuthorizationServer:
             info = json.dumps({"uid": user_id, "utid": tenant_id}, separators=(",", ":")).encode()
             body["client_info"] = base64.urlsafe_b64encode(info).rstrip(b"=").decode()
         return body
+
+    # ---- access tokens: every way of getting one ends here ----
+
+    def app_access_token(
+        self,
+        tenant_id: str,
+        app_id: str,
+        app_name: str | None,
+        principal_id: str | None,
+        roles: list[str],
+        audience: str = GRAPH_RESOURCE,
+        *,
+        now: datetime,
+        extra: dict[str, Any] | None = None,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> str:
+        return mint_access_token(
+            self.keys, self.base_url, tenant_id, app_id=app_id, now=now, roles=roles, audience=audience,
+            app_display_name=app_name, client_authenticated=True, object_id=principal_id, extra=extra,
+            lifetime=lifetime,
+        )  # fmt: skip
+
+    def user_access_token(
+        self,
+        account: Account,
+        app_id: str,
+        app_name: str | None,
+        scopes: list[str],
+        audience: str = GRAPH_RESOURCE,
+        *,
+        now: datetime,
+        authenticated: bool,
+        extra: dict[str, Any] | None = None,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> str:
+        user = account.user
+        return mint_access_token(
+            self.keys, self.base_url, user.tenant_id, app_id=app_id, now=now, user_id=user.id,
+            user_principal_name=user.user_principal_name, name=user.display_name, scopes=scopes, audience=audience,
+            app_display_name=app_name, directory_admin=account.is_admin and audience in GRAPH_AUDIENCES,
+            client_authenticated=authenticated, extra=extra, lifetime=lifetime,
+        )  # fmt: skip
+
+    async def operator_token(
+        self,
+        tenant_id: str,
+        app_id: str,
+        *,
+        user_ref: str | None = None,
+        permissions: list[str],
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> str:
+        """A token for whoever runs the server (``presenced token``), built as the token endpoint builds them.
+
+        The operator holds the signing keys, so consent does not apply: the permissions are the ones named,
+        each checked against the catalog (delegated ones for a user token, application ones otherwise).
+        """
+        kind = GRAPH.scopes if user_ref is not None else GRAPH.roles
+        unknown = [p for p in permissions if p not in kind]
+        if unknown:
+            what = "delegated" if user_ref is not None else "application"
+            raise invalid_scope(f"Microsoft Graph has no {what} permission {', '.join(unknown)}.")
+        app = await self.store.find_application(app_id)
+        name = app.display_name if app is not None else None
+        now = self.now()
+        if user_ref is None:
+            sp = await self.store.find_service_principal(tenant_id, app_id)
+            return self.app_access_token(
+                tenant_id, app_id, name, sp.id if sp else None, permissions, now=now, lifetime=lifetime
+            )
+        account = await self.store.find_account(tenant_id, user_ref)
+        if account is None:
+            raise OAuthError("invalid_grant", 50034, f"There is no user {user_ref!r} in tenant {tenant_id}.")
+        return self.user_access_token(
+            account, app_id, name, permissions, now=now, authenticated=False, lifetime=lifetime
+        )
 
     # ---- device authorization ----
 
