@@ -324,7 +324,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
     try:
         real = start_server(
             "presenced",
-            [*pin_prefix(0, pin), *presenced_cmd("serve", "--data-dir", str(data_dir), "--port", "0")],
+            [*pin_prefix(0, pin), *presenced_cmd("serve", "--http", "--data-dir", str(data_dir), "--port", "0")],
             workdir,
             r"listening on (http://\S+)",
         )

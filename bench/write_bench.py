@@ -222,7 +222,7 @@ def start_presenced(
     print(f"{store}: added {users} users in {time.monotonic() - started:.1f} s", flush=True)
     server = rb.start_server(
         f"presenced-{name}",
-        [*rb.pin_prefix(0, pin), *rb.presenced_cmd("serve", *store_args, "--port", "0")],
+        [*rb.pin_prefix(0, pin), *rb.presenced_cmd("serve", "--http", *store_args, "--port", "0")],
         workdir,
         r"listening on (http://\S+)",
     )
