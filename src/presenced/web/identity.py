@@ -19,8 +19,9 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from presenced.oauth.clients import TENANT_ALIASES
 from presenced.oauth.errors import OAuthError
-from presenced.oauth.server import TENANT_ALIASES, AuthorizationServer, AuthorizeRequest
+from presenced.oauth.server import AuthorizationServer, AuthorizeRequest
 from presenced.oauth.signin import Session, SignIn, SignInRefused
 from presenced.services.ports import Account, Application
 
@@ -263,7 +264,7 @@ async def _after_signin(
     tenant_id = account.user.tenant_id
     step = form.get("step")
     try:
-        server._check_tenant_allows(auth.client, tenant_id, auth.tenant_ref)
+        server.check_tenant_allows(auth.client, tenant_id, auth.tenant_ref)
         resource = auth.resource
         if resource.app_id != auth.client.app_id:
             resource = await server.resource_for(auth.scopes, tenant_id)

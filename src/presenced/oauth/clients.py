@@ -1,0 +1,255 @@
+"""The authorization server's groundwork: tenants, client authentication, resources and scopes, and
+the one place access tokens are built (the token endpoint, ``presenced token`` and nothing else call it).
+
+Times are real time: tokens never follow the emulator's clock.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from presenced.auth.permissions import GRAPH_AUDIENCES, GRAPH_RESOURCE
+from presenced.oauth.errors import OAuthError, consent_required, invalid_scope, missing_parameter
+from presenced.oauth.keys import SigningKeys
+from presenced.oauth.scopes import ScopeRequest
+from presenced.oauth.tokens import DEFAULT_LIFETIME, mint_access_token
+from presenced.services.credentials import same_digest
+from presenced.services.identity import IdentityService, Resource
+from presenced.services.ports import Account, Application
+
+TENANT_ALIASES = frozenset({"common", "organizations"})
+CODE_LIFETIME = timedelta(minutes=10)
+REFRESH_LIFETIME = timedelta(days=90)
+DEVICE_CODE_LIFETIME = timedelta(minutes=15)
+GRANT_DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
+GRANT_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
+ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    app: Application
+    #: It proved itself with a secret (``appidacr`` 1).
+    authenticated: bool
+
+
+class ServerCore:
+    def __init__(
+        self,
+        identity: IdentityService,
+        keys: SigningKeys,
+        base_url: str,
+        *,
+        device_interval: int = 5,
+        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.identity = identity
+        self.store = identity.store
+        self.keys = keys
+        self.base_url = base_url
+        self.device_interval = device_interval
+        self.now = now
+
+    # ---- tenants ----
+
+    async def tenant_of(self, tenant_ref: str) -> str | None:
+        """The tenant a path segment names: a GUID that exists, or None for common/organizations."""
+        lowered = tenant_ref.lower()
+        if lowered in TENANT_ALIASES:
+            return None
+        try:
+            tenant_id = str(uuid.UUID(lowered))
+        except ValueError:
+            tenant_id = ""
+        if len(lowered) != 36 or await self.store.get_tenant(tenant_id) is None:
+            raise OAuthError(
+                "invalid_request",
+                90002,
+                f"Tenant '{tenant_ref[:64]}' not found. Check to make sure you have the correct tenant ID and are "
+                "signing into the correct cloud.",
+                redirectable=False,
+            )
+        return tenant_id
+
+    # ---- clients ----
+
+    async def application(self, client_id: str | None, tenant_id: str | None) -> Application:
+        if not client_id:
+            raise missing_parameter("client_id")
+        app = None
+        try:
+            app = await self.store.find_application(str(uuid.UUID(client_id))) if len(client_id) == 36 else None
+        except ValueError:
+            app = None
+        # A single-tenant app exists only in its home tenant.
+        if app is not None and tenant_id not in {None, app.tenant_id} and app.sign_in_audience == "AzureADMyOrg":
+            app = None
+        if app is None:
+            where = tenant_id or "common"
+            raise OAuthError(
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client_id[:64]}' was not found in the directory '{where}'. This can "
+                "happen if the application has not been installed by the administrator of the tenant or consented to "
+                "by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
+                redirectable=False,
+            )
+        return app
+
+    async def authenticate_client(
+        self, form: Mapping[str, str], headers: Mapping[str, str], tenant_id: str | None, *, secret_required: bool
+    ) -> Client:
+        """The calling client; ``secret_required`` when the grant is for confidential clients only."""
+        client_id, secret = form.get("client_id"), form.get("client_secret")
+        basic = headers.get("authorization", "")
+        if basic[:6].lower() == "basic ":
+            try:
+                client_id, _, secret = base64.b64decode(basic[6:].strip()).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                raise OAuthError("invalid_client", 7000215, "Invalid client secret provided.", status=401) from None
+        app = await self.application(client_id, tenant_id)
+        if form.get("client_assertion") or form.get("client_assertion_type"):
+            raise OAuthError(
+                "invalid_client",
+                700027,
+                "Client assertion contains an invalid signature: certificate credentials are not supported here; "
+                "use a client secret.",
+                status=401,
+            )
+        if secret:
+            if not app.secrets:
+                raise OAuthError(
+                    "invalid_client",
+                    700025,
+                    "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
+                    status=401,
+                )
+            now = self.now()
+            matching = [s for s in app.secrets if same_digest(secret, s.secret_hash)]
+            if not matching:
+                raise OAuthError(
+                    "invalid_client",
+                    7000215,
+                    "Invalid client secret provided. Ensure the secret being sent in the request is the client "
+                    f"secret value, not the client secret ID, for a secret added to app '{app.app_id}'.",
+                    status=401,
+                )
+            if all(s.end <= now for s in matching):
+                raise OAuthError(
+                    "invalid_client",
+                    7000222,
+                    f"The provided client secret keys for app '{app.app_id}' are expired. Create new keys for your "
+                    "app, or consider using certificate credentials for added security.",
+                    status=401,
+                )
+            return Client(app, True)
+        if secret_required:
+            raise OAuthError(
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                status=401,
+            )
+        return Client(app, False)
+
+    # ---- resources and scopes ----
+
+    async def resource_for(self, scopes: ScopeRequest, tenant_id: str) -> Resource:
+        resource = await self.identity.find_resource(tenant_id, scopes.resource or "https://graph.microsoft.com")
+        if resource is None:
+            raise OAuthError(
+                "invalid_resource",
+                500011,
+                f"The resource principal named {scopes.resource} was not found in the tenant named {tenant_id}. This "
+                "can happen if the application has not been installed by the administrator of the tenant or consented "
+                "to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
+            )
+        for value in scopes.permissions:
+            if value not in resource.scopes:
+                raise invalid_scope(
+                    f"The provided value for the input parameter 'scope' is not valid. The scope "
+                    f"'{scopes.qualified(value)}' does not exist on the resource '{resource.display_name}'."
+                )
+        return resource
+
+    def static_scopes(self, client: Application, resource: Resource) -> set[str]:
+        """The delegated permissions the registration lists for ``resource`` (what ``/.default`` asks for)."""
+        return {
+            p.value
+            for a in client.required_resource_access
+            if a.resource_app_id == resource.app_id
+            and a.type == "Scope"
+            and (p := resource.scope_by_id(a.permission_id))
+        }
+
+    async def delegated_scopes(
+        self, tenant_id: str, client: Application, scopes: ScopeRequest, resource: Resource, user_id: str
+    ) -> list[str]:
+        """The permissions a delegated token carries: those requested and granted; anything missing is 65001."""
+        granted = await self.identity.granted_scopes(tenant_id, client, resource, user_id, self.now())
+        granted -= {"openid", "profile", "email", "offline_access"}
+        if scopes.default:
+            if not granted and scopes.resource is not None:
+                raise consent_required(client.app_id, client.display_name)
+            return sorted(granted)
+        missing = [p for p in scopes.permissions if p not in granted]
+        if missing:
+            raise consent_required(client.app_id, client.display_name)
+        return list(scopes.permissions)
+
+    # ---- access tokens: every way of getting one ends here ----
+
+    def app_access_token(
+        self,
+        tenant_id: str,
+        app_id: str,
+        app_name: str | None,
+        principal_id: str | None,
+        roles: list[str],
+        audience: str = GRAPH_RESOURCE,
+        *,
+        now: datetime,
+        extra: dict[str, Any] | None = None,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> str:
+        return mint_access_token(
+            self.keys, self.base_url, tenant_id, app_id=app_id, now=now, roles=roles, audience=audience,
+            app_display_name=app_name, client_authenticated=True, object_id=principal_id, extra=extra,
+            lifetime=lifetime,
+        )  # fmt: skip
+
+    def user_access_token(
+        self,
+        account: Account,
+        app_id: str,
+        app_name: str | None,
+        scopes: list[str],
+        audience: str = GRAPH_RESOURCE,
+        *,
+        now: datetime,
+        authenticated: bool,
+        extra: dict[str, Any] | None = None,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> str:
+        user = account.user
+        return mint_access_token(
+            self.keys, self.base_url, user.tenant_id, app_id=app_id, now=now, user_id=user.id,
+            user_principal_name=user.user_principal_name, name=user.display_name, scopes=scopes, audience=audience,
+            app_display_name=app_name, directory_admin=account.is_admin and audience in GRAPH_AUDIENCES,
+            client_authenticated=authenticated, extra=extra, lifetime=lifetime,
+        )  # fmt: skip
+
+
+def basic_client_id(headers: Mapping[str, str]) -> str | None:
+    basic = headers.get("authorization", "")
+    if basic[:6].lower() != "basic ":
+        return None
+    try:
+        return base64.b64decode(basic[6:].strip()).decode().partition(":")[0]
+    except (ValueError, UnicodeDecodeError):
+        return None

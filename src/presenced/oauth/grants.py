@@ -1,0 +1,443 @@
+"""The token endpoint: Entra v2.0's grants and their errors (spec identity-platform §1.2 to §1.4).
+
+Every grant checks the consent as it is now, so revoking a grant stops new tokens at once.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from presenced.oauth.clients import (
+    DEVICE_CODE_LIFETIME,
+    GRANT_DEVICE_CODE,
+    GRANT_JWT_BEARER,
+    REFRESH_LIFETIME,
+    Client,
+    ServerCore,
+    basic_client_id,
+)
+from presenced.oauth.errors import OAuthError, invalid_scope, missing_parameter
+from presenced.oauth.scopes import ScopeRequest, parse_scopes
+from presenced.oauth.tokens import DEFAULT_LIFETIME, decode_own_token, issuer, mint_id_token
+from presenced.services.credentials import digest, new_opaque, new_user_code, pkce_matches
+from presenced.services.identity import GRAPH
+from presenced.services.ports import DeviceCode, RefreshToken
+
+
+class TokenEndpoint(ServerCore):
+    # ---- the token endpoint ----
+
+    async def token(self, tenant_ref: str, form: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, Any]:
+        """Answer a token request, or raise ``OAuthError``."""
+        for name, value in form.items():
+            if "\x00" in value or len(value) > 16384:
+                raise OAuthError("invalid_request", 900144, f"The parameter '{name[:64]}' is malformed.")
+        grant_type = form.get("grant_type")
+        if not grant_type:
+            raise missing_parameter("grant_type")
+        tenant_id = await self.tenant_of(tenant_ref)
+        if grant_type == "client_credentials":
+            return await self._client_credentials(tenant_id, form, headers)
+        if grant_type == "authorization_code":
+            return await self._authorization_code(tenant_id, form, headers)
+        if grant_type == "refresh_token":
+            return await self._refresh_token(tenant_id, form, headers)
+        if grant_type == GRANT_DEVICE_CODE:
+            return await self._device_code(tenant_id, form, headers)
+        if grant_type == GRANT_JWT_BEARER and form.get("requested_token_use") == "on_behalf_of":
+            return await self._on_behalf_of(tenant_id, form, headers)
+        raise OAuthError(
+            "unsupported_grant_type",
+            70003,
+            f"The app requested an unsupported grant type '{grant_type[:64]}'.",
+        )
+
+    async def _client_credentials(
+        self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        if tenant_id is None:
+            raise OAuthError(
+                "invalid_request",
+                50059,
+                "No tenant-identifying information found in either the request or implied by any provided "
+                "credentials. Client credentials need the tenant id in the path, not common or organizations.",
+            )
+        client = await self.authenticate_client(form, headers, tenant_id, secret_required=True)
+        raw = form.get("scope")
+        if not raw:
+            raise missing_parameter("scope")
+        scopes = parse_scopes(raw)
+        if not scopes.default or scopes.openid or scopes.resource is None:
+            raise OAuthError(
+                "invalid_scope",
+                1002012,
+                f"The provided value for scope {raw[:256]} is not valid. Client credential flows must have a scope "
+                "value with /.default suffixed to the resource identifier (application ID URI).",
+            )
+        resource = await self.resource_for(scopes, tenant_id)
+        now = self.now()
+        roles = sorted(await self.identity.granted_roles(tenant_id, client.app, resource, now))
+        sp = await self.store.find_service_principal(tenant_id, client.app.app_id)
+        token = self.app_access_token(
+            tenant_id, client.app.app_id, client.app.display_name, sp.id if sp else None, roles, scopes.audience,
+            now=now, extra=_cae(form),
+        )  # fmt: skip
+        return _token_body(token, None)
+
+    async def _authorization_code(
+        self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        raw_code = form.get("code")
+        if not raw_code:
+            raise missing_parameter("code")
+        redirect_uri = form.get("redirect_uri")
+        if not redirect_uri:
+            raise missing_parameter("redirect_uri")
+        app = await self.application(form.get("client_id") or basic_client_id(headers), tenant_id)
+        public = redirect_uri in app.public_client_redirect_uris or redirect_uri in app.spa_redirect_uris
+        client = await self.authenticate_client(
+            form, headers, tenant_id, secret_required=not public and bool(app.secrets)
+        )
+        code = await self.store.redeem_code(digest(raw_code), self.now())
+        if code is None or code.client_app_id != client.app.app_id or (tenant_id and code.tenant_id != tenant_id):
+            raise OAuthError(
+                "invalid_grant", 9002313, "Invalid request. Request is malformed or invalid: the code is not valid."
+            )
+        if code.redeemed is not None:
+            raise OAuthError(
+                "invalid_grant",
+                54005,
+                "OAuth2 Authorization code was already redeemed, please retry with a new valid code or use an existing refresh token.",
+            )
+        if code.expires <= self.now():
+            raise OAuthError(
+                "invalid_grant",
+                70008,
+                "The provided authorization code or refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+            )
+        if code.redirect_uri != redirect_uri:
+            raise OAuthError(
+                "invalid_grant", 50148, "The redirect_uri does not match the one of the authorization request."
+            )
+        if code.code_challenge is not None:
+            verifier = form.get("code_verifier")
+            if not verifier:
+                raise missing_parameter("code_verifier")
+            if not pkce_matches(verifier, code.code_challenge, code.code_challenge_method or "plain"):
+                raise OAuthError(
+                    "invalid_grant",
+                    501481,
+                    "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
+                )
+        scopes = parse_scopes(" ".join(code.scopes))
+        return await self._user_tokens(
+            code.tenant_id,
+            client,
+            code.user_id,
+            scopes,
+            form,
+            auth_time=code.auth_time,
+            nonce=code.nonce,
+            public=public or not client.authenticated,
+        )
+
+    async def _refresh_token(
+        self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        raw = form.get("refresh_token")
+        if not raw:
+            raise missing_parameter("refresh_token")
+        now = self.now()
+        token = await self.store.use_refresh_token(digest(raw), now)
+        app = await self.application(form.get("client_id") or basic_client_id(headers), tenant_id)
+        if token is None or token.client_app_id != app.app_id or (tenant_id and token.tenant_id != tenant_id):
+            raise OAuthError(
+                "invalid_grant",
+                9002313,
+                "Invalid request. Request is malformed or invalid: the refresh token is not valid.",
+            )
+        if token.used is not None:
+            # A rotated token came back: someone holds a copy. Every token of the family dies.
+            await self.store.revoke_refresh_family(token.family_id)
+            raise OAuthError(
+                "invalid_grant",
+                70000,
+                "The provided refresh token has already been used. All refresh tokens of this sign-in are revoked; sign in again.",
+            )
+        if token.expires <= now:
+            raise OAuthError(
+                "invalid_grant",
+                700082,
+                "The refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
+            )
+        client = await self.authenticate_client(form, headers, tenant_id, secret_required=not token.public_client)
+        scopes = parse_scopes(form.get("scope") or " ".join(token.scopes))
+        return await self._user_tokens(
+            token.tenant_id,
+            client,
+            token.user_id,
+            scopes,
+            form,
+            auth_time=token.auth_time,
+            nonce=None,
+            public=token.public_client,
+            family_id=token.family_id,
+        )
+
+    async def _device_code(
+        self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        raw = form.get("device_code") or form.get("code")
+        if not raw:
+            raise missing_parameter("device_code")
+        app = await self.application(form.get("client_id"), tenant_id)
+        client = await self.authenticate_client(
+            form, headers, tenant_id, secret_required=not app.is_fallback_public_client
+        )
+        now = self.now()
+        code = await self.store.find_device_code(device_code_hash=digest(raw))
+        if code is None or code.client_app_id != client.app.app_id:
+            raise OAuthError("invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
+        if code.expires <= now:
+            raise OAuthError("expired_token", 70019, "Verification code expired.")
+        if code.status == "pending":
+            polled = replace(code, last_poll=now)
+            too_soon = code.last_poll is not None and now - code.last_poll < timedelta(seconds=code.interval / 2)
+            await self.store.update_device_code(polled, "pending")
+            if too_soon:
+                raise OAuthError("slow_down", 70016, "OAuth 2.0 device flow error: polling too fast; slow down.")
+            raise OAuthError(
+                "authorization_pending",
+                70016,
+                "OAuth 2.0 device flow error. Authorization is pending. Continue polling.",
+            )
+        if code.status == "declined":
+            raise OAuthError("authorization_declined", 70020, "The user declined the authorization request.")
+        if code.status != "approved" or not await self.store.update_device_code(
+            replace(code, status="redeemed"), "approved"
+        ):
+            raise OAuthError("invalid_grant", 70000, "The provided value for the 'device_code' was already redeemed.")
+        if code.tenant_id is None or code.user_id is None or code.auth_time is None:
+            raise OAuthError("invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
+        return await self._user_tokens(
+            code.tenant_id,
+            client,
+            code.user_id,
+            parse_scopes(" ".join(code.scopes)),
+            form,
+            auth_time=code.auth_time,
+            nonce=None,
+            public=not client.authenticated,
+        )
+
+    async def _on_behalf_of(
+        self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> dict[str, Any]:
+        assertion = form.get("assertion")
+        if not assertion:
+            raise missing_parameter("assertion")
+        client = await self.authenticate_client(form, headers, tenant_id, secret_required=True)
+        try:
+            claims = decode_own_token(self.keys, assertion)
+        except ValueError:
+            raise OAuthError("invalid_grant", 50013, "Assertion failed signature validation.") from None
+        audience = claims.get("aud")
+        if audience not in {client.app.app_id, *client.app.identifier_uris}:
+            raise OAuthError(
+                "invalid_grant",
+                500131,
+                "Assertion audience does not match the Client app presenting the assertion. The audience in the "
+                f"assertion was '{audience}' and the expected audience is '{client.app.app_id}'.",
+            )
+        exp = claims.get("exp")
+        if not isinstance(exp, int | float) or exp <= self.now().timestamp():
+            raise OAuthError("invalid_grant", 500133, "Assertion is not within its valid time range.")
+        user_id, token_tenant = claims.get("oid"), claims.get("tid")
+        if "scp" not in claims or not isinstance(user_id, str) or not isinstance(token_tenant, str):
+            raise OAuthError(
+                "invalid_grant", 50027, "JWT token is invalid: on-behalf-of takes a delegated (user) token."
+            )
+        if claims.get("iss") != issuer(self.base_url, token_tenant) or (tenant_id and tenant_id != token_tenant):
+            raise OAuthError("invalid_grant", 50027, "JWT token is invalid: issued for another tenant.")
+        raw = form.get("scope")
+        if not raw:
+            raise missing_parameter("scope")
+        return await self._user_tokens(
+            token_tenant,
+            client,
+            user_id,
+            parse_scopes(raw),
+            form,
+            auth_time=datetime.fromtimestamp(int(claims.get("iat", 0)), UTC),
+            nonce=None,
+            public=False,
+            id_token=False,
+        )
+
+    async def _user_tokens(
+        self,
+        tenant_id: str,
+        client: Client,
+        user_id: str,
+        scopes: ScopeRequest,
+        form: Mapping[str, str],
+        *,
+        auth_time: datetime,
+        nonce: str | None,
+        public: bool,
+        family_id: str | None = None,
+        id_token: bool = True,
+    ) -> dict[str, Any]:
+        """The token response of a user flow: access token, and ID token, refresh token, client_info as asked."""
+        account = await self.store.find_account(tenant_id, user_id)
+        if account is None:
+            raise OAuthError("invalid_grant", 50034, "The user account does not exist in the directory. Sign in again.")
+        resource = await self.resource_for(scopes, tenant_id)
+        granted = await self.delegated_scopes(tenant_id, client.app, scopes, resource, user_id)
+        now = self.now()
+        access = self.user_access_token(
+            account, client.app.app_id, client.app.display_name, granted, scopes.audience,
+            now=now, authenticated=client.authenticated, extra=_cae(form),
+        )  # fmt: skip
+        shown = [scopes.qualified(v) for v in granted] + sorted(scopes.openid - {"offline_access"})
+        body = _token_body(access, " ".join(shown))
+        if "openid" in scopes.openid and id_token:
+            body["id_token"] = mint_id_token(
+                self.keys,
+                self.base_url,
+                tenant_id,
+                client_id=client.app.app_id,
+                user_id=user_id,
+                user_principal_name=account.user.user_principal_name,
+                name=account.user.display_name,
+                now=now,
+                auth_time=auth_time,
+                nonce=nonce,
+                email="email" in scopes.openid,
+            )
+        if "offline_access" in scopes.openid:
+            refresh = new_opaque()
+            requested = [*(scopes.qualified(p) for p in scopes.permissions), *sorted(scopes.openid)]
+            if scopes.default:
+                requested.append(f"{scopes.resource or 'https://graph.microsoft.com'}/.default")
+            await self.store.save_refresh_token(
+                RefreshToken(
+                    digest(refresh),
+                    family_id or str(uuid.uuid4()),
+                    tenant_id,
+                    client.app.app_id,
+                    user_id,
+                    tuple(requested),
+                    public,
+                    auth_time,
+                    now + REFRESH_LIFETIME,
+                )
+            )
+            body["refresh_token"] = refresh
+            body["scope"] = f"{body['scope']} offline_access".strip()
+        if form.get("client_info") == "1":
+            info = json.dumps({"uid": user_id, "utid": tenant_id}, separators=(",", ":")).encode()
+            body["client_info"] = base64.urlsafe_b64encode(info).rstrip(b"=").decode()
+        return body
+
+    async def operator_token(
+        self,
+        tenant_id: str,
+        app_id: str,
+        *,
+        user_ref: str | None = None,
+        permissions: list[str],
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> str:
+        """A token for whoever runs the server (``presenced token``), built as the token endpoint builds them.
+
+        The operator holds the signing keys, so consent does not apply: the permissions are the ones named,
+        each checked against the catalog (delegated ones for a user token, application ones otherwise).
+        """
+        kind = GRAPH.scopes if user_ref is not None else GRAPH.roles
+        unknown = [p for p in permissions if p not in kind]
+        if unknown:
+            what = "delegated" if user_ref is not None else "application"
+            raise invalid_scope(f"Microsoft Graph has no {what} permission {', '.join(unknown)}.")
+        app = await self.store.find_application(app_id)
+        name = app.display_name if app is not None else None
+        now = self.now()
+        if user_ref is None:
+            sp = await self.store.find_service_principal(tenant_id, app_id)
+            return self.app_access_token(
+                tenant_id, app_id, name, sp.id if sp else None, permissions, now=now, lifetime=lifetime
+            )
+        account = await self.store.find_account(tenant_id, user_ref)
+        if account is None:
+            raise OAuthError("invalid_grant", 50034, f"There is no user {user_ref!r} in tenant {tenant_id}.")
+        return self.user_access_token(
+            account, app_id, name, permissions, now=now, authenticated=False, lifetime=lifetime
+        )
+
+    # ---- device authorization ----
+
+    async def device_authorization(self, tenant_ref: str, form: Mapping[str, str]) -> dict[str, Any]:
+        tenant_id = await self.tenant_of(tenant_ref)
+        app = await self.application(form.get("client_id"), tenant_id)
+        raw = form.get("scope")
+        if not raw:
+            raise missing_parameter("scope")
+        scopes = parse_scopes(raw)
+        if tenant_id is not None:
+            await self.resource_for(scopes, tenant_id)
+        device_code, user_code = new_opaque(), new_user_code()
+        now = self.now()
+        await self.store.save_device_code(
+            DeviceCode(
+                digest(device_code),
+                user_code,
+                tenant_ref.lower(),
+                app.app_id,
+                tuple(raw.split()),
+                "pending",
+                self.device_interval,
+                now + DEVICE_CODE_LIFETIME,
+            )
+        )
+        uri = f"{self.base_url}/devicelogin"
+        return {
+            "user_code": user_code,
+            "device_code": device_code,
+            "verification_uri": uri,
+            "expires_in": int(DEVICE_CODE_LIFETIME.total_seconds()),
+            "interval": self.device_interval,
+            "message": f"To sign in, use a web browser to open the page {uri} and enter the code {user_code} to "
+            "authenticate.",
+        }
+
+
+def _token_body(access_token: str, scope: str | None) -> dict[str, Any]:
+    lifetime = int(DEFAULT_LIFETIME.total_seconds())
+    body: dict[str, Any] = {
+        "token_type": "Bearer",
+        "expires_in": lifetime,
+        "ext_expires_in": lifetime,
+        "access_token": access_token,
+    }
+    if scope is not None:
+        body["scope"] = scope
+    return body
+
+
+def _cae(form: Mapping[str, str]) -> dict[str, Any]:
+    """``xms_cc`` when the client says it handles claims challenges (CAE), as Kiota does."""
+    raw = form.get("claims")
+    if not raw:
+        return {}
+    try:
+        claims = json.loads(raw)
+        values = claims["access_token"]["xms_cc"]["values"]
+    except (ValueError, KeyError, TypeError):
+        return {}
+    return {"xms_cc": [v for v in values if isinstance(v, str)][:8]} if isinstance(values, list) else {}
