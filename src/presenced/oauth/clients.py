@@ -105,11 +105,11 @@ class ServerCore:
         self, form: Mapping[str, str], headers: Mapping[str, str], tenant_id: str | None, *, secret_required: bool
     ) -> Client:
         """The calling client; ``secret_required`` when the grant is for confidential clients only."""
-        client_id, secret = form.get("client_id"), form.get("client_secret")
+        client_id, secret = requested_client_id(form, headers), form.get("client_secret")
         basic = headers.get("authorization", "")
         if basic[:6].lower() == "basic ":
             try:
-                client_id, _, secret = base64.b64decode(basic[6:].strip()).decode().partition(":")
+                secret = base64.b64decode(basic[6:].strip()).decode().partition(":")[2]
             except (ValueError, UnicodeDecodeError):
                 raise OAuthError("invalid_client", 7000215, "Invalid client secret provided.", status=401) from None
         app = await self.application(client_id, tenant_id)
@@ -245,11 +245,21 @@ class ServerCore:
         )  # fmt: skip
 
 
-def basic_client_id(headers: Mapping[str, str]) -> str | None:
+def requested_client_id(form: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+    """The client a token request is from: HTTP Basic's user name, else ``client_id``; two different ones are refused."""
     basic = headers.get("authorization", "")
-    if basic[:6].lower() != "basic ":
-        return None
-    try:
-        return base64.b64decode(basic[6:].strip()).decode().partition(":")[0]
-    except (ValueError, UnicodeDecodeError):
-        return None
+    from_header = None
+    if basic[:6].lower() == "basic ":
+        try:
+            from_header = base64.b64decode(basic[6:].strip()).decode().partition(":")[0]
+        except (ValueError, UnicodeDecodeError):
+            raise OAuthError("invalid_client", 7000215, "Invalid client secret provided.", status=401) from None
+    from_form = form.get("client_id")
+    if from_header and from_form and from_header.lower() != from_form.lower():
+        raise OAuthError(
+            "invalid_client",
+            700016,
+            "The client_id of the request body and of the Authorization header differ.",
+            status=401,
+        )
+    return from_header or from_form

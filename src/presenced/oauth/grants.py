@@ -20,7 +20,7 @@ from presenced.oauth.clients import (
     REFRESH_LIFETIME,
     Client,
     ServerCore,
-    basic_client_id,
+    requested_client_id,
 )
 from presenced.oauth.errors import OAuthError, invalid_scope, missing_parameter
 from presenced.oauth.scopes import ScopeRequest, parse_scopes
@@ -99,7 +99,7 @@ class TokenEndpoint(ServerCore):
         redirect_uri = form.get("redirect_uri")
         if not redirect_uri:
             raise missing_parameter("redirect_uri")
-        app = await self.application(form.get("client_id") or basic_client_id(headers), tenant_id)
+        app = await self.application(requested_client_id(form, headers), tenant_id)
         public = redirect_uri in app.public_client_redirect_uris or redirect_uri in app.spa_redirect_uris
         client = await self.authenticate_client(
             form, headers, tenant_id, secret_required=not public and bool(app.secrets)
@@ -154,8 +154,8 @@ class TokenEndpoint(ServerCore):
         if not raw:
             raise missing_parameter("refresh_token")
         now = self.now()
-        token = await self.store.use_refresh_token(digest(raw), now)
-        app = await self.application(form.get("client_id") or basic_client_id(headers), tenant_id)
+        app = await self.application(requested_client_id(form, headers), tenant_id)
+        token = await self.store.find_refresh_token(digest(raw))
         if token is None or token.client_app_id != app.app_id or (tenant_id and token.tenant_id != tenant_id):
             raise OAuthError(
                 "invalid_grant",
@@ -163,13 +163,7 @@ class TokenEndpoint(ServerCore):
                 "Invalid request. Request is malformed or invalid: the refresh token is not valid.",
             )
         if token.used is not None:
-            # A rotated token came back: someone holds a copy. Every token of the family dies.
-            await self.store.revoke_refresh_family(token.family_id)
-            raise OAuthError(
-                "invalid_grant",
-                70000,
-                "The provided refresh token has already been used. All refresh tokens of this sign-in are revoked; sign in again.",
-            )
+            raise await self._reused(token.family_id)
         if token.expires <= now:
             raise OAuthError(
                 "invalid_grant",
@@ -178,6 +172,15 @@ class TokenEndpoint(ServerCore):
             )
         client = await self.authenticate_client(form, headers, tenant_id, secret_required=not token.public_client)
         scopes = parse_scopes(form.get("scope") or " ".join(token.scopes))
+        # A refresh always returns a new refresh token (the presented one is spent), as Entra's does.
+        scopes = replace(scopes, openid=scopes.openid | {"offline_access"})
+        # Everything that can refuse the request is checked before the token is spent, so a refusal
+        # (say, a scope nobody consented to) leaves the client its refresh token.
+        resource = await self.resource_for(scopes, token.tenant_id)
+        await self.delegated_scopes(token.tenant_id, client.app, scopes, resource, token.user_id)
+        spent = await self.store.use_refresh_token(token.token_hash, now)
+        if spent is None or spent.used is not None:
+            raise await self._reused(token.family_id)
         return await self._user_tokens(
             token.tenant_id,
             client,
@@ -188,6 +191,15 @@ class TokenEndpoint(ServerCore):
             nonce=None,
             public=token.public_client,
             family_id=token.family_id,
+        )
+
+    async def _reused(self, family_id: str) -> OAuthError:
+        """A spent refresh token came back: someone holds a copy. Every token of its sign-in dies."""
+        await self.store.revoke_refresh_family(family_id)
+        return OAuthError(
+            "invalid_grant",
+            70000,
+            "The provided refresh token has already been used. All refresh tokens of this sign-in are revoked; sign in again.",
         )
 
     async def _device_code(

@@ -48,7 +48,9 @@ class SignIn:
         """The account, if the password is right and neither the account nor the address is locked."""
         now = self.now()
         username = username.strip()
-        account_key = f"account:{tenant_id or '*'}:{username.lower()[:320]}"
+        account = await self.store.find_account(tenant_id, username) if username else None
+        # The account's lock is the account's, however it is named (UPN, object id, tenant or common).
+        account_key = f"account:{account.user.id}" if account else f"name:{username.lower()[:320]}"
         address_key = f"address:{address[:64]}"
         for key in (account_key, address_key):
             if await self.store.locked_until(key, now) is not None:
@@ -57,9 +59,8 @@ class SignIn:
                     "Your account is locked because you tried to sign in too many times with an incorrect user ID or "
                     "password. Wait a minute and try again.",
                 )
-        account = await self.store.find_account(tenant_id, username) if username else None
-        # Always one argon2 verification, whether or not the account exists.
-        # argon2 takes tens of milliseconds of CPU: off the event loop.
+        # argon2 takes tens of milliseconds of CPU: off the event loop. Always one verification,
+        # whether or not the account exists.
         good = await asyncio.to_thread(
             self.hasher.verify_password, account.password_hash if account else None, password
         )

@@ -396,13 +396,10 @@ class IdentityService:
         return grants, assignments
 
     async def revoke_grant(self, tenant_id: str, grant_id_: str) -> None:
-        grant = await self.store.get_grant(tenant_id, grant_id_)
-        if grant is None or not await self.store.delete_grant(tenant_id, grant_id_):
+        # Refresh tokens stay: every refresh checks the grants as they are, so the next one gets
+        # consent_required (65001), which tells the app to ask the user again, as Entra does.
+        if not await self.store.delete_grant(tenant_id, grant_id_):
             raise ResourceNotFound(f"Permission grant '{grant_id_}' does not exist.")
-        client_sp = await self.store.get_service_principal(tenant_id, grant.client_id)
-        if client_sp is not None:
-            # Refresh tokens die with the consent they were issued under.
-            await self.store.revoke_refresh_tokens(client_sp.app_id, grant.principal_id)
 
 
 def grant_id(client_sp_id: str, resource_sp_id: str, user_id: str | None) -> str:

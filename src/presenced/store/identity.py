@@ -434,6 +434,10 @@ class SqlIdentityStore:
                 )
             )
 
+    async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
+        row = await self._row(select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash))
+        return None if row is None else _refresh(row)
+
     async def use_refresh_token(self, token_hash: str, now: datetime) -> RefreshToken | None:
         async with self._write() as conn:
             row = (
@@ -451,18 +455,7 @@ class SqlIdentityStore:
                 await conn.execute(
                     update(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).values(used_us=to_us(now))
                 )
-            return RefreshToken(
-                token_hash=row["token_hash"],
-                family_id=row["family_id"],
-                tenant_id=row["tenant_id"],
-                client_app_id=row["client_app_id"],
-                user_id=row["user_id"],
-                scopes=tuple(row["scopes"].split()),
-                public_client=bool(row["public_client"]),
-                auth_time=from_us(row["auth_time_us"]),
-                expires=from_us(row["expires_us"]),
-                used=opt_from_us(row["used_us"]),
-            )
+            return _refresh(row)
 
     async def revoke_refresh_family(self, family_id: str) -> None:
         async with self._write() as conn:
@@ -654,6 +647,21 @@ def _application(row: RowMapping, secrets: list[ClientSecret]) -> Application:
         api_scopes=tuple(_scopes_decoder.decode(row["api_scopes"])),
         created=from_us(row["created_us"]),
         secrets=tuple(secrets),
+    )
+
+
+def _refresh(row: RowMapping) -> RefreshToken:
+    return RefreshToken(
+        token_hash=row["token_hash"],
+        family_id=row["family_id"],
+        tenant_id=row["tenant_id"],
+        client_app_id=row["client_app_id"],
+        user_id=row["user_id"],
+        scopes=tuple(row["scopes"].split()),
+        public_client=bool(row["public_client"]),
+        auth_time=from_us(row["auth_time_us"]),
+        expires=from_us(row["expires_us"]),
+        used=opt_from_us(row["used_us"]),
     )
 
 

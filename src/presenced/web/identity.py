@@ -223,7 +223,9 @@ async def authorize(request: Request) -> Response:
         auth = await server.authorize_request(tenant, params)
     except OAuthError as error:
         if error.redirectable and params.get("redirect_uri"):
-            return message(request, "Sign-in failed", error.description, status=400, code=error.code)
+            # Raised only once the client and its redirect URI are known good: the app hears about it.
+            mode = params.get("response_mode") if params.get("response_mode") in _RESPONSE_MODES else "query"
+            return _send(params["redirect_uri"], mode or "query", _error_values(error, params.get("state")))
         return message(request, "Sign-in failed", error.description, status=400, code=error.code)
     action = f"{request.url.path}?{urlencode(params)}"
     step = form.get("step")
@@ -341,12 +343,29 @@ def _admin_needed(request: Request, app: Application, needed: list[Any]) -> HTML
 
 
 def _respond(auth: AuthorizeRequest, values: Mapping[str, str | None]) -> Response:
+    return _send(auth.redirect_uri, auth.response_mode, values)
+
+
+_RESPONSE_MODES = frozenset({"query", "fragment", "form_post"})
+
+
+def _send(redirect_uri: str, response_mode: str, values: Mapping[str, str | None]) -> Response:
+    """Answer the app at its redirect URI, the way ``response_mode`` asks."""
     fields = [(k, v) for k, v in values.items() if v is not None]
-    if auth.response_mode == "form_post":
-        body = templates.get_template("form_post.html").render(action=auth.redirect_uri, fields=fields)
+    if response_mode == "form_post":
+        body = templates.get_template("form_post.html").render(action=redirect_uri, fields=fields)
         return HTMLResponse(body, headers={"Cache-Control": "no-store"})
-    separator = "#" if auth.response_mode == "fragment" else ("&" if "?" in auth.redirect_uri else "?")
-    return RedirectResponse(f"{auth.redirect_uri}{separator}{urlencode(fields)}", 302)
+    separator = "#" if response_mode == "fragment" else ("&" if "?" in redirect_uri else "?")
+    return RedirectResponse(f"{redirect_uri}{separator}{urlencode(fields)}", 302)
+
+
+def _error_values(error: OAuthError, state: str | None) -> dict[str, str | None]:
+    return {
+        "error": error.error,
+        "error_description": f"AADSTS{error.code}: {error.description}",
+        "suberror": error.suberror,
+        "state": state,
+    }
 
 
 def _redirect_error(
