@@ -696,8 +696,7 @@ async def test_no_credential_reaches_the_logs(
         tokens["id_token"],
         refreshed["refresh_token"],
         app_token,
-        # Not the user code: it is stored in clear (the page looks it up), so aiosqlite's DEBUG log of SQL
-        # parameters shows it; it is short-lived and useless without signing in.
+        started["user_code"],
         started["device_code"],
         device["access_token"],
         device["refresh_token"],

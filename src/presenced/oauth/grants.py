@@ -408,7 +408,7 @@ class TokenEndpoint(ServerCore):
         await self.store.save_device_code(
             DeviceCode(
                 digest(device_code),
-                user_code,
+                digest(user_code),
                 tenant_ref.lower(),
                 app.app_id,
                 tuple(raw.split()),

@@ -39,10 +39,15 @@ class AuthorizeRequest:
     login_hint: str | None
 
 
+def normal_user_code(typed: str) -> str:
+    """A user code as typed (any case, spaces or dashes) in the form it was issued."""
+    return "".join(typed.split()).upper().replace("-", "")[:32]
+
+
 class AuthorizationServer(TokenEndpoint):
     async def pending_device_code(self, user_code: str) -> tuple[DeviceCode, Application]:
         """The device flow waiting for ``user_code``; ``OAuthError`` if there is none (or it expired)."""
-        code = await self.store.find_device_code(user_code=user_code.strip().upper().replace("-", ""))
+        code = await self.store.find_device_code(user_code=digest(normal_user_code(user_code)))
         if code is None or code.status != "pending":
             raise OAuthError("invalid_grant", 70000, "That code was not recognised. Check it and try again.")
         if code.expires <= self.now():

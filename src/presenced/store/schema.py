@@ -266,7 +266,8 @@ device_codes = Table(
     "device_codes",
     metadata,
     Column("device_code_hash", String(64), primary_key=True),
-    Column("user_code", String(16), nullable=False, unique=True),
+    # SHA-256 of the code a person types, like every other credential here.
+    Column("user_code", String(64), nullable=False, unique=True),
     # The tenant segment the flow started on: a GUID, 'common' or 'organizations'.
     Column("tenant_ref", String(64), nullable=False),
     Column("client_app_id", GUID, nullable=False),

@@ -21,7 +21,7 @@ from starlette.routing import Route
 
 from presenced.oauth.clients import TENANT_ALIASES
 from presenced.oauth.errors import OAuthError
-from presenced.oauth.server import AuthorizationServer, AuthorizeRequest
+from presenced.oauth.server import AuthorizationServer, AuthorizeRequest, normal_user_code
 from presenced.oauth.signin import Session, SignIn, SignInRefused
 from presenced.services.ports import Account, Application
 
@@ -400,7 +400,7 @@ async def devicelogin(request: Request) -> Response:
         code, app = await server.pending_device_code(user_code)
     except OAuthError as error:
         return render(request, "device.html", 400, action=action, error=error.description, user_code=user_code)
-    hidden = [("user_code", code.user_code)]
+    hidden = [("user_code", normal_user_code(user_code))]
     session = await signin.session(request.cookies.get(SESSION_COOKIE))
     new_session_id = None
     step = form.get("step")

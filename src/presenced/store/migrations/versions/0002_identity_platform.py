@@ -144,7 +144,7 @@ def upgrade() -> None:
     op.create_table(
         "device_codes",
         sa.Column("device_code_hash", sa.String(length=64), nullable=False),
-        sa.Column("user_code", sa.String(length=16), nullable=False),
+        sa.Column("user_code", sa.String(length=64), nullable=False),
         sa.Column("tenant_ref", sa.String(length=64), nullable=False),
         sa.Column("client_app_id", sa.String(length=36), nullable=False),
         sa.Column("scopes", sa.Text(), nullable=False),
