@@ -20,7 +20,7 @@ from presenced.api.openapi import openapi_document
 from presenced.api.routes import actions, directory, emulator, graph, mailbox
 from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
-from presenced.web import identity
+from presenced.web import routes as web_routes
 
 log = logging.getLogger("presenced.api")
 
@@ -43,7 +43,7 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
         Route("/openapi.json", openapi_json, methods=["GET"]),
         Route("/health", health, methods=["GET"]),
     ]
-    routes += identity.ROUTES
+    routes += web_routes.ROUTES
     app = Starlette(
         routes=routes,
         exception_handlers={PresencedError: _presenced_error, HTTPException: _http_error, Exception: _crash},

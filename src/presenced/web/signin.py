@@ -1,212 +1,34 @@
-"""The identity platform's HTTP face: discovery, token, device code, and the sign-in and consent pages.
-
-Forms carry a CSRF token that must match a cookie (double submit), and every
-cookie is HttpOnly, SameSite=Lax, and Secure when the server is on HTTPS.
-"""
+"""The interactive side: authorize (sign-in and consent), device-code sign-in, sign-out, admin consent."""
 
 from __future__ import annotations
 
 import contextlib
-import hmac
-import secrets
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
-from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
-from starlette.routing import Route
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from presenced.oauth.clients import TENANT_ALIASES
 from presenced.oauth.errors import OAuthError
 from presenced.oauth.server import AuthorizationServer, AuthorizeRequest, normal_user_code
-from presenced.oauth.signin import Session, SignIn, SignInRefused
+from presenced.oauth.signin import Session, SignInRefused
 from presenced.services.ports import Account, Application
-
-SESSION_COOKIE = "presenced_session"
-CSRF_COOKIE = "presenced_csrf"
-MAX_FORM = 64 * 1024
-_FORM_FIELDS = frozenset({"csrf", "step", "username", "password", "decision", "for_all", "user_code"})
-
-templates = Environment(loader=PackageLoader("presenced.web", "templates"), autoescape=select_autoescape())
-
-
-def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
-    """A page, with a CSRF token for its forms (and the cookie that token must match)."""
-    token = request.cookies.get(CSRF_COOKIE)
-    fresh = not token or len(token) > 64
-    if fresh:
-        token = secrets.token_urlsafe(24)
-    body = templates.get_template(name).render(csrf=token, **context)
-    response = HTMLResponse(body, status, headers=_PAGE_HEADERS)
-    if fresh:
-        _set_cookie(request, response, CSRF_COOKIE, token or "", max_age=None)
-    return response
-
-
-_PAGE_HEADERS = {
-    "Cache-Control": "no-store",
-    "X-Frame-Options": "DENY",
-    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; script-src 'self' 'unsafe-inline'; "
-    "form-action *; frame-ancestors 'none'",
-    "Referrer-Policy": "no-referrer",
-}
-
-
-def _set_cookie(request: Request, response: Response, name: str, value: str, max_age: int | None) -> None:
-    response.set_cookie(
-        name, value, max_age=max_age, path="/", httponly=True, samesite="lax", secure=request.url.scheme == "https"
-    )
-
-
-def message(request: Request, heading: str, *lines: str, status: int = 200, code: int | None = None) -> HTMLResponse:
-    return render(request, "message.html", status, heading=heading, lines=lines, code=code, error=status >= 400)
-
-
-def _server(request: Request) -> AuthorizationServer:
-    server: AuthorizationServer = request.app.state.oauth
-    return server
-
-
-def _signin(request: Request) -> SignIn:
-    signin: SignIn = request.app.state.signin
-    return signin
-
-
-async def _form(request: Request) -> dict[str, str]:
-    """The URL-encoded body as a dict (the last value of a repeated field), bounded in size."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_FORM:
-        raise OAuthError("invalid_request", 900144, "The request body is too large.")
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
-        raise OAuthError(
-            "invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.", redirectable=False
-        )
-    body = await request.body()
-    if len(body) > MAX_FORM:
-        raise OAuthError("invalid_request", 900144, "The request body is too large.")
-    form = await request.form(max_files=0, max_fields=200)
-    return {k: v for k, v in form.items() if isinstance(v, str)}
-
-
-def _csrf_ok(request: Request, form: Mapping[str, str]) -> bool:
-    cookie, sent = request.cookies.get(CSRF_COOKIE, ""), form.get("csrf", "")
-    return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode())
-
-
-def _client_address(request: Request) -> str:
-    return request.client.host if request.client else "unknown"
-
-
-def oauth_error_json(request: Request, error: OAuthError) -> JSONResponse:
-    """Entra's error body (spec identity-platform §1.4)."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
-    trace_id = secrets.token_hex(16)
-    trace = f"{trace_id[:8]}-{trace_id[8:12]}-{trace_id[12:16]}-{trace_id[16:20]}-{trace_id[20:]}"
-    correlation = (request.headers.get("client-request-id") or trace)[:64]
-    body: dict[str, Any] = {
-        "error": error.error,
-        "error_description": f"AADSTS{error.code}: {error.description}\r\nTrace ID: {trace}\r\n"
-        f"Correlation ID: {correlation}\r\nTimestamp: {now}",
-        "error_codes": [error.code],
-        "timestamp": now,
-        "trace_id": trace,
-        "correlation_id": correlation,
-        "error_uri": f"{request.app.state.base_url}/error?code={error.code}",
-    }
-    if error.suberror:
-        body["suberror"] = error.suberror
-    return JSONResponse(body, error.status, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
-
-
-# ---- discovery ----
-
-
-async def openid_configuration(request: Request) -> Response:
-    tenant = request.path_params["tenant"]
-    base = request.app.state.base_url
-    try:
-        tenant_id = await _server(request).tenant_of(tenant)
-    except OAuthError as error:
-        return oauth_error_json(request, error)
-    segment = tenant.lower() if tenant_id is None else tenant_id
-    document = {
-        "token_endpoint": f"{base}/{segment}/oauth2/v2.0/token",
-        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
-        "jwks_uri": f"{base}/{segment}/discovery/v2.0/keys",
-        "response_modes_supported": ["query", "fragment", "form_post"],
-        "subject_types_supported": ["pairwise"],
-        "id_token_signing_alg_values_supported": ["RS256"],
-        "response_types_supported": ["code"],
-        "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "issuer": f"{base}/{tenant_id or '{tenantid}'}/v2.0",
-        "request_uri_parameter_supported": False,
-        "userinfo_endpoint": f"{base}/oidc/userinfo",
-        "authorization_endpoint": f"{base}/{segment}/oauth2/v2.0/authorize",
-        "device_authorization_endpoint": f"{base}/{segment}/oauth2/v2.0/devicecode",
-        "http_logout_supported": True,
-        "frontchannel_logout_supported": True,
-        "end_session_endpoint": f"{base}/{segment}/oauth2/v2.0/logout",
-        "claims_supported": [
-            "sub",
-            "iss",
-            "aud",
-            "exp",
-            "iat",
-            "auth_time",
-            "nonce",
-            "preferred_username",
-            "name",
-            "tid",
-            "ver",
-            "oid",
-            "email",
-        ],
-        "grant_types_supported": [
-            "authorization_code",
-            "client_credentials",
-            "refresh_token",
-            "urn:ietf:params:oauth:grant-type:device_code",
-            "urn:ietf:params:oauth:grant-type:jwt-bearer",
-        ],
-        "code_challenge_methods_supported": ["S256", "plain"],
-        "tenant_region_scope": None,
-        "cloud_instance_name": urlsplit(base).hostname,
-        "cloud_graph_host_name": urlsplit(base).hostname,
-        "msgraph_host": urlsplit(base).netloc,
-    }
-    return JSONResponse(document, headers={"Cache-Control": "max-age=86400, private"})
-
-
-async def jwks(request: Request) -> Response:
-    return JSONResponse(request.app.state.keys.jwks(), headers={"Cache-Control": "max-age=3600, private"})
-
-
-# ---- token and device code ----
-
-
-async def token(request: Request) -> Response:
-    try:
-        form = await _form(request)
-        body = await _server(request).token(request.path_params["tenant"], form, request.headers)
-    except OAuthError as error:
-        return oauth_error_json(request, error)
-    return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
-
-
-async def devicecode(request: Request) -> Response:
-    try:
-        form = await _form(request)
-        body = await _server(request).device_authorization(request.path_params["tenant"], form)
-    except OAuthError as error:
-        return oauth_error_json(request, error)
-    return JSONResponse(body, headers={"Cache-Control": "no-store"})
-
-
-# ---- authorize ----
+from presenced.web.pages import (
+    FORM_FIELDS,
+    SESSION_COOKIE,
+    client_address,
+    csrf_ok,
+    message,
+    oauth_server,
+    read_form,
+    render,
+    set_cookie,
+    sign_in,
+    templates,
+)
 
 
 async def authorize(request: Request) -> Response:
@@ -214,11 +36,11 @@ async def authorize(request: Request) -> Response:
     form: dict[str, str] = {}
     if request.method == "POST":
         try:
-            form = await _form(request)
+            form = await read_form(request)
         except OAuthError as error:
             return message(request, "Sign-in failed", error.description, status=400, code=error.code)
-    params = {**dict(request.query_params), **{k: v for k, v in form.items() if k not in _FORM_FIELDS}}
-    server = _server(request)
+    params = {**dict(request.query_params), **{k: v for k, v in form.items() if k not in FORM_FIELDS}}
+    server = oauth_server(request)
     try:
         auth = await server.authorize_request(tenant, params)
     except OAuthError as error:
@@ -229,15 +51,15 @@ async def authorize(request: Request) -> Response:
         return message(request, "Sign-in failed", error.description, status=400, code=error.code)
     action = f"{request.url.path}?{urlencode(params)}"
     step = form.get("step")
-    if step is not None and not _csrf_ok(request, form):
+    if step is not None and not csrf_ok(request, form):
         return message(request, "Sign-in failed", "The form expired. Go back and try again.", status=400)
-    signin = _signin(request)
+    signin = sign_in(request)
     session = await signin.session(request.cookies.get(SESSION_COOKIE))
     new_session_id: str | None = None
     if step == "signin":
         try:
             account = await signin.password(
-                auth.tenant_id, form.get("username", ""), form.get("password", ""), _client_address(request)
+                auth.tenant_id, form.get("username", ""), form.get("password", ""), client_address(request)
             )
         except SignInRefused as refused:
             return _signin_page(request, action, auth.client, refused.message, form.get("username"), status=400)
@@ -250,7 +72,7 @@ async def authorize(request: Request) -> Response:
         return _signin_page(request, action, auth.client, None, auth.login_hint)
     response = await _after_signin(request, server, auth, session, form, action)
     if new_session_id is not None:
-        _set_cookie(request, response, SESSION_COOKIE, new_session_id, max_age=None)
+        set_cookie(request, response, SESSION_COOKIE, new_session_id, max_age=None)
     return response
 
 
@@ -389,12 +211,12 @@ async def devicelogin(request: Request) -> Response:
     if request.method == "GET":
         return render(request, "device.html", action=action, error=None, user_code=request.query_params.get("code"))
     try:
-        form = await _form(request)
+        form = await read_form(request)
     except OAuthError as error:
         return message(request, "Sign-in failed", error.description, status=400)
-    if not _csrf_ok(request, form):
+    if not csrf_ok(request, form):
         return message(request, "Sign-in failed", "The form expired. Go back and try again.", status=400)
-    server, signin = _server(request), _signin(request)
+    server, signin = oauth_server(request), sign_in(request)
     user_code = form.get("user_code", "")
     try:
         code, app = await server.pending_device_code(user_code)
@@ -408,7 +230,7 @@ async def devicelogin(request: Request) -> Response:
         tenant_id = None if code.tenant_ref in TENANT_ALIASES else code.tenant_ref
         try:
             account = await signin.password(
-                tenant_id, form.get("username", ""), form.get("password", ""), _client_address(request)
+                tenant_id, form.get("username", ""), form.get("password", ""), client_address(request)
             )
         except SignInRefused as refused:
             return _signin_page(request, action, app, refused.message, form.get("username"), status=400, hidden=hidden)
@@ -417,7 +239,7 @@ async def devicelogin(request: Request) -> Response:
         return _signin_page(request, action, app, None, None, hidden=hidden)
     response = await _device_decision(request, server, code, app, session, form, step, hidden)
     if new_session_id is not None:
-        _set_cookie(request, response, SESSION_COOKIE, new_session_id, max_age=None)
+        set_cookie(request, response, SESSION_COOKIE, new_session_id, max_age=None)
     return response
 
 
@@ -456,8 +278,8 @@ async def logout(request: Request) -> Response:
     params = dict(request.query_params)
     if request.method == "POST":
         with contextlib.suppress(OAuthError):
-            params.update(await _form(request))
-    await _signin(request).end_session(request.cookies.get(SESSION_COOKIE))
+            params.update(await read_form(request))
+    await sign_in(request).end_session(request.cookies.get(SESSION_COOKIE))
     target = params.get("post_logout_redirect_uri")
     response: Response
     if target and await _registered_anywhere(request, target, params.get("client_id")):
@@ -472,7 +294,7 @@ async def logout(request: Request) -> Response:
 
 async def _registered_anywhere(request: Request, uri: str, client_id: str | None) -> bool:
     """A post-logout redirect must be a redirect URI the app (or, without client_id, some app) registered."""
-    server = _server(request)
+    server = oauth_server(request)
     if client_id:
         app = await server.store.find_application(client_id) if len(client_id) == 36 else None
         apps = [app] if app else []
@@ -488,11 +310,11 @@ async def admin_consent(request: Request) -> Response:
     form: dict[str, str] = {}
     if request.method == "POST":
         try:
-            form = await _form(request)
+            form = await read_form(request)
         except OAuthError as error:
             return message(request, "Admin consent failed", error.description, status=400)
-    params = {**dict(request.query_params), **{k: v for k, v in form.items() if k not in _FORM_FIELDS}}
-    server, signin = _server(request), _signin(request)
+    params = {**dict(request.query_params), **{k: v for k, v in form.items() if k not in FORM_FIELDS}}
+    server, signin = oauth_server(request), sign_in(request)
     try:
         tenant_id = await server.tenant_of(tenant)
         app = await server.application(params.get("client_id"), tenant_id)
@@ -509,14 +331,14 @@ async def admin_consent(request: Request) -> Response:
         )
     action = f"{request.url.path}?{urlencode(params)}"
     step = form.get("step")
-    if step is not None and not _csrf_ok(request, form):
+    if step is not None and not csrf_ok(request, form):
         return message(request, "Admin consent failed", "The form expired. Go back and try again.", status=400)
     session = await signin.session(request.cookies.get(SESSION_COOKIE))
     new_session_id = None
     if step == "signin":
         try:
             account = await signin.password(
-                tenant_id, form.get("username", ""), form.get("password", ""), _client_address(request)
+                tenant_id, form.get("username", ""), form.get("password", ""), client_address(request)
             )
         except SignInRefused as refused:
             return _signin_page(request, action, app, refused.message, form.get("username"), status=400)
@@ -525,7 +347,7 @@ async def admin_consent(request: Request) -> Response:
         return _signin_page(request, action, app, None, None)
     response = await _admin_decision(request, server, app, session, params, form, action, redirect_uri, v2)
     if new_session_id is not None:
-        _set_cookie(request, response, SESSION_COOKIE, new_session_id, max_age=None)
+        set_cookie(request, response, SESSION_COOKIE, new_session_id, max_age=None)
     return response
 
 
@@ -598,42 +420,3 @@ def _required_permissions(server: AuthorizationServer, app: Application) -> list
             if found is not None:
                 listed.append(found)
     return listed
-
-
-async def home(request: Request) -> Response:
-    base = request.app.state.base_url
-    ca_url = f"{base}/tls/ca.pem" if request.app.state.ca_certificate else None
-    return render(request, "home.html", base=base, ca_url=ca_url)
-
-
-async def ca_certificate(request: Request) -> Response:
-    path = request.app.state.ca_certificate
-    if path is None:
-        return Response(b"This server does not use a local certificate authority.\n", 404, media_type="text/plain")
-    return Response(
-        path.read_bytes(),
-        media_type="application/x-pem-file",
-        headers={"Content-Disposition": 'attachment; filename="presenced-ca.pem"'},
-    )
-
-
-async def error_page(request: Request) -> Response:
-    code = request.query_params.get("code", "")[:16]
-    return message(request, f"Error AADSTS{code}", "See the error_description of the response for what went wrong.")
-
-
-ROUTES = [
-    Route("/", home, methods=["GET"]),
-    Route("/tls/ca.pem", ca_certificate, methods=["GET"]),
-    Route("/error", error_page, methods=["GET"]),
-    Route("/{tenant}/v2.0/.well-known/openid-configuration", openid_configuration, methods=["GET"]),
-    Route("/{tenant}/discovery/v2.0/keys", jwks, methods=["GET"]),
-    Route("/{tenant}/discovery/keys", jwks, methods=["GET"]),
-    Route("/{tenant}/oauth2/v2.0/token", token, methods=["POST"]),
-    Route("/{tenant}/oauth2/v2.0/devicecode", devicecode, methods=["POST"]),
-    Route("/{tenant}/oauth2/v2.0/authorize", authorize, methods=["GET", "POST"]),
-    Route("/{tenant}/oauth2/v2.0/logout", logout, methods=["GET", "POST"]),
-    Route("/{tenant}/adminconsent", admin_consent, methods=["GET", "POST"]),
-    Route("/{tenant}/v2.0/adminconsent", admin_consent, methods=["GET", "POST"]),
-    Route("/devicelogin", devicelogin, methods=["GET", "POST"]),
-]

@@ -1,0 +1,123 @@
+"""The identity platform's machine endpoints: discovery, keys, token, device code; and the home page."""
+
+from __future__ import annotations
+
+from urllib.parse import urlsplit
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from presenced.oauth.errors import OAuthError
+from presenced.web.pages import (
+    message,
+    oauth_error_json,
+    oauth_server,
+    read_form,
+    render,
+)
+
+
+async def openid_configuration(request: Request) -> Response:
+    tenant = request.path_params["tenant"]
+    base = request.app.state.base_url
+    try:
+        tenant_id = await oauth_server(request).tenant_of(tenant)
+    except OAuthError as error:
+        return oauth_error_json(request, error)
+    segment = tenant.lower() if tenant_id is None else tenant_id
+    document = {
+        "token_endpoint": f"{base}/{segment}/oauth2/v2.0/token",
+        "token_endpoint_auth_methods_supported": ["client_secret_post", "client_secret_basic"],
+        "jwks_uri": f"{base}/{segment}/discovery/v2.0/keys",
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "subject_types_supported": ["pairwise"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "response_types_supported": ["code"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+        "issuer": f"{base}/{tenant_id or '{tenantid}'}/v2.0",
+        "request_uri_parameter_supported": False,
+        "userinfo_endpoint": f"{base}/oidc/userinfo",
+        "authorization_endpoint": f"{base}/{segment}/oauth2/v2.0/authorize",
+        "device_authorization_endpoint": f"{base}/{segment}/oauth2/v2.0/devicecode",
+        "http_logout_supported": True,
+        "frontchannel_logout_supported": True,
+        "end_session_endpoint": f"{base}/{segment}/oauth2/v2.0/logout",
+        "claims_supported": [
+            "sub",
+            "iss",
+            "aud",
+            "exp",
+            "iat",
+            "auth_time",
+            "nonce",
+            "preferred_username",
+            "name",
+            "tid",
+            "ver",
+            "oid",
+            "email",
+        ],
+        "grant_types_supported": [
+            "authorization_code",
+            "client_credentials",
+            "refresh_token",
+            "urn:ietf:params:oauth:grant-type:device_code",
+            "urn:ietf:params:oauth:grant-type:jwt-bearer",
+        ],
+        "code_challenge_methods_supported": ["S256", "plain"],
+        "tenant_region_scope": None,
+        "cloud_instance_name": urlsplit(base).hostname,
+        "cloud_graph_host_name": urlsplit(base).hostname,
+        "msgraph_host": urlsplit(base).netloc,
+    }
+    return JSONResponse(document, headers={"Cache-Control": "max-age=86400, private"})
+
+
+async def jwks(request: Request) -> Response:
+    return JSONResponse(request.app.state.keys.jwks(), headers={"Cache-Control": "max-age=3600, private"})
+
+
+# ---- token and device code ----
+
+
+async def token(request: Request) -> Response:
+    try:
+        form = await read_form(request)
+        body = await oauth_server(request).token(request.path_params["tenant"], form, request.headers)
+    except OAuthError as error:
+        return oauth_error_json(request, error)
+    return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+async def devicecode(request: Request) -> Response:
+    try:
+        form = await read_form(request)
+        body = await oauth_server(request).device_authorization(request.path_params["tenant"], form)
+    except OAuthError as error:
+        return oauth_error_json(request, error)
+    return JSONResponse(body, headers={"Cache-Control": "no-store"})
+
+
+# ---- authorize ----
+
+
+async def home(request: Request) -> Response:
+    base = request.app.state.base_url
+    ca_url = f"{base}/tls/ca.pem" if request.app.state.ca_certificate else None
+    return render(request, "home.html", base=base, ca_url=ca_url)
+
+
+async def ca_certificate(request: Request) -> Response:
+    path = request.app.state.ca_certificate
+    if path is None:
+        return Response(b"This server does not use a local certificate authority.\n", 404, media_type="text/plain")
+    return Response(
+        path.read_bytes(),
+        media_type="application/x-pem-file",
+        headers={"Content-Disposition": 'attachment; filename="presenced-ca.pem"'},
+    )
+
+
+async def error_page(request: Request) -> Response:
+    code = request.query_params.get("code", "")[:16]
+    return message(request, f"Error AADSTS{code}", "See the error_description of the response for what went wrong.")

@@ -1,0 +1,120 @@
+"""What every sign-in page and endpoint shares: templates, cookies, CSRF, forms, Entra's error body.
+
+Forms carry a CSRF token that must match a cookie (double submit), and every
+cookie is HttpOnly, SameSite=Lax, and Secure when the server is on HTTPS.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+
+from presenced.oauth.errors import OAuthError
+from presenced.oauth.server import AuthorizationServer
+from presenced.oauth.signin import SignIn
+
+SESSION_COOKIE = "presenced_session"
+CSRF_COOKIE = "presenced_csrf"
+MAX_FORM = 64 * 1024
+FORM_FIELDS = frozenset({"csrf", "step", "username", "password", "decision", "for_all", "user_code"})
+
+templates = Environment(loader=PackageLoader("presenced.web", "templates"), autoescape=select_autoescape())
+
+
+def render(request: Request, name: str, status: int = 200, **context: Any) -> HTMLResponse:
+    """A page, with a CSRF token for its forms (and the cookie that token must match)."""
+    token = request.cookies.get(CSRF_COOKIE)
+    fresh = not token or len(token) > 64
+    if fresh:
+        token = secrets.token_urlsafe(24)
+    body = templates.get_template(name).render(csrf=token, **context)
+    response = HTMLResponse(body, status, headers=_PAGE_HEADERS)
+    if fresh:
+        set_cookie(request, response, CSRF_COOKIE, token or "", max_age=None)
+    return response
+
+
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "X-Frame-Options": "DENY",
+    "Content-Security-Policy": "default-src 'self'; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; form-action *; frame-ancestors 'none'",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def set_cookie(request: Request, response: Response, name: str, value: str, max_age: int | None) -> None:
+    response.set_cookie(
+        name, value, max_age=max_age, path="/", httponly=True, samesite="lax", secure=request.url.scheme == "https"
+    )
+
+
+def message(request: Request, heading: str, *lines: str, status: int = 200, code: int | None = None) -> HTMLResponse:
+    return render(request, "message.html", status, heading=heading, lines=lines, code=code, error=status >= 400)
+
+
+def oauth_server(request: Request) -> AuthorizationServer:
+    server: AuthorizationServer = request.app.state.oauth
+    return server
+
+
+def sign_in(request: Request) -> SignIn:
+    signin: SignIn = request.app.state.signin
+    return signin
+
+
+async def read_form(request: Request) -> dict[str, str]:
+    """The URL-encoded body as a dict (the last value of a repeated field), bounded in size."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_FORM:
+        raise OAuthError("invalid_request", 900144, "The request body is too large.")
+    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media_type != "application/x-www-form-urlencoded":
+        raise OAuthError(
+            "invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.", redirectable=False
+        )
+    body = await request.body()
+    if len(body) > MAX_FORM:
+        raise OAuthError("invalid_request", 900144, "The request body is too large.")
+    form = await request.form(max_files=0, max_fields=200)
+    return {k: v for k, v in form.items() if isinstance(v, str)}
+
+
+def csrf_ok(request: Request, form: Mapping[str, str]) -> bool:
+    cookie, sent = request.cookies.get(CSRF_COOKIE, ""), form.get("csrf", "")
+    return bool(cookie) and hmac.compare_digest(cookie.encode(), sent.encode())
+
+
+def client_address(request: Request) -> str:
+    return request.client.host if request.client else "unknown"
+
+
+def oauth_error_json(request: Request, error: OAuthError) -> JSONResponse:
+    """Entra's error body (spec identity-platform §1.4)."""
+    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    trace_id = secrets.token_hex(16)
+    trace = f"{trace_id[:8]}-{trace_id[8:12]}-{trace_id[12:16]}-{trace_id[16:20]}-{trace_id[20:]}"
+    correlation = (request.headers.get("client-request-id") or trace)[:64]
+    body: dict[str, Any] = {
+        "error": error.error,
+        "error_description": f"AADSTS{error.code}: {error.description}\r\nTrace ID: {trace}\r\n"
+        f"Correlation ID: {correlation}\r\nTimestamp: {now}",
+        "error_codes": [error.code],
+        "timestamp": now,
+        "trace_id": trace,
+        "correlation_id": correlation,
+        "error_uri": f"{request.app.state.base_url}/error?code={error.code}",
+    }
+    if error.suberror:
+        body["suberror"] = error.suberror
+    return JSONResponse(body, error.status, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+
+
+# ---- discovery ----
