@@ -140,6 +140,18 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+#: How often expired sign-in state (codes, refresh tokens, device codes, sessions) is removed.
+PURGE_INTERVAL = 300.0
+
+
+def _background(runtime: Runtime) -> list[asyncio.Task[None]]:
+    """The worker's jobs: the presence sweeper and the purge of expired sign-in state."""
+    return [
+        asyncio.create_task(runtime.sweeper.run_forever()),
+        asyncio.create_task(runtime.identity.purge_forever(PURGE_INTERVAL, lambda: datetime.now(UTC))),
+    ]
+
+
 def _local_tls(settings: Settings) -> LocalTls:
     from presenced.oauth.tls import ensure_local_tls
 
@@ -196,14 +208,14 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
         # collector from scanning it again and again under load.
         gc.collect()
         gc.freeze()
-        sweeping = asyncio.create_task(runtime.sweeper.run_forever()) if worker else None
+        background = _background(runtime) if worker else []
         try:
             await uvicorn.Server(config).serve(sockets=[sock])
         finally:
-            if sweeping is not None:
-                sweeping.cancel()
+            for task in background:
+                task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
-                    await sweeping
+                    await task
     finally:
         await runtime.close()
 
@@ -329,7 +341,7 @@ def worker(data_dir: Path | None, database_url: str | None, clock: str | None) -
     async def work(runtime: Runtime) -> None:
         click.echo(f"presenced {__version__} worker: sweeping due presence transitions every {INTERVAL} s")
         sys.stdout.flush()
-        await runtime.sweeper.run_forever()
+        await asyncio.gather(*_background(runtime))
 
     run(lambda: with_runtime(settings, work))
 

@@ -28,7 +28,6 @@ REFRESH_LIFETIME = timedelta(days=90)
 DEVICE_CODE_LIFETIME = timedelta(minutes=15)
 GRANT_DEVICE_CODE = "urn:ietf:params:oauth:grant-type:device_code"
 GRANT_JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
-ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
 
 
 @dataclass(frozen=True, slots=True)

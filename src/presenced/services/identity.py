@@ -10,7 +10,10 @@ grants as they are at that moment, so a revoked grant stops new tokens at once.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
@@ -20,7 +23,6 @@ from presenced.auth.permissions import (
     GRAPH_APP_ID,
     GRAPH_DISPLAY_NAME,
     GRAPH_RESOURCE,
-    OPENID_SCOPES,
     PermissionKind,
 )
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
@@ -38,6 +40,8 @@ from presenced.services.ports import (
     Tenant,
     User,
 )
+
+log = logging.getLogger("presenced.identity")
 
 SIGN_IN_AUDIENCES = (
     "AzureADMyOrg",
@@ -395,6 +399,17 @@ class IdentityService:
                     assignments.append(await self.assign_role(tenant_id, client, resource, role.value, now))
         return grants, assignments
 
+    async def purge_forever(self, interval: float, now: Callable[[], datetime]) -> None:
+        """Remove expired codes, refresh tokens, device codes and sessions every ``interval`` seconds."""
+        while True:
+            try:
+                await self.store.purge_expired(now())
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("purging expired sign-in state failed; retrying")
+            await asyncio.sleep(interval)
+
     async def revoke_grant(self, tenant_id: str, grant_id_: str) -> None:
         # Refresh tokens stay: every refresh checks the grants as they are, so the next one gets
         # consent_required (65001), which tells the app to ask the user again, as Entra does.
@@ -405,10 +420,6 @@ class IdentityService:
 def grant_id(client_sp_id: str, resource_sp_id: str, user_id: str | None) -> str:
     """Stable ids, so the same consent twice is one grant."""
     return str(uuid.uuid5(uuid.UUID(client_sp_id), f"{resource_sp_id}/{user_id or 'AllPrincipals'}"))
-
-
-def openid_scopes(scopes: set[str]) -> set[str]:
-    return scopes & OPENID_SCOPES
 
 
 def _check_redirect_uri(uri: str, *, web: bool) -> None:

@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -460,13 +460,6 @@ class SqlIdentityStore:
     async def revoke_refresh_family(self, family_id: str) -> None:
         async with self._write() as conn:
             await conn.execute(delete(refresh_tokens).where(refresh_tokens.c.family_id == family_id))
-
-    async def revoke_refresh_tokens(self, client_app_id: str, user_id: str | None) -> None:
-        condition = refresh_tokens.c.client_app_id == client_app_id
-        if user_id is not None:
-            condition = and_(condition, refresh_tokens.c.user_id == user_id)
-        async with self._write() as conn:
-            await conn.execute(delete(refresh_tokens).where(condition))
 
     # ---- device codes ----
 
