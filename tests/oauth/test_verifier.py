@@ -10,7 +10,7 @@ import pytest
 
 from presenced.errors import InvalidAuthenticationToken
 from presenced.oauth.keys import SigningKeys
-from presenced.oauth.tokens import TokenVerifier, mint_access_token
+from presenced.oauth.tokens import TENANT_TTL, TokenVerifier, mint_access_token
 
 BASE = "http://127.0.0.1:8000"
 TENANT = str(uuid.UUID(int=1))
@@ -75,13 +75,33 @@ async def test_a_cached_token_is_refused_after_its_expiry(keys: SigningKeys) -> 
 async def test_the_cache_is_bounded(keys: SigningKeys) -> None:
     """With room for two tokens, a third pushes the oldest out, which is then verified again."""
     tenants = Tenants()
-    verifier = TokenVerifier(keys, BASE, tenants.exists, cache_size=2, now=lambda: START)
+    now = [START]
+    verifier = TokenVerifier(keys, BASE, tenants.exists, cache_size=2, now=lambda: now[0])
+
+    async def verify(t: str) -> None:
+        # Past the tenant's remembered existence, so each full verification asks for the tenant again.
+        now[0] += TENANT_TTL + timedelta(seconds=1)
+        await verifier.verify(t)
+
     tokens = [token(keys, n) for n in (1, 2, 3)]
     for t in tokens:
-        await verifier.verify(t)
+        await verify(t)
     assert tenants.lookups == 3
-    await verifier.verify(tokens[2])
-    await verifier.verify(tokens[1])
+    await verify(tokens[2])
+    await verify(tokens[1])
     assert tenants.lookups == 3
-    await verifier.verify(tokens[0])
+    await verify(tokens[0])
     assert tenants.lookups == 4
+
+
+async def test_a_tenant_is_looked_up_once_per_ttl_for_new_tokens(keys: SigningKeys) -> None:
+    """New tokens of a tenant seen within the last 10 s need no tenant query; after that, one again."""
+    tenants = Tenants()
+    now = [START]
+    verifier = TokenVerifier(keys, BASE, tenants.exists, now=lambda: now[0])
+    await verifier.verify(token(keys, 1))
+    await verifier.verify(token(keys, 2))
+    assert tenants.lookups == 1
+    now[0] += TENANT_TTL
+    await verifier.verify(token(keys, 3))
+    assert tenants.lookups == 2

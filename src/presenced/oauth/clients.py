@@ -190,7 +190,7 @@ class ServerCore:
         self, tenant_id: str, client: Application, scopes: ScopeRequest, resource: Resource, user_id: str
     ) -> list[str]:
         """The permissions a delegated token carries: those requested and granted; anything missing is 65001."""
-        granted = await self.identity.granted_scopes(tenant_id, client, resource, user_id, self.now())
+        granted = await self.identity.granted_scopes(tenant_id, client, resource, user_id)
         granted -= {"openid", "profile", "email", "offline_access"}
         if scopes.default:
             if not granted and scopes.resource is not None:

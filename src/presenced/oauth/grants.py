@@ -82,8 +82,8 @@ class TokenEndpoint(ServerCore):
             )
         resource = await self.resource_for(scopes, tenant_id)
         now = self.now()
-        roles = sorted(await self.identity.granted_roles(tenant_id, client.app, resource, now))
-        sp = await self.store.find_service_principal(tenant_id, client.app.app_id)
+        sp, granted = await self.identity.granted_roles(tenant_id, client.app, resource)
+        roles = sorted(granted)
         token = self.app_access_token(
             tenant_id, client.app.app_id, client.app.display_name, sp.id if sp else None, roles, scopes.audience,
             now=now, extra=_cae(form),

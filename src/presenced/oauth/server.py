@@ -174,7 +174,7 @@ class AuthorizationServer(TokenEndpoint):
         force: bool,
     ) -> list[ResourcePermission]:
         """The permissions to show on the consent screen (none: no screen needed)."""
-        granted = await self.identity.granted_scopes(tenant_id, client, resource, account.user.id, self.now())
+        granted = await self.identity.granted_scopes(tenant_id, client, resource, account.user.id)
         wanted = self.static_scopes(client, resource) if scopes.default else set(scopes.permissions)
         if scopes.default and granted and not force:
             return []

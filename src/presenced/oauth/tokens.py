@@ -25,6 +25,9 @@ from presenced.errors import InvalidAuthenticationToken
 from presenced.oauth.keys import SigningKeys
 
 LEEWAY = timedelta(seconds=60)
+#: How long a tenant's existence is remembered: a removed tenant's tokens not yet verified are
+#: refused within this; tokens already verified live on to their expiry (as documented).
+TENANT_TTL = timedelta(seconds=10)
 DEFAULT_LIFETIME = timedelta(hours=1)
 AUDIENCE = "https://graph.microsoft.com"
 #: The role template id of Entra's Global Administrator, carried in ``wids`` by administrators' tokens.
@@ -171,6 +174,8 @@ class TokenVerifier:
         self._keys = keys
         self._base_url = base_url
         self._tenant_exists = tenant_exists
+        # tenant id → until when its existence is taken as known (positive answers only).
+        self._tenants: dict[str, datetime] = {}
         # token → (principal, instant from which the token is no longer accepted, kid of its key)
         self._cache: OrderedDict[str, tuple[Principal, datetime, str | None]] = OrderedDict()
         self._cache_size = cache_size
@@ -207,7 +212,7 @@ class TokenVerifier:
         tenant_id = _guid_claim(claims, "tid")
         if claims.get("iss") != issuer(self._base_url, tenant_id):
             raise InvalidAuthenticationToken("Invalid issuer.")
-        if not await self._tenant_exists(tenant_id):
+        if not await self._known_tenant(tenant_id, now):
             raise InvalidAuthenticationToken(f"Tenant '{tenant_id}' does not exist.")
         app_id = _guid_claim(claims, "appid" if "appid" in claims else "azp")
         if "scp" in claims:
@@ -227,6 +232,19 @@ class TokenVerifier:
         if not isinstance(roles, list) or not all(isinstance(r, str) for r in roles):
             raise InvalidAuthenticationToken("Access token claim 'roles' must be a list of strings.")
         return Principal(tenant_id=tenant_id, app_id=app_id, expires_at=expires, roles=frozenset(roles))
+
+    async def _known_tenant(self, tenant_id: str, now: datetime) -> bool:
+        """Whether the tenant exists; a yes is remembered for ``TENANT_TTL``, so a new token costs no query."""
+        until = self._tenants.get(tenant_id)
+        if until is not None and now < until:
+            return True
+        if not await self._tenant_exists(tenant_id):
+            self._tenants.pop(tenant_id, None)
+            return False
+        if len(self._tenants) >= self._cache_size:
+            self._tenants.clear()
+        self._tenants[tenant_id] = now + TENANT_TTL
+        return True
 
     def _verified_claims(self, token: str) -> tuple[dict[str, Any], str | None]:
         self._keys.refresh()

@@ -253,12 +253,17 @@ class IdentityService:
     # ---- service principals ----
 
     async def graph_principal(self, tenant_id: str, now: datetime) -> ServicePrincipal:
+        """Graph's service principal in the tenant, created on first use (its id is derived from the tenant's)."""
         return await self.store.ensure_service_principal(
-            ServicePrincipal(
-                str(uuid.uuid5(uuid.UUID(tenant_id), "graph")), tenant_id, GRAPH_APP_ID, GRAPH_DISPLAY_NAME, None
-            ),
-            now,
+            ServicePrincipal(graph_principal_id(tenant_id), tenant_id, GRAPH_APP_ID, GRAPH_DISPLAY_NAME, None), now
         )
+
+    async def _resource_principal_id(self, tenant_id: str, resource: Resource) -> str | None:
+        """For reading grants: the resource's service principal id, without creating anything."""
+        if resource.app_id == GRAPH_APP_ID:
+            return graph_principal_id(tenant_id)
+        found = await self.store.find_service_principal(tenant_id, resource.app_id)
+        return None if found is None else found.id
 
     async def client_principal(self, tenant_id: str, app: Application, now: datetime) -> ServicePrincipal:
         """The app's service principal in ``tenant_id``, created on first use (as consent does in Entra)."""
@@ -295,29 +300,32 @@ class IdentityService:
     # ---- consent ----
 
     async def granted_scopes(
-        self, tenant_id: str, client: Application, resource: Resource, user_id: str | None, now: datetime
+        self, tenant_id: str, client: Application, resource: Resource, user_id: str | None
     ) -> set[str]:
         """The delegated permissions of ``resource`` that ``client`` may use for the user."""
         client_sp = await self.store.find_service_principal(tenant_id, client.app_id)
-        if client_sp is None:
+        resource_sp_id = await self._resource_principal_id(tenant_id, resource)
+        if client_sp is None or resource_sp_id is None:
             return set()
-        resource_sp = await self.resource_principal(tenant_id, resource, now)
-        grants = await self.store.grants_for(client_sp.id, resource_sp.id, user_id)
+        grants = await self.store.grants_for(client_sp.id, resource_sp_id, user_id)
         return {scope for grant in grants for scope in grant.scopes}
 
-    async def granted_roles(self, tenant_id: str, client: Application, resource: Resource, now: datetime) -> set[str]:
-        """The application permissions of ``resource`` assigned to ``client`` in the tenant."""
+    async def granted_roles(
+        self, tenant_id: str, client: Application, resource: Resource
+    ) -> tuple[ServicePrincipal | None, set[str]]:
+        """The client's service principal in the tenant, and the application permissions of ``resource``
+        assigned to it."""
         client_sp = await self.store.find_service_principal(tenant_id, client.app_id)
-        if client_sp is None:
-            return set()
-        resource_sp = await self.resource_principal(tenant_id, resource, now)
+        resource_sp_id = await self._resource_principal_id(tenant_id, resource)
+        if client_sp is None or resource_sp_id is None:
+            return client_sp, set()
         roles = set()
         for assignment in await self.store.list_assignments(tenant_id, client_sp.id):
-            if assignment.resource_id == resource_sp.id:
+            if assignment.resource_id == resource_sp_id:
                 role = resource.role_by_id(assignment.app_role_id)
                 if role is not None:
                     roles.add(role.value)
-        return roles
+        return client_sp, roles
 
     async def consent_for_user(
         self, tenant_id: str, client: Application, resource: Resource, user_id: str, scopes: set[str], now: datetime
@@ -415,6 +423,10 @@ class IdentityService:
         # consent_required (65001), which tells the app to ask the user again, as Entra does.
         if not await self.store.delete_grant(tenant_id, grant_id_):
             raise ResourceNotFound(f"Permission grant '{grant_id_}' does not exist.")
+
+
+def graph_principal_id(tenant_id: str) -> str:
+    return str(uuid.uuid5(uuid.UUID(tenant_id), "graph"))
 
 
 def grant_id(client_sp_id: str, resource_sp_id: str, user_id: str | None) -> str:

@@ -216,6 +216,10 @@ class SqlIdentityStore:
     # ---- service principals ----
 
     async def ensure_service_principal(self, sp: ServicePrincipal, now: datetime) -> ServicePrincipal:
+        # Nearly always there already: look without taking the write lock first.
+        existing = await self.find_service_principal(sp.tenant_id, sp.app_id)
+        if existing is not None:
+            return existing
         async with self._write() as conn:
             found = await _service_principal(
                 conn, service_principals.c.tenant_id == sp.tenant_id, service_principals.c.app_id == sp.app_id
