@@ -188,6 +188,17 @@ DEMO_ADMIN = "adele"
 DEMO_REDIRECT_URIS = ("http://localhost", "http://localhost:8400/callback")
 
 
+#: Hashes of the demo passwords, made once per process: argon2 is slow on purpose, and reseeding
+#: (every `presenced demo`, every test that seeds) would otherwise pay for ten of them each time.
+_demo_hashes: dict[str, str] = {}
+
+
+def _demo_hash(identity: IdentityService, password: str) -> str:
+    if password not in _demo_hashes:
+        _demo_hashes[password] = identity.hasher.hash_password(password)
+    return _demo_hashes[password]
+
+
 def demo_password(nickname: str) -> str:
     """Demo passwords are public knowledge: the demo tenant is for trying things out."""
     return f"{nickname.capitalize()}-presence-demo"
@@ -217,7 +228,7 @@ async def seed_demo_identity(identity: IdentityService, now: datetime) -> DemoId
     passwords = {}
     for nick, _, _ in SCENARIOS:
         password = demo_password(nick)
-        await identity.set_password(DEMO_TENANT_ID, demo_user_id(nick), password, is_admin=nick == DEMO_ADMIN)
+        await identity.store.set_password(demo_user_id(nick), _demo_hash(identity, password), nick == DEMO_ADMIN)
         passwords[demo_user_id(nick)] = password
     daemon_permissions = (APP_PRESENCE_READ_ALL, APP_PRESENCE_READWRITE_ALL)
     daemon = await _reset_app(
