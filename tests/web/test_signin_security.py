@@ -168,8 +168,8 @@ async def test_a_refusal_after_the_redirect_uri_is_trusted_goes_back_to_it(
     "redirect_uri",
     [
         f"{CALLBACK}/",
-        "http://localhost:8401/callback",
         "http://localhost:8400/Callback",
+        "http://localhost:8400/callback?x=1",
         "http://127.0.0.1:8400/callback",
     ],
 )

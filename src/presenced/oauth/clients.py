@@ -12,8 +12,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
-from presenced.auth.permissions import GRAPH_AUDIENCES, GRAPH_RESOURCE
+from presenced.auth.permissions import GRAPH_AUDIENCES, GRAPH_RESOURCE, OPENID_SCOPES
 from presenced.oauth.errors import OAuthError, consent_required, invalid_scope, missing_parameter
 from presenced.oauth.keys import SigningKeys
 from presenced.oauth.scopes import ScopeRequest
@@ -71,7 +72,6 @@ class ServerCore:
                 90002,
                 f"Tenant '{tenant_ref[:64]}' not found. Check to make sure you have the correct tenant ID and are "
                 "signing into the correct cloud.",
-                redirectable=False,
             )
         return tenant_id
 
@@ -96,14 +96,20 @@ class ServerCore:
                 f"Application with identifier '{client_id[:64]}' was not found in the directory '{where}'. This can "
                 "happen if the application has not been installed by the administrator of the tenant or consented to "
                 "by any user in the tenant. You may have sent your authentication request to the wrong tenant.",
-                redirectable=False,
             )
         return app
 
     async def authenticate_client(
-        self, form: Mapping[str, str], headers: Mapping[str, str], tenant_id: str | None, *, secret_required: bool
+        self,
+        form: Mapping[str, str],
+        headers: Mapping[str, str],
+        tenant_id: str | None,
+        *,
+        secret_required: bool,
+        app: Application | None = None,
     ) -> Client:
-        """The calling client; ``secret_required`` when the grant is for confidential clients only."""
+        """The calling client (``app``, if the caller already looked it up); ``secret_required`` when the grant
+        is for confidential clients only."""
         client_id, secret = requested_client_id(form, headers), form.get("client_secret")
         basic = headers.get("authorization", "")
         if basic[:6].lower() == "basic ":
@@ -111,7 +117,8 @@ class ServerCore:
                 secret = base64.b64decode(basic[6:].strip()).decode().partition(":")[2]
             except (ValueError, UnicodeDecodeError):
                 raise OAuthError("invalid_client", 7000215, "Invalid client secret provided.", status=401) from None
-        app = await self.application(client_id, tenant_id)
+        if app is None:
+            app = await self.application(client_id, tenant_id)
         if form.get("client_assertion") or form.get("client_assertion_type"):
             raise OAuthError(
                 "invalid_client",
@@ -156,6 +163,17 @@ class ServerCore:
             )
         return Client(app, False)
 
+    def check_tenant_allows(self, app: Application, tenant_id: str, tenant_ref: str) -> None:
+        if tenant_ref.lower() not in TENANT_ALIASES and tenant_ref.lower() != tenant_id:
+            raise OAuthError("invalid_request", 50020, "The user does not belong to the tenant this sign-in is for.")
+        if app.sign_in_audience == "AzureADMyOrg" and app.tenant_id != tenant_id:
+            raise OAuthError(
+                "invalid_request",
+                50020,
+                f"User account from identity provider does not exist in tenant '{app.tenant_id}' and cannot access "
+                f"the application '{app.app_id}' ({app.display_name}) in that tenant.",
+            )
+
     # ---- resources and scopes ----
 
     async def resource_for(self, scopes: ScopeRequest, tenant_id: str) -> Resource:
@@ -191,7 +209,7 @@ class ServerCore:
     ) -> list[str]:
         """The permissions a delegated token carries: those requested and granted; anything missing is 65001."""
         granted = await self.identity.granted_scopes(tenant_id, client, resource, user_id)
-        granted -= {"openid", "profile", "email", "offline_access"}
+        granted -= OPENID_SCOPES
         if scopes.default:
             if not granted and scopes.resource is not None:
                 raise consent_required(client.app_id, client.display_name)
@@ -262,3 +280,30 @@ def requested_client_id(form: Mapping[str, str], headers: Mapping[str, str]) -> 
             status=401,
         )
     return from_header or from_form
+
+
+_LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
+
+
+def registered_redirect(app: Application, uri: str) -> bool:
+    """Whether ``uri`` is one of the app's redirect URIs.
+
+    Exact, except that a public client's ``http`` loopback URI matches on any port, as Entra's
+    does: desktop apps listen on whatever port is free.
+    """
+    if uri in (*app.web_redirect_uris, *app.spa_redirect_uris, *app.public_client_redirect_uris):
+        return True
+    wanted = urlsplit(uri)
+    if wanted.scheme != "http" or wanted.hostname not in _LOOPBACK:
+        return False
+    return any(
+        (known.scheme, known.hostname, known.path or "/", known.query)
+        == (wanted.scheme, wanted.hostname, wanted.path or "/", wanted.query)
+        for known in map(urlsplit, app.public_client_redirect_uris)
+    )
+
+
+def is_public_redirect(app: Application, uri: str) -> bool:
+    """A code for this redirect URI goes to a public client (PKCE, no secret): any but a web URI of an app
+    that has a secret."""
+    return uri not in app.web_redirect_uris or not app.secrets

@@ -14,7 +14,6 @@ class OAuthError(Exception):
         *,
         status: int = 400,
         suberror: str | None = None,
-        redirectable: bool = True,
     ) -> None:
         super().__init__(f"AADSTS{code}: {description}")
         self.error = error
@@ -22,9 +21,10 @@ class OAuthError(Exception):
         self.description = description
         self.status = status
         self.suberror = suberror
-        #: At the authorize endpoint: whether the error may be sent to the redirect URI
-        #: (not when the client or the redirect URI itself is in doubt).
-        self.redirectable = redirectable
+        #: At the authorize endpoint: the checked redirect URI the error goes back to, and how.
+        #: None while the client or the redirect URI itself is in doubt: then a page says it.
+        self.redirect_uri: str | None = None
+        self.response_mode = "query"
 
 
 def missing_parameter(name: str) -> OAuthError:

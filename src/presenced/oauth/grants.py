@@ -18,15 +18,17 @@ from presenced.oauth.clients import (
     GRANT_DEVICE_CODE,
     GRANT_JWT_BEARER,
     REFRESH_LIFETIME,
+    TENANT_ALIASES,
     Client,
     ServerCore,
+    is_public_redirect,
     requested_client_id,
 )
 from presenced.oauth.errors import OAuthError, invalid_scope, missing_parameter
 from presenced.oauth.scopes import ScopeRequest, parse_scopes
-from presenced.oauth.tokens import DEFAULT_LIFETIME, decode_own_token, issuer, mint_id_token
+from presenced.oauth.tokens import DEFAULT_LIFETIME, LEEWAY, decode_own_token, issuer, mint_id_token
 from presenced.services.credentials import digest, new_opaque, new_user_code, pkce_matches
-from presenced.services.identity import GRAPH
+from presenced.services.identity import GRAPH, Resource
 from presenced.services.ports import DeviceCode, RefreshToken
 
 
@@ -83,9 +85,16 @@ class TokenEndpoint(ServerCore):
         resource = await self.resource_for(scopes, tenant_id)
         now = self.now()
         sp, granted = await self.identity.granted_roles(tenant_id, client.app, resource)
+        if sp is None:
+            # A multi-tenant app nobody in this tenant consented to is not in its directory.
+            raise OAuthError(
+                "unauthorized_client",
+                700016,
+                f"Application with identifier '{client.app.app_id}' was not found in the directory '{tenant_id}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
+            )
         roles = sorted(granted)
         token = self.app_access_token(
-            tenant_id, client.app.app_id, client.app.display_name, sp.id if sp else None, roles, scopes.audience,
+            tenant_id, client.app.app_id, client.app.display_name, sp.id, roles, audience_of(scopes, resource),
             now=now, extra=_cae(form),
         )  # fmt: skip
         return _token_body(token, None)
@@ -100,10 +109,8 @@ class TokenEndpoint(ServerCore):
         if not redirect_uri:
             raise missing_parameter("redirect_uri")
         app = await self.application(requested_client_id(form, headers), tenant_id)
-        public = redirect_uri in app.public_client_redirect_uris or redirect_uri in app.spa_redirect_uris
-        client = await self.authenticate_client(
-            form, headers, tenant_id, secret_required=not public and bool(app.secrets)
-        )
+        public = is_public_redirect(app, redirect_uri)
+        client = await self.authenticate_client(form, headers, tenant_id, secret_required=not public, app=app)
         code = await self.store.redeem_code(digest(raw_code), self.now())
         if code is None or code.client_app_id != client.app.app_id or (tenant_id and code.tenant_id != tenant_id):
             raise OAuthError(
@@ -124,6 +131,14 @@ class TokenEndpoint(ServerCore):
         if code.redirect_uri != redirect_uri:
             raise OAuthError(
                 "invalid_grant", 50148, "The redirect_uri does not match the one of the authorization request."
+            )
+        if code.code_challenge is None and not client.authenticated:
+            # Neither PKCE nor a secret: nothing proves the caller is the app the code was issued to.
+            raise OAuthError(
+                "invalid_client",
+                7000218,
+                "The request body must contain the following parameter: 'client_assertion' or 'client_secret'.",
+                status=401,
             )
         if code.code_challenge is not None:
             verifier = form.get("code_verifier")
@@ -208,13 +223,18 @@ class TokenEndpoint(ServerCore):
         raw = form.get("device_code") or form.get("code")
         if not raw:
             raise missing_parameter("device_code")
-        app = await self.application(form.get("client_id"), tenant_id)
+        app = await self.application(requested_client_id(form, headers), tenant_id)
         client = await self.authenticate_client(
-            form, headers, tenant_id, secret_required=not app.is_fallback_public_client
+            form, headers, tenant_id, secret_required=not app.is_fallback_public_client, app=app
         )
         now = self.now()
         code = await self.store.find_device_code(device_code_hash=digest(raw))
-        if code is None or code.client_app_id != client.app.app_id:
+        # Polled on the tenant segment it was started on (or the user's own tenant, once known).
+        on_its_tenant = code is not None and (
+            tenant_id is None
+            or (code.tenant_ref in {tenant_id, *TENANT_ALIASES} and code.tenant_id in {None, tenant_id})
+        )
+        if code is None or code.client_app_id != client.app.app_id or not on_its_tenant:
             raise OAuthError("invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
         if code.expires <= now:
             raise OAuthError("expired_token", 70019, "Verification code expired.")
@@ -260,15 +280,22 @@ class TokenEndpoint(ServerCore):
         except ValueError:
             raise OAuthError("invalid_grant", 50013, "Assertion failed signature validation.") from None
         audience = claims.get("aud")
-        if audience not in {client.app.app_id, *client.app.identifier_uris}:
+        # Tokens for an app's API carry its app id as audience: an identifier URI could be another tenant's.
+        if audience != client.app.app_id:
             raise OAuthError(
                 "invalid_grant",
                 500131,
                 "Assertion audience does not match the Client app presenting the assertion. The audience in the "
                 f"assertion was '{audience}' and the expected audience is '{client.app.app_id}'.",
             )
-        exp = claims.get("exp")
-        if not isinstance(exp, int | float) or exp <= self.now().timestamp():
+        now = self.now().timestamp()
+        exp, nbf, iat = claims.get("exp"), claims.get("nbf"), claims.get("iat")
+        leeway = LEEWAY.total_seconds()
+        if (
+            not all(isinstance(v, int | float) for v in (exp, iat))
+            or exp <= now - leeway  # type: ignore[operator]
+            or (isinstance(nbf, int | float) and nbf > now + leeway)
+        ):
             raise OAuthError("invalid_grant", 500133, "Assertion is not within its valid time range.")
         user_id, token_tenant = claims.get("oid"), claims.get("tid")
         if "scp" not in claims or not isinstance(user_id, str) or not isinstance(token_tenant, str):
@@ -277,6 +304,7 @@ class TokenEndpoint(ServerCore):
             )
         if claims.get("iss") != issuer(self.base_url, token_tenant) or (tenant_id and tenant_id != token_tenant):
             raise OAuthError("invalid_grant", 50027, "JWT token is invalid: issued for another tenant.")
+        self.check_tenant_allows(client.app, token_tenant, tenant_id or "common")
         raw = form.get("scope")
         if not raw:
             raise missing_parameter("scope")
@@ -286,7 +314,7 @@ class TokenEndpoint(ServerCore):
             user_id,
             parse_scopes(raw),
             form,
-            auth_time=datetime.fromtimestamp(int(claims.get("iat", 0)), UTC),
+            auth_time=datetime.fromtimestamp(int(iat), UTC),  # type: ignore[arg-type]
             nonce=None,
             public=False,
             id_token=False,
@@ -314,7 +342,7 @@ class TokenEndpoint(ServerCore):
         granted = await self.delegated_scopes(tenant_id, client.app, scopes, resource, user_id)
         now = self.now()
         access = self.user_access_token(
-            account, client.app.app_id, client.app.display_name, granted, scopes.audience,
+            account, client.app.app_id, client.app.display_name, granted, audience_of(scopes, resource),
             now=now, authenticated=client.authenticated, extra=_cae(form),
         )  # fmt: skip
         shown = [scopes.qualified(v) for v in granted] + sorted(scopes.openid - {"offline_access"})
@@ -440,6 +468,12 @@ def _token_body(access_token: str, scope: str | None) -> dict[str, Any]:
     if scope is not None:
         body["scope"] = scope
     return body
+
+
+def audience_of(scopes: ScopeRequest, resource: Resource) -> str:
+    """Graph's tokens name Graph as the client did (URL or GUID); an app's API is named by its app id, which,
+    unlike an identifier URI, no other tenant can share."""
+    return scopes.audience if scopes.is_graph else resource.app_id
 
 
 def _cae(form: Mapping[str, str]) -> dict[str, Any]:

@@ -71,9 +71,14 @@ class SigningKeys:
         if stamp == self._stamp:
             return
         self._stamp = stamp
-        files = _key_files(self.folder)
-        if files:
-            self._install([_load(path) for path in files])
+        try:
+            keys = [_load(path) for path in _key_files(self.folder)]
+        except (OSError, ValueError):
+            # A key retired (deleted) while being read: keep the keys we have; the next look catches up.
+            self._stamp = ()
+            return
+        if keys:
+            self._install(keys)
 
     def _folder_stamp(self) -> tuple[str, ...]:
         return tuple(p.name for p in _key_files(self.folder)) if self.folder is not None else ()
@@ -111,9 +116,14 @@ def add_key(folder: Path) -> Path:
     key = RSAKey.generate_key(2048, private=True)
     kid = key.thumbprint()
     path = folder / f"{time.time_ns():020d}-{kid}.pem"
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    # Written under another name, then renamed: a process re-reading the folder never sees half a key.
+    partial = folder / f".{path.name}.partial"
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(key.as_pem(private=True))
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, path)
     return path
 
 

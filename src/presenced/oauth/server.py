@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from presenced.oauth.clients import CODE_LIFETIME, TENANT_ALIASES
+from presenced.auth.permissions import OPENID_SCOPES
+from presenced.oauth.clients import CODE_LIFETIME, is_public_redirect, registered_redirect
 from presenced.oauth.errors import OAuthError, invalid_scope, missing_parameter
 from presenced.oauth.grants import TokenEndpoint
 from presenced.oauth.scopes import ScopeRequest, parse_scopes
@@ -87,36 +88,50 @@ class AuthorizationServer(TokenEndpoint):
     # ---- authorize ----
 
     async def authorize_request(self, tenant_ref: str, params: Mapping[str, str]) -> AuthorizeRequest:
-        """Validate an authorize request. Errors that name a trusted redirect URI are ``redirectable``."""
+        """Validate an authorize request.
+
+        Refusals before the client and its redirect URI are known good carry no ``redirect_uri`` and
+        are shown as a page; later ones carry the checked URI, so the app hears about them.
+        """
         tenant_id = await self.tenant_of(tenant_ref)
         client = await self.application(params.get("client_id"), tenant_id)
         redirect_uri = params.get("redirect_uri", "")
-        registered = (*client.web_redirect_uris, *client.spa_redirect_uris, *client.public_client_redirect_uris)
-        if redirect_uri not in registered:
+        if not registered_redirect(client, redirect_uri):
             raise OAuthError(
                 "invalid_request",
                 50011,
                 f"The redirect URI '{redirect_uri[:256]}' specified in the request does not match the redirect URIs "
                 f"configured for the application '{client.app_id}'. Make sure the redirect URI sent in the request "
                 "matches one added to your application in the Azure portal.",
-                redirectable=False,
             )
-        response_type = params.get("response_type", "")
         response_mode = params.get("response_mode") or "query"
         if response_mode not in {"query", "fragment", "form_post"}:
-            raise OAuthError(
-                "invalid_request", 900144, "response_mode must be query, fragment or form_post.", redirectable=False
-            )
+            raise OAuthError("invalid_request", 900144, "response_mode must be query, fragment or form_post.")
+        try:
+            return await self._checked_request(tenant_ref, tenant_id, client, redirect_uri, response_mode, params)
+        except OAuthError as error:
+            error.redirect_uri, error.response_mode = redirect_uri, response_mode
+            raise
+
+    async def _checked_request(
+        self,
+        tenant_ref: str,
+        tenant_id: str | None,
+        client: Application,
+        redirect_uri: str,
+        response_mode: str,
+        params: Mapping[str, str],
+    ) -> AuthorizeRequest:
+        response_type = params.get("response_type", "")
         if response_type != "code":
             raise OAuthError(
                 "unsupported_response_type",
                 700054,
                 f"response_type '{response_type[:32]}' is not supported here: use the authorization code flow.",
             )
-        public = redirect_uri not in client.web_redirect_uris or not client.secrets
         challenge = params.get("code_challenge")
         method = params.get("code_challenge_method") or ("plain" if challenge else None)
-        if challenge is None and public:
+        if challenge is None and is_public_redirect(client, redirect_uri):
             raise OAuthError(
                 "invalid_request",
                 9002325,
@@ -152,17 +167,6 @@ class AuthorizationServer(TokenEndpoint):
             login_hint=params.get("login_hint"),
         )
 
-    def check_tenant_allows(self, app: Application, tenant_id: str, tenant_ref: str) -> None:
-        if tenant_ref.lower() not in TENANT_ALIASES and tenant_ref.lower() != tenant_id:
-            raise OAuthError("invalid_request", 50020, "The user does not belong to the tenant this sign-in is for.")
-        if app.sign_in_audience == "AzureADMyOrg" and app.tenant_id != tenant_id:
-            raise OAuthError(
-                "invalid_request",
-                50020,
-                f"User account from identity provider does not exist in tenant '{app.tenant_id}' and cannot access "
-                f"the application '{app.app_id}' ({app.display_name}) in that tenant.",
-            )
-
     async def consent_needed(
         self,
         tenant_id: str,
@@ -176,7 +180,8 @@ class AuthorizationServer(TokenEndpoint):
         """The permissions to show on the consent screen (none: no screen needed)."""
         granted = await self.identity.granted_scopes(tenant_id, client, resource, account.user.id)
         wanted = self.static_scopes(client, resource) if scopes.default else set(scopes.permissions)
-        if scopes.default and granted and not force:
+        # /.default asks again only when nothing but sign-in was ever granted (the token needs more).
+        if scopes.default and granted - OPENID_SCOPES and not force:
             return []
         wanted |= set(scopes.openid)
         missing = wanted if force else wanted - granted
@@ -184,7 +189,7 @@ class AuthorizationServer(TokenEndpoint):
             return []
         # Show everything asked for, as Entra does, once anything is missing.
         listed = [resource.scopes[v] for v in sorted(wanted) if v in resource.scopes]
-        return sorted(listed, key=lambda p: (p.value in {"openid", "profile", "email", "offline_access"}, p.value))
+        return sorted(listed, key=lambda p: (p.value in OPENID_SCOPES, p.value))
 
     def admin_needed(self, permissions: list[ResourcePermission], account: Account) -> list[ResourcePermission]:
         """Permissions only an administrator may consent to, when the user is not one."""

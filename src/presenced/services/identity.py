@@ -168,7 +168,10 @@ class IdentityService:
             raise BadRequest("userPrincipalName must be of the form alias@domain.")
         if password is not None and len(password) < 8:
             raise BadRequest("passwordProfile.password must be at least 8 characters long.")
-        existing = await self.store.find_account(tenant_id, user_principal_name)
+        # UPNs are unique across tenants, as in Entra: sign-in on common/organizations finds users by it.
+        existing = await self.store.find_account(tenant_id, user_principal_name) or await self.store.find_account(
+            None, user_principal_name
+        )
         if existing is not None and existing.user.id != user_id:
             raise Conflict("Another object with the same value for property userPrincipalName already exists.")
         user = User(user_id or str(uuid.uuid4()), tenant_id, user_principal_name, display_name)
@@ -224,6 +227,10 @@ class IdentityService:
                         f"requiredResourceAccess: Microsoft Graph has no {access.type} "
                         f"with id '{access.permission_id}'."
                     )
+        platforms = (app.web_redirect_uris, app.spa_redirect_uris, app.public_client_redirect_uris)
+        everywhere = [uri for uris in platforms for uri in set(uris)]
+        if len(everywhere) != len(set(everywhere)):
+            raise BadRequest("A redirect URI may be registered for one platform only (web, spa or publicClient).")
         values = [s.value for s in app.api_scopes]
         if len(set(values)) != len(values):
             raise BadRequest("api.oauth2PermissionScopes values must be unique.")
@@ -386,6 +393,19 @@ class IdentityService:
         assignment = AppRoleAssignment(str(uuid.uuid4()), tenant_id, client_sp.id, resource_sp.id, role.id, now)
         return await self.store.add_assignment(assignment)
 
+    async def required_permissions(self, tenant_id: str, client: Application) -> list[ResourcePermission]:
+        """Everything the registration's ``requiredResourceAccess`` asks for, delegated and application."""
+        listed = []
+        for access in client.required_resource_access:
+            resource = await self.resource_by_app_id(tenant_id, access.resource_app_id)
+            if resource is None:
+                continue
+            found = resource.scope_by_id(access.permission_id) if access.type == "Scope" else None
+            found = found or (resource.role_by_id(access.permission_id) if access.type == "Role" else None)
+            if found is not None:
+                listed.append(found)
+        return listed
+
     async def grant_admin_consent(
         self, tenant_id: str, client: Application, now: datetime
     ) -> tuple[list[PermissionGrant], list[AppRoleAssignment]]:
@@ -434,10 +454,16 @@ def grant_id(client_sp_id: str, resource_sp_id: str, user_id: str | None) -> str
     return str(uuid.uuid5(uuid.UUID(client_sp_id), f"{resource_sp_id}/{user_id or 'AllPrincipals'}"))
 
 
+#: Schemes that would run or read something in the browser instead of reaching an app.
+_FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "about", "blob", "filesystem"})
+
+
 def _check_redirect_uri(uri: str, *, web: bool) -> None:
     parts = urlsplit(uri)
     if not parts.scheme or len(uri) > 256 or "#" in uri or any(c.isspace() for c in uri):
         raise BadRequest(f"Redirect URI '{uri}' is not a valid absolute URI without a fragment.")
+    if parts.scheme.lower() in _FORBIDDEN_SCHEMES:
+        raise BadRequest(f"Redirect URI '{uri}' uses the scheme '{parts.scheme}', which is not allowed.")
     if web and parts.scheme not in {"https", "http"}:
         raise BadRequest(f"Redirect URI '{uri}' must use https (or http for localhost).")
     if web and parts.scheme == "http" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:

@@ -77,9 +77,7 @@ async def read_form(request: Request) -> dict[str, str]:
         raise OAuthError("invalid_request", 900144, "The request body is too large.")
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/x-www-form-urlencoded":
-        raise OAuthError(
-            "invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.", redirectable=False
-        )
+        raise OAuthError("invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.")
     body = await request.body()
     if len(body) > MAX_FORM:
         raise OAuthError("invalid_request", 900144, "The request body is too large.")

@@ -6,15 +6,18 @@ import contextlib
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from presenced.oauth.clients import TENANT_ALIASES
+from presenced.errors import PresencedError
+from presenced.oauth.clients import TENANT_ALIASES, registered_redirect
 from presenced.oauth.errors import OAuthError
+from presenced.oauth.scopes import parse_scopes
 from presenced.oauth.server import AuthorizationServer, AuthorizeRequest, normal_user_code
 from presenced.oauth.signin import Session, SignInRefused
+from presenced.oauth.tokens import decode_own_token
 from presenced.services.ports import Account, Application
 from presenced.web.pages import (
     FORM_FIELDS,
@@ -44,10 +47,9 @@ async def authorize(request: Request) -> Response:
     try:
         auth = await server.authorize_request(tenant, params)
     except OAuthError as error:
-        if error.redirectable and params.get("redirect_uri"):
-            # Raised only once the client and its redirect URI are known good: the app hears about it.
-            mode = params.get("response_mode") if params.get("response_mode") in _RESPONSE_MODES else "query"
-            return _send(params["redirect_uri"], mode or "query", _error_values(error, params.get("state")))
+        if error.redirect_uri is not None:
+            # Raised once the client and its redirect URI were found good: the app hears about it.
+            return _send(error.redirect_uri, error.response_mode, _error_values(error, params.get("state")))
         return message(request, "Sign-in failed", error.description, status=400, code=error.code)
     action = f"{request.url.path}?{urlencode(params)}"
     step = form.get("step")
@@ -168,15 +170,19 @@ def _respond(auth: AuthorizeRequest, values: Mapping[str, str | None]) -> Respon
     return _send(auth.redirect_uri, auth.response_mode, values)
 
 
-_RESPONSE_MODES = frozenset({"query", "fragment", "form_post"})
-
-
 def _send(redirect_uri: str, response_mode: str, values: Mapping[str, str | None]) -> Response:
     """Answer the app at its redirect URI, the way ``response_mode`` asks."""
     fields = [(k, v) for k, v in values.items() if v is not None]
     if response_mode == "form_post":
         body = templates.get_template("form_post.html").render(action=redirect_uri, fields=fields)
-        return HTMLResponse(body, headers={"Cache-Control": "no-store"})
+        target = urlsplit(redirect_uri)
+        # The page may only post to the app, and run nothing but its own one-line submit.
+        headers = {
+            "Cache-Control": "no-store",
+            "Content-Security-Policy": f"default-src 'none'; script-src 'unsafe-inline'; "
+            f"form-action {target.scheme}://{target.netloc}; frame-ancestors 'none'",
+        }
+        return HTMLResponse(body, headers=headers)
     separator = "#" if response_mode == "fragment" else ("&" if "?" in redirect_uri else "?")
     return RedirectResponse(f"{redirect_uri}{separator}{urlencode(fields)}", 302)
 
@@ -279,28 +285,47 @@ async def logout(request: Request) -> Response:
     if request.method == "POST":
         with contextlib.suppress(OAuthError):
             params.update(await read_form(request))
-    await sign_in(request).end_session(request.cookies.get(SESSION_COOKIE))
+    signin = sign_in(request)
+    session = await signin.session(request.cookies.get(SESSION_COOKIE))
+    await signin.end_session(request.cookies.get(SESSION_COOKIE))
     target = params.get("post_logout_redirect_uri")
     response: Response
-    if target and await _registered_anywhere(request, target, params.get("client_id")):
-        response = RedirectResponse(
-            target + (f"{'&' if '?' in target else '?'}state={params['state']}" if params.get("state") else ""), 302
-        )
+    if target and await _may_return_to(request, target, params, session):
+        state = params.get("state")
+        query = f"{'&' if '?' in target else '?'}{urlencode({'state': state})}" if state else ""
+        response = RedirectResponse(target + query, 302)
     else:
         response = message(request, "You signed out of your account", "It's a good idea to close all browser windows.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
 
 
-async def _registered_anywhere(request: Request, uri: str, client_id: str | None) -> bool:
-    """A post-logout redirect must be a redirect URI the app (or, without client_id, some app) registered."""
+async def _may_return_to(request: Request, uri: str, params: Mapping[str, str], session: Session | None) -> bool:
+    """A post-logout redirect must be a redirect URI of the app signing out: named by ``client_id`` or the
+    ``id_token_hint``'s audience, else any app of the tenant (the path's, or the signed-in user's)."""
     server = oauth_server(request)
+    client_id = params.get("client_id") or _hinted_client(server, params.get("id_token_hint"))
     if client_id:
         app = await server.store.find_application(client_id) if len(client_id) == 36 else None
         apps = [app] if app else []
     else:
-        apps = [a for t in await server.store.list_tenants() for a in await server.store.list_applications(t.id)]
-    return any(uri in (*a.web_redirect_uris, *a.spa_redirect_uris, *a.public_client_redirect_uris) for a in apps)
+        try:
+            tenant_id = await server.tenant_of(request.path_params["tenant"])
+        except OAuthError:
+            return False
+        tenant_id = tenant_id or (session.account.user.tenant_id if session else None)
+        apps = await server.store.list_applications(tenant_id) if tenant_id else []
+    return any(registered_redirect(app, uri) for app in apps)
+
+
+def _hinted_client(server: AuthorizationServer, hint: str | None) -> str | None:
+    if not hint:
+        return None
+    try:
+        audience = decode_own_token(server.keys, hint).get("aud")
+    except ValueError:
+        return None
+    return audience if isinstance(audience, str) else None
 
 
 async def admin_consent(request: Request) -> Response:
@@ -363,6 +388,14 @@ async def _admin_decision(
         fields = [(k, v) for k, v in {**values, "state": state}.items() if v is not None]
         return RedirectResponse(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode(fields)}", 302)
 
+    path_tenant = request.path_params["tenant"].lower()
+    if path_tenant not in TENANT_ALIASES and path_tenant != tenant_id:
+        return back(
+            {
+                "error": "access_denied",
+                "error_description": "AADSTS50020: The signed-in administrator belongs to another tenant.",
+            }
+        )
     if not account.is_admin:
         return back(
             {"error": "access_denied", "error_description": "AADSTS90094: The grant requires admin permission."}
@@ -374,49 +407,37 @@ async def _admin_decision(
                 "error_description": "AADSTS50020: The app is not available in your organization.",
             }
         )
-    if form.get("step") != "consent":
-        permissions = _required_permissions(server, app)
-        return _consent_page(request, action, app, permissions, account, [])
-    if form.get("decision") != "accept":
-        return back(
-            {
-                "error": "access_denied",
-                "error_subcode": "cancel",
-                "error_description": "AADSTS65004: The admin declined to consent to access the app.",
-            }
-        )
-    now = datetime.now(UTC)
     scope = params.get("scope", "")
+    dynamic = v2 and ".default" not in scope
     try:
-        if not v2 or ".default" in scope:
-            await server.identity.grant_admin_consent(tenant_id, app, now)
-        else:
-            from presenced.oauth.scopes import parse_scopes
-
+        # What the page shows is exactly what Accept grants: the registration's permissions, or the scopes asked.
+        if dynamic:
             scopes = parse_scopes(scope)
             resource = await server.resource_for(scopes, tenant_id)
-            await server.identity.consent_for_all(
-                tenant_id, app, resource, set(scopes.permissions) | set(scopes.openid), now
+            asked = set(scopes.permissions) | set(scopes.openid)
+            permissions = [resource.scopes[v] for v in sorted(asked) if v in resource.scopes]
+        else:
+            permissions = await server.identity.required_permissions(tenant_id, app)
+        if form.get("step") != "consent":
+            return _consent_page(request, action, app, permissions, account, [])
+        if form.get("decision") != "accept":
+            return back(
+                {
+                    "error": "access_denied",
+                    "error_subcode": "cancel",
+                    "error_description": "AADSTS65004: The admin declined to consent to access the app.",
+                }
             )
+        now = datetime.now(UTC)
+        if dynamic:
+            await server.identity.consent_for_all(tenant_id, app, resource, asked, now)
+        else:
+            await server.identity.grant_admin_consent(tenant_id, app, now)
     except OAuthError as error:
         return back({"error": error.error, "error_description": f"AADSTS{error.code}: {error.description}"})
+    except PresencedError as error:
+        return back({"error": "invalid_request", "error_description": f"AADSTS650056: {error.message}"})
     values: dict[str, str | None] = {"admin_consent": "True", "tenant": tenant_id}
     if v2:
         values["scope"] = scope
     return back(values)
-
-
-def _required_permissions(server: AuthorizationServer, app: Application) -> list[Any]:
-    from presenced.services.identity import GRAPH
-
-    listed = []
-    for access in app.required_resource_access:
-        if access.resource_app_id == GRAPH.app_id:
-            found = (
-                GRAPH.scope_by_id(access.permission_id)
-                if access.type == "Scope"
-                else GRAPH.role_by_id(access.permission_id)
-            )
-            if found is not None:
-                listed.append(found)
-    return listed
