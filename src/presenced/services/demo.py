@@ -183,8 +183,7 @@ DEMO_DAEMON_APP_ID = str(uuid.uuid5(_NAMESPACE, "app:daemon"))
 #: The public client: device code and authorization code with PKCE, delegated permissions users consent to.
 DEMO_PUBLIC_APP_ID = str(uuid.uuid5(_NAMESPACE, "app:public"))
 DEMO_ADMIN = "adele"
-#: Where the public client's authorization codes go (any port: loopback redirect URIs match without the port
-#: only in Entra; here the registered URI must match exactly).
+#: Where the public client's authorization codes go (as in Entra, http loopback URIs match on any port).
 DEMO_REDIRECT_URIS = ("http://localhost", "http://localhost:8400/callback")
 
 
