@@ -422,9 +422,11 @@ class TokenEndpoint(ServerCore):
 
     # ---- device authorization ----
 
-    async def device_authorization(self, tenant_ref: str, form: Mapping[str, str]) -> dict[str, Any]:
+    async def device_authorization(
+        self, tenant_ref: str, form: Mapping[str, str], headers: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         tenant_id = await self.tenant_of(tenant_ref)
-        app = await self.application(form.get("client_id"), tenant_id)
+        app = await self.application(requested_client_id(form, headers or {}), tenant_id)
         raw = form.get("scope")
         if not raw:
             raise missing_parameter("scope")

@@ -92,7 +92,7 @@ async def token(request: Request) -> Response:
 async def devicecode(request: Request) -> Response:
     try:
         form = await read_form(request)
-        body = await oauth_server(request).device_authorization(request.path_params["tenant"], form)
+        body = await oauth_server(request).device_authorization(request.path_params["tenant"], form, request.headers)
     except OAuthError as error:
         return oauth_error_json(request, error)
     return JSONResponse(body, headers={"Cache-Control": "no-store"})
