@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -11,22 +13,28 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from presenced.clock import Clock, SystemClock
 from presenced.config import Settings
 from presenced.errors import ConfigurationError
+from presenced.notify.encryption import load_encryption_certificate
+from presenced.notify.outbound import OutboundPolicy
+from presenced.notify.webhooks import CHANGE_TRACKING_APP_ID, WebhookEndpoints, WebhookSender
 from presenced.oauth.keys import SigningKeys
 from presenced.oauth.passwords import Argon2Hasher
 from presenced.oauth.server import AuthorizationServer
 from presenced.oauth.signin import SignIn
-from presenced.oauth.tokens import TokenVerifier
+from presenced.oauth.tokens import TokenVerifier, mint_access_token
 from presenced.services.actions import PresenceActions
+from presenced.services.deliveries import Deliveries
 from presenced.services.emulator import EmulatorClock
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
 from presenced.services.presence import PresenceService
+from presenced.services.subscriptions import SubscriptionService
 from presenced.services.sweeper import Sweeper
 from presenced.store.clock import StoredClock
 from presenced.store.engine import create_engine, sqlite_url, upgrade
 from presenced.store.identity import SqlIdentityStore
 from presenced.store.presence import SqlStore
 from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
+from presenced.store.subscriptions import SqlSubscriptionStore
 
 #: Where ``serve`` records the URL it listens at, so ``presenced token`` can use the same issuer.
 SERVE_RECORD = "serve.json"
@@ -50,6 +58,8 @@ class Runtime:
     identity: IdentityService
     oauth: AuthorizationServer
     signin: SignIn
+    subscriptions: SubscriptionService
+    deliveries: Deliveries
 
     async def close(self) -> None:
         await self.reader.close()
@@ -92,6 +102,29 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
     identity_store = SqlIdentityStore(store)
     identity = IdentityService(identity_store, hasher)
     oauth = AuthorizationServer(identity, keys, settings.base_url, device_interval=settings.device_code_interval)
+    policy = OutboundPolicy(
+        allow_loopback=settings.allow_loopback_webhooks,
+        allowed_networks=tuple(
+            ipaddress.ip_network(n.strip()) for n in settings.webhook_allow_list.split(",") if n.strip()
+        ),
+    )
+    subscription_store = SqlSubscriptionStore(store)
+
+    def validation_token(app_id: str, tenant_id: str) -> str:
+        """Rich notifications' proof of origin: a JWT of this server's, for the subscribing app."""
+        return mint_access_token(
+            keys, settings.base_url, tenant_id, app_id=CHANGE_TRACKING_APP_ID, now=datetime.now(UTC), audience=app_id
+        )
+
+    subscriptions = SubscriptionService(
+        subscription_store,
+        store,
+        WebhookEndpoints(policy),
+        load_encryption_certificate,
+        clock,
+        timedelta(minutes=settings.subscription_max_minutes),
+    )
+    deliveries = Deliveries(subscription_store, WebhookSender(policy, validation_token), lambda: datetime.now(UTC))
     return Runtime(
         settings=settings,
         engine=engine,
@@ -108,6 +141,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         identity=identity,
         oauth=oauth,
         signin=SignIn(identity_store, hasher),
+        subscriptions=subscriptions,
+        deliveries=deliveries,
     )
 
 

@@ -6,6 +6,7 @@ embedded default. Nothing else reads the environment.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -44,6 +45,12 @@ class Settings:
     forwarded_allow_ips: str | None = None
     #: Seconds a device-code client waits between polls.
     device_code_interval: int = 5
+    #: Webhooks may be plain http and reach loopback addresses (the demo and tests).
+    allow_loopback_webhooks: bool = False
+    #: Private networks webhooks may reach anyway (comma-separated CIDRs).
+    webhook_allow_list: str = ""
+    #: The longest a presence subscription may live, in minutes (Graph: 60).
+    subscription_max_minutes: int = 60
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -68,6 +75,14 @@ class Settings:
             values["tls_key"] = Path(env["PRESENCED_TLS_KEY"])
         if env.get("PRESENCED_HTTP", "").lower() in {"1", "true", "yes"}:
             values["tls"] = "off"
+        if env.get("PRESENCED_ALLOW_LOOPBACK_WEBHOOKS", "").lower() in {"1", "true", "yes"}:
+            values["allow_loopback_webhooks"] = True
+        if "PRESENCED_WEBHOOK_ALLOW_LIST" in env:
+            values["webhook_allow_list"] = env["PRESENCED_WEBHOOK_ALLOW_LIST"]
+        if "PRESENCED_SUBSCRIPTION_MAX_MINUTES" in env:
+            values["subscription_max_minutes"] = _port(
+                env["PRESENCED_SUBSCRIPTION_MAX_MINUTES"], "PRESENCED_SUBSCRIPTION_MAX_MINUTES"
+            )
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:
             values["forwarded_allow_ips"] = env["PRESENCED_FORWARDED_ALLOW_IPS"]
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -92,6 +107,15 @@ class Settings:
             raise ConfigurationError(f"tls must be 'local', 'files' or 'off', not {self.tls!r}")
         if self.tls == "files" and (self.tls_cert is None or self.tls_key is None):
             raise ConfigurationError("--tls-cert and --tls-key go together: give both")
+        if not 45 <= self.subscription_max_minutes <= 60 * 24 * 7:
+            raise ConfigurationError("the subscription maximum must be between 45 minutes and 7 days")
+        for network in filter(None, (n.strip() for n in self.webhook_allow_list.split(","))):
+            try:
+                ipaddress.ip_network(network)
+            except ValueError:
+                raise ConfigurationError(
+                    f"webhook allow-list: {network!r} is not a network (e.g. 10.1.0.0/16)"
+                ) from None
         if not 1 <= self.device_code_interval <= 60:
             raise ConfigurationError("the device-code interval must be between 1 and 60 seconds")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in {"http", "https"}:

@@ -373,7 +373,8 @@ def test_presence_permissions_are_user_consentable() -> None:
 
 
 @pytest.mark.parametrize(
-    "operation", [op for op in Operation if op not in PRESENCE_OPERATIONS and op is not Operation.READ_PROFILE]
+    "operation",
+    [op for op in Operation if op not in PRESENCE_OPERATIONS | {Operation.READ_PROFILE, Operation.SUBSCRIBE_PRESENCE}],
 )
 def test_directory_operations_need_an_admin_user(operation: Operation) -> None:
     """A delegated directory operation needs both an allowing scope and an administrator user."""
@@ -385,3 +386,12 @@ def test_directory_operations_need_an_admin_user(operation: Operation) -> None:
     authorize(admin, operation, Target.ANY)
     role = sorted(rule.application)[0]
     authorize(app(role), operation, Target.ANY)
+
+
+def test_presence_subscriptions_take_presence_read_all() -> None:
+    """Delegated and (as an extension) application Presence.Read.All may subscribe; Presence.Read may not."""
+    authorize(user(READ_ALL), Operation.SUBSCRIBE_PRESENCE, Target.ANY)
+    authorize(app(READ_ALL), Operation.SUBSCRIBE_PRESENCE, Target.ANY)
+    for principal in (user(READ), user(READ_WRITE), app(READ_WRITE_ALL)):
+        with pytest.raises(Forbidden):
+            authorize(principal, Operation.SUBSCRIBE_PRESENCE, Target.ANY)

@@ -17,7 +17,7 @@ from presenced.api.endpoints import Endpoint
 from presenced.api.fastpath import PresenceReadFastPath
 from presenced.api.http import error_response
 from presenced.api.openapi import openapi_document
-from presenced.api.routes import actions, directory, emulator, graph, mailbox
+from presenced.api.routes import actions, directory, emulator, graph, mailbox, subscriptions
 from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
 from presenced.web import routes as web_routes
@@ -27,7 +27,9 @@ log = logging.getLogger("presenced.api")
 
 def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> PresenceReadFastPath:
     """The application serving ``runtime``'s services (``ca_certificate``: the local CA, offered to browsers)."""
-    endpoints: tuple[Endpoint, ...] = graph.ENDPOINTS + actions.ENDPOINTS + mailbox.ENDPOINTS + directory.ENDPOINTS
+    endpoints: tuple[Endpoint, ...] = (
+        graph.ENDPOINTS + actions.ENDPOINTS + mailbox.ENDPOINTS + directory.ENDPOINTS + subscriptions.ENDPOINTS
+    )
     if runtime.emulator is not None:
         endpoints += emulator.ENDPOINTS
     openapi = wire.encode(openapi_document(endpoints))
@@ -58,6 +60,7 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
     app.state.oauth = runtime.oauth
     app.state.signin = runtime.signin
     app.state.identity = runtime.identity
+    app.state.subscriptions = runtime.subscriptions
     app.state.ca_certificate = ca_certificate
     app.state.encoder = wire.PresenceEncoder()
     return PresenceReadFastPath(app)

@@ -12,6 +12,7 @@ class Operation(StrEnum):
     WRITE_LOCATION = "write the work location"
     READ_MAILBOX_SETTINGS = "read mailbox settings"
     WRITE_MAILBOX_SETTINGS = "write mailbox settings"
+    SUBSCRIBE_PRESENCE = "subscribe to presence changes"
     READ_PROFILE = "read the user profile"
     READ_USERS = "read users"
     WRITE_USERS = "create and delete users"

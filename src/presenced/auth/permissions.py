@@ -65,6 +65,8 @@ _PRESENCE_NOTE = "Presence information includes activity, availability, status n
 
 _READ_OWN = _allows((_O.READ_PRESENCE, _T.OWN))
 _READ_ANY = _allows((_O.READ_PRESENCE, _T.OWN), (_O.READ_PRESENCE, _T.OTHER), (_O.READ_PRESENCES, _T.ANY))
+#: Presence subscriptions: delegated Presence.Read.All as Graph; application Presence.Read.All an extension.
+_SUBSCRIBE = _allows((_O.SUBSCRIBE_PRESENCE, _T.ANY))
 _WRITE_OWN = _allows((_O.WRITE_PRESENCE, _T.OWN), (_O.WRITE_LOCATION, _T.OWN))
 _MAILBOX_READ_OWN = _allows((_O.READ_MAILBOX_SETTINGS, _T.OWN))
 _MAILBOX_WRITE_OWN = _allows((_O.WRITE_MAILBOX_SETTINGS, _T.OWN))
@@ -89,7 +91,7 @@ PRESENCE_READ_ALL = Permission(
     f"Allows the app to read presence information of all users in the directory on behalf of the signed-in user. {_PRESENCE_NOTE}",  # noqa: E501
     "Read presence information of all users in your organization",
     f"Allows the app to read presence information of all users in the directory on your behalf. {_PRESENCE_NOTE}",
-    False, _READ_ANY,
+    False, _READ_ANY | _SUBSCRIBE,
 )  # fmt: skip
 PRESENCE_READWRITE = Permission(
     "Presence.ReadWrite", _D, "8d3c54a7-cf58-4773-bf81-c0cd6ad522bb",
@@ -103,7 +105,7 @@ APP_PRESENCE_READ_ALL = Permission(
     "Presence.Read.All", _A, "a70e0c2d-e793-494c-94c4-118fa0a67f42",
     "Read presence information for all users",
     f"Allows the app to read presence information of all users in the directory without a signed-in user. {_PRESENCE_NOTE}",  # noqa: E501
-    None, None, True, _READ_ANY,
+    None, None, True, _READ_ANY | _SUBSCRIBE,
 )  # fmt: skip
 APP_PRESENCE_READWRITE_ALL = Permission(
     "Presence.ReadWrite.All", _A, "83cded22-8297-4ff6-a7fa-e97e9545a259",

@@ -67,6 +67,7 @@ POLICY: dict[tuple[Operation, Target], Rule] = {
         _O.WRITE_MAILBOX_SETTINGS, _T.OTHER, "Cannot change the mailbox settings of another user."
     ),
     (_O.READ_PROFILE, _T.OWN): _rule(_O.READ_PROFILE, _T.OWN),
+    (_O.SUBSCRIBE_PRESENCE, _T.ANY): _rule(_O.SUBSCRIBE_PRESENCE, _T.ANY),
     **{(op, _T.ANY): _rule(op, _T.ANY, admin_only=True) for op in _DIRECTORY},
 }
 

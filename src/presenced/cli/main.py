@@ -63,6 +63,13 @@ def cli() -> None:
     help="Trust X-Forwarded-Proto/For from these proxy addresses (comma-separated, or *).",
 )
 @click.option("--device-code-interval", type=click.IntRange(1, 60), help="Seconds between device-code polls (5).")
+@click.option(
+    "--allow-loopback-webhooks",
+    is_flag=True,
+    default=None,
+    help="Let webhooks be plain http and reach loopback addresses (on with --demo). "
+    "Env: PRESENCED_ALLOW_LOOPBACK_WEBHOOKS=1.",
+)
 def serve(
     data_dir: Path | None,
     database_url: str | None,
@@ -77,6 +84,7 @@ def serve(
     plain_http: bool,
     forwarded_allow_ips: str | None,
     device_code_interval: int | None,
+    allow_loopback_webhooks: bool | None,
 ) -> None:
     """Serve the Graph presence API and the sign-in platform (and, unless --no-worker, the background worker)."""
     if plain_http and (tls_cert or tls_key):
@@ -91,6 +99,7 @@ def serve(
         "tls": "off" if plain_http else None,
         "forwarded_allow_ips": forwarded_allow_ips,
         "device_code_interval": device_code_interval,
+        "allow_loopback_webhooks": True if demo else allow_loopback_webhooks,
     }
     settings = load_settings(clock=clock, **options)
     sock = listen(settings.host, settings.port if port is None else port)
@@ -145,9 +154,10 @@ PURGE_INTERVAL = 300.0
 
 
 def _background(runtime: Runtime) -> list[asyncio.Task[None]]:
-    """The worker's jobs: the presence sweeper and the purge of expired sign-in state."""
+    """The worker's jobs: the presence sweeper, webhook delivery, and the purge of expired sign-in state."""
     return [
         asyncio.create_task(runtime.sweeper.run_forever()),
+        asyncio.create_task(runtime.deliveries.run_forever()),
         asyncio.create_task(runtime.identity.purge_forever(PURGE_INTERVAL, lambda: datetime.now(UTC))),
     ]
 

@@ -87,6 +87,10 @@ class Transaction(Protocol):
         """Store the facts and state; with ``previous``, only the facts that differ from it."""
         ...
 
+    async def queue_notifications(self, user: User, changes: Sequence[Change], now: datetime) -> None:
+        """Queue a notification of each change for every live subscription watching the user."""
+        ...
+
     async def append_changes(self, user: User, changes: Sequence[Change]) -> None:
         """Add change-log entries, one per change of the visible presence."""
         ...
@@ -373,3 +377,75 @@ class SecretHasher(Protocol):
     def verify_password(self, password_hash: str | None, password: str) -> bool:
         """False for a wrong password, or for None (no password), after the same work."""
         ...
+
+
+# ---- Change notifications ----
+
+
+@dataclass(frozen=True, slots=True)
+class Subscription:
+    id: str
+    tenant_id: str
+    app_id: str
+    #: The signed-in user of a delegated subscription; None for an app-only one.
+    creator_id: str | None
+    resource: str
+    change_type: str
+    notification_url: str
+    lifecycle_url: str | None
+    client_state: str | None
+    expires: datetime
+    include_resource_data: bool
+    encryption_certificate: str | None
+    encryption_certificate_id: str | None
+    latest_tls: str
+    created: datetime
+    #: The users whose presence it watches.
+    user_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PendingNotification:
+    """A notification a worker took for delivery (its lease runs until it is recorded)."""
+
+    id: str
+    subscription: Subscription
+    user_id: str
+    sequence: int
+    #: The visible presence the change led to, as stored (JSON).
+    visible: str
+    attempts: int
+    created: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    notification_id: str
+    #: The HTTP status, or None when no answer came.
+    status: int | None
+    latency_ms: int
+    error: str | None
+    #: delivered, retry (at ``next_attempt``) or failed (given up).
+    outcome: str
+    next_attempt: datetime | None = None
+
+
+class SubscriptionStore(Protocol):
+    async def create_subscription(self, subscription: Subscription) -> None: ...
+    async def get_subscription(self, tenant_id: str, subscription_id: str) -> Subscription | None: ...
+    async def list_subscriptions(self, tenant_id: str, app_id: str, creator_id: str | None) -> list[Subscription]:
+        """The subscriptions of one app (and, for a delegated caller, one user)."""
+        ...
+
+    async def set_expiry(self, subscription_id: str, expires: datetime) -> None: ...
+    async def delete_subscription(self, tenant_id: str, subscription_id: str) -> bool: ...
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[PendingNotification]:
+        """Pending notifications due at ``now``, oldest first, leased for ``lease`` so no other worker
+        takes them meanwhile; a worker that dies leaves them to be taken again when the lease ends."""
+        ...
+
+    async def record(self, results: Sequence[DeliveryResult], now: datetime) -> None:
+        """Store each attempt and its outcome."""
+        ...
+
+    async def delete_expired_subscriptions(self, now: datetime) -> int: ...

@@ -39,4 +39,7 @@ async def change_facts(
     changes = due + changed
     await tx.save_presence(user, new_facts, state, previous=facts)
     await tx.append_changes(user, changes)
+    if changes:
+        # In the same transaction: a change is never stored without its notifications, or the reverse.
+        await tx.queue_notifications(user, changes, now)
     return state, changes

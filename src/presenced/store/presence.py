@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -30,9 +31,12 @@ from presenced.store.rows import (
 )
 from presenced.store.schema import (
     mailbox_settings,
+    notifications,
     presence_changes,
     presence_sessions,
     presences,
+    subscription_users,
+    subscriptions,
     tenants,
     users,
 )
@@ -178,6 +182,34 @@ class SqlTransaction:
         await self.conn.execute(
             update(mailbox_settings).where(mailbox_settings.c.user_id == user.id).values(**mailbox_to_row(settings))
         )
+
+    async def queue_notifications(self, user: User, changes: Sequence[Change], now: datetime) -> None:
+        watching = await self.conn.execute(
+            select(subscriptions.c.id, subscriptions.c.notification_url)
+            .select_from(
+                subscription_users.join(subscriptions, subscriptions.c.id == subscription_users.c.subscription_id)
+            )
+            .where(subscription_users.c.user_id == user.id, subscriptions.c.expires_us > to_us(now))
+        )
+        rows = [
+            {
+                # Stable: the same change for the same subscription is always the same notification.
+                "id": str(uuid.uuid5(uuid.UUID(subscription_id), f"{user.id}/{change.state.sequence}")),
+                "subscription_id": subscription_id,
+                "url": url,
+                "user_id": user.id,
+                "sequence": change.state.sequence,
+                "visible": encode_visible(change.state.visible),
+                "created_us": to_us(change.state.changed_at),
+                "next_attempt_us": 0,
+                "attempts": 0,
+                "state": "pending",
+            }
+            for subscription_id, url in watching.all()
+            for change in changes
+        ]
+        if rows:
+            await self.conn.execute(insert(notifications), rows)
 
     async def append_changes(self, user: User, changes: Sequence[Change]) -> None:
         if not changes:

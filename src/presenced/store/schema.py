@@ -302,3 +302,74 @@ sign_in_failures = Table(
     Column("locked_until_us", BigInteger),
     sqlite_with_rowid=False,
 )
+
+
+# ---- Change notifications: subscriptions and the outbox of notifications to deliver. ----
+
+subscriptions = Table(
+    "subscriptions",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("tenant_id", GUID, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("app_id", GUID, nullable=False),
+    # The signed-in user of a delegated subscription; NULL for an app-only one.
+    Column("creator_id", GUID, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("resource", Text, nullable=False),
+    Column("change_type", String(32), nullable=False),
+    Column("notification_url", Text, nullable=False),
+    Column("lifecycle_url", Text),
+    Column("client_state", String(255)),
+    Column("expires_us", BigInteger, nullable=False),
+    Column("include_resource_data", Boolean, nullable=False),
+    Column("encryption_certificate", Text),
+    Column("encryption_certificate_id", String(128)),
+    Column("latest_tls", String(8), nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    Index("ix_subscriptions_tenant_id_app_id", "tenant_id", "app_id"),
+    sqlite_with_rowid=False,
+)
+
+# Which users each subscription watches: the write path finds a change's subscribers here.
+subscription_users = Table(
+    "subscription_users",
+    metadata,
+    Column("subscription_id", GUID, ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True),
+    Column("user_id", GUID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Index("ix_subscription_users_user_id", "user_id"),
+    sqlite_with_rowid=False,
+)
+
+# One row per notification to deliver, written in the transaction of the change it tells of.
+notifications = Table(
+    "notifications",
+    metadata,
+    Column("id", GUID, primary_key=True),
+    Column("subscription_id", GUID, ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
+    Column("url", Text, nullable=False),
+    Column("user_id", GUID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
+    Column("sequence", BigInteger, nullable=False),
+    # The visible presence the change led to (JSON), for rich notifications.
+    Column("visible", Text, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    # When to try next; a worker taking a notification moves it ahead (its lease).
+    Column("next_attempt_us", BigInteger, nullable=False),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # pending, delivered or failed (gave up).
+    Column("state", String(16), nullable=False),
+    Column("finished_us", BigInteger),
+    Index("ix_notifications_state_next_attempt_us", "state", "next_attempt_us"),
+    sqlite_with_rowid=False,
+)
+
+delivery_attempts = Table(
+    "delivery_attempts",
+    metadata,
+    Column("id", ROW_ID, primary_key=True, autoincrement=True),
+    Column("notification_id", GUID, ForeignKey("notifications.id", ondelete="CASCADE"), nullable=False),
+    Column("at_us", BigInteger, nullable=False),
+    # The HTTP status, or NULL when no answer came (timeout, refused connection).
+    Column("status", Integer),
+    Column("latency_ms", Integer, nullable=False),
+    Column("error", Text),
+    Index("ix_delivery_attempts_notification_id", "notification_id"),
+)

@@ -1,0 +1,135 @@
+"""Delivering change notifications: at least once, in order per user, never held up by a slow receiver.
+
+The worker takes due notifications from the outbox (leasing them, so a worker
+that dies mid-send leaves them to be taken again), groups them per
+notification URL, and sends each group as one ``changeNotificationCollection``.
+One URL has one request in flight at a time, so a user's changes arrive in
+sequence order; different URLs are sent to concurrently. A 2xx within 3 s is
+delivery; anything else is retried with exponential backoff for up to 4 hours,
+then given up and recorded. Delivery times are real time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Protocol
+
+from presenced.services.ports import DeliveryResult, PendingNotification, SubscriptionStore
+
+log = logging.getLogger("presenced.deliveries")
+
+#: How long a taken notification is reserved for the worker that took it.
+LEASE = timedelta(seconds=30)
+FIRST_RETRY = timedelta(seconds=5)
+MAX_RETRY = timedelta(minutes=15)
+GIVE_UP_AFTER = timedelta(hours=4)
+BATCH = 200
+#: Notifications sent in one POST at most.
+PER_REQUEST = 100
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    status: int | None
+    latency_ms: int
+    error: str | None
+
+    @property
+    def delivered(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+class NotificationSender(Protocol):
+    async def send(self, url: str, notifications: Sequence[PendingNotification]) -> Answer:
+        """POST these notifications (all for ``url``) as one collection; the receiver's answer."""
+        ...
+
+
+def backoff(attempts: int) -> timedelta:
+    """5 s, 10 s, 20 s, … doubling up to 15 minutes between tries."""
+    doubled: timedelta = FIRST_RETRY * (2 ** max(min(attempts, 20) - 1, 0))
+    return min(doubled, MAX_RETRY)
+
+
+def waited(attempts: int) -> timedelta:
+    """How long retries have waited in all, after ``attempts`` tries: about 4 hours after 23."""
+    return sum((backoff(n) for n in range(1, attempts + 1)), timedelta())
+
+
+class Deliveries:
+    def __init__(
+        self,
+        store: SubscriptionStore,
+        sender: NotificationSender,
+        now: Callable[[], datetime],
+        interval: float = 0.2,
+    ) -> None:
+        self._store = store
+        self._sender = sender
+        self._now = now
+        self._interval = interval
+        self._busy_urls: set[str] = set()
+        self._queues: dict[str, list[PendingNotification]] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look for new notifications now rather than at the next tick."""
+        self._wake.set()
+
+    async def run_forever(self) -> None:
+        while True:
+            try:
+                await self.deliver_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery round failed; retrying")
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
+
+    async def deliver_due(self) -> None:
+        """Take what is due and queue it per URL; a URL without a request in flight gets a sender task."""
+        due = await self._store.claim_due(self._now(), LEASE, BATCH)
+        for item in due:
+            url = item.subscription.notification_url
+            queue = self._queues.setdefault(url, [])
+            queue.append(item)
+            if len(queue) == 1 and url not in self._busy_urls:
+                self._busy_urls.add(url)
+                task = asyncio.create_task(self._send_all(url))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+
+    async def drain(self) -> None:
+        """Wait for the requests in flight (tests and shutdown)."""
+        while self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
+    async def _send_all(self, url: str) -> None:
+        """Send the URL's queue in order, one request at a time, until it is empty."""
+        try:
+            while self._queues.get(url):
+                chunk = self._queues[url][:PER_REQUEST]
+                del self._queues[url][:PER_REQUEST]
+                answer = await self._sender.send(url, chunk)
+                await self._store.record([self._result(item, answer) for item in chunk], self._now())
+        except Exception:
+            log.exception("sending to a notification URL failed")
+        finally:
+            self._queues.pop(url, None)
+            self._busy_urls.discard(url)
+
+    def _result(self, item: PendingNotification, answer: Answer) -> DeliveryResult:
+        if answer.delivered:
+            return DeliveryResult(item.id, answer.status, answer.latency_ms, None, "delivered")
+        if waited(item.attempts) >= GIVE_UP_AFTER:
+            return DeliveryResult(item.id, answer.status, answer.latency_ms, answer.error, "failed")
+        retry_at = self._now() + backoff(item.attempts)
+        return DeliveryResult(item.id, answer.status, answer.latency_ms, answer.error, "retry", retry_at)

@@ -1,0 +1,190 @@
+"""Subscriptions and the notification outbox, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, insert, select, update
+from sqlalchemy.engine import RowMapping
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from presenced.services.ports import DeliveryResult, PendingNotification, Subscription
+from presenced.store.codec import from_us, to_us
+from presenced.store.presence import SqlStore
+from presenced.store.schema import delivery_attempts, notifications, subscription_users, subscriptions
+
+
+class SqlSubscriptionStore:
+    """Implements ``presenced.services.ports.SubscriptionStore``."""
+
+    def __init__(self, store: SqlStore) -> None:
+        self._store = store
+        self._engine = store.engine
+
+    async def create_subscription(self, subscription: Subscription) -> None:
+        async with self._store.begin() as tx:
+            await tx.conn.execute(insert(subscriptions).values(**_row(subscription)))
+            await tx.conn.execute(
+                insert(subscription_users),
+                [{"subscription_id": subscription.id, "user_id": u} for u in subscription.user_ids],
+            )
+
+    async def get_subscription(self, tenant_id: str, subscription_id: str) -> Subscription | None:
+        async with self._engine.connect() as conn:
+            found = await _load(
+                conn, subscriptions.c.tenant_id == tenant_id, subscriptions.c.id == subscription_id.lower()
+            )
+        return found[0] if found else None
+
+    async def list_subscriptions(self, tenant_id: str, app_id: str, creator_id: str | None) -> list[Subscription]:
+        conditions = [subscriptions.c.tenant_id == tenant_id, subscriptions.c.app_id == app_id]
+        if creator_id is not None:
+            conditions.append(subscriptions.c.creator_id == creator_id)
+        else:
+            conditions.append(subscriptions.c.creator_id.is_(None))
+        async with self._engine.connect() as conn:
+            return await _load(conn, *conditions)
+
+    async def set_expiry(self, subscription_id: str, expires: datetime) -> None:
+        async with self._store.begin() as tx:
+            await tx.conn.execute(
+                update(subscriptions).where(subscriptions.c.id == subscription_id).values(expires_us=to_us(expires))
+            )
+
+    async def delete_subscription(self, tenant_id: str, subscription_id: str) -> bool:
+        async with self._store.begin() as tx:
+            result = await tx.conn.execute(
+                delete(subscriptions).where(
+                    subscriptions.c.tenant_id == tenant_id, subscriptions.c.id == subscription_id
+                )
+            )
+            return result.rowcount > 0
+
+    async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[PendingNotification]:
+        async with self._store.begin() as tx:
+            due = (
+                (
+                    await tx.conn.execute(
+                        select(notifications)
+                        .where(notifications.c.state == "pending", notifications.c.next_attempt_us <= to_us(now))
+                        .order_by(notifications.c.created_us, notifications.c.sequence)
+                        .limit(limit)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                .mappings()
+                .all()
+            )
+            if not due:
+                return []
+            ids = [row["id"] for row in due]
+            await tx.conn.execute(
+                update(notifications)
+                .where(notifications.c.id.in_(ids))
+                .values(next_attempt_us=to_us(now + lease), attempts=notifications.c.attempts + 1)
+            )
+            by_id = {s.id: s for s in await _load(tx.conn, subscriptions.c.id.in_({r["subscription_id"] for r in due}))}
+        return [
+            PendingNotification(
+                row["id"],
+                by_id[row["subscription_id"]],
+                row["user_id"],
+                row["sequence"],
+                row["visible"],
+                row["attempts"] + 1,
+                from_us(row["created_us"]),
+            )
+            for row in due
+            if row["subscription_id"] in by_id
+        ]
+
+    async def record(self, results: Sequence[DeliveryResult], now: datetime) -> None:
+        if not results:
+            return
+        async with self._store.begin() as tx:
+            await tx.conn.execute(
+                insert(delivery_attempts),
+                [
+                    {
+                        "notification_id": r.notification_id,
+                        "at_us": to_us(now),
+                        "status": r.status,
+                        "latency_ms": r.latency_ms,
+                        "error": r.error,
+                    }
+                    for r in results
+                ],
+            )
+            for r in results:
+                values: dict[str, Any]
+                if r.outcome == "retry" and r.next_attempt is not None:
+                    values = {"next_attempt_us": to_us(r.next_attempt)}
+                else:
+                    values = {"state": r.outcome, "finished_us": to_us(now)}
+                await tx.conn.execute(
+                    update(notifications).where(notifications.c.id == r.notification_id).values(**values)
+                )
+
+    async def delete_expired_subscriptions(self, now: datetime) -> int:
+        async with self._store.begin() as tx:
+            result = await tx.conn.execute(delete(subscriptions).where(subscriptions.c.expires_us <= to_us(now)))
+            return int(result.rowcount)
+
+
+async def _load(conn: AsyncConnection, *conditions: Any) -> list[Subscription]:
+    rows = (
+        await conn.execute(select(subscriptions).where(*conditions).order_by(subscriptions.c.created_us))
+    ).mappings()
+    found = list(rows)
+    if not found:
+        return []
+    users: dict[str, list[str]] = {}
+    watched = await conn.execute(
+        select(subscription_users).where(subscription_users.c.subscription_id.in_([r["id"] for r in found]))
+    )
+    for row in watched.mappings():
+        users.setdefault(row["subscription_id"], []).append(row["user_id"])
+    return [_subscription(r, tuple(sorted(users.get(r["id"], [])))) for r in found]
+
+
+def _row(s: Subscription) -> dict[str, Any]:
+    return {
+        "id": s.id,
+        "tenant_id": s.tenant_id,
+        "app_id": s.app_id,
+        "creator_id": s.creator_id,
+        "resource": s.resource,
+        "change_type": s.change_type,
+        "notification_url": s.notification_url,
+        "lifecycle_url": s.lifecycle_url,
+        "client_state": s.client_state,
+        "expires_us": to_us(s.expires),
+        "include_resource_data": s.include_resource_data,
+        "encryption_certificate": s.encryption_certificate,
+        "encryption_certificate_id": s.encryption_certificate_id,
+        "latest_tls": s.latest_tls,
+        "created_us": to_us(s.created),
+    }
+
+
+def _subscription(row: RowMapping, user_ids: tuple[str, ...]) -> Subscription:
+    return Subscription(
+        id=row["id"],
+        tenant_id=row["tenant_id"],
+        app_id=row["app_id"],
+        creator_id=row["creator_id"],
+        resource=row["resource"],
+        change_type=row["change_type"],
+        notification_url=row["notification_url"],
+        lifecycle_url=row["lifecycle_url"],
+        client_state=row["client_state"],
+        expires=from_us(row["expires_us"]),
+        include_resource_data=bool(row["include_resource_data"]),
+        encryption_certificate=row["encryption_certificate"],
+        encryption_certificate_id=row["encryption_certificate_id"],
+        latest_tls=row["latest_tls"],
+        created=from_us(row["created_us"]),
+        user_ids=user_ids,
+    )

@@ -1,0 +1,237 @@
+"""Subscriptions end to end in process: a real webhook receiver on loopback, real writes, real delivery."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import socket
+from collections.abc import AsyncIterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse, Response
+from starlette.routing import Route
+
+from presenced.api.app import create_app
+from presenced.bootstrap import Runtime, build
+from presenced.clock import FixedClock
+from presenced.services.demo import seed_demo
+from tests.support import BASE_URL, T0, TABLES, Tokens, bearer, make_settings
+
+
+class Receiver:
+    """A webhook endpoint: echoes validation tokens, records notifications, can be told to fail."""
+
+    def __init__(self) -> None:
+        self.received: list[dict[str, Any]] = []
+        self.validations = 0
+        self.failures_left = 0
+        self.echo_validation = True
+        self.url = ""
+
+    async def handle(self, request: Request) -> Response:
+        token = request.query_params.get("validationToken")
+        if token is not None:
+            self.validations += 1
+            return PlainTextResponse(token if self.echo_validation else "nope")
+        if self.failures_left > 0:
+            self.failures_left -= 1
+            return Response(status_code=503)
+        self.received.extend(json.loads(await request.body())["value"])
+        return Response(status_code=202)
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    hook = Receiver()
+    app = Starlette(routes=[Route("/hook", hook.handle, methods=["POST"])])
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(64)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    hook.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
+    try:
+        yield hook
+    finally:
+        server.should_exit = True
+        await task
+
+
+@pytest.fixture
+async def hooked(tmp_path: Path, key_folder: Path, database_url: str | None) -> AsyncIterator[Runtime]:
+    """A runtime whose webhooks may reach loopback (as `serve --demo` allows)."""
+    settings = dataclasses.replace(make_settings(tmp_path, key_folder, database_url), allow_loopback_webhooks=True)
+    rt = await build(settings, clock=FixedClock(T0))
+    if database_url is not None:
+        async with rt.engine.begin() as conn:
+            await conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
+    try:
+        yield rt
+    finally:
+        await rt.close()
+
+
+@pytest.fixture
+async def api(hooked: Runtime) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=create_app(hooked), raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
+        yield http
+
+
+async def _subscribe(
+    api: httpx.AsyncClient, token: str, receiver: Receiver, resource: str, **extra: Any
+) -> httpx.Response:
+    body = {
+        "changeType": "updated",
+        "notificationUrl": receiver.url,
+        "resource": resource,
+        "expirationDateTime": (T0 + timedelta(minutes=50)).isoformat().replace("+00:00", "Z"),
+        "clientState": "secret-state",
+        **extra,
+    }
+    return await api.post("/v1.0/subscriptions", json=body, headers=bearer(token))
+
+
+async def _deliver(runtime: Runtime) -> None:
+    await runtime.deliveries.deliver_due()
+    await runtime.deliveries.drain()
+
+
+async def test_a_change_reaches_the_subscriber_as_graph_shapes_it(
+    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Subscribe (handshake passes), set a presence: the notification arrives with clientState and Graph's fields."""
+    demo = await seed_demo(hooked.store, hooked.clock)
+    tokens = Tokens(hooked, demo.tenant.id)
+    user = demo.users[0]
+    created = await _subscribe(api, tokens.app("Presence.Read.All"), receiver, f"/communications/presences/{user.id}")
+    assert created.status_code == 201, created.text
+    assert receiver.validations == 1
+    subscription = created.json()
+    assert subscription["expirationDateTime"] == "2026-03-02T09:50:00.0000000Z"
+    writer = tokens.app("Presence.ReadWrite.All")
+    body = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": "Busy", "activity": "InACall"}
+    assert (
+        await api.post(f"/v1.0/users/{user.id}/presence/setPresence", json=body, headers=bearer(writer))
+    ).status_code == 200
+    await _deliver(hooked)
+    assert len(receiver.received) == 1
+    item = receiver.received[0]
+    assert item["subscriptionId"] == subscription["id"]
+    assert item["clientState"] == "secret-state"
+    assert item["changeType"] == "updated"
+    assert item["resource"] == f"communications/presences/{user.id}"
+    assert item["resourceData"] == {
+        "@odata.id": f"users/{user.id}/presence",
+        "@odata.type": "#microsoft.graph.presence",
+        "id": user.id,
+    }
+    assert item["tenantId"] == demo.tenant.id
+
+
+async def test_a_failing_receiver_gets_the_notification_again(
+    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A 503 is retried: after the backoff the same notification (same id) is delivered once."""
+    demo = await seed_demo(hooked.store, hooked.clock)
+    tokens = Tokens(hooked, demo.tenant.id)
+    user = demo.users[-1]  # Nestor: nothing set, so any presence is a change
+    await _subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
+    receiver.failures_left = 1
+    body = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": "Away", "activity": "Away"}
+    await api.post(
+        f"/v1.0/users/{user.id}/presence/setPresence", json=body, headers=bearer(tokens.app("Presence.ReadWrite.All"))
+    )
+    await _deliver(hooked)
+    assert receiver.received == []
+    async with hooked.engine.begin() as conn:
+        await conn.exec_driver_sql("UPDATE notifications SET next_attempt_us = 0")
+    await _deliver(hooked)
+    assert len(receiver.received) == 1
+    async with hooked.engine.connect() as conn:
+        attempts = (await conn.exec_driver_sql("SELECT status FROM delivery_attempts ORDER BY id")).scalars().all()
+    assert list(attempts) == [503, 202]
+
+
+async def test_a_failed_handshake_creates_nothing(hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver) -> None:
+    """An endpoint that does not echo the validation token gets 400 InvalidRequest and no subscription."""
+    demo = await seed_demo(hooked.store, hooked.clock)
+    token = Tokens(hooked, demo.tenant.id).app("Presence.Read.All")
+    receiver.echo_validation = False
+    response = await _subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")
+    assert response.status_code == 400
+    assert response.json()["error"]["code"] == "InvalidRequest"
+    assert (await api.get("/v1.0/subscriptions", headers=bearer(token))).json()["value"] == []
+
+
+async def test_bulk_subscriptions_duplicates_and_bad_input(
+    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """A filter of ids (quoted or not) subscribes to each; the same again is 409; bad fields are 400s naming them."""
+    demo = await seed_demo(hooked.store, hooked.clock)
+    token = Tokens(hooked, demo.tenant.id).app("Presence.Read.All")
+    ids = [u.id for u in demo.users[:3]]
+    resource = f"communications/presences?$filter=id in ('{ids[0]}',{ids[1]}, '{ids[2]}')"
+    assert (await _subscribe(api, token, receiver, resource)).status_code == 201
+    duplicate = await _subscribe(
+        api, token, receiver, f"/communications/presences?$filter=id in ({ids[2]},{ids[1]},{ids[0]})"
+    )
+    assert duplicate.status_code == 409
+    cases = [
+        ({"changeType": "created"}, "changeType"),
+        ({"expirationDateTime": "tomorrow"}, "expirationDateTime"),
+        ({"expirationDateTime": (T0 + timedelta(hours=2)).isoformat()}, "expirationDateTime"),
+        ({"clientState": "x" * 256}, "clientState"),
+        ({"includeResourceData": True}, "encryptionCertificate"),
+        ({"latestSupportedTlsVersion": "v9"}, "latestSupportedTlsVersion"),
+        ({"notificationUrl": "ftp://example.com/hook"}, "notificationUrl"),
+    ]
+    for change, field in cases:
+        response = await _subscribe(api, token, receiver, f"communications/presences/{demo.users[5].id}", **change)
+        assert response.status_code == 400, (change, response.text)
+        assert field in response.json()["error"]["message"], (change, response.text)
+    for resource in ("users/x/presence", "communications/presences/not-a-guid", f"communications/presences/{'0' * 8}"):
+        response = await _subscribe(api, token, receiver, resource)
+        assert response.status_code == 400, (resource, response.text)
+        assert "resource" in response.json()["error"]["message"]
+    assert len((await api.get("/v1.0/subscriptions", headers=bearer(token))).json()["value"]) == 1
+
+
+async def test_renew_and_delete(hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver) -> None:
+    """PATCH moves the expiry (never under 45 minutes ahead); DELETE removes the subscription; others see 404."""
+    demo = await seed_demo(hooked.store, hooked.clock)
+    tokens = Tokens(hooked, demo.tenant.id)
+    token = tokens.app("Presence.Read.All")
+    created = (await _subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")).json()
+    soon = (T0 + timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
+    renewed = await api.patch(
+        f"/v1.0/subscriptions/{created['id']}", json={"expirationDateTime": soon}, headers=bearer(token)
+    )
+    assert renewed.status_code == 200
+    assert renewed.json()["expirationDateTime"] == "2026-03-02T09:45:00.0000000Z"
+    other_app = tokens.app("Presence.Read.All", app_id="99999999-2222-3333-4444-555555555555")
+    assert (await api.get(f"/v1.0/subscriptions/{created['id']}", headers=bearer(other_app))).status_code == 404
+    assert (
+        await api.post(f"/v1.0/subscriptions/{created['id']}/reauthorize", headers=bearer(token))
+    ).status_code == 204
+    assert (await api.delete(f"/v1.0/subscriptions/{created['id']}", headers=bearer(token))).status_code == 204
+    assert (await api.get(f"/v1.0/subscriptions/{created['id']}", headers=bearer(token))).status_code == 404
+
+
+async def test_presence_read_alone_cannot_subscribe(
+    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Subscribing takes Presence.Read.All; a Presence.Read token gets 403 and the endpoint is never called."""
+    demo = await seed_demo(hooked.store, hooked.clock)
+    token = Tokens(hooked, demo.tenant.id).user(demo.users[0].id, "Presence.Read")
+    response = await _subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")
+    assert response.status_code == 403
+    assert receiver.validations == 0
