@@ -27,7 +27,7 @@ from presenced.services.emulator import EmulatorClock
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
 from presenced.services.presence import PresenceService
-from presenced.services.subscriptions import SubscriptionService
+from presenced.services.subscriptions import SubscriptionLifecycle, SubscriptionService
 from presenced.services.sweeper import Sweeper
 from presenced.store.clock import StoredClock
 from presenced.store.engine import create_engine, sqlite_url, upgrade
@@ -60,6 +60,7 @@ class Runtime:
     signin: SignIn
     subscriptions: SubscriptionService
     deliveries: Deliveries
+    lifecycle: SubscriptionLifecycle
 
     async def close(self) -> None:
         await self.reader.close()
@@ -123,6 +124,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         load_encryption_certificate,
         clock,
         timedelta(minutes=settings.subscription_max_minutes),
+        lambda s: identity.may_keep_subscription(s.tenant_id, s.app_id, s.creator_id, s.delegated),
+        timedelta(minutes=settings.reauthorization_lead_minutes),
     )
     deliveries = Deliveries(subscription_store, WebhookSender(policy, validation_token), lambda: datetime.now(UTC))
     return Runtime(
@@ -143,6 +146,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         signin=SignIn(identity_store, hasher),
         subscriptions=subscriptions,
         deliveries=deliveries,
+        lifecycle=SubscriptionLifecycle(subscriptions),
     )
 
 

@@ -51,6 +51,8 @@ class Settings:
     webhook_allow_list: str = ""
     #: The longest a presence subscription may live, in minutes (Graph: 60).
     subscription_max_minutes: int = 60
+    #: How long before a subscription expires reauthorizationRequired is sent, in minutes.
+    reauthorization_lead_minutes: int = 10
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -83,6 +85,10 @@ class Settings:
             values["subscription_max_minutes"] = _port(
                 env["PRESENCED_SUBSCRIPTION_MAX_MINUTES"], "PRESENCED_SUBSCRIPTION_MAX_MINUTES"
             )
+        if "PRESENCED_REAUTHORIZATION_LEAD_MINUTES" in env:
+            values["reauthorization_lead_minutes"] = _port(
+                env["PRESENCED_REAUTHORIZATION_LEAD_MINUTES"], "PRESENCED_REAUTHORIZATION_LEAD_MINUTES"
+            )
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:
             values["forwarded_allow_ips"] = env["PRESENCED_FORWARDED_ALLOW_IPS"]
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -107,6 +113,10 @@ class Settings:
             raise ConfigurationError(f"tls must be 'local', 'files' or 'off', not {self.tls!r}")
         if self.tls == "files" and (self.tls_cert is None or self.tls_key is None):
             raise ConfigurationError("--tls-cert and --tls-key go together: give both")
+        if not 1 <= self.reauthorization_lead_minutes < self.subscription_max_minutes:
+            raise ConfigurationError(
+                "the reauthorization lead must be at least a minute and under the maximum lifetime"
+            )
         if not 45 <= self.subscription_max_minutes <= 60 * 24 * 7:
             raise ConfigurationError("the subscription maximum must be between 45 minutes and 7 days")
         for network in filter(None, (n.strip() for n in self.webhook_allow_list.split(","))):

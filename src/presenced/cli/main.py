@@ -154,10 +154,12 @@ PURGE_INTERVAL = 300.0
 
 
 def _background(runtime: Runtime) -> list[asyncio.Task[None]]:
-    """The worker's jobs: the presence sweeper, webhook delivery, and the purge of expired sign-in state."""
+    """The worker's jobs: the presence sweeper, webhook delivery, subscription lifecycle, and the purge of
+    expired sign-in state."""
     return [
         asyncio.create_task(runtime.sweeper.run_forever()),
         asyncio.create_task(runtime.deliveries.run_forever()),
+        asyncio.create_task(runtime.lifecycle.run_forever()),
         asyncio.create_task(runtime.identity.purge_forever(PURGE_INTERVAL, lambda: datetime.now(UTC))),
     ]
 

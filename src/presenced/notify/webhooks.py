@@ -102,6 +102,17 @@ def collection(
 def notification(n: PendingNotification) -> dict[str, Any]:
     """One ``changeNotification``: Graph's presence shape, with the notification's stable id."""
     s = n.subscription
+    if n.lifecycle_event is not None or n.user_id is None:
+        # A lifecycle notification names the subscription and the event, no resource (§4.6).
+        return {
+            "id": n.id,
+            "subscriptionId": s.id,
+            "clientState": s.client_state,
+            "tenantId": s.tenant_id,
+            "organizationId": s.tenant_id,
+            "subscriptionExpirationDateTime": graph_datetime(s.expires),
+            "lifecycleEvent": n.lifecycle_event,
+        }
     item: dict[str, Any] = {
         "id": n.id,
         "subscriptionId": s.id,
@@ -125,7 +136,7 @@ def notification(n: PendingNotification) -> dict[str, Any]:
 
 def resource_data(n: PendingNotification) -> bytes:
     """The presence a rich notification carries, as it was after the change."""
-    visible = json.loads(n.visible)
+    visible = json.loads(n.visible or "{}")
     data = {
         "@odata.id": f"users/{n.user_id}/presence",
         "@odata.type": _PRESENCE_TYPE,

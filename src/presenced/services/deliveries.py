@@ -98,7 +98,7 @@ class Deliveries:
         """Take what is due and queue it per URL; a URL without a request in flight gets a sender task."""
         due = await self._store.claim_due(self._now(), LEASE, BATCH)
         for item in due:
-            url = item.subscription.notification_url
+            url = item.url
             queue = self._queues.setdefault(url, [])
             queue.append(item)
             if len(queue) == 1 and url not in self._busy_urls:

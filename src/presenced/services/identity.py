@@ -18,12 +18,14 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from urllib.parse import urlsplit
 
+from presenced.auth.operations import Operation, Target
 from presenced.auth.permissions import (
     CATALOG,
     GRAPH_APP_ID,
     GRAPH_DISPLAY_NAME,
     GRAPH_RESOURCE,
     PermissionKind,
+    allowing,
 )
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
 from presenced.services.credentials import digest, new_client_secret
@@ -437,6 +439,25 @@ class IdentityService:
             except Exception:
                 log.exception("purging expired sign-in state failed; retrying")
             await asyncio.sleep(interval)
+
+    async def may_keep_subscription(self, tenant_id: str, app_id: str, creator_id: str | None, delegated: bool) -> bool:
+        """Whether the grant (or user) behind a presence subscription still stands.
+
+        Apps unknown to the directory hold operator tokens (``presenced token``): nothing to check.
+        """
+        app = await self.store.find_application(app_id)
+        if app is None:
+            return True
+        allowing_ = allowing(
+            (Operation.SUBSCRIBE_PRESENCE, Target.ANY),
+            PermissionKind.DELEGATED if delegated else PermissionKind.APPLICATION,
+        )
+        if delegated:
+            if creator_id is None:
+                return False
+            return not allowing_.isdisjoint(await self.granted_scopes(tenant_id, app, GRAPH, creator_id))
+        _, roles = await self.granted_roles(tenant_id, app, GRAPH)
+        return not allowing_.isdisjoint(roles)
 
     async def revoke_grant(self, tenant_id: str, grant_id_: str) -> None:
         # Refresh tokens stay: every refresh checks the grants as they are, so the next one gets

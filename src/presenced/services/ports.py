@@ -387,7 +387,7 @@ class Subscription:
     id: str
     tenant_id: str
     app_id: str
-    #: The signed-in user of a delegated subscription; None for an app-only one.
+    #: The signed-in user of a delegated subscription; None for an app-only one (or once the user is gone).
     creator_id: str | None
     resource: str
     change_type: str
@@ -402,6 +402,8 @@ class Subscription:
     created: datetime
     #: The users whose presence it watches.
     user_ids: tuple[str, ...]
+    #: Made with a delegated token (a user's), not an app-only one.
+    delegated: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,12 +412,16 @@ class PendingNotification:
 
     id: str
     subscription: Subscription
-    user_id: str
-    sequence: int
-    #: The visible presence the change led to, as stored (JSON).
-    visible: str
+    #: Where it goes: the notification URL, or the lifecycle URL for a lifecycle notification.
+    url: str
     attempts: int
     created: datetime
+    #: A change notification's user, sequence number and visible presence (JSON) after the change.
+    user_id: str | None = None
+    sequence: int | None = None
+    visible: str | None = None
+    #: reauthorizationRequired or subscriptionRemoved, for a lifecycle notification.
+    lifecycle_event: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -448,4 +454,15 @@ class SubscriptionStore(Protocol):
         """Store each attempt and its outcome."""
         ...
 
-    async def delete_expired_subscriptions(self, now: datetime) -> int: ...
+    async def delete_expired_subscriptions(self, before: datetime) -> int:
+        """Remove subscriptions that expired before ``before`` (with anything still undelivered)."""
+        ...
+
+    async def live_subscriptions(self, now: datetime) -> list[Subscription]:
+        """Every subscription not yet expired, in every tenant."""
+        ...
+
+    async def queue_lifecycle(self, subscription: Subscription, event: str, now: datetime) -> None:
+        """Queue a lifecycle notification to the subscription's lifecycle URL (nothing if it has none);
+        ``reauthorizationRequired`` once per expiry, ``subscriptionRemoved`` also ends the subscription."""
+        ...

@@ -8,9 +8,11 @@ minutes away is raised to 45, as Graph does. Expiry follows the presence clock.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import re
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -21,10 +23,17 @@ from presenced.clock import Clock
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
 from presenced.services.ports import Directory, Subscription, SubscriptionStore
 
+log = logging.getLogger("presenced.subscriptions")
+
 MAX_USERS = 650
 MIN_LIFETIME = timedelta(minutes=45)
 DEFAULT_MAX_LIFETIME = timedelta(minutes=60)
 MAX_CLIENT_STATE = 255
+#: reauthorizationRequired goes out this long before a subscription expires.
+DEFAULT_REAUTHORIZATION_LEAD = timedelta(minutes=10)
+#: Expired or removed subscriptions are kept this long (their last notifications may still be retried).
+KEEP_EXPIRED = timedelta(hours=4)
+LIFECYCLE_INTERVAL = 5.0
 TLS_VERSIONS = ("v1_0", "v1_1", "v1_2", "v1_3")
 
 _SINGLE = re.compile(r"^/?communications/presences/([^/?\s]+)$", re.IGNORECASE)
@@ -95,6 +104,8 @@ class SubscriptionService:
         certificates: CertificateCheck,
         clock: Clock,
         max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
+        still_allowed: Callable[[Subscription], Awaitable[bool]] | None = None,
+        reauthorization_lead: timedelta = DEFAULT_REAUTHORIZATION_LEAD,
     ) -> None:
         self.store = store
         self._directory = directory
@@ -102,6 +113,8 @@ class SubscriptionService:
         self._certificates = certificates
         self._clock = clock
         self._max_lifetime = max_lifetime
+        self._still_allowed = still_allowed
+        self._lead = reauthorization_lead
 
     async def create(self, principal: Principal, request: NewSubscription) -> Subscription:
         authorize(principal, Operation.SUBSCRIBE_PRESENCE, Target.ANY)
@@ -149,6 +162,7 @@ class SubscriptionService:
             latest_tls=tls,
             created=now,
             user_ids=tuple(sorted(users)),
+            delegated=principal.is_delegated,
         )
         await self.store.create_subscription(subscription)
         return subscription
@@ -205,3 +219,32 @@ def _guid(value: str) -> bool:
         return len(value) == 36 and bool(uuid.UUID(value))
     except ValueError:
         return False
+
+
+class SubscriptionLifecycle:
+    """The worker's side of subscriptions: lifecycle notifications, removals, and purging."""
+
+    def __init__(self, service: SubscriptionService) -> None:
+        self._service = service
+
+    async def run_once(self) -> None:
+        """One round: subscriptions whose grant or user is gone are removed (``subscriptionRemoved``);
+        those near expiry get ``reauthorizationRequired``; long-expired ones are purged."""
+        service = self._service
+        now = await service._clock.now()
+        for subscription in await service.store.live_subscriptions(now):
+            if service._still_allowed is not None and not await service._still_allowed(subscription):
+                await service.store.queue_lifecycle(subscription, "subscriptionRemoved", now)
+            elif subscription.lifecycle_url and subscription.expires - service._lead <= now:
+                await service.store.queue_lifecycle(subscription, "reauthorizationRequired", now)
+        await service.store.delete_expired_subscriptions(now - KEEP_EXPIRED)
+
+    async def run_forever(self, interval: float = LIFECYCLE_INTERVAL) -> None:
+        while True:
+            try:
+                await self.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("subscription lifecycle round failed; retrying")
+            await asyncio.sleep(interval)

@@ -312,8 +312,12 @@ subscriptions = Table(
     Column("id", GUID, primary_key=True),
     Column("tenant_id", GUID, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
     Column("app_id", GUID, nullable=False),
-    # The signed-in user of a delegated subscription; NULL for an app-only one.
-    Column("creator_id", GUID, ForeignKey("users.id", ondelete="CASCADE")),
+    # The signed-in user of a delegated subscription (NULL for an app-only one, or once the user
+    # is deleted: the worker then tells the subscriber the subscription was removed).
+    Column("creator_id", GUID, ForeignKey("users.id", ondelete="SET NULL")),
+    Column("delegated", Boolean, nullable=False),
+    # A reauthorizationRequired lifecycle notification was queued for the current expiry.
+    Column("reauthorization_queued", Boolean, nullable=False, server_default=false()),
     Column("resource", Text, nullable=False),
     Column("change_type", String(32), nullable=False),
     Column("notification_url", Text, nullable=False),
@@ -346,10 +350,13 @@ notifications = Table(
     Column("id", GUID, primary_key=True),
     Column("subscription_id", GUID, ForeignKey("subscriptions.id", ondelete="CASCADE"), nullable=False),
     Column("url", Text, nullable=False),
-    Column("user_id", GUID, ForeignKey("users.id", ondelete="CASCADE"), nullable=False),
-    Column("sequence", BigInteger, nullable=False),
-    # The visible presence the change led to (JSON), for rich notifications.
-    Column("visible", Text, nullable=False),
+    # A change notification: the user, the change's sequence number and the visible presence it
+    # led to (JSON, for rich notifications). A lifecycle notification has none of them.
+    Column("user_id", GUID, ForeignKey("users.id", ondelete="CASCADE")),
+    Column("sequence", BigInteger),
+    Column("visible", Text),
+    # reauthorizationRequired or subscriptionRemoved, for a lifecycle notification.
+    Column("lifecycle_event", String(32)),
     Column("created_us", BigInteger, nullable=False),
     # When to try next; a worker taking a notification moves it ahead (its lease).
     Column("next_attempt_us", BigInteger, nullable=False),

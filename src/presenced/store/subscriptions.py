@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -43,14 +44,50 @@ class SqlSubscriptionStore:
         if creator_id is not None:
             conditions.append(subscriptions.c.creator_id == creator_id)
         else:
-            conditions.append(subscriptions.c.creator_id.is_(None))
+            conditions.append(subscriptions.c.delegated.is_(False))
         async with self._engine.connect() as conn:
             return await _load(conn, *conditions)
 
     async def set_expiry(self, subscription_id: str, expires: datetime) -> None:
         async with self._store.begin() as tx:
             await tx.conn.execute(
-                update(subscriptions).where(subscriptions.c.id == subscription_id).values(expires_us=to_us(expires))
+                update(subscriptions)
+                .where(subscriptions.c.id == subscription_id)
+                .values(expires_us=to_us(expires), reauthorization_queued=False)
+            )
+
+    async def live_subscriptions(self, now: datetime) -> list[Subscription]:
+        async with self._engine.connect() as conn:
+            return await _load(conn, subscriptions.c.expires_us > to_us(now), with_users=False)
+
+    async def queue_lifecycle(self, subscription: Subscription, event: str, now: datetime) -> None:
+        async with self._store.begin() as tx:
+            if event == "reauthorizationRequired":
+                queued = await tx.conn.execute(
+                    update(subscriptions)
+                    .where(subscriptions.c.id == subscription.id, subscriptions.c.reauthorization_queued.is_(False))
+                    .values(reauthorization_queued=True)
+                )
+                if queued.rowcount == 0:
+                    return
+            else:
+                # Removed: it stops at once; its row stays until purged, so the notice can be delivered.
+                await tx.conn.execute(
+                    update(subscriptions).where(subscriptions.c.id == subscription.id).values(expires_us=to_us(now))
+                )
+            if subscription.lifecycle_url is None:
+                return
+            await tx.conn.execute(
+                insert(notifications).values(
+                    id=str(uuid.uuid5(uuid.UUID(subscription.id), f"{event}/{to_us(subscription.expires)}")),
+                    subscription_id=subscription.id,
+                    url=subscription.lifecycle_url,
+                    lifecycle_event=event,
+                    created_us=to_us(now),
+                    next_attempt_us=0,
+                    attempts=0,
+                    state="pending",
+                )
             )
 
     async def delete_subscription(self, tenant_id: str, subscription_id: str) -> bool:
@@ -88,13 +125,15 @@ class SqlSubscriptionStore:
             by_id = {s.id: s for s in await _load(tx.conn, subscriptions.c.id.in_({r["subscription_id"] for r in due}))}
         return [
             PendingNotification(
-                row["id"],
-                by_id[row["subscription_id"]],
-                row["user_id"],
-                row["sequence"],
-                row["visible"],
-                row["attempts"] + 1,
-                from_us(row["created_us"]),
+                id=row["id"],
+                subscription=by_id[row["subscription_id"]],
+                url=row["url"],
+                attempts=row["attempts"] + 1,
+                created=from_us(row["created_us"]),
+                user_id=row["user_id"],
+                sequence=row["sequence"],
+                visible=row["visible"],
+                lifecycle_event=row["lifecycle_event"],
             )
             for row in due
             if row["subscription_id"] in by_id
@@ -127,19 +166,20 @@ class SqlSubscriptionStore:
                     update(notifications).where(notifications.c.id == r.notification_id).values(**values)
                 )
 
-    async def delete_expired_subscriptions(self, now: datetime) -> int:
+    async def delete_expired_subscriptions(self, before: datetime) -> int:
         async with self._store.begin() as tx:
-            result = await tx.conn.execute(delete(subscriptions).where(subscriptions.c.expires_us <= to_us(now)))
+            result = await tx.conn.execute(delete(subscriptions).where(subscriptions.c.expires_us <= to_us(before)))
             return int(result.rowcount)
 
 
-async def _load(conn: AsyncConnection, *conditions: Any) -> list[Subscription]:
+async def _load(conn: AsyncConnection, *conditions: Any, with_users: bool = True) -> list[Subscription]:
+    """The subscriptions matching ``conditions``; without ``with_users``, their ``user_ids`` are left empty."""
     rows = (
         await conn.execute(select(subscriptions).where(*conditions).order_by(subscriptions.c.created_us))
     ).mappings()
     found = list(rows)
-    if not found:
-        return []
+    if not found or not with_users:
+        return [_subscription(r, ()) for r in found]
     users: dict[str, list[str]] = {}
     watched = await conn.execute(
         select(subscription_users).where(subscription_users.c.subscription_id.in_([r["id"] for r in found]))
@@ -155,6 +195,7 @@ def _row(s: Subscription) -> dict[str, Any]:
         "tenant_id": s.tenant_id,
         "app_id": s.app_id,
         "creator_id": s.creator_id,
+        "delegated": s.delegated,
         "resource": s.resource,
         "change_type": s.change_type,
         "notification_url": s.notification_url,
@@ -187,4 +228,5 @@ def _subscription(row: RowMapping, user_ids: tuple[str, ...]) -> Subscription:
         latest_tls=row["latest_tls"],
         created=from_us(row["created_us"]),
         user_ids=user_ids,
+        delegated=bool(row["delegated"]),
     )

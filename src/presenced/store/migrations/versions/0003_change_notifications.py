@@ -22,6 +22,8 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.String(length=36), nullable=False),
         sa.Column("app_id", sa.String(length=36), nullable=False),
         sa.Column("creator_id", sa.String(length=36), nullable=True),
+        sa.Column("delegated", sa.Boolean(), nullable=False),
+        sa.Column("reauthorization_queued", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("resource", sa.Text(), nullable=False),
         sa.Column("change_type", sa.String(length=32), nullable=False),
         sa.Column("notification_url", sa.Text(), nullable=False),
@@ -34,7 +36,7 @@ def upgrade() -> None:
         sa.Column("latest_tls", sa.String(length=8), nullable=False),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sa.ForeignKeyConstraint(
-            ["creator_id"], ["users.id"], name=op.f("fk_subscriptions_creator_id_users"), ondelete="CASCADE"
+            ["creator_id"], ["users.id"], name=op.f("fk_subscriptions_creator_id_users"), ondelete="SET NULL"
         ),
         sa.ForeignKeyConstraint(
             ["tenant_id"], ["tenants.id"], name=op.f("fk_subscriptions_tenant_id_tenants"), ondelete="CASCADE"
@@ -50,9 +52,10 @@ def upgrade() -> None:
         sa.Column("id", sa.String(length=36), nullable=False),
         sa.Column("subscription_id", sa.String(length=36), nullable=False),
         sa.Column("url", sa.Text(), nullable=False),
-        sa.Column("user_id", sa.String(length=36), nullable=False),
-        sa.Column("sequence", sa.BigInteger(), nullable=False),
-        sa.Column("visible", sa.Text(), nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=True),
+        sa.Column("sequence", sa.BigInteger(), nullable=True),
+        sa.Column("visible", sa.Text(), nullable=True),
+        sa.Column("lifecycle_event", sa.String(length=32), nullable=True),
         sa.Column("created_us", sa.BigInteger(), nullable=False),
         sa.Column("next_attempt_us", sa.BigInteger(), nullable=False),
         sa.Column("attempts", sa.Integer(), server_default="0", nullable=False),
