@@ -24,11 +24,13 @@ from presenced.oauth.tokens import TokenVerifier, mint_access_token
 from presenced.services.actions import PresenceActions
 from presenced.services.deliveries import Deliveries
 from presenced.services.emulator import EmulatorClock
+from presenced.services.feed import ChangeFeed
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
 from presenced.services.presence import PresenceService
 from presenced.services.subscriptions import SubscriptionLifecycle, SubscriptionService
 from presenced.services.sweeper import Sweeper
+from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
 from presenced.store.engine import create_engine, sqlite_url, upgrade
 from presenced.store.identity import SqlIdentityStore
@@ -61,6 +63,8 @@ class Runtime:
     subscriptions: SubscriptionService
     deliveries: Deliveries
     lifecycle: SubscriptionLifecycle
+    change_log: SqlChangeLog
+    feed: ChangeFeed
 
     async def close(self) -> None:
         await self.reader.close()
@@ -110,6 +114,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         ),
     )
     subscription_store = SqlSubscriptionStore(store)
+    change_log = SqlChangeLog(engine)
 
     def validation_token(app_id: str, tenant_id: str) -> str:
         """Rich notifications' proof of origin: a JWT of this server's, for the subscribing app."""
@@ -147,6 +152,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         subscriptions=subscriptions,
         deliveries=deliveries,
         lifecycle=SubscriptionLifecycle(subscriptions),
+        change_log=change_log,
+        feed=ChangeFeed(change_log),
     )
 
 

@@ -17,7 +17,7 @@ from presenced.api.endpoints import Endpoint
 from presenced.api.fastpath import PresenceReadFastPath
 from presenced.api.http import error_response
 from presenced.api.openapi import openapi_document
-from presenced.api.routes import actions, directory, emulator, graph, mailbox, subscriptions
+from presenced.api.routes import actions, directory, emulator, graph, mailbox, stream, subscriptions
 from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
 from presenced.web import routes as web_routes
@@ -28,7 +28,12 @@ log = logging.getLogger("presenced.api")
 def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> PresenceReadFastPath:
     """The application serving ``runtime``'s services (``ca_certificate``: the local CA, offered to browsers)."""
     endpoints: tuple[Endpoint, ...] = (
-        graph.ENDPOINTS + actions.ENDPOINTS + mailbox.ENDPOINTS + directory.ENDPOINTS + subscriptions.ENDPOINTS
+        graph.ENDPOINTS
+        + actions.ENDPOINTS
+        + mailbox.ENDPOINTS
+        + directory.ENDPOINTS
+        + subscriptions.ENDPOINTS
+        + stream.ENDPOINTS
     )
     if runtime.emulator is not None:
         endpoints += emulator.ENDPOINTS
@@ -61,6 +66,8 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
     app.state.signin = runtime.signin
     app.state.identity = runtime.identity
     app.state.subscriptions = runtime.subscriptions
+    app.state.feed = runtime.feed
+    app.state.change_log = runtime.change_log
     app.state.ca_certificate = ca_certificate
     app.state.encoder = wire.PresenceEncoder()
     return PresenceReadFastPath(app)

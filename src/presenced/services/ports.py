@@ -466,3 +466,26 @@ class SubscriptionStore(Protocol):
         """Queue a lifecycle notification to the subscription's lifecycle URL (nothing if it has none);
         ``reauthorizationRequired`` once per expiry, ``subscriptionRemoved`` also ends the subscription."""
         ...
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedChange:
+    """One entry of the change log: a user's visible presence after a change."""
+
+    id: int
+    tenant_id: str
+    user_id: str
+    state: PresenceState
+
+
+class ChangeLog(Protocol):
+    async def latest_change_id(self) -> int: ...
+    async def changes_after(self, after_id: int, limit: int) -> list[LoggedChange]:
+        """Entries with an id above ``after_id``, in id order."""
+        ...
+
+    async def changes_since(
+        self, tenant_id: str, user_ids: Sequence[str], sequence: int, limit: int
+    ) -> list[LoggedChange]:
+        """The users' entries with a sequence number above ``sequence``, in id order."""
+        ...

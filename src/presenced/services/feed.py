@@ -1,0 +1,116 @@
+"""The live feed of presence changes (an extension, spec §A.9): the change log, pushed to listeners.
+
+One poller per process reads new change-log entries (every 100 ms while anyone
+listens) and hands each to the listeners watching that user. The database is the
+record, so every process sees every change, whichever process wrote it.
+
+Change-log ids are assigned when a row is written but become visible when its
+transaction commits, and on PostgreSQL concurrent writers may commit out of id
+order. The poller therefore rereads the last ``LOOKBACK`` ids each time and
+passes on only the entries it has not passed on before.
+
+A listener has a bounded queue: one that falls ``QUEUE_SIZE`` changes behind
+is cut off (and told so) rather than slowing the others or growing without end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from presenced.services.ports import ChangeLog, LoggedChange
+
+log = logging.getLogger("presenced.feed")
+
+POLL_INTERVAL = 0.1
+LOOKBACK = 500
+QUEUE_SIZE = 1000
+BATCH = 1000
+
+
+@dataclass(eq=False)
+class Listener:
+    tenant_id: str
+    user_ids: frozenset[str]
+    queue: asyncio.Queue[LoggedChange] = field(default_factory=lambda: asyncio.Queue(QUEUE_SIZE))
+    #: Set when the listener fell too far behind: it gets nothing more.
+    overflowed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class ChangeFeed:
+    def __init__(self, changes: ChangeLog, interval: float = POLL_INTERVAL) -> None:
+        self._changes = changes
+        self._interval = interval
+        self._listeners: dict[str, set[Listener]] = {}
+        self._count = 0
+        self._poller: asyncio.Task[None] | None = None
+        self._cursor: int | None = None
+        #: Entries up to here were written before anyone listened: not passed on.
+        self._floor = 0
+        self._seen: deque[int] = deque(maxlen=LOOKBACK * 4)
+        self._seen_set: set[int] = set()
+
+    @asynccontextmanager
+    async def listen(self, tenant_id: str, user_ids: Sequence[str]) -> AsyncIterator[Listener]:
+        """Receive the changes of these users from now on, while the block runs."""
+        listener = Listener(tenant_id, frozenset(user_ids))
+        if self._cursor is None:
+            self._cursor = self._floor = await self._changes.latest_change_id()
+        for user_id in listener.user_ids:
+            self._listeners.setdefault(user_id, set()).add(listener)
+        self._count += 1
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll_forever())
+        try:
+            yield listener
+        finally:
+            for user_id in listener.user_ids:
+                watchers = self._listeners.get(user_id)
+                if watchers is not None:
+                    watchers.discard(listener)
+                    if not watchers:
+                        del self._listeners[user_id]
+            self._count -= 1
+            if self._count == 0 and self._poller is not None:
+                self._poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._poller
+                self._poller = None
+                self._cursor = None
+                self._seen.clear()
+                self._seen_set.clear()
+
+    async def _poll_forever(self) -> None:
+        while True:
+            try:
+                await self.poll()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("reading the change log failed; retrying")
+            await asyncio.sleep(self._interval)
+
+    async def poll(self) -> None:
+        """Pass on the entries written since the last look."""
+        cursor = self._cursor or 0
+        entries = await self._changes.changes_after(max(cursor - LOOKBACK, 0), BATCH + LOOKBACK)
+        for entry in entries:
+            if entry.id <= self._floor or entry.id in self._seen_set:
+                continue
+            if len(self._seen) == self._seen.maxlen:
+                self._seen_set.discard(self._seen[0])
+            self._seen.append(entry.id)
+            self._seen_set.add(entry.id)
+            self._cursor = max(self._cursor or 0, entry.id)
+            for listener in self._listeners.get(entry.user_id, ()):
+                if listener.tenant_id != entry.tenant_id or listener.overflowed.is_set():
+                    continue
+                try:
+                    listener.queue.put_nowait(entry)
+                except asyncio.QueueFull:
+                    listener.overflowed.set()
