@@ -14,6 +14,7 @@ from presenced.clock import Clock, SystemClock
 from presenced.config import Settings
 from presenced.errors import ConfigurationError
 from presenced.notify.encryption import load_encryption_certificate
+from presenced.notify.fanout import LocalFanout, RedisFanout
 from presenced.notify.outbound import OutboundPolicy
 from presenced.notify.webhooks import CHANGE_TRACKING_APP_ID, WebhookEndpoints, WebhookSender
 from presenced.oauth.keys import SigningKeys
@@ -65,8 +66,10 @@ class Runtime:
     lifecycle: SubscriptionLifecycle
     change_log: SqlChangeLog
     feed: ChangeFeed
+    fanout: LocalFanout
 
     async def close(self) -> None:
+        await self.fanout.close()
         await self.reader.close()
         if isinstance(self.clock, StoredClock):
             await self.clock.close()
@@ -132,7 +135,17 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         lambda s: identity.may_keep_subscription(s.tenant_id, s.app_id, s.creator_id, s.delegated),
         timedelta(minutes=settings.reauthorization_lead_minutes),
     )
-    deliveries = Deliveries(subscription_store, WebhookSender(policy, validation_token), lambda: datetime.now(UTC))
+    # With Redis, other processes wake this one at once; polling is only the safety net.
+    fanout = RedisFanout(settings.redis_url) if settings.redis_url else LocalFanout()
+    deliveries = Deliveries(
+        subscription_store,
+        WebhookSender(policy, validation_token),
+        lambda: datetime.now(UTC),
+        interval=2.0 if settings.redis_url else 0.2,
+    )
+    feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1)
+    fanout.listeners += [deliveries.wake, feed.wake]
+    store.after_commit.append(fanout.changed)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -153,7 +166,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         deliveries=deliveries,
         lifecycle=SubscriptionLifecycle(subscriptions),
         change_log=change_log,
-        feed=ChangeFeed(change_log),
+        feed=feed,
+        fanout=fanout,
     )
 
 

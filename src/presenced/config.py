@@ -45,6 +45,8 @@ class Settings:
     forwarded_allow_ips: str | None = None
     #: Seconds a device-code client waits between polls.
     device_code_interval: int = 5
+    #: Redis for waking other processes at once (fan-out); None: one process, or polling only.
+    redis_url: str | None = None
     #: Webhooks may be plain http and reach loopback addresses (the demo and tests).
     allow_loopback_webhooks: bool = False
     #: Private networks webhooks may reach anyway (comma-separated CIDRs).
@@ -77,6 +79,8 @@ class Settings:
             values["tls_key"] = Path(env["PRESENCED_TLS_KEY"])
         if env.get("PRESENCED_HTTP", "").lower() in {"1", "true", "yes"}:
             values["tls"] = "off"
+        if "PRESENCED_REDIS_URL" in env:
+            values["redis_url"] = env["PRESENCED_REDIS_URL"]
         if env.get("PRESENCED_ALLOW_LOOPBACK_WEBHOOKS", "").lower() in {"1", "true", "yes"}:
             values["allow_loopback_webhooks"] = True
         if "PRESENCED_WEBHOOK_ALLOW_LIST" in env:
@@ -109,6 +113,10 @@ class Settings:
                 raise ConfigurationError(
                     f"database URL must start with sqlite:// or postgresql://, not {scheme or 'nothing'}://"
                 )
+        if self.redis_url is not None and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
+            raise ConfigurationError(
+                f"Redis URL must start with redis://, rediss:// or unix://, not {self.redis_url!r}"
+            )
         if self.tls not in {"local", "files", "off"}:
             raise ConfigurationError(f"tls must be 'local', 'files' or 'off', not {self.tls!r}")
         if self.tls == "files" and (self.tls_cert is None or self.tls_key is None):

@@ -62,6 +62,9 @@ def cli() -> None:
     "--forwarded-allow-ips",
     help="Trust X-Forwarded-Proto/For from these proxy addresses (comma-separated, or *).",
 )
+@click.option(
+    "--redis-url", help="redis://host:6379/0: wake other processes at once on each change. Env: PRESENCED_REDIS_URL."
+)
 @click.option("--device-code-interval", type=click.IntRange(1, 60), help="Seconds between device-code polls (5).")
 @click.option(
     "--allow-loopback-webhooks",
@@ -83,6 +86,7 @@ def serve(
     tls_key: Path | None,
     plain_http: bool,
     forwarded_allow_ips: str | None,
+    redis_url: str | None,
     device_code_interval: int | None,
     allow_loopback_webhooks: bool | None,
 ) -> None:
@@ -99,6 +103,7 @@ def serve(
         "tls": "off" if plain_http else None,
         "forwarded_allow_ips": forwarded_allow_ips,
         "device_code_interval": device_code_interval,
+        "redis_url": redis_url,
         "allow_loopback_webhooks": True if demo else allow_loopback_webhooks,
     }
     settings = load_settings(clock=clock, **options)
@@ -220,7 +225,8 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
         # collector from scanning it again and again under load.
         gc.collect()
         gc.freeze()
-        background = _background(runtime) if worker else []
+        # Every process hears the others' commits (Redis), worker or not: its streams need them.
+        background = [asyncio.create_task(runtime.fanout.run()), *(_background(runtime) if worker else [])]
         try:
             await uvicorn.Server(config).serve(sockets=[sock])
         finally:
@@ -346,14 +352,18 @@ def token(
 @cli.command()
 @store_options
 @clock_option
-def worker(data_dir: Path | None, database_url: str | None, clock: str | None) -> None:
-    """Run the background worker alone: store the presence changes that time brings (fades, expiries)."""
-    settings = load_settings(data_dir=data_dir, database_url=database_url, clock=clock)
+@click.option(
+    "--redis-url", help="redis://host:6379/0: wake other processes at once on each change. Env: PRESENCED_REDIS_URL."
+)
+def worker(data_dir: Path | None, database_url: str | None, clock: str | None, redis_url: str | None) -> None:
+    """Run the background worker alone: presence changes that time brings (fades, expiries), webhook
+    delivery, subscription lifecycle."""
+    settings = load_settings(data_dir=data_dir, database_url=database_url, clock=clock, redis_url=redis_url)
 
     async def work(runtime: Runtime) -> None:
         click.echo(f"presenced {__version__} worker: sweeping due presence transitions every {INTERVAL} s")
         sys.stdout.flush()
-        await asyncio.gather(*_background(runtime))
+        await asyncio.gather(runtime.fanout.run(), *_background(runtime))
 
     run(lambda: with_runtime(settings, work))
 

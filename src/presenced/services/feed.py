@@ -54,6 +54,11 @@ class ChangeFeed:
         self._floor = 0
         self._seen: deque[int] = deque(maxlen=LOOKBACK * 4)
         self._seen_set: set[int] = set()
+        self._wake = asyncio.Event()
+
+    def wake(self) -> None:
+        """Something was committed: look now rather than at the next tick."""
+        self._wake.set()
 
     @asynccontextmanager
     async def listen(self, tenant_id: str, user_ids: Sequence[str]) -> AsyncIterator[Listener]:
@@ -93,7 +98,9 @@ class ChangeFeed:
                 raise
             except Exception:
                 log.exception("reading the change log failed; retrying")
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._interval)
+            self._wake.clear()
 
     async def poll(self) -> None:
         """Pass on the entries written since the last look."""

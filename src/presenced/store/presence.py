@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -53,6 +53,8 @@ class SqlStore:
         # take turns in order; left to SQLite's busy handler, they would poll
         # with growing sleeps and take the lock in no fair order.
         self._writer = asyncio.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        #: Called after each commit that logged a change or queued a notification.
+        self.after_commit: list[Callable[[], None]] = []
 
     async def tenant_exists(self, tenant_id: str) -> bool:
         async with self.engine.connect() as conn:
@@ -67,8 +69,13 @@ class SqlStore:
     async def begin(self) -> AsyncIterator[SqlTransaction]:
         async with self._writer, self.engine.connect() as conn:
             conn = await conn.execution_options(**{WRITER: True})
+            tx = SqlTransaction(conn)
             async with conn.begin():
-                yield SqlTransaction(conn)
+                yield tx
+        if tx.changed:
+            # Committed: now (never before) the rest of the system may hear of it.
+            for hook in self.after_commit:
+                hook()
 
     async def mailbox_settings(self, user_id: str) -> MailboxSettings:
         query = select(mailbox_settings).where(mailbox_settings.c.user_id == user_id)
@@ -92,6 +99,8 @@ class SqlTransaction:
 
     def __init__(self, conn: AsyncConnection) -> None:
         self.conn = conn
+        #: The transaction logged a change or queued a notification.
+        self.changed = False
 
     async def put_tenant(self, tenant: Tenant, now: datetime) -> None:
         updated = await self.conn.execute(
@@ -210,10 +219,12 @@ class SqlTransaction:
         ]
         if rows:
             await self.conn.execute(insert(notifications), rows)
+            self.changed = True
 
     async def append_changes(self, user: User, changes: Sequence[Change]) -> None:
         if not changes:
             return
+        self.changed = True
         await self.conn.execute(
             insert(presence_changes),
             [

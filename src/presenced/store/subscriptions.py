@@ -77,6 +77,7 @@ class SqlSubscriptionStore:
                 )
             if subscription.lifecycle_url is None:
                 return
+            tx.changed = True
             await tx.conn.execute(
                 insert(notifications).values(
                     id=str(uuid.uuid5(uuid.UUID(subscription.id), f"{event}/{to_us(subscription.expires)}")),
