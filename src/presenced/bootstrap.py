@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import os
+import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -80,7 +82,8 @@ def prepare_data_dir(data_dir: Path) -> None:
     """Create the data directory and prove it can be written."""
     try:
         data_dir.mkdir(parents=True, exist_ok=True)
-        probe = data_dir / ".write-test"
+        # One probe per process: processes starting together must not delete each other's.
+        probe = data_dir / f".write-test-{os.getpid()}-{uuid.uuid4().hex}"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:

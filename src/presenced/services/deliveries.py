@@ -4,7 +4,9 @@ The worker takes due notifications from the outbox (leasing them, so a worker
 that dies mid-send leaves them to be taken again), groups them per
 notification URL, and sends each group as one ``changeNotificationCollection``.
 One URL has one request in flight at a time, so a user's changes arrive in
-sequence order; different URLs are sent to concurrently. A 2xx within 3 s is
+sequence order — except after a worker dies mid-send: what it had taken goes out
+again when its lease ends, after what was written meanwhile. Different URLs are
+sent to concurrently. A 2xx within 3 s is
 delivery; anything else is retried with exponential backoff for up to 4 hours,
 then given up and recorded. Delivery times are real time.
 """
