@@ -285,6 +285,20 @@ async def resolve_target(
 # --- calling ------------------------------------------------------------------
 
 
+_system_context: ssl.SSLContext | None = None
+
+
+def _context(verify: ssl.SSLContext | bool) -> ssl.SSLContext | bool:
+    """``True`` becomes one shared context of the system's trust roots: building one loads the whole CA
+    bundle (about 20 ms), too much to pay on every notification."""
+    global _system_context
+    if verify is not True:
+        return verify
+    if _system_context is None:
+        _system_context = ssl.create_default_context()
+    return _system_context
+
+
 async def post(
     target: Target,
     body: bytes,
@@ -316,7 +330,7 @@ async def post(
         async with (
             asyncio.timeout(timeout),
             httpx.AsyncClient(
-                verify=verify,
+                verify=_context(verify),
                 trust_env=False,  # no proxy from the environment: connect to the pinned address
                 follow_redirects=False,
                 timeout=httpx.Timeout(timeout),

@@ -137,14 +137,6 @@ class SubscriptionService:
             if len(request.encryption_certificate_id) > 128:
                 raise BadRequest("encryptionCertificateId must be at most 128 characters.")
             self._certificates(request.encryption_certificate)
-        existing = await self.store.list_subscriptions(principal.tenant_id, principal.app_id, principal.user_id)
-        key = tuple(users)
-        for other in existing:
-            if other.user_ids == tuple(sorted(key)) and other.expires > now:
-                raise Conflict(f"Subscription Id {other.id} already exists for the requested combination")
-        await self._endpoints.check(request.notification_url, "notificationUrl")
-        if request.lifecycle_url:
-            await self._endpoints.check(request.lifecycle_url, "lifecycleNotificationUrl")
         subscription = Subscription(
             id=str(uuid.uuid4()),
             tenant_id=principal.tenant_id,
@@ -164,6 +156,13 @@ class SubscriptionService:
             user_ids=tuple(sorted(users)),
             delegated=principal.is_delegated,
         )
+        same = await self.store.find_same(subscription, now)
+        if same is not None:
+            raise Conflict(f"Subscription Id {same.id} already exists for the requested combination")
+        # Last, as it calls out: the endpoints must answer Graph's validation handshake.
+        await self._endpoints.check(request.notification_url, "notificationUrl")
+        if request.lifecycle_url:
+            await self._endpoints.check(request.lifecycle_url, "lifecycleNotificationUrl")
         await self.store.create_subscription(subscription)
         return subscription
 

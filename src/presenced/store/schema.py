@@ -319,6 +319,8 @@ subscriptions = Table(
     # A reauthorizationRequired lifecycle notification was queued for the current expiry.
     Column("reauthorization_queued", Boolean, nullable=False, server_default=false()),
     Column("resource", Text, nullable=False),
+    # SHA-256 of the sorted user ids: finds a duplicate subscription in one indexed lookup.
+    Column("users_key", String(64), nullable=False),
     Column("change_type", String(32), nullable=False),
     Column("notification_url", Text, nullable=False),
     Column("lifecycle_url", Text),
@@ -329,7 +331,7 @@ subscriptions = Table(
     Column("encryption_certificate_id", String(128)),
     Column("latest_tls", String(8), nullable=False),
     Column("created_us", BigInteger, nullable=False),
-    Index("ix_subscriptions_tenant_id_app_id", "tenant_id", "app_id"),
+    Index("ix_subscriptions_tenant_id_app_id_users_key", "tenant_id", "app_id", "users_key"),
     sqlite_with_rowid=False,
 )
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -47,6 +48,20 @@ class SqlSubscriptionStore:
             conditions.append(subscriptions.c.delegated.is_(False))
         async with self._engine.connect() as conn:
             return await _load(conn, *conditions)
+
+    async def find_same(self, subscription: Subscription, now: datetime) -> Subscription | None:
+        async with self._engine.connect() as conn:
+            found = await _load(
+                conn,
+                subscriptions.c.tenant_id == subscription.tenant_id,
+                subscriptions.c.app_id == subscription.app_id,
+                subscriptions.c.users_key == users_key(subscription.user_ids),
+                subscriptions.c.expires_us > to_us(now),
+                subscriptions.c.delegated.is_(subscription.delegated),
+                *([subscriptions.c.creator_id == subscription.creator_id] if subscription.creator_id else []),
+                with_users=False,
+            )
+        return found[0] if found else None
 
     async def set_expiry(self, subscription_id: str, expires: datetime) -> None:
         async with self._store.begin() as tx:
@@ -198,6 +213,7 @@ def _row(s: Subscription) -> dict[str, Any]:
         "creator_id": s.creator_id,
         "delegated": s.delegated,
         "resource": s.resource,
+        "users_key": users_key(s.user_ids),
         "change_type": s.change_type,
         "notification_url": s.notification_url,
         "lifecycle_url": s.lifecycle_url,
@@ -231,3 +247,7 @@ def _subscription(row: RowMapping, user_ids: tuple[str, ...]) -> Subscription:
         user_ids=user_ids,
         delegated=bool(row["delegated"]),
     )
+
+
+def users_key(user_ids: Sequence[str]) -> str:
+    return hashlib.sha256(",".join(sorted(user_ids)).encode()).hexdigest()

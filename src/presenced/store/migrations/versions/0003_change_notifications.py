@@ -25,6 +25,7 @@ def upgrade() -> None:
         sa.Column("delegated", sa.Boolean(), nullable=False),
         sa.Column("reauthorization_queued", sa.Boolean(), server_default=sa.false(), nullable=False),
         sa.Column("resource", sa.Text(), nullable=False),
+        sa.Column("users_key", sa.String(length=64), nullable=False),
         sa.Column("change_type", sa.String(length=32), nullable=False),
         sa.Column("notification_url", sa.Text(), nullable=False),
         sa.Column("lifecycle_url", sa.Text(), nullable=True),
@@ -45,7 +46,9 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.create_index("ix_subscriptions_tenant_id_app_id", ["tenant_id", "app_id"], unique=False)
+        batch_op.create_index(
+            "ix_subscriptions_tenant_id_app_id_users_key", ["tenant_id", "app_id", "users_key"], unique=False
+        )
 
     op.create_table(
         "notifications",
@@ -132,7 +135,7 @@ def downgrade() -> None:
 
     op.drop_table("notifications")
     with op.batch_alter_table("subscriptions", schema=None) as batch_op:
-        batch_op.drop_index("ix_subscriptions_tenant_id_app_id")
+        batch_op.drop_index("ix_subscriptions_tenant_id_app_id_users_key")
 
     op.drop_table("subscriptions")
     # ### end Alembic commands ###
