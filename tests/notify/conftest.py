@@ -28,7 +28,8 @@ class Receiver:
     """A webhook endpoint: echoes validation tokens, records notifications, can be told to fail."""
 
     def __init__(self) -> None:
-        self.received: list[dict[str, Any]] = []
+        #: Every notification collection posted, whole (``validationTokens`` included).
+        self.collections: list[dict[str, Any]] = []
         self.validations = 0
         self.failures_left = 0
         self.echo_validation = True
@@ -42,8 +43,13 @@ class Receiver:
         if self.failures_left > 0:
             self.failures_left -= 1
             return Response(status_code=503)
-        self.received.extend(json.loads(await request.body())["value"])
+        self.collections.append(json.loads(await request.body()))
         return Response(status_code=202)
+
+    @property
+    def received(self) -> list[dict[str, Any]]:
+        """Every notification received, in order."""
+        return [item for body in self.collections for item in body["value"]]
 
 
 @pytest.fixture

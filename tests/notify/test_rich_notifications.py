@@ -3,22 +3,16 @@ subscriber would, with only its own private key, the server's published JWKS and
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import dataclasses
 import hashlib
 import hmac
 import json
-import socket
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
-import uvicorn
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -26,80 +20,16 @@ from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
 
-from presenced.api.app import create_app
-from presenced.bootstrap import Runtime, build
-from presenced.clock import FixedClock
+from presenced.bootstrap import Runtime
 from presenced.services.demo import DemoTenant, seed_demo
-from tests.support import APP_ID, BASE_URL, T0, TABLES, Tokens, bearer, make_settings
+from tests.notify.conftest import Receiver
+from tests.support import APP_ID, BASE_URL, T0, Tokens, bearer
 
 #: Microsoft Graph Change Tracking: the caller identity of validation tokens.
 CHANGE_TRACKING_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
 CERTIFICATE_ID = "contoso-webhook-2026"
 SESSION_ID = "11111111-2222-3333-4444-555555555555"
-
-
-class Receiver:
-    """A webhook endpoint: echoes validation tokens and records every notification collection it is sent."""
-
-    def __init__(self) -> None:
-        self.collections: list[dict[str, Any]] = []
-        self.validations = 0
-        self.url = ""
-
-    async def handle(self, request: Request) -> Response:
-        token = request.query_params.get("validationToken")
-        if token is not None:
-            self.validations += 1
-            return PlainTextResponse(token)
-        self.collections.append(json.loads(await request.body()))
-        return Response(status_code=202)
-
-    @property
-    def received(self) -> list[dict[str, Any]]:
-        return [item for body in self.collections for item in body["value"]]
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    hook = Receiver()
-    app = Starlette(routes=[Route("/hook", hook.handle, methods=["POST"])])
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    sock.listen(64)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off"))
-    task = asyncio.create_task(server.serve(sockets=[sock]))
-    hook.url = f"http://127.0.0.1:{sock.getsockname()[1]}/hook"
-    try:
-        yield hook
-    finally:
-        server.should_exit = True
-        await task
-
-
-@pytest.fixture
-async def hooked(tmp_path: Path, key_folder: Path, database_url: str | None) -> AsyncIterator[Runtime]:
-    """A runtime whose webhooks may reach loopback (as `serve --demo` allows)."""
-    settings = dataclasses.replace(make_settings(tmp_path, key_folder, database_url), allow_loopback_webhooks=True)
-    rt = await build(settings, clock=FixedClock(T0))
-    if database_url is not None:
-        async with rt.engine.begin() as conn:
-            await conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
-    try:
-        yield rt
-    finally:
-        await rt.close()
-
-
-@pytest.fixture
-async def api(hooked: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=create_app(hooked), raise_app_exceptions=False)
-    async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as http:
-        yield http
 
 
 @pytest.fixture(scope="module")
