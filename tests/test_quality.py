@@ -30,3 +30,47 @@ def test_mypy_is_clean_on_src() -> None:
     """mypy --strict finds nothing in src."""
     result = run(sys.executable, "-m", "mypy")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_every_package_the_service_imports_is_a_runtime_dependency() -> None:
+    """Each third-party module imported under src/ comes from [project].dependencies (or what they bring),
+    so a plain install, without the test extras, can run the service."""
+    import ast
+    import tomllib
+    from importlib.metadata import PackageNotFoundError, packages_distributions, requires
+
+    from packaging.requirements import Requirement
+
+    def name(requirement: Requirement) -> str:
+        return requirement.name.lower().replace("_", "-")
+
+    todo = [Requirement(r) for r in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]]
+    available: set[str] = set()
+    while todo:
+        requirement = todo.pop()
+        if name(requirement) in available:
+            continue
+        available.add(name(requirement))
+        try:
+            needs = [Requirement(r) for r in requires(requirement.name) or []]
+        except PackageNotFoundError:
+            continue
+        for need in needs:
+            extras = requirement.extras or {""}
+            if need.marker is None or any(need.marker.evaluate({"extra": extra}) for extra in extras):
+                todo.append(need)
+    distributions = packages_distributions()
+    missing = set()
+    for path in (ROOT / "src" / "presenced").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                names = [node.module]
+            for module in names:
+                top = module.split(".")[0]
+                if top == "presenced" or top in sys.stdlib_module_names:
+                    continue
+                providers = {d.lower().replace("_", "-") for d in distributions.get(top, [])}
+                if not providers & available:
+                    missing.add(f"{top} ({path.relative_to(ROOT)})")
+    assert not missing, f"imported but not a runtime dependency: {sorted(missing)}"
