@@ -16,8 +16,7 @@ from presenced.oauth.tokens import issuer, mint_access_token
 BASE_URL = "http://127.0.0.1:8000"
 #: Every table, for TRUNCATE between PostgreSQL tests.
 TABLES = (
-    "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants, emulator_clock, "
-    "sign_in_failures"
+    "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants, emulator_clock, sign_in_failures"
 )
 #: The presence clock of in-process tests.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -31,8 +30,6 @@ def make_settings(tmp_path: Path, key_folder: Path, database_url: str | None) ->
     if not (data_dir / "keys").exists():
         shutil.copytree(key_folder, data_dir / "keys")
     return Settings(data_dir=data_dir, database_url=database_url, public_url=BASE_URL)
-
-
 
 
 class Tokens:

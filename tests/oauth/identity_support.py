@@ -275,3 +275,67 @@ def client_for(runtime: Runtime, address: str | None = None) -> httpx.AsyncClien
     host = address or f"10.{secrets.randbelow(250)}.{secrets.randbelow(250)}.{secrets.randbelow(250) + 1}"
     transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False, client=(host, 40000))
     return httpx.AsyncClient(transport=transport, base_url=BASE_URL)
+
+
+#: What the demo public client asks for in the page tests.
+SCOPES = "https://graph.microsoft.com/Presence.Read openid profile offline_access"
+
+
+class Flow:
+    """One authorization request (by default of the demo public client), with its PKCE verifier, state and nonce."""
+
+    def __init__(self, world: World, app: Application | None = None, **changes: str | None) -> None:
+        self.world = world
+        self.verifier, challenge = pkce()
+        params: dict[str, str | None] = {
+            "client_id": (app or world.public).app_id,
+            "redirect_uri": CALLBACK,
+            "response_type": "code",
+            "scope": SCOPES,
+            "state": secrets.token_urlsafe(12),
+            "nonce": secrets.token_hex(32),
+            "code_challenge": challenge,
+            "code_challenge_method": "S256",
+            "client_info": "1",
+        }
+        params.update(changes)
+        self.state = params["state"] or ""
+        self.nonce = params["nonce"] or ""
+        self.params = {k: v for k, v in params.items() if v is not None}
+
+    def path(self, tenant: str | None = None) -> str:
+        return authorize_path(tenant or self.world.tenant_id, **self.params)
+
+    def token_form(self, code: str) -> dict[str, str]:
+        return {
+            "grant_type": "authorization_code",
+            "client_id": self.params["client_id"],
+            "code": code,
+            "redirect_uri": self.params["redirect_uri"],
+            "code_verifier": self.verifier,
+        }
+
+
+async def sign_in_as(client: httpx.AsyncClient, page: httpx.Response, username: str, password: str) -> httpx.Response:
+    """Fill in the sign-in form of ``page``."""
+    form = page_form(page)
+    assert form.step == "signin", page.text[:500]
+    return await submit(client, form, username=username, password=password)
+
+
+async def sign_in(
+    client: httpx.AsyncClient, page: httpx.Response, nickname: str, password: str | None = None
+) -> httpx.Response:
+    """Sign a demo user in on the form of ``page`` (with their password unless another is given)."""
+    return await sign_in_as(client, page, upn(nickname), demo_password(nickname) if password is None else password)
+
+
+async def accept(client: httpx.AsyncClient, page: httpx.Response, **fields: str) -> httpx.Response:
+    """Press Accept on the consent page ``page``."""
+    form = page_form(page)
+    assert form.step == "consent", page.text[:500]
+    return await submit(client, form, decision="accept", **fields)
+
+
+def is_error_page(response: httpx.Response, status: int = 400) -> bool:
+    return response.status_code == status and "location" not in response.headers and "<h1>" in response.text

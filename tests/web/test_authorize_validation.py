@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import secrets
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
@@ -14,91 +13,31 @@ import pytest
 from presenced.bootstrap import Runtime
 from presenced.oauth.errors import OAuthError
 from presenced.oauth.tokens import GLOBAL_ADMINISTRATOR
-from presenced.services.demo import demo_password
-from presenced.services.ports import Account, Application
+from presenced.services.ports import Account
 from tests.oauth.identity_support import (
     CALLBACK,
     GRAPH,
+    Flow,
     World,
     assert_oauth_error,
-    authorize_path,
     claims,
     client_for,
+    is_error_page,
     page_form,
-    pkce,
     post_token,
     redirect_params,
     redirect_target,
     register_app,
-    seed_world,
+    sign_in,
+    sign_in_as,
     submit,
     upn,
 )
 from tests.support import BASE_URL
 
-SCOPES = "https://graph.microsoft.com/Presence.Read openid profile offline_access"
 #: A state a browser must never see as markup.
 MARKUP_STATE = '"><script>alert(1)</script>'
 OTHER_PASSWORD = "Fabrikam-pass-123"
-
-
-@pytest.fixture
-async def world(runtime: Runtime) -> World:
-    return await seed_world(runtime)
-
-
-@pytest.fixture
-async def browser(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser of its own address, keeping its cookies across requests."""
-    async with client_for(runtime) as http:
-        yield http
-
-
-class Flow:
-    """One authorization request (by default of the demo public client), with its PKCE verifier and state."""
-
-    def __init__(self, world: World, app: Application | None = None, **changes: str | None) -> None:
-        self.verifier, challenge = pkce()
-        params: dict[str, str | None] = {
-            "client_id": (app or world.public).app_id,
-            "redirect_uri": CALLBACK,
-            "response_type": "code",
-            "scope": SCOPES,
-            "state": secrets.token_urlsafe(12),
-            "nonce": secrets.token_hex(16),
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-        }
-        params.update(changes)
-        self.state = params["state"] or ""
-        self.tenant = world.tenant_id
-        self.params = {k: v for k, v in params.items() if v is not None}
-
-    def path(self, tenant: str | None = None) -> str:
-        return authorize_path(tenant or self.tenant, **self.params)
-
-    def token_form(self, code: str) -> dict[str, str]:
-        return {
-            "grant_type": "authorization_code",
-            "client_id": self.params["client_id"],
-            "code": code,
-            "redirect_uri": self.params["redirect_uri"],
-            "code_verifier": self.verifier,
-        }
-
-
-async def sign_in(browser: httpx.AsyncClient, page: httpx.Response, username: str, password: str) -> httpx.Response:
-    form = page_form(page)
-    assert form.step == "signin", page.text[:500]
-    return await submit(browser, form, username=username, password=password)
-
-
-async def sign_in_demo(browser: httpx.AsyncClient, page: httpx.Response, nickname: str) -> httpx.Response:
-    return await sign_in(browser, page, upn(nickname), demo_password(nickname))
-
-
-def is_error_page(response: httpx.Response, status: int = 400) -> bool:
-    return response.status_code == status and "location" not in response.headers and "<h1>" in response.text
 
 
 # ---- refusals sent back to the app ----
@@ -209,7 +148,7 @@ async def test_another_tenants_user_cannot_use_a_single_tenant_app(
     assert world.public.sign_in_audience == "AzureADMyOrg"
     flow = Flow(world)
     page = await browser.get(flow.path("common"))
-    response = await sign_in(browser, page, bob.user.user_principal_name, OTHER_PASSWORD)
+    response = await sign_in_as(browser, page, bob.user.user_principal_name, OTHER_PASSWORD)
     back = redirect_params(response)
     assert redirect_target(response) == CALLBACK
     assert back["state"] == flow.state
@@ -227,7 +166,7 @@ async def test_another_tenants_user_signs_in_to_a_multi_tenant_app_in_their_own_
     )
     flow = Flow(world, app)
     page = await browser.get(flow.path("common"))
-    consent = await sign_in(browser, page, bob.user.user_principal_name, OTHER_PASSWORD)
+    consent = await sign_in_as(browser, page, bob.user.user_principal_name, OTHER_PASSWORD)
     assert page_form(consent).step == "consent", consent.text[:500]
     back = redirect_params(await submit(browser, page_form(consent), decision="accept"))
     assert back["state"] == flow.state
@@ -248,7 +187,7 @@ async def test_a_user_asking_for_an_admin_only_permission_needs_admin_approval(
 ) -> None:
     """A non-admin asked for User.Read.All gets the 403 "Need admin approval" page (AADSTS90094) and no code."""
     flow = Flow(world, scope=ADMIN_ONLY)
-    response = await sign_in_demo(browser, await browser.get(flow.path()), "alex")
+    response = await sign_in(browser, await browser.get(flow.path()), "alex")
     assert is_error_page(response, 403)
     assert "Need admin approval" in response.text
     assert "AADSTS90094" in response.text
@@ -259,7 +198,7 @@ async def test_an_admin_sees_the_consent_page_with_the_organization_checkbox(
 ) -> None:
     """An administrator asked for User.Read.All sees the consent page offering consent for the organization."""
     flow = Flow(world, scope=ADMIN_ONLY)
-    response = await sign_in_demo(browser, await browser.get(flow.path()), "adele")
+    response = await sign_in(browser, await browser.get(flow.path()), "adele")
     assert response.status_code == 200
     assert page_form(response).step == "consent"
     assert "Consent on behalf of your organization" in response.text
@@ -272,7 +211,7 @@ async def test_an_admins_consent_for_the_organization_lets_other_users_in_withou
     """Accepting with the organization box checked records an AllPrincipals grant; another user then gets a code."""
     async with client_for(runtime) as admin:
         flow = Flow(world, scope=ADMIN_ONLY)
-        consent = await sign_in_demo(admin, await admin.get(flow.path()), "adele")
+        consent = await sign_in(admin, await admin.get(flow.path()), "adele")
         back = redirect_params(await submit(admin, page_form(consent), decision="accept", for_all="1"))
         assert back["code"]
     grants = await runtime.identity.store.list_grants(world.tenant_id)
@@ -281,7 +220,7 @@ async def test_an_admins_consent_for_the_organization_lets_other_users_in_withou
     assert for_all[0].principal_id is None
     async with client_for(runtime) as user:
         flow = Flow(world, scope=ADMIN_ONLY)
-        response = await sign_in_demo(user, await user.get(flow.path()), "megan")
+        response = await sign_in(user, await user.get(flow.path()), "megan")
         back = redirect_params(response)
     assert back["code"]
     assert back["state"] == flow.state

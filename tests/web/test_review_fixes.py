@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from urllib.parse import urlencode
 
@@ -21,28 +20,15 @@ from tests.oauth.identity_support import (
     add_secret,
     assert_oauth_error,
     authorize_path,
-    client_for,
     page_form,
     pkce,
     post_token,
     redirect_params,
     redirect_target,
     register_app,
-    seed_world,
     submit,
     upn,
 )
-
-
-@pytest.fixture
-async def world(runtime: Runtime) -> World:
-    return await seed_world(runtime)
-
-
-@pytest.fixture
-async def browser(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    async with client_for(runtime) as http:
-        yield http
 
 
 def _authorize(world: World, **changes: str) -> str:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
@@ -20,92 +18,28 @@ from tests.oauth.identity_support import (
     CALLBACK,
     GRANT_DEVICE_CODE,
     GRAPH,
+    SCOPES,
+    Flow,
     World,
+    accept,
     access,
     add_secret,
     assert_oauth_error,
-    authorize_path,
     claims,
     client_for,
+    is_error_page,
     page_form,
-    pkce,
     post_token,
     redirect_params,
     redirect_target,
     register_app,
-    seed_world,
+    sign_in,
     submit,
     upn,
 )
 
-SCOPES = "https://graph.microsoft.com/Presence.Read openid profile offline_access"
 LOCKED = "Your account is locked"
 WRONG = "Your account or password is incorrect."
-
-
-@pytest.fixture
-async def world(runtime: Runtime) -> World:
-    return await seed_world(runtime)
-
-
-@pytest.fixture
-async def browser(runtime: Runtime) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser of its own address, keeping its cookies across requests."""
-    async with client_for(runtime) as http:
-        yield http
-
-
-class Flow:
-    """One authorization request of the demo public client, with its PKCE verifier, state and nonce."""
-
-    def __init__(self, world: World, **changes: str | None) -> None:
-        self.world = world
-        self.verifier, challenge = pkce()
-        self.state = secrets.token_urlsafe(12)
-        self.nonce = secrets.token_hex(32)
-        params: dict[str, str | None] = {
-            "client_id": world.public.app_id,
-            "redirect_uri": CALLBACK,
-            "response_type": "code",
-            "scope": SCOPES,
-            "state": self.state,
-            "nonce": self.nonce,
-            "code_challenge": challenge,
-            "code_challenge_method": "S256",
-            "client_info": "1",
-        }
-        params.update(changes)
-        self.params = {k: v for k, v in params.items() if v is not None}
-
-    def path(self, tenant: str | None = None) -> str:
-        return authorize_path(tenant or self.world.tenant_id, **self.params)
-
-    def token_form(self, code: str) -> dict[str, str]:
-        return {
-            "grant_type": "authorization_code",
-            "client_id": self.params["client_id"],
-            "code": code,
-            "redirect_uri": self.params["redirect_uri"],
-            "code_verifier": self.verifier,
-        }
-
-
-async def sign_in(
-    browser: httpx.AsyncClient, page: httpx.Response, nickname: str, password: str | None = None
-) -> httpx.Response:
-    """Fill in the sign-in form of ``page``."""
-    form = page_form(page)
-    assert form.step == "signin", page.text[:500]
-    return await submit(
-        browser, form, username=upn(nickname), password=password if password is not None else demo_password(nickname)
-    )
-
-
-async def accept(browser: httpx.AsyncClient, page: httpx.Response, **fields: str) -> httpx.Response:
-    """Press Accept on the consent page ``page``."""
-    form = page_form(page)
-    assert form.step == "consent", page.text[:500]
-    return await submit(browser, form, decision="accept", **fields)
 
 
 async def code_through_pages(browser: httpx.AsyncClient, flow: Flow, nickname: str = "alex") -> dict[str, str]:
@@ -125,10 +59,6 @@ async def tokens_through_pages(
     response = await post_token(browser, world.tenant_id, flow.token_form(back["code"]))
     assert response.status_code == 200, response.text
     return flow, response.json()
-
-
-def is_error_page(response: httpx.Response, status: int = 400) -> bool:
-    return response.status_code == status and "location" not in response.headers and "<h1>" in response.text
 
 
 # ---- the authorize request ----
