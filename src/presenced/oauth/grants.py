@@ -192,7 +192,7 @@ class TokenEndpoint(ServerCore):
         # Everything that can refuse the request is checked before the token is spent, so a refusal
         # (say, a scope nobody consented to) leaves the client its refresh token.
         resource = await self.resource_for(scopes, token.tenant_id)
-        await self.delegated_scopes(token.tenant_id, client.app, scopes, resource, token.user_id)
+        granted = await self.delegated_scopes(token.tenant_id, client.app, scopes, resource, token.user_id)
         spent = await self.store.use_refresh_token(token.token_hash, now)
         if spent is None or spent.used is not None:
             raise await self._reused(token.family_id)
@@ -206,6 +206,7 @@ class TokenEndpoint(ServerCore):
             nonce=None,
             public=token.public_client,
             family_id=token.family_id,
+            checked=(resource, granted),
         )
 
     async def _reused(self, family_id: str) -> OAuthError:
@@ -333,13 +334,20 @@ class TokenEndpoint(ServerCore):
         public: bool,
         family_id: str | None = None,
         id_token: bool = True,
+        checked: tuple[Resource, list[str]] | None = None,
     ) -> dict[str, Any]:
-        """The token response of a user flow: access token, and ID token, refresh token, client_info as asked."""
+        """The token response of a user flow: access token, and ID token, refresh token, client_info as asked.
+
+        ``checked``: the resource and granted scopes, when the caller has resolved them already.
+        """
         account = await self.store.find_account(tenant_id, user_id)
         if account is None:
             raise OAuthError("invalid_grant", 50034, "The user account does not exist in the directory. Sign in again.")
-        resource = await self.resource_for(scopes, tenant_id)
-        granted = await self.delegated_scopes(tenant_id, client.app, scopes, resource, user_id)
+        if checked is None:
+            resource = await self.resource_for(scopes, tenant_id)
+            granted = await self.delegated_scopes(tenant_id, client.app, scopes, resource, user_id)
+        else:
+            resource, granted = checked
         now = self.now()
         access = self.user_access_token(
             account, client.app.app_id, client.app.display_name, granted, audience_of(scopes, resource),
