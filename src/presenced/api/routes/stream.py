@@ -1,8 +1,9 @@
 """The live presence stream (an extension): Server-Sent Events of presence changes.
 
 ``GET /_stream/presences?ids={id},{id}`` (up to 650 users, the permissions of
-reading them) first sends each user's current presence, then every change as it
-is stored. Each event is ``event: presence``, ``id:`` the presence's
+reading them; a signed-in portal session may call it without a token) first
+sends each user's current presence, then every change as it is stored. Each
+event is ``event: presence``, ``id:`` the presence's
 ``sequenceNumber``, and ``data:`` the Graph presence object. With
 ``Last-Event-ID`` (a browser's EventSource sends it on reconnecting) the stream
 starts with the watched users' changes after that sequence number instead.
@@ -26,6 +27,7 @@ from presenced.errors import BadRequest
 from presenced.services.feed import ChangeFeed, Listener
 from presenced.services.ports import LoggedChange
 from presenced.services.presence import PresenceView
+from presenced.web.portal import current_account, portal_principal
 
 MAX_USERS = 650
 HEARTBEAT_SECONDS = 15.0
@@ -59,8 +61,19 @@ def _event(request: Request, view: PresenceView) -> bytes:
     return b"event: presence\nid: " + f"{view.state.sequence:020d}".encode() + b"\ndata: " + body + b"\n\n"
 
 
+async def _caller(request: Request) -> Principal:
+    """The bearer token's caller; without one, the person signed in to the portal (a browser's EventSource
+    cannot send a header). Only this read-only stream takes the cookie, and without CORS no other site can
+    read it."""
+    if "authorization" not in request.headers:
+        account = await current_account(request)
+        if account is not None:
+            return portal_principal(account)
+    return await principal_of(request)
+
+
 async def stream_presences(request: Request) -> Response:
-    principal = await principal_of(request)
+    principal = await _caller(request)
     ids = _ids(request)
     resume_after = _last_event_id(request)
     presence = request.app.state.presence

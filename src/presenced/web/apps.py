@@ -1,0 +1,7 @@
+"""App registrations and granted permissions."""
+
+from __future__ import annotations
+
+from starlette.routing import Route
+
+ROUTES: list[Route] = []

@@ -1,0 +1,57 @@
+"""People: the organization's users with their presence, kept live from the presence stream."""
+
+from __future__ import annotations
+
+import json
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from presenced.services.ports import Account
+from presenced.services.presence import MAX_IDS, PresenceService
+from presenced.web.portal import page, portal_principal, signed_in
+from presenced.web.presence_words import VOCABULARY, initials, shown
+
+#: The most people one page shows (and one stream watches); a search narrows a bigger organization.
+PAGE_LIMIT = MAX_IDS
+
+
+async def _people(request: Request, account: Account) -> Response:
+    query = request.query_params.get("q", "").strip()[:200]
+    accounts = await request.app.state.identity.store.list_accounts(account.user.tenant_id)
+    words = query.lower().split()
+    matching = sorted(
+        (a for a in accounts if all(w in f"{a.user.display_name} {a.user.user_principal_name}".lower() for w in words)),
+        key=lambda a: (a.user.display_name.lower(), a.user.user_principal_name),
+    )
+    listed = matching[:PAGE_LIMIT]
+    presence: PresenceService = request.app.state.presence
+    views = await presence.get_presences(portal_principal(account), [a.user.id for a in listed]) if listed else []
+    by_id = {v.user_id: v for v in views}
+    people = [
+        {
+            "id": a.user.id,
+            "name": a.user.display_name,
+            "upn": a.user.user_principal_name,
+            "initials": initials(a.user.display_name),
+            "presence": shown(by_id[a.user.id].state.visible),
+            "sequence": f"{by_id[a.user.id].state.sequence:020d}",
+        }
+        for a in listed
+        if a.user.id in by_id
+    ]
+    return page(
+        request,
+        "people.html",
+        account,
+        "people",
+        people=people,
+        query=query,
+        total=len(matching),
+        limited=len(matching) > PAGE_LIMIT,
+        vocabulary=json.dumps(VOCABULARY),
+        me=account.user.id,
+    )
+
+
+people = signed_in(_people)
