@@ -13,8 +13,8 @@ from presenced.web.pages import (
     oauth_error_json,
     oauth_server,
     read_form,
-    render,
 )
+from presenced.web.portal import current_account, page
 
 
 async def openid_configuration(request: Request) -> Response:
@@ -104,7 +104,7 @@ async def devicecode(request: Request) -> Response:
 async def home(request: Request) -> Response:
     base = request.app.state.base_url
     ca_url = f"{base}/tls/ca.pem" if request.app.state.ca_certificate else None
-    return render(request, "home.html", base=base, ca_url=ca_url)
+    return page(request, "home.html", await current_account(request), None, base=base, ca_url=ca_url)
 
 
 async def ca_certificate(request: Request) -> Response:
