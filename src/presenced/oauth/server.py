@@ -207,10 +207,13 @@ class AuthorizationServer(TokenEndpoint):
     ) -> None:
         wanted = self.static_scopes(client, resource) if scopes.default else set(scopes.permissions)
         wanted |= set(scopes.openid)
+        by = account.user.id
         if for_all:
-            await self.identity.consent_for_all(tenant_id, client, resource, wanted, self.now())
+            await self.identity.consent_for_all(tenant_id, client, resource, wanted, self.now(), granted_by=by)
         else:
-            await self.identity.consent_for_user(tenant_id, client, resource, account.user.id, wanted, self.now())
+            await self.identity.consent_for_user(
+                tenant_id, client, resource, account.user.id, wanted, self.now(), granted_by=by
+            )
 
     async def issue_code(self, request: AuthorizeRequest, account: Account, auth_time: datetime) -> str:
         tenant_id = account.user.tenant_id

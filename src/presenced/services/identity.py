@@ -16,7 +16,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from urllib.parse import urlsplit
 
 from presenced.auth.operations import Operation, Target
 from presenced.auth.permissions import (
@@ -28,6 +27,7 @@ from presenced.auth.permissions import (
     allowing,
 )
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
+from presenced.services import registrations
 from presenced.services.credentials import digest, new_client_secret
 from presenced.services.ports import (
     Account,
@@ -45,12 +45,6 @@ from presenced.services.ports import (
 
 log = logging.getLogger("presenced.identity")
 
-SIGN_IN_AUDIENCES = (
-    "AzureADMyOrg",
-    "AzureADMultipleOrgs",
-    "AzureADandPersonalMicrosoftAccount",
-    "PersonalMicrosoftAccount",
-)
 #: The longest a client secret may live, as Entra allows (two years is its portal's maximum choice).
 MAX_SECRET_LIFETIME = timedelta(days=730)
 DEFAULT_SECRET_LIFETIME = timedelta(days=180)
@@ -210,32 +204,7 @@ class IdentityService:
         return app
 
     def validate_application(self, app: Application) -> None:
-        if not app.display_name.strip():
-            raise BadRequest("displayName must not be empty.")
-        if app.sign_in_audience not in SIGN_IN_AUDIENCES:
-            raise BadRequest(f"signInAudience must be one of {', '.join(SIGN_IN_AUDIENCES)}.")
-        for uri in (*app.web_redirect_uris, *app.spa_redirect_uris):
-            _check_redirect_uri(uri, web=True)
-        for uri in app.public_client_redirect_uris:
-            _check_redirect_uri(uri, web=False)
-        for access in app.required_resource_access:
-            if access.type not in {"Scope", "Role"}:
-                raise BadRequest("requiredResourceAccess.resourceAccess.type must be Scope or Role.")
-            if access.resource_app_id == GRAPH_APP_ID:
-                known = GRAPH.scope_by_id(access.permission_id) if access.type == "Scope" else None
-                known = known or (GRAPH.role_by_id(access.permission_id) if access.type == "Role" else None)
-                if known is None:
-                    raise BadRequest(
-                        f"requiredResourceAccess: Microsoft Graph has no {access.type} "
-                        f"with id '{access.permission_id}'."
-                    )
-        platforms = (app.web_redirect_uris, app.spa_redirect_uris, app.public_client_redirect_uris)
-        everywhere = [uri for uris in platforms for uri in set(uris)]
-        if len(everywhere) != len(set(everywhere)):
-            raise BadRequest("A redirect URI may be registered for one platform only (web, spa or publicClient).")
-        values = [s.value for s in app.api_scopes]
-        if len(set(values)) != len(values):
-            raise BadRequest("api.oauth2PermissionScopes values must be unique.")
+        registrations.validate(app)
 
     async def require_application(self, tenant_id: str, object_id: str) -> Application:
         app = await self.store.get_application(tenant_id, object_id)
@@ -258,6 +227,18 @@ class IdentityService:
         secret = ClientSecret(str(uuid.uuid4()), display_name, text[:3], digest(text), now, end)
         await self.store.add_secret(app.id, secret)
         return NewSecret(secret, text)
+
+    async def remove_password(self, app: Application, key_id: str) -> None:
+        if not await self.store.remove_secret(app.id, key_id):
+            raise ResourceNotFound(f"The application has no password credential with keyId '{key_id[:64]}'.")
+
+    async def delete_application(self, tenant_id: str, object_id: str) -> None:
+        """Delete the registration with its service principals, their grants and its refresh tokens."""
+        if not await self.store.delete_application(tenant_id, object_id):
+            raise ResourceNotFound(
+                f"Resource '{object_id[:64]}' does not exist or one of its queried "
+                "reference-property objects are not present."
+            )
 
     # ---- service principals ----
 
@@ -336,16 +317,34 @@ class IdentityService:
                     roles.add(role.value)
         return client_sp, roles
 
+    # ``granted_by`` is the signed-in person consenting (the user, or an administrator); None when no
+    # person is (the CLI, the demo data, an app calling the directory API as itself).
+
     async def consent_for_user(
-        self, tenant_id: str, client: Application, resource: Resource, user_id: str, scopes: set[str], now: datetime
+        self,
+        tenant_id: str,
+        client: Application,
+        resource: Resource,
+        user_id: str,
+        scopes: set[str],
+        now: datetime,
+        *,
+        granted_by: str | None = None,
     ) -> PermissionGrant:
         """Record (or widen) the user's own delegated grant to ``client``."""
-        return await self._grant(tenant_id, client, resource, user_id, scopes, now)
+        return await self._grant(tenant_id, client, resource, user_id, scopes, now, granted_by)
 
     async def consent_for_all(
-        self, tenant_id: str, client: Application, resource: Resource, scopes: set[str], now: datetime
+        self,
+        tenant_id: str,
+        client: Application,
+        resource: Resource,
+        scopes: set[str],
+        now: datetime,
+        *,
+        granted_by: str | None = None,
     ) -> PermissionGrant:
-        return await self._grant(tenant_id, client, resource, None, scopes, now)
+        return await self._grant(tenant_id, client, resource, None, scopes, now, granted_by)
 
     async def _grant(
         self,
@@ -355,6 +354,7 @@ class IdentityService:
         user_id: str | None,
         scopes: set[str],
         now: datetime,
+        granted_by: str | None,
     ) -> PermissionGrant:
         client_sp = await self.client_principal(tenant_id, client, now)
         resource_sp = await self.resource_principal(tenant_id, resource, now)
@@ -369,7 +369,7 @@ class IdentityService:
         )
         if existing is not None:
             merged = tuple(dict.fromkeys((*existing.scopes, *sorted(scopes - set(existing.scopes)))))
-            grant = replace(existing, scopes=merged)
+            grant = replace(existing, scopes=merged, granted_by=granted_by, granted_at=now)
         else:
             grant = PermissionGrant(
                 grant_id(client_sp.id, resource_sp.id, user_id),
@@ -380,19 +380,31 @@ class IdentityService:
                 resource_sp.id,
                 tuple(sorted(scopes)),
                 now,
+                granted_by,
+                now,
             )
         await self.store.save_grant(grant)
         return grant
 
     async def assign_role(
-        self, tenant_id: str, client: Application, resource: Resource, role_value: str, now: datetime
+        self,
+        tenant_id: str,
+        client: Application,
+        resource: Resource,
+        role_value: str,
+        now: datetime,
+        *,
+        granted_by: str | None = None,
     ) -> AppRoleAssignment:
+        """Assign the application permission (an existing assignment of it stays as it was)."""
         role = resource.roles.get(role_value)
         if role is None:
             raise BadRequest(f"'{resource.display_name}' has no application permission '{role_value}'.")
         client_sp = await self.client_principal(tenant_id, client, now)
         resource_sp = await self.resource_principal(tenant_id, resource, now)
-        assignment = AppRoleAssignment(str(uuid.uuid4()), tenant_id, client_sp.id, resource_sp.id, role.id, now)
+        assignment = AppRoleAssignment(
+            str(uuid.uuid4()), tenant_id, client_sp.id, resource_sp.id, role.id, now, granted_by, now
+        )
         return await self.store.add_assignment(assignment)
 
     async def required_permissions(self, tenant_id: str, client: Application) -> list[ResourcePermission]:
@@ -409,7 +421,7 @@ class IdentityService:
         return listed
 
     async def grant_admin_consent(
-        self, tenant_id: str, client: Application, now: datetime
+        self, tenant_id: str, client: Application, now: datetime, *, granted_by: str | None = None
     ) -> tuple[list[PermissionGrant], list[AppRoleAssignment]]:
         """Consent, for the whole tenant, to everything the registration's ``requiredResourceAccess`` asks for."""
         by_resource: dict[str, list[RequiredAccess]] = {}
@@ -422,11 +434,15 @@ class IdentityService:
                 raise BadRequest(f"The resource '{resource_app_id}' that the app asks for does not exist.")
             scopes = {p.value for a in wanted if a.type == "Scope" and (p := resource.scope_by_id(a.permission_id))}
             if scopes:
-                grants.append(await self.consent_for_all(tenant_id, client, resource, scopes, now))
+                grants.append(
+                    await self.consent_for_all(tenant_id, client, resource, scopes, now, granted_by=granted_by)
+                )
             for access in wanted:
                 role = resource.role_by_id(access.permission_id) if access.type == "Role" else None
                 if role is not None:
-                    assignments.append(await self.assign_role(tenant_id, client, resource, role.value, now))
+                    assignments.append(
+                        await self.assign_role(tenant_id, client, resource, role.value, now, granted_by=granted_by)
+                    )
         return grants, assignments
 
     async def purge_forever(self, interval: float, now: Callable[[], datetime]) -> None:
@@ -465,6 +481,13 @@ class IdentityService:
         if not await self.store.delete_grant(tenant_id, grant_id_):
             raise ResourceNotFound(f"Permission grant '{grant_id_}' does not exist.")
 
+    async def revoke_assignment(self, tenant_id: str, principal_id: str | None, assignment_id: str) -> None:
+        """Remove an application permission (of the service principal ``principal_id``, when given)."""
+        found = await self.store.get_assignment(tenant_id, assignment_id)
+        if found is None or (principal_id is not None and found.principal_id != principal_id):
+            raise ResourceNotFound(f"App role assignment '{assignment_id}' does not exist.")
+        await self.store.delete_assignment(tenant_id, assignment_id)
+
 
 def graph_principal_id(tenant_id: str) -> str:
     return str(uuid.uuid5(uuid.UUID(tenant_id), "graph"))
@@ -473,19 +496,3 @@ def graph_principal_id(tenant_id: str) -> str:
 def grant_id(client_sp_id: str, resource_sp_id: str, user_id: str | None) -> str:
     """Stable ids, so the same consent twice is one grant."""
     return str(uuid.uuid5(uuid.UUID(client_sp_id), f"{resource_sp_id}/{user_id or 'AllPrincipals'}"))
-
-
-#: Schemes that would run or read something in the browser instead of reaching an app.
-_FORBIDDEN_SCHEMES = frozenset({"javascript", "data", "vbscript", "file", "about", "blob", "filesystem"})
-
-
-def _check_redirect_uri(uri: str, *, web: bool) -> None:
-    parts = urlsplit(uri)
-    if not parts.scheme or len(uri) > 256 or "#" in uri or any(c.isspace() for c in uri):
-        raise BadRequest(f"Redirect URI '{uri}' is not a valid absolute URI without a fragment.")
-    if parts.scheme.lower() in _FORBIDDEN_SCHEMES:
-        raise BadRequest(f"Redirect URI '{uri}' uses the scheme '{parts.scheme}', which is not allowed.")
-    if web and parts.scheme not in {"https", "http"}:
-        raise BadRequest(f"Redirect URI '{uri}' must use https (or http for localhost).")
-    if web and parts.scheme == "http" and parts.hostname not in {"localhost", "127.0.0.1", "::1"}:
-        raise BadRequest(f"Redirect URI '{uri}' must use https unless it points at localhost.")

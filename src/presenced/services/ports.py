@@ -213,6 +213,11 @@ class PermissionGrant:
     resource_id: str
     scopes: tuple[str, ...]
     created: datetime
+    #: The user whose consent it records last (an administrator, or the user for their own grant);
+    #: None when no signed-in person gave it (the CLI, the demo data, an app with directory permissions).
+    granted_by: str | None = None
+    #: When that consent was given (a grant widened later keeps ``created``); None if not recorded.
+    granted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +228,9 @@ class AppRoleAssignment:
     resource_id: str
     app_role_id: str
     created: datetime
+    #: The administrator who assigned it; None when no signed-in person did (the CLI, the demo data, an app).
+    granted_by: str | None = None
+    granted_at: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -320,7 +328,7 @@ class IdentityStore(Protocol):
         ...
 
     async def save_grant(self, grant: PermissionGrant) -> None:
-        """Create the grant or replace its scopes."""
+        """Create the grant or replace its scopes and who granted them when."""
         ...
 
     async def get_grant(self, tenant_id: str, grant_id: str) -> PermissionGrant | None: ...
@@ -330,6 +338,7 @@ class IdentityStore(Protocol):
         """Store it, or return the existing assignment of the same role to the same principal."""
         ...
 
+    async def get_assignment(self, tenant_id: str, assignment_id: str) -> AppRoleAssignment | None: ...
     async def delete_assignment(self, tenant_id: str, assignment_id: str) -> bool: ...
 
     # Sign-in state

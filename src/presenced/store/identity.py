@@ -298,12 +298,15 @@ class SqlIdentityStore:
             "scope": " ".join(grant.scopes),
             "created_us": to_us(grant.created),
         }
+        consent = {"granted_by": grant.granted_by, "granted_at_us": opt_to_us(grant.granted_at)}
         async with self._write() as conn:
             updated = await conn.execute(
-                update(permission_grants).where(permission_grants.c.id == grant.id).values(scope=values["scope"])
+                update(permission_grants)
+                .where(permission_grants.c.id == grant.id)
+                .values(scope=values["scope"], **consent)
             )
             if updated.rowcount == 0:
-                await conn.execute(insert(permission_grants).values(id=grant.id, **values))
+                await conn.execute(insert(permission_grants).values(id=grant.id, **values, **consent))
 
     async def get_grant(self, tenant_id: str, grant_id: str) -> PermissionGrant | None:
         row = await self._row(
@@ -353,9 +356,19 @@ class SqlIdentityStore:
                     resource_id=assignment.resource_id,
                     app_role_id=assignment.app_role_id,
                     created_us=to_us(assignment.created),
+                    granted_by=assignment.granted_by,
+                    granted_at_us=opt_to_us(assignment.granted_at),
                 )
             )
             return assignment
+
+    async def get_assignment(self, tenant_id: str, assignment_id: str) -> AppRoleAssignment | None:
+        row = await self._row(
+            select(app_role_assignments).where(
+                app_role_assignments.c.tenant_id == tenant_id, app_role_assignments.c.id == assignment_id
+            )
+        )
+        return None if row is None else _assignment(row)
 
     async def delete_assignment(self, tenant_id: str, assignment_id: str) -> bool:
         async with self._write() as conn:
@@ -582,6 +595,8 @@ def _grant(row: RowMapping) -> PermissionGrant:
         resource_id=row["resource_id"],
         scopes=tuple(row["scope"].split()),
         created=from_us(row["created_us"]),
+        granted_by=row["granted_by"],
+        granted_at=opt_from_us(row["granted_at_us"]),
     )
 
 
@@ -593,6 +608,8 @@ def _assignment(row: RowMapping) -> AppRoleAssignment:
         row["resource_id"],
         row["app_role_id"],
         from_us(row["created_us"]),
+        granted_by=row["granted_by"],
+        granted_at=opt_from_us(row["granted_at_us"]),
     )
 
 

@@ -208,6 +208,10 @@ permission_grants = Table(
     Column("resource_id", GUID, ForeignKey("service_principals.id", ondelete="CASCADE"), nullable=False),
     Column("scope", Text, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # Who consented last and when: a user's object id (no foreign key: the record outlives the
+    # user), NULL when no signed-in person did (the CLI, the demo data, an app).
+    Column("granted_by", GUID),
+    Column("granted_at_us", BigInteger),
     Index("ix_permission_grants_client_id_resource_id", "client_id", "resource_id"),
     sqlite_with_rowid=False,
 )
@@ -221,6 +225,9 @@ app_role_assignments = Table(
     Column("resource_id", GUID, ForeignKey("service_principals.id", ondelete="CASCADE"), nullable=False),
     Column("app_role_id", GUID, nullable=False),
     Column("created_us", BigInteger, nullable=False),
+    # As for permission_grants: the administrator who assigned it, and when.
+    Column("granted_by", GUID),
+    Column("granted_at_us", BigInteger),
     UniqueConstraint("principal_id", "resource_id", "app_role_id"),
     sqlite_with_rowid=False,
 )

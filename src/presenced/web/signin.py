@@ -430,9 +430,9 @@ async def _admin_decision(
             )
         now = datetime.now(UTC)
         if dynamic:
-            await server.identity.consent_for_all(tenant_id, app, resource, asked, now)
+            await server.identity.consent_for_all(tenant_id, app, resource, asked, now, granted_by=account.user.id)
         else:
-            await server.identity.grant_admin_consent(tenant_id, app, now)
+            await server.identity.grant_admin_consent(tenant_id, app, now, granted_by=account.user.id)
     except OAuthError as error:
         return back({"error": error.error, "error_description": f"AADSTS{error.code}: {error.description}"})
     except PresencedError as error:

@@ -147,8 +147,10 @@ async def update_application(request: Request) -> Response:
 async def delete_application(request: Request) -> Response:
     principal = await caller(request, Operation.WRITE_APPLICATIONS)
     ref = object_id(request)
-    if not await identity(request).store.delete_application(principal.tenant_id, ref):
-        raise not_found(ref)
+    try:
+        await identity(request).delete_application(principal.tenant_id, ref)
+    except ResourceNotFound:
+        raise not_found(ref) from None
     return empty_response(request, 204)
 
 
@@ -180,8 +182,7 @@ async def remove_password(request: Request) -> Response:
     principal = await caller(request, Operation.WRITE_APPLICATIONS)
     app = await _application(request, principal.tenant_id)
     body = await json_body(request, dw.RemovePasswordInput)
-    if not await identity(request).store.remove_secret(app.id, str(body.keyId)):
-        raise ResourceNotFound(f"The application has no password credential with keyId '{body.keyId}'.")
+    await identity(request).remove_password(app, str(body.keyId))
     return empty_response(request, 204)
 
 

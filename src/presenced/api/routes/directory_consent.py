@@ -82,10 +82,11 @@ async def create_grant(request: Request) -> Response:
     if any(g.consent_type == body.consentType and g.principal_id == user_id for g in existing):
         raise Conflict("Permission entry already exists; change its scope with PATCH instead.")
     at = now(request)
+    by = principal.user_id
     if user_id is None:
-        grant = await service.consent_for_all(tenant_id, client, resource, scopes, at)
+        grant = await service.consent_for_all(tenant_id, client, resource, scopes, at, granted_by=by)
     else:
-        grant = await service.consent_for_user(tenant_id, client, resource, user_id, scopes, at)
+        grant = await service.consent_for_user(tenant_id, client, resource, user_id, scopes, at, granted_by=by)
     return one(request, dw.grant(grant), "oauth2PermissionGrants/$entity", 201)
 
 
@@ -113,7 +114,8 @@ async def update_grant(request: Request) -> Response:
     if resource_sp is None:
         raise not_found(grant.id)
     scopes = _scope_values(await _resource(service, resource_sp), body.scope)
-    await service.store.save_grant(replace(grant, scopes=tuple(sorted(scopes))))
+    changed = replace(grant, scopes=tuple(sorted(scopes)), granted_by=principal.user_id, granted_at=now(request))
+    await service.store.save_grant(changed)
     return empty_response(request, 204)
 
 
@@ -164,7 +166,9 @@ async def create_assignment(request: Request) -> Response:
     held = await service.store.list_assignments(principal.tenant_id, sp.id)
     if any(a.resource_id == resource_sp.id and a.app_role_id == role.id for a in held):
         raise BadRequest("appRoleId: Permission being assigned already exists on the object.")
-    assignment = await service.assign_role(principal.tenant_id, client, resource, role.value, now(request))
+    assignment = await service.assign_role(
+        principal.tenant_id, client, resource, role.value, now(request), granted_by=principal.user_id
+    )
     body_out = dw.assignment(assignment, sp.display_name, resource_sp.display_name)
     return one(request, body_out, f"servicePrincipals('{sp.id}')/appRoleAssignments/$entity", 201)
 
@@ -173,10 +177,10 @@ async def delete_assignment(request: Request) -> Response:
     principal = await caller(request, Operation.WRITE_APP_ROLE_ASSIGNMENTS)
     sp = await _owner(request, principal.tenant_id)
     ref = object_id(request, "assignment_id")
-    store = identity(request).store
-    if not any(a.id == ref for a in await store.list_assignments(principal.tenant_id, sp.id)):
-        raise not_found(ref)
-    await store.delete_assignment(principal.tenant_id, ref)
+    try:
+        await identity(request).revoke_assignment(principal.tenant_id, sp.id, ref)
+    except ResourceNotFound:
+        raise not_found(ref) from None
     return empty_response(request, 204)
 
 
