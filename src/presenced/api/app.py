@@ -70,6 +70,8 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
     app.state.change_log = runtime.change_log
     app.state.ca_certificate = ca_certificate
     app.state.encoder = wire.PresenceEncoder()
+    #: The route table, for the permissions explorer (``web.explorer``).
+    app.state.endpoints = endpoints
     return PresenceReadFastPath(app)
 
 

@@ -1,4 +1,4 @@
-"""The route table: each Graph endpoint once, with what OpenAPI needs to describe it."""
+"""The route table: each Graph endpoint once, with what OpenAPI and the permissions explorer need to describe it."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 from starlette.requests import Request
 from starlette.responses import Response
+
+from presenced.auth.operations import Access, Operation, Target
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -22,13 +24,35 @@ class Endpoint:
     handler: Handler
     operation_id: str
     summary: str
-    permissions: str
+    #: What the handler asks the policy for: any one of these accesses lets the call through (which one
+    #: applies depends on the target, e.g. the caller's own presence or someone else's). The permissions
+    #: that allow the endpoint are the catalog's permissions allowing one of them; empty means no
+    #: permission is checked (the emulator's controls).
+    access: tuple[Access, ...]
     request_body: type | None = None
     response_body: type | None = None
     status: int = 200
     query: tuple[str, ...] = field(default=())
-    #: Served under each of ``VERSIONS``; False for the unversioned emulator endpoints.
+    #: Served under each of ``VERSIONS``; False for the unversioned extension and emulator endpoints.
     versioned: bool = True
+    #: What the permissions alone do not say (shown after them in the OpenAPI description).
+    note: str = ""
 
     def paths(self) -> list[str]:
         return [f"/{v}{self.path}" for v in VERSIONS] if self.versioned else [self.path]
+
+    @property
+    def delegated_only(self) -> bool:
+        """A ``/me`` path names the signed-in user: an app-only token there is a bad request (spec §A.1)."""
+        return _names_me(self.path)
+
+
+def on_user(path: str, operation: Operation) -> tuple[Access, ...]:
+    """The accesses of ``operation`` on the user a path names: on ``/me`` the caller's own; on a path with the
+    user's id, the caller's own or another user's (whichever the id turns out to be)."""
+    own = ((operation, Target.OWN),)
+    return own if _names_me(path) else (*own, (operation, Target.OTHER))
+
+
+def _names_me(path: str) -> bool:
+    return path == "/me" or path.startswith("/me/")

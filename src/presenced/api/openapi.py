@@ -1,4 +1,8 @@
-"""The OpenAPI 3.1 document, generated from the route table and the wire structs."""
+"""The OpenAPI 3.1 document, generated from the route table and the wire structs.
+
+Each operation's description names the permissions that allow it, worded from the permission catalog
+by the same function as the permissions explorer's pages (``web.explorer.allowances``).
+"""
 
 from __future__ import annotations
 
@@ -11,6 +15,8 @@ import msgspec
 from presenced import __version__
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
+from presenced.auth.permissions import PermissionKind
+from presenced.web.explorer import Allowance, allowances
 
 _REF = "#/components/schemas/{name}"
 
@@ -64,7 +70,7 @@ def _operation(version: str, endpoint: Endpoint, schema_of: dict[type, Any]) -> 
     operation: dict[str, Any] = {
         "operationId": f"{version}.{endpoint.operation_id}",
         "summary": endpoint.summary,
-        "description": f"Permissions: {endpoint.permissions}.",
+        "description": description(endpoint),
         "tags": [version],
         "parameters": parameters,
         "responses": {
@@ -81,3 +87,31 @@ def _operation(version: str, endpoint: Endpoint, schema_of: dict[type, Any]) -> 
             "content": {"application/json": {"schema": schema_of[endpoint.request_body]}},
         }
     return operation
+
+
+def _named(allowed: Allowance) -> str:
+    if allowed.own_only:
+        return f"{allowed.permission.value} (signed-in user only)"
+    return f"{allowed.permission.value} (administrators)" if allowed.administrators else allowed.permission.value
+
+
+def permissions_text(endpoint: Endpoint) -> str:
+    """E.g. "Delegated: Presence.Read (signed-in user only), Presence.Read.All; Application: Presence.Read.All"."""
+    if not endpoint.access:
+        return "none"
+    found = allowances(endpoint.access, endpoint.delegated_only)
+    parts = []
+    for kind, label in ((PermissionKind.DELEGATED, "Delegated"), (PermissionKind.APPLICATION, "Application")):
+        names = [_named(a) for a in found if a.permission.kind is kind]
+        if names:
+            parts.append(f"{label}: {', '.join(names)}")
+        elif kind is PermissionKind.APPLICATION and endpoint.delegated_only:
+            parts.append(f"{label}: none (/me is the signed-in user: it takes a delegated token)")
+        else:
+            parts.append(f"{label}: none")
+    return "; ".join(parts)
+
+
+def description(endpoint: Endpoint) -> str:
+    note = f" {endpoint.note}" if endpoint.note else ""
+    return f"Permissions: {permissions_text(endpoint)}.{note}"

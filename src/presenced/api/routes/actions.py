@@ -8,8 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from presenced.api import wire
-from presenced.api.endpoints import Endpoint
+from presenced.api.endpoints import Endpoint, on_user
 from presenced.api.http import empty_response, json_body, principal_of
+from presenced.auth.operations import Operation
 from presenced.auth.principal import Principal
 from presenced.errors import BadRequest
 from presenced.services.actions import PresenceActions
@@ -89,11 +90,11 @@ async def _clear_location(actions: PresenceActions, p: Principal, ref: str | Non
     await actions.clear_location(p, ref)
 
 
-_WRITE = "Delegated: Presence.ReadWrite (own presence only); Application: Presence.ReadWrite.All"
-_LOCATION = "Delegated: Presence.ReadWrite (own presence only); Application: not supported"
+_WRITE = Operation.WRITE_PRESENCE
+_LOCATION = Operation.WRITE_LOCATION
 
-#: name, body type, service call, success status, body optional, permissions, summary
-ACTIONS: tuple[tuple[str, type, Call, int, bool, str, str], ...] = (
+#: name, body type, service call, success status, body optional, the operation it asks for, summary
+ACTIONS: tuple[tuple[str, type, Call, int, bool, Operation, str], ...] = (
     (
         "setPresence",
         wire.SetPresenceRequest,
@@ -177,6 +178,7 @@ ACTIONS: tuple[tuple[str, type, Call, int, bool, str, str], ...] = (
     ),
 )
 
+
 ENDPOINTS = tuple(
     Endpoint(
         "POST",
@@ -184,10 +186,10 @@ ENDPOINTS = tuple(
         _action(body, call, status, optional),
         f"{kind}.{name}",
         summary,
-        permissions,
+        on_user(prefix, operation),
         request_body=body,
         status=status,
     )
     for prefix, kind in PREFIXES
-    for name, body, call, status, optional, permissions, summary in ACTIONS
+    for name, body, call, status, optional, operation, summary in ACTIONS
 )

@@ -24,7 +24,7 @@ from presenced.api.routes import directory_consent
 from presenced.api.routes import directory_wire as dw
 from presenced.api.routes.directory_http import caller, guid, identity, many, not_found, now, object_id, one
 from presenced.auth.permissions import GRAPH_APP_ID, GRAPH_AUDIENCES
-from presenced.auth.policy import Operation
+from presenced.auth.policy import Operation, Target
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
 from presenced.services.ports import ApiScope, Application, RequiredAccess, ServicePrincipal
 
@@ -259,8 +259,8 @@ async def delete_service_principal(request: Request) -> Response:
     return empty_response(request, 204)
 
 
-_APPS_READ = "Delegated: Application.Read.All, Application.ReadWrite.All (administrators); Application: the same"
-_APPS_WRITE = "Delegated: Application.ReadWrite.All (administrators); Application: Application.ReadWrite.All"
+_APPS_READ = ((Operation.READ_APPLICATIONS, Target.ANY),)
+_APPS_WRITE = ((Operation.WRITE_APPLICATIONS, Target.ANY),)
 
 
 def _e(method: str, path: str, handler: Any, op: str, summary: str, **more: Any) -> Endpoint:

@@ -255,11 +255,12 @@ async def get_me(request: Request) -> Response:
     return one(request, dw.user(await _account(request, principal.tenant_id, user_id)), "users/$entity")
 
 
-_GRANTS = "Delegated: DelegatedPermissionGrant.ReadWrite.All (administrators); Application: the same"
-_ASSIGN = "Delegated: AppRoleAssignment.ReadWrite.All (administrators); Application: the same"
-_READ = "Delegated: Application.Read.All and wider (administrators); Application: the same"
-_USERS_READ = "Delegated: User.Read.All, User.ReadWrite.All (administrators); Application: the same"
-_USERS_WRITE = "Delegated: User.ReadWrite.All (administrators); Application: User.ReadWrite.All"
+_GRANTS = ((Operation.WRITE_PERMISSION_GRANTS, Target.ANY),)
+_ASSIGN = ((Operation.WRITE_APP_ROLE_ASSIGNMENTS, Target.ANY),)
+_READ = ((Operation.READ_APPLICATIONS, Target.ANY),)
+_USERS_READ = ((Operation.READ_USERS, Target.ANY),)
+_USERS_WRITE = ((Operation.WRITE_USERS, Target.ANY),)
+_PROFILE = ((Operation.READ_PROFILE, Target.OWN),)
 _GRANT_PATH = "/oauth2PermissionGrants/{id}"
 _ASSIGN_PATH = "/servicePrincipals/{id}/appRoleAssignments"
 
@@ -371,7 +372,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         get_user,
         "users.get",
         "Get a user by object id or userPrincipalName",
-        _USERS_READ + "; Delegated User.Read for the signed-in user",
+        _USERS_READ + _PROFILE,
         response_body=dw.UserBody,
         query=("$select",),
     ),
@@ -382,7 +383,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         get_me,
         "me.get",
         "Get the signed-in user",
-        "Delegated: User.Read",
+        _PROFILE,
         response_body=dw.UserBody,
         query=("$select",),
     ),

@@ -24,6 +24,8 @@ async def move_clock(request: Request) -> Response:
     return json_response(request, wire.encode(wire.ClockReading(now=wire.graph_datetime(now))))
 
 
+_NOTE = "No token needed: served only by an emulator started with --clock manual."
+
 ENDPOINTS = (
     Endpoint(
         "GET",
@@ -31,9 +33,10 @@ ENDPOINTS = (
         get_clock,
         "emulator.getClock",
         "Read the manual clock",
-        "None (emulator mode only)",
+        (),
         response_body=wire.ClockReading,
         versioned=False,
+        note=_NOTE,
     ),
     Endpoint(
         "POST",
@@ -42,9 +45,10 @@ ENDPOINTS = (
         "emulator.moveClock",
         "Move the manual clock forward ('advance': ISO 8601 duration, or 'set': instant); "
         "the transitions that fall due are stored before the answer",
-        "None (emulator mode only)",
+        (),
         request_body=wire.ClockMove,
         response_body=wire.ClockReading,
         versioned=False,
+        note=_NOTE,
     ),
 )

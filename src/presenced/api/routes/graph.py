@@ -8,8 +8,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from presenced.api import wire
-from presenced.api.endpoints import Endpoint
+from presenced.api.endpoints import Endpoint, on_user
 from presenced.api.http import bearer_token, json_body, json_response, principal_of, select_option
+from presenced.auth.operations import Operation, Target
 from presenced.auth.principal import Principal
 
 
@@ -74,8 +75,6 @@ async def get_presences_by_user_id(request: Request) -> Response:
     return json_response(request, wire.encode({"@odata.context": context, "value": items}))
 
 
-_READ = "Delegated: Presence.Read (own), Presence.Read.All; Application: Presence.Read.All, Presence.ReadWrite.All"
-
 ENDPOINTS = (
     Endpoint(
         "GET",
@@ -83,7 +82,7 @@ ENDPOINTS = (
         get_my_presence,
         "me.getPresence",
         "Get the signed-in user's presence",
-        "Delegated: Presence.Read, Presence.Read.All, Presence.ReadWrite",
+        on_user("/me/presence", Operation.READ_PRESENCE),
         response_body=wire.Presence,
         query=("$select",),
     ),
@@ -93,7 +92,7 @@ ENDPOINTS = (
         get_user_presence,
         "users.getPresence",
         "Get a user's presence (id = object id or userPrincipalName)",
-        _READ,
+        on_user("/users/{id}/presence", Operation.READ_PRESENCE),
         response_body=wire.Presence,
         query=("$select",),
     ),
@@ -103,7 +102,7 @@ ENDPOINTS = (
         get_communications_presence,
         "communications.getPresence",
         "Get a user's presence (id = object id or userPrincipalName)",
-        _READ,
+        on_user("/communications/presences/{id}", Operation.READ_PRESENCE),
         response_body=wire.Presence,
         query=("$select",),
     ),
@@ -113,7 +112,7 @@ ENDPOINTS = (
         get_presences_by_user_id,
         "communications.getPresencesByUserId",
         "Get the presence of up to 650 users; ids that match no user of the tenant are left out",
-        "Delegated: Presence.Read.All; Application: Presence.Read.All, Presence.ReadWrite.All",
+        ((Operation.READ_PRESENCES, Target.ANY),),
         request_body=wire.GetPresencesByUserIdRequest,
         response_body=wire.PresenceCollection,
         query=("$select",),

@@ -6,8 +6,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from presenced.api import wire
-from presenced.api.endpoints import Endpoint
+from presenced.api.endpoints import Endpoint, on_user
 from presenced.api.http import json_body, json_response, principal_of
+from presenced.auth.operations import Operation
 from presenced.domain.model import MailboxSettings
 from presenced.services.mailbox import LocalTime, RepliesPatch
 from presenced.services.ports import User
@@ -49,12 +50,6 @@ async def patch_mailbox_settings(request: Request) -> Response:
     return _render(request, user, settings)
 
 
-_READ = (
-    "Delegated: MailboxSettings.Read, MailboxSettings.ReadWrite (own); "
-    "Application: MailboxSettings.Read, MailboxSettings.ReadWrite"
-)
-_WRITE = "Delegated: MailboxSettings.ReadWrite (own); Application: MailboxSettings.ReadWrite"
-
 ENDPOINTS = tuple(
     endpoint
     for path, kind in (("/me/mailboxSettings", "me"), ("/users/{id}/mailboxSettings", "users"))
@@ -65,7 +60,7 @@ ENDPOINTS = tuple(
             get_mailbox_settings,
             f"{kind}.getMailboxSettings",
             "Get the time zone and automatic replies",
-            _READ,
+            on_user(path, Operation.READ_MAILBOX_SETTINGS),
             response_body=wire.MailboxSettingsBody,
         ),
         Endpoint(
@@ -74,7 +69,7 @@ ENDPOINTS = tuple(
             patch_mailbox_settings,
             f"{kind}.updateMailboxSettings",
             "Change the time zone or automatic replies; out of office follows",
-            _WRITE,
+            on_user(path, Operation.WRITE_MAILBOX_SETTINGS),
             request_body=wire.MailboxSettingsPatch,
             response_body=wire.MailboxSettingsBody,
         ),

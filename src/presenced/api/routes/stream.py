@@ -22,6 +22,7 @@ from starlette.responses import Response, StreamingResponse
 
 from presenced.api.endpoints import Endpoint
 from presenced.api.http import graph_headers, principal_of
+from presenced.auth.operations import Operation, Target
 from presenced.auth.principal import Principal
 from presenced.errors import BadRequest
 from presenced.services.feed import ChangeFeed, Listener
@@ -133,7 +134,13 @@ async def _live(request: Request, listener: Listener, own: dict[str, bool]) -> A
         overflow.cancel()
 
 
-_PERMISSION = "As reading the users' presence: Presence.Read.All (Presence.Read for one's own)"
+#: As reading the users' presence: one user (perhaps the caller), or many.
+_PERMISSION = (
+    (Operation.READ_PRESENCE, Target.OWN),
+    (Operation.READ_PRESENCE, Target.OTHER),
+    (Operation.READ_PRESENCES, Target.ANY),
+)
+_NOTE = "Without a token, the person signed in to the portal (its session cookie) may call it."
 
 ENDPOINTS = (
     Endpoint(
@@ -145,5 +152,6 @@ ENDPOINTS = (
         _PERMISSION,
         query=("ids",),
         versioned=False,
+        note=_NOTE,
     ),
 )

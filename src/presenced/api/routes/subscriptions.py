@@ -11,6 +11,7 @@ from starlette.responses import Response
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
 from presenced.api.http import empty_response, json_body, json_response, principal_of
+from presenced.auth.operations import Operation, Target
 from presenced.errors import BadRequest
 from presenced.services.ports import Subscription
 from presenced.services.subscriptions import NewSubscription, SubscriptionService
@@ -162,21 +163,22 @@ async def reauthorize_subscription(request: Request) -> Response:
     return empty_response(request, 204)
 
 
-_PERMISSION = "Delegated: Presence.Read.All; Application: Presence.Read.All (an extension: Graph refuses it)"
+_PERMISSION = ((Operation.SUBSCRIBE_PRESENCE, Target.ANY),)
+_NOTE = "With application permissions, presence subscriptions are an extension: Graph refuses them."
 
 ENDPOINTS = (
     Endpoint("POST", "/subscriptions", create_subscription, "subscriptions.create",
              "Subscribe to presence changes (the notification URL must pass the validation handshake)",
-             _PERMISSION, request_body=SubscriptionRequest, response_body=SubscriptionEntity, status=201),
+             _PERMISSION, request_body=SubscriptionRequest, response_body=SubscriptionEntity, status=201, note=_NOTE),
     Endpoint("GET", "/subscriptions", list_subscriptions, "subscriptions.list",
-             "The caller's own subscriptions", _PERMISSION, response_body=SubscriptionCollection),
+             "The caller's own subscriptions", _PERMISSION, response_body=SubscriptionCollection, note=_NOTE),
     Endpoint("GET", "/subscriptions/{id}", get_subscription, "subscriptions.get",
-             "One of the caller's subscriptions", _PERMISSION, response_body=SubscriptionEntity),
+             "One of the caller's subscriptions", _PERMISSION, response_body=SubscriptionEntity, note=_NOTE),
     Endpoint("PATCH", "/subscriptions/{id}", renew_subscription, "subscriptions.update",
              "Renew: a new expirationDateTime", _PERMISSION, request_body=SubscriptionPatch,
-             response_body=SubscriptionEntity),
+             response_body=SubscriptionEntity, note=_NOTE),
     Endpoint("DELETE", "/subscriptions/{id}", delete_subscription, "subscriptions.delete",
-             "Delete a subscription", _PERMISSION, status=204),
+             "Delete a subscription", _PERMISSION, status=204, note=_NOTE),
     Endpoint("POST", "/subscriptions/{id}/reauthorize", reauthorize_subscription, "subscriptions.reauthorize",
-             "Reauthorize a subscription", _PERMISSION, status=204),
+             "Reauthorize a subscription", _PERMISSION, status=204, note=_NOTE),
 )  # fmt: skip
