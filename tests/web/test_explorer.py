@@ -384,7 +384,8 @@ async def test_samples_are_set_up_for_this_server_and_a_placeholder_tenant(
 
 
 async def test_samples_make_the_call_the_permission_enables(browser: httpx.AsyncClient) -> None:
-    """Presence.Read reads /me/presence; Presence.ReadWrite sets the user's own presence; the app one anyone's."""
+    """Presence.Read reads /me/presence, Presence.ReadWrite sets one's own presence, the app one anyone's;
+    User.ReadWrite.All creates a user."""
     read = samples_of(await browser.get("/permissions/Presence.Read"))
     assert "client.me.presence.get()" in read["delegated-python"]
     assert 'client.api("/me/presence").get()' in read["delegated-javascript"]
@@ -394,6 +395,9 @@ async def test_samples_make_the_call_the_permission_enables(browser: httpx.Async
     everyone = samples_of(await browser.get("/permissions/Presence.ReadWrite.All"))
     assert "graph.Users[userId].Presence.SetPresence.PostAsync(" in everyone["application-csharp"]
     assert "client.users.by_user_id(USER_ID).presence.set_presence.post(" in everyone["application-python"]
+    users = samples_of(await browser.get("/permissions/User.ReadWrite.All"))
+    assert "await client.users.post(" in users["application-python"]
+    assert 'client.api("/users").post(' in users["delegated-javascript"]
     for code in (*read.values(), *readwrite.values(), *everyone.values()):
         assert "{tenant-id}" in code
 

@@ -165,13 +165,39 @@ CALLS: dict[str, Call] = {
         "/users/{userId}/mailboxSettings", _USER, "client.users.by_user_id(USER_ID).mailbox_settings",
         "graph.Users[userId].MailboxSettings", "result?.TimeZone",
     ),
-    "users.delete": _delete(
-        "/users/{userId}", _USER, "client.users.by_user_id(USER_ID)", "graph.Users[userId]", "user"
+    "users.create": Call(
+        "POST", "/users", (("userPrincipalName", "{new-user}@{your-domain}"), ("password", "{a-password}")),
+        "    user = await client.users.post(\n"
+        "        User(\n"
+        '            account_enabled=True,\n'
+        '            display_name="Test user",\n'
+        "            user_principal_name=USER_PRINCIPAL_NAME,\n"
+        "            password_profile=PasswordProfile(password=PASSWORD),\n"
+        "        )\n"
+        "    )\n"
+        "    print(user)",
+        ("from msgraph.generated.models.password_profile import PasswordProfile",
+         "from msgraph.generated.models.user import User"),
+        "var user = await graph.Users.PostAsync(new User\n"
+        "{\n"
+        "    AccountEnabled = true,\n"
+        '    DisplayName = "Test user",\n'
+        "    UserPrincipalName = userPrincipalName,\n"
+        "    PasswordProfile = new PasswordProfile { Password = password },\n"
+        "});\n"
+        "Console.WriteLine(user?.Id);",
+        '{ accountEnabled: true, displayName: "Test user", userPrincipalName, passwordProfile: { password } }',
+        '@{ accountEnabled = $true; displayName = "Test user"; userPrincipalName = $userPrincipalName; '
+        "passwordProfile = @{ password = $password } }",
+        ("using Microsoft.Graph.Models;",),
     ),
-    "applications.delete": _delete(
-        "/applications/{applicationObjectId}", (("applicationObjectId", "{application-object-id}"),),
-        "client.applications.by_application_id(APPLICATION_OBJECT_ID)", "graph.Applications[applicationObjectId]",
-        "app registration",
+    "applications.create": Call(
+        "POST", "/applications", (),
+        '    app = await client.applications.post(Application(display_name="Test app"))\n    print(app)',
+        ("from msgraph.generated.models.application import Application",),
+        'var app = await graph.Applications.PostAsync(new Application { DisplayName = "Test app" });\n'
+        "Console.WriteLine(app?.AppId);",
+        '{ displayName: "Test app" }', '@{ displayName = "Test app" }', ("using Microsoft.Graph.Models;",),
     ),
     "oauth2PermissionGrants.delete": _delete(
         "/oauth2PermissionGrants/{grantId}", (("grantId", "{grant-id}"),),
