@@ -573,6 +573,16 @@ async def test_an_approved_device_code_gives_tokens(client: httpx.AsyncClient, r
     assert body["refresh_token"]
 
 
+async def test_device_code_grant_by_its_short_name(client: httpx.AsyncClient, runtime: Runtime, world: World) -> None:
+    """MSAL for Node and MSAL.NET poll with grant_type=device_code, which Entra accepts as well as the URN."""
+    started = await start_device_flow(client, world)
+    await approve_device_code(runtime, world.tenant_id, started["user_code"], "diego", approve=True)
+    form = {**device_form(world, started["device_code"]), "grant_type": "device_code"}
+    response = await post_token(client, world.tenant_id, form)
+    assert response.status_code == 200, response.text
+    assert claims(response.json()["access_token"], runtime)["oid"] == world.user_id("diego")
+
+
 async def test_a_redeemed_device_code_is_a_70000(client: httpx.AsyncClient, runtime: Runtime, world: World) -> None:
     """A device code gives tokens once; the next poll is refused with 70000."""
     started = await start_device_flow(client, world)

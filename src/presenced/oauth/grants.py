@@ -50,7 +50,8 @@ class TokenEndpoint(ServerCore):
             return await self._authorization_code(tenant_id, form, headers)
         if grant_type == "refresh_token":
             return await self._refresh_token(tenant_id, form, headers)
-        if grant_type == GRANT_DEVICE_CODE:
+        # MSAL for Node and MSAL.NET send the short name, which Entra accepts too.
+        if grant_type in {GRANT_DEVICE_CODE, "device_code"}:
             return await self._device_code(tenant_id, form, headers)
         if grant_type == GRANT_JWT_BEARER and form.get("requested_token_use") == "on_behalf_of":
             return await self._on_behalf_of(tenant_id, form, headers)
