@@ -21,6 +21,7 @@ from presenced.api.routes import actions, directory, emulator, graph, mailbox, s
 from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
 from presenced.web import routes as web_routes
+from presenced.web.pages import message
 
 log = logging.getLogger("presenced.api")
 
@@ -79,7 +80,18 @@ async def _presenced_error(request: Request, exc: Any) -> Response:
     return error_response(request, exc)
 
 
+#: Paths of the APIs: their errors are Graph's JSON body whoever asks.
+_API_PREFIXES = ("/v1.0/", "/beta/", "/_", "/openapi.json", "/health")
+
+
+def _for_a_person(request: Request) -> bool:
+    """Whether the request is a browser's navigation to a page, which should get a page back, not JSON."""
+    return not request.url.path.startswith(_API_PREFIXES) and "text/html" in request.headers.get("accept", "")
+
+
 async def _http_error(request: Request, exc: Any) -> Response:
+    if _for_a_person(request) and exc.status_code in {404, 405}:
+        return message(request, "Page not found", "There is no page at this address.", status=exc.status_code)
     if exc.status_code == 405:
         return error_response(request, MethodNotAllowed(f"The method {request.method} is not allowed here."))
     if exc.status_code == 404:
@@ -91,4 +103,8 @@ async def _http_error(request: Request, exc: Any) -> Response:
 
 async def _crash(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path)
+    if _for_a_person(request):
+        return message(
+            request, "Something went wrong", "The server could not complete this. Try again in a moment.", status=500
+        )
     return error_response(request, PresencedError("An internal error occurred."))
