@@ -5,8 +5,10 @@ from __future__ import annotations
 import httpx
 import pytest
 
+from presenced.api.app import create_app
 from presenced.bootstrap import Runtime
 from tests.oauth.identity_support import World
+from tests.support import Tokens
 from tests.web.portal_support import portal_sign_in
 
 PAGE = {"Accept": "text/html,application/xhtml+xml,*/*;q=0.8"}
@@ -45,3 +47,62 @@ async def test_a_crash_shows_a_page_without_internals(
     assert "Something went wrong" in response.text
     assert "Traceback" not in response.text
     assert "presences" not in response.text
+
+
+async def _disconnected_post(
+    runtime: Runtime, path: str, content_type: str, credentials: list[tuple[bytes, bytes]]
+) -> list[dict[str, object]]:
+    """POST ``path`` from a client that leaves before sending its body; what the app sent back."""
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": b"",
+        "root_path": "",
+        "headers": [
+            (b"host", b"127.0.0.1"),
+            (b"content-type", content_type.encode()),
+            (b"content-length", b"40"),
+            *credentials,
+        ],
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+    await create_app(runtime)(scope, receive, send)
+    return sent
+
+
+async def test_a_client_leaving_mid_form_is_no_crash(
+    runtime: Runtime, world: World, browser: httpx.AsyncClient
+) -> None:
+    """A signed-in form whose body never arrives gets a 400 (if anyone still listens), not a server error."""
+    await portal_sign_in(browser, world, "adele")
+    cookie = "; ".join(f"{name}={value}" for name, value in browser.cookies.items())
+    sent = await _disconnected_post(
+        runtime, "/me/preferred", "application/x-www-form-urlencoded", [(b"cookie", cookie.encode())]
+    )
+    assert next(m for m in sent if m["type"] == "http.response.start")["status"] == 400
+
+
+async def test_a_client_leaving_mid_json_is_no_crash(runtime: Runtime, world: World) -> None:
+    """The same for a Graph action with a valid token: a 400, not a 500."""
+    token = Tokens(runtime, world.tenant_id).user(world.user_id("adele"), "Presence.ReadWrite")
+    sent = await _disconnected_post(
+        runtime,
+        "/v1.0/me/presence/setPresence",
+        "application/json",
+        [(b"authorization", f"Bearer {token}".encode())],
+    )
+    assert next(m for m in sent if m["type"] == "http.response.start")["status"] == 400

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from presenced.api import wire
@@ -129,11 +129,15 @@ async def _read_body(request: Request) -> bytes:
         raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > MAX_BODY:
-            raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
-        chunks.append(chunk)
+    try:
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > MAX_BODY:
+                raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
+            chunks.append(chunk)
+    except ClientDisconnect:
+        # The client left before sending it all: nothing to do, and nobody to tell.
+        raise BadRequest("The request body did not arrive in full.") from None
     return b"".join(chunks)
 
 

@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
 from presenced.oauth.errors import OAuthError
@@ -80,10 +80,14 @@ async def read_form(request: Request) -> dict[str, str]:
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if media_type != "application/x-www-form-urlencoded":
         raise OAuthError("invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.")
-    body = await request.body()
-    if len(body) > MAX_FORM:
-        raise OAuthError("invalid_request", 900144, "The request body is too large.")
-    form = await request.form(max_files=0, max_fields=200)
+    try:
+        body = await request.body()
+        if len(body) > MAX_FORM:
+            raise OAuthError("invalid_request", 900144, "The request body is too large.")
+        form = await request.form(max_files=0, max_fields=200)
+    except ClientDisconnect:
+        # The client left before sending it all: nothing to do, and nobody to tell.
+        raise OAuthError("invalid_request", 900144, "The request body did not arrive in full.") from None
     return {k: v for k, v in form.items() if isinstance(v, str)}
 
 
