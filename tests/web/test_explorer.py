@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
+from presenced.auth.allowances import allowances
 from presenced.auth.operations import Operation, Target
 from presenced.auth.permissions import (
     APP_PRESENCE_READ_ALL,
@@ -25,7 +26,6 @@ from presenced.auth.permissions import (
 )
 from presenced.auth.policy import POLICY
 from presenced.bootstrap import Runtime
-from presenced.web.explorer import allowances
 from tests.oauth.identity_support import World, sign_in_as, upn
 
 VALUES = list(dict.fromkeys(p.value for p in CATALOG))

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 document, generated from the route table and the wire structs.
 
 Each operation's description names the permissions that allow it, worded from the permission catalog
-by the same function as the permissions explorer's pages (``web.explorer.allowances``).
+by the same function as the permissions explorer's pages (``auth.allowances``).
 """
 
 from __future__ import annotations
@@ -15,8 +15,8 @@ import msgspec
 from presenced import __version__
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
+from presenced.auth.allowances import Allowance, allowances
 from presenced.auth.permissions import PermissionKind
-from presenced.web.explorer import Allowance, allowances
 
 _REF = "#/components/schemas/{name}"
 

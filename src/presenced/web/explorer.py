@@ -6,33 +6,32 @@ code samples and the steps to add it to an app); ``.json`` and ``.csv`` after ei
 
 The permissions are the catalog's (``auth.permissions``). What each allows is derived from the API's
 route table, which the application keeps on ``app.state.endpoints``: each endpoint names the accesses
-it asks the policy for, and a permission allows the endpoint when it allows one of them. The OpenAPI
-document words its permissions with ``allowances`` too, so the two cannot disagree. The web layer sits
-below the API, so the table is read through ``GraphEndpoint``, the little of an endpoint used here.
+it asks the policy for, and a permission allows the endpoint when it allows one of them
+(``auth.allowances``, which the OpenAPI document words its permissions with too, so the two cannot
+disagree). The properties come from the endpoints' response types (``web.resource_properties``) and
+the exports are shaped by ``web.permission_exports``. The web layer sits below the API, so the table
+is read through ``GraphEndpoint``, the little of an endpoint used here.
 """
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
-import json
-import typing
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 from urllib.parse import quote
 
-import msgspec
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
-from presenced.auth.operations import Access, Operation, Target
-from presenced.auth.permissions import CATALOG, Permission, PermissionKind, allowing, find
-from presenced.auth.policy import POLICY
+from presenced.auth.allowances import Allowance, allowances
+from presenced.auth.operations import Access
+from presenced.auth.permissions import CATALOG, Permission, PermissionKind, find
 from presenced.web import samples as code_samples
+from presenced.web.permission_exports import csv_text, export, json_bytes
 from presenced.web.portal import current_account, page, problem
+from presenced.web.resource_properties import Property, resource_properties
 
 
 class GraphEndpoint(Protocol):
@@ -57,177 +56,7 @@ class GraphEndpoint(Protocol):
     def paths(self) -> list[str]: ...
 
 
-# ---- what a permission allows of an endpoint ----
-
 _DELEGATED, _APPLICATION = PermissionKind.DELEGATED, PermissionKind.APPLICATION
-
-#: What "own ... only" names, by operation.
-_OWN_NOUN = {
-    Operation.READ_PRESENCE: "presence",
-    Operation.WRITE_PRESENCE: "presence",
-    Operation.WRITE_LOCATION: "presence",
-    Operation.READ_MAILBOX_SETTINGS: "mailbox settings",
-    Operation.WRITE_MAILBOX_SETTINGS: "mailbox settings",
-    Operation.READ_PROFILE: "profile",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Allowance:
-    """What one permission allows of one endpoint."""
-
-    permission: Permission
-    #: The endpoint's accesses it allows.
-    accesses: tuple[Access, ...]
-    #: Only for the caller's own user, where the endpoint also serves others (with other permissions).
-    own_only: bool
-    #: A delegated caller must also be a directory administrator.
-    administrators: bool
-
-    @property
-    def note(self) -> str:
-        """How the page words a limit ("own presence only"), or "" for none."""
-        if self.own_only:
-            return f"own {_OWN_NOUN.get(self.accesses[0][0], 'user')} only"
-        return "administrators only" if self.administrators else ""
-
-
-def allowances(access: Sequence[Access], delegated_only: bool = False) -> tuple[Allowance, ...]:
-    """The catalog's permissions that allow one of ``access``, in catalog order (delegated ones only when
-    ``delegated_only``: a ``/me`` path needs a signed-in user)."""
-    found: list[Allowance] = []
-    serves_others = any(target is not Target.OWN for _, target in access)
-    for kind in (_DELEGATED, _APPLICATION):
-        if delegated_only and kind is _APPLICATION:
-            continue
-        values = {value for a in access for value in allowing(a, kind)}
-        for permission in CATALOG:
-            if permission.kind is not kind or permission.value not in values:
-                continue
-            allowed = tuple(a for a in access if permission.value in allowing(a, kind))
-            wider = [a for a in allowed if a[1] is not Target.OWN]
-            admin = bool(wider) and all((rule := POLICY.get(a)) is not None and rule.admin_only for a in wider)
-            found.append(Allowance(permission, allowed, serves_others and not wider, kind is _DELEGATED and admin))
-    return tuple(found)
-
-
-# ---- the properties a permission exposes, read off the endpoints' response types ----
-
-#: Graph's name of the resource each response type carries (by type name; otherwise the name less
-#: ``Body``/``Entity``), and a short description of each of its properties.
-_RESOURCES = {
-    "GrantBody": "oAuth2PermissionGrant",
-    "AssignmentBody": "appRoleAssignment",
-    "SubscriptionBody": "subscription",
-    "SubscriptionEntity": "subscription",
-}
-_DESCRIPTIONS: dict[tuple[str, str], str] = {
-    ("presence", "id"): "The user's object id.",
-    ("presence", "availability"): "Base presence: Available, AvailableIdle, Away, BeRightBack, Busy, BusyIdle, "
-    "DoNotDisturb, Offline or PresenceUnknown.",
-    ("presence", "activity"): "What the user is doing, e.g. Available, InACall, InAMeeting, Presenting, OutOfOffice.",
-    ("presence", "outOfOfficeSettings"): "Whether the user is out of office (from their automatic replies), "
-    "and the reply message.",
-    ("presence", "statusMessage"): "The status note the user set, with when it was published and when it expires.",
-    ("presence", "sequenceNumber"): "Rises with every change of the presence: the newest of two has the higher one.",
-    ("presence", "workLocation"): "Where the user works (office, remote, time off), set by hand or detected.",
-    ("mailboxSettings", "timeZone"): "The user's time zone (Windows or IANA name).",
-    ("mailboxSettings", "automaticRepliesSetting"): "Automatic replies (out of office): status, schedule, audience "
-    "and messages.",
-    ("user", "id"): "The user's object id.",
-    ("user", "displayName"): "The user's name as shown.",
-    ("user", "userPrincipalName"): "The sign-in name, e.g. adele@contoso.example.",
-    ("application", "id"): "The registration's object id.",
-    ("application", "appId"): "The application (client) id.",
-    ("application", "displayName"): "The app's name.",
-    ("application", "createdDateTime"): "When it was registered.",
-    ("application", "signInAudience"): "Who may sign in: AzureADMyOrg (its tenant) or AzureADMultipleOrgs.",
-    ("application", "isFallbackPublicClient"): "Whether public client flows (device code) are allowed.",
-    ("application", "identifierUris"): "The URIs that name the API the app exposes.",
-    ("application", "web"): "Redirect URIs of web apps.",
-    ("application", "spa"): "Redirect URIs of single-page apps.",
-    ("application", "publicClient"): "Redirect URIs of mobile and desktop apps.",
-    ("application", "api"): "The delegated permissions the app's API exposes.",
-    ("application", "requiredResourceAccess"): "The permissions the app asks for, per API.",
-    ("application", "passwordCredentials"): "Its client secrets: name, hint and validity, never the secret.",
-    ("application", "keyCredentials"): "Certificate credentials (always empty here).",
-    ("servicePrincipal", "id"): "The service principal's object id.",
-    ("servicePrincipal", "appId"): "The application id it stands for in this tenant.",
-    ("servicePrincipal", "displayName"): "Its name.",
-    ("servicePrincipal", "appDisplayName"): "The application's name.",
-    ("servicePrincipal", "appOwnerOrganizationId"): "The tenant that registered the application.",
-    ("servicePrincipal", "accountEnabled"): "Whether the app may sign in here.",
-    ("servicePrincipal", "servicePrincipalType"): "Application.",
-    ("servicePrincipal", "servicePrincipalNames"): "Its names: the app id and identifier URIs.",
-    ("servicePrincipal", "oauth2PermissionScopes"): "The delegated permissions its API exposes.",
-    ("servicePrincipal", "appRoles"): "The application permissions its API exposes.",
-    ("oAuth2PermissionGrant", "id"): "The grant's id.",
-    ("oAuth2PermissionGrant", "clientId"): "Object id of the client app's service principal.",
-    ("oAuth2PermissionGrant", "consentType"): "AllPrincipals (for everyone, by an administrator) or Principal "
-    "(one user).",
-    ("oAuth2PermissionGrant", "principalId"): "The user a Principal grant is for.",
-    ("oAuth2PermissionGrant", "resourceId"): "Object id of the API's service principal.",
-    ("oAuth2PermissionGrant", "scope"): "The delegated permissions granted, space-separated.",
-    ("appRoleAssignment", "id"): "The assignment's id.",
-    ("appRoleAssignment", "createdDateTime"): "When it was granted.",
-    ("appRoleAssignment", "principalId"): "Object id of the service principal holding it.",
-    ("appRoleAssignment", "principalType"): "ServicePrincipal.",
-    ("appRoleAssignment", "principalDisplayName"): "The name of the service principal holding it.",
-    ("appRoleAssignment", "resourceId"): "Object id of the API's service principal.",
-    ("appRoleAssignment", "resourceDisplayName"): "The API's name.",
-    ("appRoleAssignment", "appRoleId"): "Id of the application permission granted.",
-    ("passwordCredential", "customKeyIdentifier"): "Not used for secrets (null).",
-    ("passwordCredential", "displayName"): "The secret's name.",
-    ("passwordCredential", "endDateTime"): "When the secret expires.",
-    ("passwordCredential", "hint"): "The secret's first characters.",
-    ("passwordCredential", "keyId"): "The secret's id.",
-    ("passwordCredential", "secretText"): "The secret itself: only in the answer that adds it.",
-    ("passwordCredential", "startDateTime"): "When the secret was added.",
-    ("subscription", "id"): "The subscription's id.",
-    ("subscription", "resource"): "What it watches, e.g. /communications/presences?$filter=id in ('…').",
-    ("subscription", "applicationId"): "The app that created it.",
-    ("subscription", "changeType"): "updated: the presence changes it notifies.",
-    ("subscription", "clientState"): "The secret sent back with each notification.",
-    ("subscription", "notificationUrl"): "Where notifications are posted.",
-    ("subscription", "notificationQueryOptions"): "Not supported for presence (null).",
-    ("subscription", "lifecycleNotificationUrl"): "Where reauthorization and removal notices are posted.",
-    ("subscription", "expirationDateTime"): "When it ends unless renewed.",
-    ("subscription", "creatorId"): "The user (delegated) or app that created it.",
-    ("subscription", "includeResourceData"): "Whether notifications carry the presence, encrypted.",
-    ("subscription", "latestSupportedTlsVersion"): "The newest TLS version the notification URL supports.",
-    ("subscription", "encryptionCertificate"): "The certificate the resource data is encrypted for.",
-    ("subscription", "encryptionCertificateId"): "Its id, sent back with each notification.",
-    ("subscription", "notificationUrlAppId"): "Not supported for presence (null).",
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Property:
-    resource: str
-    name: str
-    description: str
-
-
-def _item_type(body: type) -> type:
-    """The entity type of a response: the items of a collection (``{"value": [...]}``), else itself."""
-    fields = [f for f in msgspec.structs.fields(body) if not f.encode_name.startswith("@")]
-    if len(fields) == 1 and fields[0].encode_name == "value" and typing.get_origin(fields[0].type) is list:
-        (item,) = typing.get_args(fields[0].type)
-        if isinstance(item, type):
-            return item
-    return body
-
-
-def resource_properties(body: type) -> tuple[Property, ...]:
-    """The properties of the resource a response type carries, by their wire names."""
-    item = _item_type(body)
-    name = _RESOURCES.get(item.__name__) or item.__name__.removesuffix("Body").removesuffix("Entity")
-    resource = name[:1].lower() + name[1:]
-    return tuple(
-        Property(resource, f.encode_name, _DESCRIPTIONS.get((resource, f.encode_name), ""))
-        for f in msgspec.structs.fields(item)
-        if not f.encode_name.startswith("@")
-    )
 
 
 # ---- the index: each permission value with what it allows ----
@@ -327,7 +156,7 @@ def _entry(value: str, endpoints: Sequence[GraphEndpoint], base_url: str) -> Ent
         b"",
         "",
     )
-    return replace(entry, json=_json_bytes(export(entry)), csv=_csv_text([entry]))
+    return replace(entry, json=json_bytes(export(entry)), csv=csv_text([entry]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,8 +176,8 @@ def build_index(endpoints: Sequence[GraphEndpoint], base_url: str) -> Index:
     return Index(
         entries,
         {value.lower(): value for value in entries},
-        _json_bytes([export(e) for e in entries.values()]),
-        _csv_text(entries.values()),
+        json_bytes([export(e) for e in entries.values()]),
+        csv_text(entries.values()),
     )
 
 
@@ -369,98 +198,7 @@ def index_of(request: Request) -> Index:
     return cached[1]
 
 
-# ---- exports: JSON and CSV ----
-
-
-def permission_json(permission: Permission) -> dict[str, Any]:
-    """One variant, with the names of Graph's ``permissionScope`` (Scope) or ``appRole`` (Role)."""
-    if permission.kind is _DELEGATED:
-        return {
-            "id": permission.id,
-            "value": permission.value,
-            "type": "Scope",
-            "adminConsentDisplayName": permission.admin_display_name,
-            "adminConsentDescription": permission.admin_description,
-            "userConsentDisplayName": permission.user_display_name,
-            "userConsentDescription": permission.user_description,
-            "isAdminConsentRequired": permission.admin_consent_required,
-            "userConsentAllowed": permission.user_consentable,
-        }
-    return {
-        "id": permission.id,
-        "value": permission.value,
-        "type": "Role",
-        "displayName": permission.admin_display_name,
-        "description": permission.admin_description,
-        "isAdminConsentRequired": permission.admin_consent_required,
-    }
-
-
-def _limits(allowed: Allowance | None) -> dict[str, bool] | None:
-    return None if allowed is None else {"ownUserOnly": allowed.own_only, "administratorsOnly": allowed.administrators}
-
-
-def export(entry: Entry) -> dict[str, Any]:
-    """The JSON of one permission value (``docs/permissions-explorer.md``)."""
-    return {
-        "value": entry.value,
-        "delegated": None if entry.delegated is None else permission_json(entry.delegated.permission),
-        "application": None if entry.application is None else permission_json(entry.application.permission),
-        "methods": [
-            {
-                "method": m.method,
-                "path": path,
-                "version": path.split("/")[1] if m.versioned else None,
-                "summary": m.summary,
-                "delegated": _limits(m.delegated),
-                "application": _limits(m.application),
-            }
-            for m in entry.methods
-            for path in m.paths
-        ],
-        "properties": [
-            {"resource": p.resource, "name": p.name, "description": p.description} for p in entry.properties
-        ],
-    }
-
-
-def _json_bytes(document: object) -> bytes:
-    return json.dumps(document, ensure_ascii=False, indent=2).encode() + b"\n"
-
-
-CSV_COLUMNS = (
-    "value",
-    "type",
-    "id",
-    "displayName",
-    "description",
-    "adminConsentRequired",
-    "userConsentAllowed",
-    "userConsentDisplayName",
-    "userConsentDescription",
-)
-
-
-def _csv_text(entries: Iterable[Entry]) -> str:
-    """A header row, then one row per variant (RFC 4180: quoted where needed, CRLF line ends)."""
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(CSV_COLUMNS)
-    for entry in entries:
-        for variant in entry.variants:
-            p = variant.permission
-            writer.writerow((
-                p.value,
-                "Delegated" if p.kind is _DELEGATED else "Application",
-                p.id,
-                p.admin_display_name,
-                p.admin_description,
-                str(p.admin_consent_required).lower(),
-                str(p.user_consentable).lower(),
-                p.user_display_name or "",
-                p.user_description or "",
-            ))  # fmt: skip
-    return out.getvalue()
+# ---- sending the exports ----
 
 
 _EXPORT_HEADERS = {"Cache-Control": "public, max-age=300", "X-Content-Type-Options": "nosniff"}
