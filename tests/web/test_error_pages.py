@@ -106,3 +106,19 @@ async def test_a_client_leaving_mid_json_is_no_crash(runtime: Runtime, world: Wo
         [(b"authorization", f"Bearer {token}".encode())],
     )
     assert next(m for m in sent if m["type"] == "http.response.start")["status"] == 400
+
+
+async def test_a_refused_form_leads_back_to_its_page(world: World, browser: httpx.AsyncClient) -> None:
+    """An expired form's page offers a way back to the page the form was on, not to the form's address."""
+    await portal_sign_in(browser, world, "adele")
+    response = await browser.post(
+        "/me/preferred",
+        data={"csrf": "expired", "availability": "Busy", "duration": ""},
+        headers={"Referer": "http://127.0.0.1:8000/me?done=status"},
+    )
+    assert response.status_code == 400
+    assert '<a href="/me?done=status">Back</a>' in response.text
+    elsewhere = await browser.post(
+        "/me/preferred", data={"csrf": "expired"}, headers={"Referer": "https://elsewhere.example/me"}
+    )
+    assert '<a href="/">Back</a>' in elsewhere.text

@@ -95,7 +95,9 @@ def mint_access_token(
             claims["wids"] = [GLOBAL_ADMINISTRATOR]
     else:
         principal = object_id or app_id
-        claims.update(oid=principal, sub=principal, roles=list(roles), idtyp="app")
+        claims.update(oid=principal, sub=principal, idtyp="app")
+        if roles:  # Entra leaves the claim out of a token that carries no role
+            claims["roles"] = list(roles)
     claims.update(extra or {})
     header, key = _signing(keys)
     return jwt.encode(header, claims, key)

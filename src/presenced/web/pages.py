@@ -48,7 +48,7 @@ _PAGE_HEADERS = {
     # form's answer redirects to the app, and browsers apply form-action to that redirect.
     "Content-Security-Policy": "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
     "form-action *; frame-ancestors 'none'; base-uri 'none'",
-    "Referrer-Policy": "no-referrer",
+    "Referrer-Policy": "same-origin",
 }
 
 

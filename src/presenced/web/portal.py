@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from importlib import resources
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
@@ -69,7 +69,17 @@ def page(
 
 
 def problem(request: Request, account: Account | None, heading: str, text: str, status: int) -> HTMLResponse:
-    return page(request, "problem.html", account, None, status, heading=heading, text=text)
+    return page(request, "problem.html", account, None, status, heading=heading, text=text, back=_back(request))
+
+
+def _back(request: Request) -> str:
+    """Where "Back" leads: the page itself, or for a refused form the page it was posted from."""
+    if request.method == "GET":
+        return request.url.path
+    referer = urlsplit(request.headers.get("referer", ""))
+    if referer.netloc == request.url.netloc and referer.path.startswith("/"):
+        return referer.path + (f"?{referer.query}" if referer.query else "")
+    return "/"
 
 
 def signed_in(handler: Handler, *, admin: bool = False) -> Callable[[Request], Awaitable[Response]]:
