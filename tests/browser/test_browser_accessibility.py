@@ -105,11 +105,6 @@ async def test_text_contrast_meets_wcag_aa(portal: Portal, browsers: Browsers, p
     assert not any(low.values()), {kind: found for kind, found in low.items() if found}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="portal.css: the current page's link (nav a[aria-current=page], white on rgba(255,255,255,.18) over "
-    "the accent) has a contrast of 4.38:1, under 4.5:1",
-)
 async def test_current_page_link_contrast_meets_wcag_aa(portal: Portal, browsers: Browsers) -> None:
     """The navigation link of the page one is on has a contrast of at least 4.5:1 too."""
     page = await open_page(portal, browsers, "/me")

@@ -18,6 +18,7 @@ from presenced.domain.model import (
     WorkLocationType,
 )
 from presenced.domain.sequence import PresenceState
+from presenced.web.me import LEAVE_GRACE
 from presenced.web.portal import PORTAL_APP_ID
 from tests.oauth.identity_support import World
 from tests.support import T0
@@ -255,8 +256,10 @@ async def test_unknown_time_zone_is_refused(runtime: Runtime, world: World, brow
     assert (await runtime.store.mailbox_settings(world.user_id("nestor"))).time_zone == "UTC"
 
 
-async def test_open_page_keeps_a_portal_session(runtime: Runtime, world: World, browser: httpx.AsyncClient) -> None:
-    """The page's heartbeat makes an offline person Available through the portal's session; closing ends it."""
+async def test_open_page_keeps_a_portal_session(
+    runtime: Runtime, world: World, browser: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    """The page's heartbeat makes an offline person Available through the portal's session; leaving ends it."""
     csrf = await portal_sign_in(browser, world, "nestor")
     assert (await visible(runtime, world, "nestor")).availability is Availability.OFFLINE
     assert (await browser.post("/me/session", data={"csrf": csrf})).status_code == 204
@@ -264,9 +267,28 @@ async def test_open_page_keeps_a_portal_session(runtime: Runtime, world: World, 
     facts, _ = await _facts(runtime, world, "nestor")
     assert [s.app_id for s in facts.sessions] == [PORTAL_APP_ID]
     assert (await browser.post("/me/session/end", data={"csrf": csrf})).status_code == 204
+    clock.advance(LEAVE_GRACE)
+    await runtime.sweeper.run_due()
     assert (await visible(runtime, world, "nestor")).availability is Availability.OFFLINE
-    # Ending a session that is gone is harmless (two tabs closing).
+    # Leaving again with no session left is harmless (two tabs closing).
     assert (await browser.post("/me/session/end", data={"csrf": csrf})).status_code == 204
+
+
+async def test_reloading_the_page_never_shows_offline(
+    runtime: Runtime, world: World, browser: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    """Leaving and coming straight back (a reload, a form that returns to the page) keeps the session."""
+    csrf = await portal_sign_in(browser, world, "nestor")
+    await browser.post("/me/session", data={"csrf": csrf})
+    before = (await _facts(runtime, world, "nestor"))[1].sequence
+    await browser.post("/me/session/end", data={"csrf": csrf})
+    clock.advance(timedelta(seconds=1))
+    await browser.post("/me/session", data={"csrf": csrf})  # the reloaded page
+    clock.advance(LEAVE_GRACE * 2)
+    await runtime.sweeper.run_due()
+    assert (await visible(runtime, world, "nestor")).availability is Availability.AVAILABLE
+    # Nobody was told of any change in between.
+    assert (await _facts(runtime, world, "nestor"))[1].sequence == before
 
 
 async def test_idle_page_fades(runtime: Runtime, world: World, browser: httpx.AsyncClient, clock: FixedClock) -> None:
@@ -286,3 +308,11 @@ async def test_idle_page_fades(runtime: Runtime, world: World, browser: httpx.As
 async def _facts(runtime: Runtime, world: World, nickname: str) -> tuple[PresenceFacts, PresenceState]:
     async with runtime.store.begin() as tx:
         return await tx.lock_presence(world.user_id(nickname))
+
+
+async def test_signing_out_ends_the_portal_session(runtime: Runtime, world: World, browser: httpx.AsyncClient) -> None:
+    """Sign out ends the page's presence session at once: the person shows Offline, not a fading Available."""
+    csrf = await portal_sign_in(browser, world, "nestor")
+    await browser.post("/me/session", data={"csrf": csrf})
+    assert (await browser.post("/signout", data={"csrf": csrf})).status_code == 200
+    assert (await visible(runtime, world, "nestor")).availability is Availability.OFFLINE

@@ -59,6 +59,14 @@ def clear_session(facts: PresenceFacts, app_id: str, now: datetime) -> PresenceF
     return replace(facts, sessions=tuple(s for s in live if s.app_id != app_id))
 
 
+def end_session_at(facts: PresenceFacts, app_id: str, at: datetime, now: datetime) -> PresenceFacts:
+    """Let the app's session expire at ``at`` if it would live longer, without refreshing it; no session: no change."""
+    sessions = tuple(
+        replace(s, expires_at=min(s.expires_at, at)) if s.app_id == app_id else s for s in _live(facts, now)
+    )
+    return replace(facts, sessions=sessions)
+
+
 def preferred_duration(availability: Availability, duration: timedelta | None) -> timedelta:
     """A preferred presence's lifetime: a day (Busy, DoNotDisturb) or a week when not given, else at most P30D."""
     if duration is None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from presenced.auth.policy import Operation, Target, authorize, require_delegated, target_of
 from presenced.auth.principal import Principal
@@ -103,6 +103,19 @@ class PresenceActions:
             ref,
             Operation.WRITE_PRESENCE,
             lambda f, now: change.clear_session(f, app_id, now),
+            "clearPresence",
+        )
+
+    async def end_session_soon(
+        self, principal: Principal, ref: str | None, session_id: str | None, within: timedelta
+    ) -> None:
+        """Let the caller's session end ``within`` from now unless refreshed before (a page that may be reloading)."""
+        app_id = _own_session(principal, session_id)
+        await self.apply(
+            principal,
+            ref,
+            Operation.WRITE_PRESENCE,
+            lambda f, now: change.end_session_at(f, app_id, now + within, now),
             "clearPresence",
         )
 

@@ -10,7 +10,6 @@ follows (spec §A.6), and closing the page ends the session.
 
 from __future__ import annotations
 
-import contextlib
 import json
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -29,6 +28,8 @@ from presenced.web.presence_words import CHOICES, LOCATION_WORDS, VOCABULARY, in
 
 #: How long the portal's session lives without a refresh; the page refreshes it every minute while used.
 SESSION_LIFETIME = "PT1H"
+#: How long after the page is left its session ends, unless the next page refreshes it.
+LEAVE_GRACE = timedelta(seconds=15)
 #: What the status-message "Clear after" choices mean.
 CLEAR_AFTER = {
     "never": None,
@@ -254,9 +255,9 @@ async def _keep_alive(request: Request, account: Account) -> Response:
 
 
 async def _end_session(request: Request, account: Account) -> Response:
-    """The page was closed: the portal's session ends (another open page starts it again)."""
-    with contextlib.suppress(PresencedError):  # no session to end
-        await request.app.state.actions.clear_presence(portal_principal(account), None, PORTAL_APP_ID)
+    """The page was left: the portal's session ends in ``LEAVE_GRACE``, unless a page refreshes it first (a reload,
+    a form that comes back here), so a person never flickers Offline between two pages."""
+    await request.app.state.actions.end_session_soon(portal_principal(account), None, PORTAL_APP_ID, LEAVE_GRACE)
     return Response(status_code=204)
 
 

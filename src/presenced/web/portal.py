@@ -10,6 +10,7 @@ or, when the input is refused, the page again with the reason.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -154,6 +155,12 @@ async def signout(request: Request) -> Response:
         form = {}
     if not csrf_ok(request, form):
         return problem(request, None, "The form expired", "Go back, reload the page and try again.", 400)
+    account = await current_account(request)
+    if account is not None:
+        # Signing out of the portal ends its presence session at once (the page's own "leave" does not
+        # fire for a form, which stays within the portal).
+        with contextlib.suppress(PresencedError):
+            await request.app.state.actions.clear_presence(portal_principal(account), None, PORTAL_APP_ID)
     await sign_in(request).end_session(request.cookies.get(SESSION_COOKIE))
     response = render(
         request, "message.html", heading="You signed out", lines=("You can close this window.",),
@@ -165,7 +172,11 @@ async def signout(request: Request) -> Response:
 
 # ---- static files: read once, served from memory ----
 
-_STATIC_TYPES = {".css": "text/css; charset=utf-8", ".js": "text/javascript; charset=utf-8"}
+_STATIC_TYPES = {
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+}
 
 
 def _load_static() -> dict[str, tuple[bytes, str]]:

@@ -1,7 +1,10 @@
 // My presence: keep the portal's presence session alive while the person uses this page, as a Teams client does.
 // The session is refreshed at most once a minute, and only after some use of the page since the last refresh,
 // so someone who stops using it fades to Inactive after 5 minutes and Away after 10 (the server's rules).
-// Closing the page ends the session. The local time shown ticks with the mailbox time zone's offset.
+// Leaving the page ends the session 15 seconds later, unless a page of the portal refreshes it first: a reload or
+// a form that comes back here does, so saving a status never flickers Offline. Following a link to another
+// portal page does not end it either; that page just does not keep it alive.
+// The local time shown ticks with the mailbox time zone's offset.
 "use strict";
 
 (function () {
@@ -43,7 +46,16 @@
     window.addEventListener(name, used, { passive: true });
   }
   document.addEventListener("visibilitychange", () => { if (document.visibilityState === "visible") used(); });
-  window.addEventListener("pagehide", () => { navigator.sendBeacon("/me/session/end", body()); });
+  let stayingInPortal = false;
+  document.addEventListener("submit", () => { stayingInPortal = true; });
+  document.addEventListener("click", (event) => {
+    const link = event.target instanceof Element ? event.target.closest("a[href]") : null;
+    if (link && link.origin === window.location.origin) stayingInPortal = true;
+  });
+  window.addEventListener("pageshow", () => { stayingInPortal = false; });
+  window.addEventListener("pagehide", () => {
+    if (!stayingInPortal) navigator.sendBeacon("/me/session/end", body());
+  });
 
   refresh();
   timer = setInterval(tick, REFRESH_MS);
