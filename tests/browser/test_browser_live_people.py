@@ -13,7 +13,8 @@ pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 
 async def test_do_not_disturb_shows_live_on_people(portal: Portal, browsers: Browsers) -> None:
-    """Nestor (no other app reports his presence) sets Do not disturb in one browser; Megan's People page, open in another, shows it in place."""
+    """Nestor (whom no other app reports) sets Do not disturb in one browser; Megan's People page, open in
+    another, shows it in place, and never shows him Offline on the way."""
     alex = await browsers.sign_in(portal, "nestor", "/me")
     megan = await browsers.sign_in(portal, "megan", "/people")
     card = megan.locator(f'#people li[data-user-id="{portal.user_id("nestor")}"]')
