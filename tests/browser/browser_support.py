@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
@@ -102,10 +102,10 @@ async def screenshot(page: Page, name: str) -> Path:
 
 
 async def sign_in(context: BrowserContext, portal: Portal, nickname: str, target: str = "/me") -> Page:
-    """Open ``target`` in ``context``; when the portal sends the visitor to its sign-in page, sign ``nickname`` in
-    there. The page ends at ``target``."""
+    """Sign ``nickname`` in through the sign-in page (unless ``context`` already holds their session) and end at
+    ``target``, which may be a page anyone can see."""
     page = await context.new_page()
-    await page.goto(target)
+    await page.goto(f"/signin?next={quote(target, safe='')}")
     if urlsplit(page.url).path == "/signin":
         await page.get_by_label("Email or user name").fill(portal.upn(nickname))
         await page.get_by_label("Password").fill(portal.password(nickname))
