@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from html import unescape
 
 import httpx
+import pytest
 
 from presenced.auth.permissions import (
     APP_PRESENCE_READ_ALL,
@@ -18,6 +19,13 @@ from presenced.bootstrap import Runtime
 from tests.oauth.identity_support import World, claims, post_token, register_app
 from tests.support import BASE_URL
 from tests.web.portal_support import page_error, portal_sign_in
+
+
+@pytest.fixture
+def database_url() -> None:
+    """SQLite only: the pages call services that tests/api and tests/store run on both stores."""
+    return
+
 
 GRAPH_DEFAULT = "https://graph.microsoft.com/.default"
 CALLBACK = "https://dashboard.example/callback"

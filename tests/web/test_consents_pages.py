@@ -8,6 +8,7 @@ from html import unescape
 from typing import Any
 
 import httpx
+import pytest
 
 from presenced.bootstrap import Runtime
 from presenced.oauth.tokens import mint_access_token
@@ -15,6 +16,13 @@ from presenced.services.identity import GRAPH
 from tests.oauth.identity_support import CALLBACK, World, issue_code, pkce, post_token
 from tests.support import BASE_URL, bearer
 from tests.web.portal_support import page_error, portal_sign_in
+
+
+@pytest.fixture
+def database_url() -> None:
+    """SQLite only: the pages call services that tests/api and tests/store run on both stores."""
+    return
+
 
 SCOPES = "https://graph.microsoft.com/Presence.Read openid profile offline_access"
 WHEN = r"\d{4}-\d\d-\d\d \d\d:\d\d UTC"

@@ -25,6 +25,12 @@ from tests.support import T0
 from tests.web.portal_support import csrf_of, page_error, portal_sign_in, text_of
 
 
+@pytest.fixture
+def database_url() -> None:
+    """SQLite only: the pages call services that tests/api and tests/store run on both stores."""
+    return
+
+
 async def visible(runtime: Runtime, world: World, nickname: str) -> VisiblePresence:
     [found] = await runtime.reader.load(world.tenant_id, [world.user_id(nickname)])
     return found.state.visible

@@ -6,10 +6,17 @@ import json
 import re
 
 import httpx
+import pytest
 
 from presenced.services.demo import demo_users
 from tests.oauth.identity_support import World
 from tests.web.portal_support import csrf_of, portal_sign_in
+
+
+@pytest.fixture
+def database_url() -> None:
+    """SQLite only: the pages call services that tests/api and tests/store run on both stores."""
+    return
 
 
 def cards(page: httpx.Response) -> dict[str, str]:
