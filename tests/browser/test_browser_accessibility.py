@@ -7,12 +7,21 @@ import re
 import pytest
 from playwright.async_api import Page, expect
 
+from presenced.services.demo import DEMO_DAEMON_APP_ID
 from tests.browser.browser_support import Browsers, Portal, artifact_name, contrast, screenshot
 
 pytestmark = pytest.mark.asyncio(loop_scope="session")
 
 #: The person these tests sign in (they only look, except that My presence starts the portal's session).
 WHO = "pradeep"
+#: The administrator, for the pages only administrators see.
+ADMIN = "adele"
+DAEMON_APP = f"/apps/{DEMO_DAEMON_APP_ID}"
+#: Every kind of page: the sign-in page, a person's pages, an administrator's, and the public explorer.
+PAGES = ["/signin", "/me", "/people", "/apps", "/apps/new", DAEMON_APP, "/consents", "/permissions",
+         "/permissions/Presence.Read.All"]  # fmt: skip
+#: The pages with fields to fill in (the others have buttons only, whose names are their text).
+WITH_FORMS = ["/me", "/people", "/apps/new", DAEMON_APP, "/permissions"]
 PHONE = {"width": 375, "height": 667}
 #: What WCAG 2 AA asks of normal-size text.
 AA = 4.5
@@ -28,6 +37,12 @@ EXPECTED = {
     "/signin": {"body text", "muted text", "buttons"},
     "/me": {"body text", "muted text", "links", "buttons"},
     "/people": {"body text", "muted text", "links", "buttons"},
+    "/apps": {"body text", "links", "buttons"},
+    "/apps/new": {"body text", "muted text", "links", "buttons"},
+    DAEMON_APP: {"body text", "muted text", "links", "buttons"},
+    "/consents": {"body text", "muted text", "links", "buttons"},
+    "/permissions": {"body text", "muted text", "links", "buttons"},
+    "/permissions/Presence.Read.All": {"body text", "muted text", "links", "buttons"},
 }
 
 
@@ -37,10 +52,11 @@ async def open_page(portal: Portal, browsers: Browsers, path: str, **options: ob
         page = await (await browsers.new_context(portal, **options)).new_page()
         await page.goto("/signin?next=/me")
         return page
-    return await browsers.sign_in(portal, WHO, path, **options)
+    who = ADMIN if path.startswith(("/apps", "/consents")) else WHO
+    return await browsers.sign_in(portal, who, path, **options)
 
 
-@pytest.mark.parametrize("path", ["/me", "/people"])
+@pytest.mark.parametrize("path", WITH_FORMS)
 async def test_every_form_control_has_an_accessible_name(portal: Portal, browsers: Browsers, path: str) -> None:
     """Each input, select and textarea a person can reach has a name a screen reader announces."""
     page = await open_page(portal, browsers, path)
@@ -79,7 +95,7 @@ async def test_tab_reaches_the_skip_link_then_the_navigation(portal: Portal, bro
     await expect(page.locator("main#content")).to_be_focused()
 
 
-@pytest.mark.parametrize("path", ["/signin", "/me", "/people"])
+@pytest.mark.parametrize("path", PAGES)
 async def test_no_horizontal_scroll_on_a_phone(portal: Portal, browsers: Browsers, path: str) -> None:
     """At 375 by 667 CSS pixels nothing is wider than the screen."""
     page = await open_page(portal, browsers, path, viewport=PHONE)
@@ -91,7 +107,7 @@ async def test_no_horizontal_scroll_on_a_phone(portal: Portal, browsers: Browser
     assert scroll_width <= client_width, f"{path} scrolls sideways: {scroll_width} px of content in {client_width} px"
 
 
-@pytest.mark.parametrize("path", ["/signin", "/me", "/people"])
+@pytest.mark.parametrize("path", PAGES)
 async def test_text_contrast_meets_wcag_aa(portal: Portal, browsers: Browsers, path: str) -> None:
     """Body text, muted text, links and buttons (primary ones included) have a contrast of at least 4.5:1
     against what they are drawn on."""
