@@ -3,7 +3,7 @@
 Run:  /work/venv/bin/python bench/notify_bench.py [--quick] [--no-pin]
 
 One ``presenced serve --http --demo --port 0`` process (worker inside; ``--demo`` allows loopback
-webhooks), plus generated users added through the store API (as read_bench.py does). The benchmark
+webhooks), plus generated users added through the store API (harness.add_users, as in read_bench.py). The benchmark
 process runs a webhook receiver (uvicorn + a bare ASGI app on 127.0.0.1, port 0) that echoes
 ``validationToken`` and stamps every arrival with ``time.monotonic()``, the same clock as the writer.
 
@@ -27,15 +27,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import importlib
 import json
 import os
 import random
 import re
-import shutil
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable
@@ -45,11 +42,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
-rb: Any = importlib.import_module("read_bench")
+import harness
+from harness import ratio
 
-RESULTS_FILE = BENCH_DIR / "results" / "notify_bench.json"
 USER_NAMESPACE = uuid.UUID("5a4c3e2f-8d1b-4f6a-9c7e-2b1d0e9f8a31")
 #: The app whose app-only Presence.Read.All token subscribes and streams.
 READER_APP = "3c9f2a71-6b4e-4d0a-8f15-7e2d9c4b1a06"
@@ -192,8 +187,8 @@ class Receiver:
 
         from presenced.cli.main import listen
 
-        sock = listen(rb.HOST, 0)
-        self.url = f"http://{rb.HOST}:{sock.getsockname()[1]}"
+        sock = listen(harness.HOST, 0)
+        self.url = f"http://{harness.HOST}:{sock.getsockname()[1]}"
         config = uvicorn.Config(
             self.app,
             log_level="warning",
@@ -627,10 +622,6 @@ def step(text: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {text}", flush=True)
 
 
-def ratio(a: float, b: float) -> float:
-    return a / b if b else float("nan")
-
-
 def print_latency(indent: str, result: dict[str, Any]) -> None:
     p, k, f = result["presenced"], result["baseline_keep_alive"], result["baseline_new_connection"]
     o = result.get("presenced_outbound_post")
@@ -659,53 +650,42 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
 
     data_dir = workdir / "data"
     problems: list[str] = []
-    demo = json.loads(rb.run_cli("demo", "--data-dir", str(data_dir), "--json"))
+    demo = json.loads(harness.run_cli("demo", "--data-dir", str(data_dir), "--json"))
     tenant_id = demo["tenantId"]
     hook_users = generated_users(tenant_id, "hook", args.subscriptions)
     stream_users = generated_users(tenant_id, "stream", args.streams)
     started = time.monotonic()
-    asyncio.run(asyncio.wait_for(rb.add_users(data_dir, tenant_id, hook_users + stream_users), timeout=120))
+    asyncio.run(asyncio.wait_for(harness.add_users(data_dir, tenant_id, hook_users + stream_users), timeout=120))
     print(f"added {len(hook_users) + len(stream_users):,} users in {time.monotonic() - started:.1f} s", flush=True)
 
-    server = rb.start_server(
-        "presenced",
-        [
-            *rb.pin_prefix(0, pin),
-            *rb.presenced_cmd("serve", "--http", "--demo", "--data-dir", str(data_dir), "--port", "0"),
-        ],
-        workdir,
-        r"listening on (http://\S+)",
-    )
-    try:
-        rb.wait_ready(f"{server.url}/health")
-        if pin:  # this process (receiver, writers, streams) on the other core
-            os.sched_setaffinity(0, {1})
-        reader_token, writer_token = (
-            rb.run_cli("token", "--data-dir", str(data_dir), "--app", app, "--roles", role, "--url", server.url).strip()
-            for app, role in ((READER_APP, "Presence.Read.All"), (WRITER_APP, "Presence.ReadWrite.All"))
-        )
-        print(f"presenced at {server.url}; pinned: {pin}", flush=True)
-        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-            results = runner.run(
-                measure(
-                    args,
-                    server.url,
-                    reader_token,
-                    writer_token,
-                    [u for u, _, _ in hook_users],
-                    [u for u, _, _ in stream_users],
-                    problems,
-                )
+    with harness.serving(problems) as servers:
+        server = harness.start_presenced(workdir, pin, "--demo", "--data-dir", str(data_dir))
+        servers.append(server)
+        try:
+            if pin:  # this process (receiver, writers, streams) on the other core
+                os.sched_setaffinity(0, {1})
+            reader_token, writer_token = (
+                harness.run_cli(
+                    "token", "--data-dir", str(data_dir), "--app", app, "--roles", role, "--url", server.url
+                ).strip()
+                for app, role in ((READER_APP, "Presence.Read.All"), (WRITER_APP, "Presence.ReadWrite.All"))
             )
-        if server.proc.poll() is not None:
-            problems.append(f"presenced exited during the run with {server.proc.returncode}")
-    finally:
-        rb.stop_server(server)
-        with contextlib.suppress(OSError):
-            os.sched_setaffinity(0, range(os.cpu_count() or 1))
-    tail = server.stderr_tail()
-    if tail:
-        problems.append(f"presenced stderr: {tail}")
+            print(f"presenced at {server.url}; pinned: {pin}", flush=True)
+            with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+                results = runner.run(
+                    measure(
+                        args,
+                        server.url,
+                        reader_token,
+                        writer_token,
+                        [u for u, _, _ in hook_users],
+                        [u for u, _, _ in stream_users],
+                        problems,
+                    )
+                )
+        finally:
+            with contextlib.suppress(OSError):
+                os.sched_setaffinity(0, range(os.cpu_count() or 1))
     results["client_construction_ms"] = client_construction_ms()
     results["config"] = {
         "subscriptions": args.subscriptions,
@@ -716,9 +696,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         "warmup_writes": WARMUP_WRITES,
         "quick": args.quick,
         "url_per_subscription": args.url_per_subscription,
-        "pinned": pin,
-        "cpus": os.cpu_count(),
-        "python": sys.version.split()[0],
+        **harness.machine(pin),
     }
     results["problems"] = problems
     return results
@@ -793,20 +771,7 @@ def main(argv: list[str] | None = None) -> int:
     if min(args.subscriptions, args.streams, args.writes, args.burst) < 1:
         parser.error("--subscriptions, --streams, --writes and --burst must be at least 1")
 
-    pin = not args.no_pin and rb.can_pin()
-    if not args.no_pin and not pin:
-        print("note: not pinning (needs taskset and cores 0 and 1)", flush=True)
-    workdir = Path(tempfile.mkdtemp(prefix="presenced-notify-bench-"))
-    try:
-        results = benchmark(args, workdir, pin)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    print_summary(results)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS_FILE}")
-    return 1 if results["problems"] else 0
+    return harness.run("notify_bench", args, benchmark, print_summary)
 
 
 if __name__ == "__main__":

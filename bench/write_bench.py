@@ -7,7 +7,7 @@ Each round measures, back to back, with ``wrk -t1 -c<connections> --latency`` an
 (POST, JSON body, Content-Type, Authorization; the body alternates between two pairs so that
 most writes change the visible presence and log a change):
 
-1. the bare-ASGI baseline of read_bench.py (same uvicorn settings), answering the same request
+1. the bare-ASGI baseline of harness.py, as in read_bench.py (same uvicorn settings), answering the same request
    with presenced's own 200, empty body and headers;
 2. for each store (SQLite in the data directory; PostgreSQL in a database of its own, created on
    the local server and dropped at the end): ``POST /v1.0/users/{id}/presence/setPresence``
@@ -22,25 +22,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
-import os
-import shutil
 import statistics
-import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-BENCH_DIR = Path(__file__).resolve().parent
-sys.path.insert(0, str(BENCH_DIR))
-rb: Any = importlib.import_module("read_bench")
+import harness
 
-RESULTS_FILE = BENCH_DIR / "results" / "write_bench.json"
 DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 #: The application whose app-only token writes; its id is the session id of every write.
 WRITER_APP = "6f1d6c1e-3b1a-4d55-9a0e-5b7e1a2c9d01"
@@ -48,8 +40,8 @@ WRITER_APP = "6f1d6c1e-3b1a-4d55-9a0e-5b7e1a2c9d01"
 ONE_USER_NICK = "nestor"
 #: The two setPresence pairs the writes alternate between.
 PAIRS = (("Available", "Available"), ("Busy", "InACall"))
-#: wrk's per-request timeout, seconds.
-WRK_TIMEOUT_S = 10
+#: wrk's per-request timeout: slow writes are measured, not counted as socket errors.
+WRK_TIMEOUT = "10s"
 WRITE_NAMESPACE = uuid.UUID("9b6a1f3e-2c4d-4e8f-8a7b-3d2c1b0a9f11")
 
 
@@ -62,26 +54,6 @@ def write_users(tenant_id: str, count: int) -> list[tuple[str, str, str]]:
         (str(uuid.uuid5(WRITE_NAMESPACE, f"{tenant_id}:{i}")), f"write.user{i:04d}@contoso.example", f"Writer {i:04d}")
         for i in range(count)
     ]
-
-
-async def add_users(
-    data_dir: Path, database_url: str | None, tenant_id: str, users: list[tuple[str, str, str]]
-) -> None:
-    """Put the users straight into the store through the project's own API (as read_bench.py does)."""
-    from datetime import UTC, datetime
-
-    from presenced.bootstrap import build
-    from presenced.config import Settings
-    from presenced.services.ports import User
-
-    runtime = await build(Settings(data_dir=data_dir, database_url=database_url))
-    try:
-        now = datetime.now(UTC)
-        async with runtime.store.begin() as tx:
-            for user_id, upn, name in users:
-                await tx.put_user(User(user_id, tenant_id, upn, name), now)
-    finally:
-        await runtime.close()
 
 
 def set_presence_body(availability: str, activity: str) -> str:
@@ -133,18 +105,10 @@ end
     return path
 
 
-# --------------------------------------------------------------------------- wrk
-
-
-def run_wrk(url: str, script: Path, connections: int, duration: int, pin: bool) -> Any:
+def run_wrk(url: str, script: Path, connections: int, duration: int, pin: bool) -> harness.WrkResult:
     """wrk with the script (which sets method, body and headers); the parsed result."""
-    cmd = [*rb.pin_prefix(1, pin), "wrk", "-t1", f"-c{connections}", f"-d{duration}s", "--latency"]
     # wrk's default 2 s timeout would count the tail of queued writes as errors instead of measuring it.
-    cmd += ["--timeout", f"{WRK_TIMEOUT_S}s", "-s", str(script), url + "/"]
-    done = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + WRK_TIMEOUT_S + 30, check=False)
-    if done.returncode != 0:
-        raise RuntimeError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout.strip()}")
-    return rb.parse_wrk(done.stdout)
+    return harness.run_wrk(url + "/", connections, duration, pin, script=script, timeout=WRK_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- PostgreSQL
@@ -198,7 +162,7 @@ class Target:
 class Presenced:
     """A running ``presenced serve`` with what the scenarios need."""
 
-    server: Any  # read_bench.Server
+    server: harness.Server
     token: str
     one_user: str
     user_ids: list[str]
@@ -209,39 +173,33 @@ class Presenced:
 
 
 def start_presenced(
-    name: str, workdir: Path, store: str, database_url: str | None, users: int, pin: bool, servers: list[Any]
+    name: str, workdir: Path, store: str, database_url: str | None, users: int, pin: bool, servers: list[harness.Server]
 ) -> Presenced:
     """Seed a data directory (demo tenant + generated users), start ``presenced serve`` on it (added to ``servers``)."""
     data_dir = workdir / f"data-{name}"
     store_args = ["--data-dir", str(data_dir)] + (["--database-url", database_url] if database_url else [])
-    demo = json.loads(rb.run_cli("demo", *store_args, "--json"))
+    demo = json.loads(harness.run_cli("demo", *store_args, "--json"))
     tenant_id = demo["tenantId"]
     started = time.monotonic()
     generated = write_users(tenant_id, users)
-    asyncio.run(asyncio.wait_for(add_users(data_dir, database_url, tenant_id, generated), timeout=120))
+    asyncio.run(asyncio.wait_for(harness.add_users(data_dir, tenant_id, generated, database_url), timeout=120))
     print(f"{store}: added {users} users in {time.monotonic() - started:.1f} s", flush=True)
-    server = rb.start_server(
-        f"presenced-{name}",
-        [*rb.pin_prefix(0, pin), *rb.presenced_cmd("serve", "--http", *store_args, "--port", "0")],
-        workdir,
-        r"listening on (http://\S+)",
-    )
+    server = harness.start_presenced(workdir, pin, *store_args, name=f"presenced-{name}")
     servers.append(server)
-    rb.wait_ready(f"{server.url}/health")
-    token = rb.run_cli(
+    token = harness.run_cli(
         "token", *store_args, "--app", WRITER_APP, "--roles", "Presence.ReadWrite.All", "--url", server.url
     ).strip()
     one_user = next(u["id"] for u in demo["users"] if u["userPrincipalName"].startswith(f"{ONE_USER_NICK}@"))
     return Presenced(server, token, one_user, [user_id for user_id, _, _ in generated])
 
 
-def check_write(url: str, token: str, user_id: str) -> tuple[list[tuple[str, str]], bytes]:
-    """One real setPresence: it must answer 200 with an empty body. Its headers."""
+def check_write(url: str, token: str, user_id: str) -> harness.Answer:
+    """One real setPresence: it must answer 200 with an empty body. Its answer."""
     path = f"/v1.0/users/{user_id}/presence/setPresence"
-    status, headers, body = rb.fetch(url + path, token, set_presence_body(*PAIRS[1]).encode())
-    if status != 200 or body:
-        raise RuntimeError(f"POST {path} answered {status} {body[:200]!r}")
-    return headers, body
+    answer = harness.fetch(url + path, token, set_presence_body(*PAIRS[1]).encode())
+    if answer.status != 200 or answer.body:
+        raise RuntimeError(f"POST {path} answered {answer.status} {answer.body[:200]!r}")
+    return answer
 
 
 # --------------------------------------------------------------------------- main
@@ -249,7 +207,6 @@ def check_write(url: str, token: str, user_id: str) -> tuple[list[tuple[str, str
 
 def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, Any]:
     problems: list[str] = []
-    servers: list[Any] = []
     targets: list[Target] = []
     admin_url = args.postgres_admin_url
     pg_url = None if args.no_postgres else create_database(admin_url)
@@ -257,88 +214,63 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         print("skipping PostgreSQL: --no-postgres", flush=True)
     rounds: list[dict[str, Any]] = []
     try:
-        stores = [("sqlite", "SQLite", None)] + ([("postgres", "PostgreSQL", pg_url)] if pg_url else [])
-        presenced: list[Presenced] = []
-        for name, backend, database_url in stores:
-            server = start_presenced(name, workdir, backend, database_url, args.users, pin, servers)
-            presenced.append(server)
-            one = write_script(workdir / f"{name}-one.lua", server.token, [server.one_user])
-            many = write_script(workdir / f"{name}-many.lua", server.token, server.user_ids)
-            check_write(server.url, server.token, server.one_user)
-            check_write(server.url, server.token, server.user_ids[-1])
-            targets.append(Target(f"{name}_one", "setPresence, one user", backend, server.url, one))
-            targets.append(
-                Target(f"{name}_many", f"setPresence, {args.users} users (round-robin)", backend, server.url, many)
+        with harness.serving(problems) as servers:
+            stores = [("sqlite", "SQLite", None)] + ([("postgres", "PostgreSQL", pg_url)] if pg_url else [])
+            presenced: list[Presenced] = []
+            for name, backend, database_url in stores:
+                server = start_presenced(name, workdir, backend, database_url, args.users, pin, servers)
+                presenced.append(server)
+                one = write_script(workdir / f"{name}-one.lua", server.token, [server.one_user])
+                many = write_script(workdir / f"{name}-many.lua", server.token, server.user_ids)
+                check_write(server.url, server.token, server.one_user)
+                check_write(server.url, server.token, server.user_ids[-1])
+                targets.append(Target(f"{name}_one", "setPresence, one user", backend, server.url, one))
+                targets.append(
+                    Target(f"{name}_many", f"setPresence, {args.users} users (round-robin)", backend, server.url, many)
+                )
+
+            # The baseline answers with exactly presenced's answer to the request: 200, empty body, its headers.
+            first = presenced[0]
+            real_answer = check_write(first.url, first.token, first.one_user)
+            baseline = harness.start_baseline("baseline", workdir, pin, answer=real_answer)
+            servers.append(baseline)
+            path = f"/v1.0/users/{first.one_user}/presence/setPresence"
+            base_answer = harness.fetch(baseline.url + path, first.token, set_presence_body(*PAIRS[0]).encode())
+            harness.same_answer(f"POST {path}", base_answer, real_answer)
+            base_script = targets[0].script  # the same requests as the one-user scenario
+
+            print(
+                f"setPresence (POST, {len(set_presence_body(*PAIRS[0]))}-byte JSON body, app-only token) "
+                f"with wrk -t1 -c{args.connections} -d{args.duration}s; pinned: {pin}",
+                flush=True,
             )
-
-        # The baseline answers with exactly presenced's answer to the request: 200, empty body, its headers.
-        first = presenced[0]
-        real_headers, real_body = check_write(first.url, first.token, first.one_user)
-        app_headers = [(k.lower(), v) for k, v in real_headers if k.lower() not in rb.SERVER_HEADERS]
-        baseline_headers = [
-            (k, rb.FIXED_REQUEST_ID if k in {"request-id", "client-request-id"} else v) for k, v in app_headers
-        ]
-        body_file = workdir / "body.bin"
-        body_file.write_bytes(real_body)
-        spec = workdir / "baseline.json"
-        spec.write_text(json.dumps({"body_file": str(body_file), "headers": baseline_headers}))
-        baseline = rb.start_server(
-            "baseline",
-            [*rb.pin_prefix(0, pin), sys.executable, str(BENCH_DIR / "read_bench.py"), "--serve-baseline", str(spec)],
-            workdir,
-            r"listening on (http://\S+)",
-        )
-        servers.append(baseline)
-        rb.wait_ready(baseline.url + "/")
-        path = f"/v1.0/users/{first.one_user}/presence/setPresence"
-        b_status, b_headers, b_body = rb.fetch(baseline.url + path, first.token, set_presence_body(*PAIRS[0]).encode())
-        same_names = sorted(k.lower() for k, _ in b_headers) == sorted(k.lower() for k, _ in real_headers)
-        if b_status != 200 or b_body != real_body or not same_names:
-            raise RuntimeError(f"baseline answer differs: {b_status} {b_headers} vs {real_headers}")
-        base_script = targets[0].script  # the same requests as the one-user scenario
-
-        print(
-            f"setPresence (POST, {len(set_presence_body(*PAIRS[0]))}-byte JSON body, app-only token) "
-            f"with wrk -t1 -c{args.connections} -d{args.duration}s; pinned: {pin}",
-            flush=True,
-        )
-        run_wrk(baseline.url, base_script, args.connections, rb.WARMUP_SECONDS, pin)
-        for target in targets:
-            run_wrk(target.url, target.script, args.connections, rb.WARMUP_SECONDS, pin)
-
-        for n in range(1, args.rounds + 1):
-            results: dict[str, Any] = {}
-            base_r = run_wrk(baseline.url, base_script, args.connections, args.duration, pin)
-            rb.note_errors(f"round {n} bare ASGI", base_r, problems)
-            results["baseline"] = base_r
-            line = [f"round {n}: bare ASGI {rb.describe(base_r)}"]
+            run_wrk(baseline.url, base_script, args.connections, harness.WARMUP_SECONDS, pin)
             for target in targets:
-                result = run_wrk(target.url, target.script, args.connections, args.duration, pin)
-                rb.note_errors(f"round {n} {target.backend} {target.label}", result, problems)
-                results[target.key] = result
-                ratio = result.rps / base_r.rps if base_r.rps else float("nan")
-                line.append(f"  {target.backend:<10} {target.label:<36} {rb.describe(result)} | {ratio:.3f}x")
-            rounds.append(results)
-            print("\n".join(line), flush=True)
+                run_wrk(target.url, target.script, args.connections, harness.WARMUP_SECONDS, pin)
 
-        for server in servers:
-            if server.proc.poll() is not None:
-                problems.append(f"{server.name} exited during the run with {server.proc.returncode}")
+            for n in range(1, args.rounds + 1):
+                results: dict[str, Any] = {}
+                base_r = run_wrk(baseline.url, base_script, args.connections, args.duration, pin)
+                harness.note_errors(f"round {n} bare ASGI", base_r, problems)
+                results["baseline"] = base_r
+                line = [f"round {n}: bare ASGI {harness.describe(base_r)}"]
+                for target in targets:
+                    result = run_wrk(target.url, target.script, args.connections, args.duration, pin)
+                    harness.note_errors(f"round {n} {target.backend} {target.label}", result, problems)
+                    results[target.key] = result
+                    ratio = harness.ratio(result.rps, base_r.rps)
+                    line.append(f"  {target.backend:<10} {target.label:<36} {harness.describe(result)} | {ratio:.3f}x")
+                rounds.append(results)
+                print("\n".join(line), flush=True)
     finally:
-        for server in servers:
-            rb.stop_server(server)
         if pg_url:
             drop_database(admin_url, pg_url)
-    for server in servers:
-        tail = server.stderr_tail()
-        if tail:
-            problems.append(f"{server.name} stderr: {tail}")
 
-    base_med = rb.median_of([r["baseline"] for r in rounds])
+    base_med = harness.median_of([r["baseline"] for r in rounds])
     scenarios = []
     for target in targets:
         measured = [r[target.key] for r in rounds]
-        med = rb.median_of(measured)
+        med = harness.median_of(measured)
         ratios = [r[target.key].rps / r["baseline"].rps for r in rounds]
         scenarios.append(
             {
@@ -357,9 +289,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
             "rounds": args.rounds,
             "connections": args.connections,
             "users": args.users,
-            "pinned": pin,
-            "cpus": os.cpu_count(),
-            "python": sys.version.split()[0],
+            **harness.machine(pin),
             "postgres": pg_url is not None,
         },
         "request": "POST /v1.0/users/{id}/presence/setPresence (app-only token, Presence.ReadWrite.All)",
@@ -383,13 +313,14 @@ def print_summary(results: dict[str, Any]) -> None:
     print(header)
     print("-" * len(header))
     print(
-        f"{'-':<11} {'bare ASGI, 200 empty body':<38} {rb.fmt_rps(base['rps']):>8} {base['p50_ms']:>8.2f} "
+        f"{'-':<11} {'bare ASGI, 200 empty body':<38} {harness.fmt_rps(base['rps']):>8} {base['p50_ms']:>8.2f} "
         f"{base['p99_ms']:>8.2f}  1"
     )
     for s in results["scenarios"]:
         m = s["median"]
         print(
-            f"{s['backend']:<11} {s['label']:<38} {rb.fmt_rps(m['rps']):>8} {m['p50_ms']:>8.2f} {m['p99_ms']:>8.2f}  "
+            f"{s['backend']:<11} {s['label']:<38} {harness.fmt_rps(m['rps']):>8} {m['p50_ms']:>8.2f} "
+            f"{m['p99_ms']:>8.2f}  "
             f"{s['ratio_of_medians']:.3f}x; {s['median_of_ratios']:.3f}x"
         )
     if not config["postgres"]:
@@ -400,9 +331,7 @@ def print_summary(results: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=int, default=5, help="seconds per measurement (default 5)")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds (default 3)")
-    parser.add_argument("--connections", type=int, default=16, help="wrk connections (default 16)")
+    harness.add_measurement_options(parser, duration=5, connections=16, connections_help="wrk connections (default 16)")
     parser.add_argument("--users", type=int, default=200, help="users of the round-robin scenario (default 200)")
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers to core 0 and wrk to core 1")
     parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
@@ -413,26 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
 
-    if shutil.which("wrk") is None:
-        print("install wrk (apt-get install wrk)")
+    if harness.missing_wrk():
         return 2
     if min(args.duration, args.rounds, args.connections) < 1 or not 1 <= args.users <= 10_000:
         parser.error("--duration, --rounds and --connections must be at least 1, --users between 1 and 10000")
-
-    pin = not args.no_pin and rb.can_pin()
-    if not args.no_pin and not pin:
-        print("note: not pinning (needs taskset and cores 0 and 1)", flush=True)
-    workdir = Path(tempfile.mkdtemp(prefix="presenced-write-bench-"))
-    try:
-        results = benchmark(args, workdir, pin)
-    finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-
-    print_summary(results)
-    RESULTS_FILE.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS_FILE.write_text(json.dumps(results, indent=2) + "\n")
-    print(f"wrote {RESULTS_FILE}")
-    return 1 if results["problems"] else 0
+    return harness.run("write_bench", args, benchmark, print_summary)
 
 
 if __name__ == "__main__":
