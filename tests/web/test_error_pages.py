@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import httpx
 import pytest
 
@@ -122,3 +124,40 @@ async def test_a_refused_form_leads_back_to_its_page(world: World, browser: http
         "/me/preferred", data={"csrf": "expired"}, headers={"Referer": "https://elsewhere.example/me"}
     )
     assert '<a href="/">Back</a>' in elsewhere.text
+
+
+async def test_a_nul_in_any_form_is_refused(runtime: Runtime, world: World, browser: httpx.AsyncClient) -> None:
+    """No store can keep a NUL: a form holding one is a 400 page, and nothing changes."""
+    await portal_sign_in(browser, world, "adele", "/apps/new")
+    page = await browser.get("/apps/new")
+    csrf = re.search(r'name="csrf" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+    response = await browser.post("/apps/new", data={"csrf": csrf, "name": "a\x00b", "audience": "AzureADMyOrg"})
+    assert response.status_code == 400
+    assert "not allowed" in response.text
+    names = [a.display_name for a in await runtime.identity.store.list_applications(world.tenant_id)]
+    assert not any("\x00" in n for n in names)
+
+
+async def test_a_malformed_app_id_is_not_found(world: World, browser: httpx.AsyncClient) -> None:
+    await portal_sign_in(browser, world, "adele", "/apps")
+    for raw in ("not-a-guid", "%00", "f47b7786-691d-50a0-b13b-25196094575f%00"):
+        response = await browser.get(f"/apps/{raw}")
+        assert response.status_code == 404, raw
+
+
+async def test_too_many_fields_is_a_page(world: World, browser: httpx.AsyncClient) -> None:
+    """A form with hundreds of fields is refused with a page, not the API's JSON."""
+    csrf = await portal_sign_in(browser, world, "adele")
+    fields = {f"f{i}": "x" for i in range(300)}
+    response = await browser.post("/me/preferred", data={"csrf": csrf, **fields})
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+
+
+async def test_back_never_leads_to_another_site(world: World, browser: httpx.AsyncClient) -> None:
+    """A referrer on this host whose path names another site (``//host``) is not offered as the way back."""
+    await portal_sign_in(browser, world, "adele")
+    response = await browser.post(
+        "/me/preferred", data={"csrf": "expired"}, headers={"Referer": "http://127.0.0.1:8000//evil.example/x"}
+    )
+    assert '<a href="/">Back</a>' in response.text

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import httpx
 import pytest
@@ -18,9 +18,10 @@ from presenced.domain.model import (
     WorkLocationType,
 )
 from presenced.domain.sequence import PresenceState
+from presenced.services.mailbox import LocalTime, RepliesPatch
 from presenced.web.me import LEAVE_GRACE
-from presenced.web.portal import PORTAL_APP_ID
-from tests.oauth.identity_support import World
+from presenced.web.portal import PORTAL_APP_ID, portal_principal
+from tests.oauth.identity_support import World, account
 from tests.support import T0
 from tests.web.portal_support import csrf_of, page_error, portal_sign_in, text_of
 
@@ -322,3 +323,47 @@ async def test_signing_out_ends_the_portal_session(runtime: Runtime, world: Worl
     await browser.post("/me/session", data={"csrf": csrf})
     assert (await browser.post("/signout", data={"csrf": csrf})).status_code == 200
     assert (await visible(runtime, world, "nestor")).availability is Availability.OFFLINE
+
+
+async def test_local_time_offset_is_right_on_a_clock_change_day(
+    world: World, browser: httpx.AsyncClient, clock: FixedClock
+) -> None:
+    """At 05:30 UTC on 1 November 2026 New York is still on daylight time (UTC-4) for half an hour."""
+    csrf = await portal_sign_in(browser, world, "nestor")
+    await browser.post("/me/timezone", data={"csrf": csrf, "time_zone": "Eastern Standard Time"})
+    clock.set(datetime(2026, 11, 1, 5, 30, tzinfo=UTC))
+    page = await browser.get("/me")
+    assert text_of(page, "local-time") == "01:30"
+    assert 'data-offset-minutes="-240"' in page.text
+
+
+async def test_scheduled_replies_show_both_ends_in_one_zone(
+    runtime: Runtime, world: World, browser: httpx.AsyncClient
+) -> None:
+    """Replies set through the API with the end in another zone show both ends in the form's one zone, so
+    saving the form unchanged keeps both instants."""
+    csrf = await portal_sign_in(browser, world, "nestor")
+    principal = portal_principal(await account(runtime, world.tenant_id, "nestor"))
+    patch = RepliesPatch(
+        status="scheduled",
+        scheduled_start=LocalTime("2026-12-01T09:00:00", "UTC"),
+        scheduled_end=LocalTime("2026-12-05T09:00:00", "Tokyo Standard Time"),
+    )
+    await runtime.mailbox.update(principal, None, None, patch)
+    page = await browser.get("/me")
+    assert 'id="replies-end" name="end" type="datetime-local" value="2026-12-05T00:00"' in page.text
+    response = await browser.post(
+        "/me/replies",
+        data={
+            "csrf": csrf,
+            "replies": "scheduled",
+            "start": "2026-12-01T09:00",
+            "end": "2026-12-05T00:00",
+            "time_zone": "UTC",
+            "internal": "",
+            "external": "",
+        },
+    )
+    assert response.status_code == 303
+    replies = (await runtime.store.mailbox_settings(world.user_id("nestor"))).automatic_replies
+    assert replies.scheduled_end == datetime(2026, 12, 5, 0, 0, tzinfo=UTC)

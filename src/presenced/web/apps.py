@@ -15,6 +15,7 @@ The routes of the granted-permissions page (``web.consents``) are listed here to
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -99,8 +100,12 @@ def _access(raw: str) -> tuple[str, str]:
 
 async def _registration(request: Request, account: Account) -> Application:
     """The path's app registration, if it is one of the administrator's tenant."""
-    app_id: str = request.path_params["app_id"]
-    app = await _identity(request).store.find_application(app_id) if len(app_id) <= 64 else None
+    raw: str = request.path_params["app_id"]
+    try:
+        app_id = str(uuid.UUID(raw)) if len(raw) == 36 else None
+    except ValueError:
+        app_id = None
+    app = await _identity(request).store.find_application(app_id) if app_id else None
     if app is None or app.tenant_id != account.user.tenant_id:
         raise ResourceNotFound("Your organization has no app registration with this application (client) id.")
     return app

@@ -37,7 +37,7 @@ CLEAR_AFTER = {
     "1h": timedelta(hours=1),
     "4h": timedelta(hours=4),
     "today": "today",
-    "week": timedelta(days=7),
+    "1w": timedelta(days=7),
 }
 PREFERRED_DURATIONS = ("", "PT30M", "PT1H", "PT2H", "PT4H", "P1D", "P7D")
 DONE = {
@@ -78,7 +78,7 @@ async def _show(request: Request, account: Account, status: int = 200, error: st
     now = await request.app.state.actions.clock.now()
     zone = settings.time_zone
     local_now = timezones.zone(zone)
-    offset = local_now.utcoffset(now) if local_now is not None else None
+    offset = now.astimezone(local_now).utcoffset() if local_now is not None else None
     replies = settings.automatic_replies
     visible = view.state.visible
     done = DONE.get(request.query_params.get("done", ""))
@@ -105,7 +105,8 @@ async def _show(request: Request, account: Account, status: int = 200, error: st
         zones=_zones(zone),
         replies=replies,
         replies_start=_local(replies.scheduled_start, settings.scheduled_start_time_zone or zone),
-        replies_end=_local(replies.scheduled_end, settings.scheduled_end_time_zone or zone),
+        # One zone field serves both: the end is shown in the start's zone, so saving keeps both instants.
+        replies_end=_local(replies.scheduled_end, settings.scheduled_start_time_zone or zone),
         replies_zone=settings.scheduled_start_time_zone or zone,
         choices=CHOICES,
         durations=PREFERRED_DURATIONS,

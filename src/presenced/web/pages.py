@@ -13,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
@@ -88,7 +89,13 @@ async def read_form(request: Request) -> dict[str, str]:
     except ClientDisconnect:
         # The client left before sending it all: nothing to do, and nobody to tell.
         raise OAuthError("invalid_request", 900144, "The request body did not arrive in full.") from None
-    return {k: v for k, v in form.items() if isinstance(v, str)}
+    except HTTPException as exc:  # Starlette's answer to a malformed form (too many fields, say)
+        raise OAuthError("invalid_request", 900144, f"The form is not valid: {exc.detail}") from None
+    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    # No form of these pages takes a NUL: refused here once, rather than by each store that cannot hold it.
+    if any("\x00" in k or "\x00" in v for k, v in fields.items()):
+        raise OAuthError("invalid_request", 900144, "The form holds a character that is not allowed (NUL).")
+    return fields
 
 
 def csrf_ok(request: Request, form: Mapping[str, str]) -> bool:

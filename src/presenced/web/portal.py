@@ -74,13 +74,20 @@ def problem(request: Request, account: Account | None, heading: str, text: str, 
 
 
 def _back(request: Request) -> str:
-    """Where "Back" leads: the page itself, or for a refused form the page it was posted from."""
+    """Where "Back" leads: the page itself, or for a refused form the page it was posted from; always here."""
     if request.method == "GET":
-        return request.url.path
+        return _on_this_server(request.url.path, "/")
     referer = urlsplit(request.headers.get("referer", ""))
-    if referer.netloc == request.url.netloc and referer.path.startswith("/"):
-        return referer.path + (f"?{referer.query}" if referer.query else "")
-    return "/"
+    if referer.netloc != request.url.netloc:
+        return "/"
+    return _on_this_server(referer.path + (f"?{referer.query}" if referer.query else ""), "/")
+
+
+def _on_this_server(raw: str | None, otherwise: str) -> str:
+    """``raw`` if it is a path on this server, never another site (``//host``, ``/\\host``, control characters)."""
+    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or any(ord(c) < 32 for c in raw):
+        return otherwise
+    return raw
 
 
 def signed_in(handler: Handler, *, admin: bool = False) -> Callable[[Request], Awaitable[Response]]:
@@ -114,9 +121,7 @@ def signed_in(handler: Handler, *, admin: bool = False) -> Callable[[Request], A
 
 def local_target(raw: str | None) -> str:
     """Where to go after signing in: a path on this server, never another site."""
-    if not raw or not raw.startswith("/") or raw.startswith("//") or "\\" in raw or any(ord(c) < 32 for c in raw):
-        return "/me"
-    return raw
+    return _on_this_server(raw, "/me")
 
 
 async def signin_page(request: Request) -> Response:

@@ -50,9 +50,19 @@
   document.addEventListener("submit", () => { stayingInPortal = true; });
   document.addEventListener("click", (event) => {
     const link = event.target instanceof Element ? event.target.closest("a[href]") : null;
-    if (link && link.origin === window.location.origin) stayingInPortal = true;
+    // Only a link that replaces this page with another of the portal's: not one within the page, not one
+    // opened in a new tab or window, not a download.
+    const elsewhere = link && (link.target && link.target !== "_self" || link.hasAttribute("download"));
+    const modified = event.button !== 0 || event.ctrlKey || event.metaKey || event.shiftKey || event.altKey;
+    const samePage = link && link.pathname === window.location.pathname && link.search === window.location.search;
+    if (link && link.origin === window.location.origin && !elsewhere && !modified && !samePage) {
+      stayingInPortal = true;
+    }
   });
-  window.addEventListener("pageshow", () => { stayingInPortal = false; });
+  window.addEventListener("pageshow", (event) => {
+    stayingInPortal = false;
+    if (event.persisted) refresh(); // back from the browser's page cache: open again, so active again
+  });
   window.addEventListener("pagehide", () => {
     if (!stayingInPortal) navigator.sendBeacon("/me/session/end", body());
   });
