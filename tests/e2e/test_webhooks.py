@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import asyncio
-import base64
 import json
 import os
 import re
@@ -31,11 +30,7 @@ from typing import Any
 
 import httpx
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import rsa
-from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from presenced.notify.encryption import decrypt_resource
@@ -43,6 +38,7 @@ from presenced.notify.webhooks import DELIVERY_TIMEOUT
 from presenced.services.deliveries import LEASE
 from presenced.store.engine import async_url, sqlite_url
 from tests.e2e.webhook_receiver import WebhookReceiver
+from tests.notify.certificates import base64_der, self_signed
 from tests.support import bearer
 
 PRESENCED = (sys.executable, "-m", "presenced")
@@ -197,19 +193,7 @@ def graph(tmp_path_factory: pytest.TempPathFactory, key_folder: Path) -> Iterato
 def _certificate() -> tuple[rsa.RSAPrivateKey, str]:
     """A self-signed RSA 2048 certificate (base64 DER, as Graph takes it) and its private key."""
     key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook e2e test")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return key, base64.b64encode(certificate.public_bytes(Encoding.DER)).decode("ascii")
+    return key, base64_der(self_signed(key, "webhook e2e test"))
 
 
 def _clock(http: httpx.Client) -> datetime:

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime, timedelta
 
 import pytest
 from cryptography import x509
@@ -15,7 +14,6 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
-from cryptography.x509.oid import NameOID
 
 from presenced.errors import BadRequest
 from presenced.notify.encryption import (
@@ -24,6 +22,7 @@ from presenced.notify.encryption import (
     encrypt_resource,
     load_encryption_certificate,
 )
+from tests.notify.certificates import base64_der, self_signed
 
 USER_ID = "66825e03-7ef5-42da-9069-724602c31f6b"
 PRESENCE_JSON = json.dumps(
@@ -36,25 +35,6 @@ PRESENCE_JSON = json.dumps(
     }
 ).encode("utf-8")
 CERTIFICATE_ID = "my-certificate-id"
-
-
-def self_signed(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> x509.Certificate:
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook.contoso.com")])
-    now = datetime.now(UTC)
-    return (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-
-
-def base64_der(certificate: x509.Certificate) -> str:
-    return base64.b64encode(certificate.public_bytes(Encoding.DER)).decode("ascii")
 
 
 @pytest.fixture(scope="module")

@@ -7,24 +7,22 @@ import base64
 import hashlib
 import hmac
 import json
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import httpx
 import jwt
 import pytest
-from cryptography import x509
 from cryptography.hazmat.primitives import hashes, padding
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.asymmetric.padding import MGF1, OAEP
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.serialization import Encoding
-from cryptography.x509.oid import NameOID
 
 from presenced.bootstrap import Runtime
 from presenced.services.demo import DemoTenant, seed_demo
+from tests.notify.certificates import self_signed
 from tests.notify.conftest import Receiver
-from tests.support import APP_ID, BASE_URL, T0, Tokens, bearer
+from tests.notify.subscribing import deliver, subscribe
+from tests.support import APP_ID, BASE_URL, Tokens, bearer
 
 #: Microsoft Graph Change Tracking: the caller identity of validation tokens.
 CHANGE_TRACKING_APP_ID = "0bf30f3b-4a52-48df-9a82-234910c4a086"
@@ -38,42 +36,6 @@ def receiver_key() -> rsa.RSAPrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=2048)
 
 
-def _self_signed(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> bytes:
-    """The DER bytes of a self-signed certificate for ``key``."""
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "webhook.contoso.com")])
-    now = datetime.now(UTC)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - timedelta(days=1))
-        .not_valid_after(now + timedelta(days=30))
-        .sign(key, hashes.SHA256())
-    )
-    return certificate.public_bytes(Encoding.DER)
-
-
-async def _subscribe(
-    api: httpx.AsyncClient, token: str, receiver: Receiver, resource: str, **extra: Any
-) -> httpx.Response:
-    body = {
-        "changeType": "updated",
-        "notificationUrl": receiver.url,
-        "resource": resource,
-        "expirationDateTime": (T0 + timedelta(minutes=50)).isoformat().replace("+00:00", "Z"),
-        "clientState": "secret-state",
-        **extra,
-    }
-    return await api.post("/v1.0/subscriptions", json=body, headers=bearer(token))
-
-
-async def _deliver(runtime: Runtime) -> None:
-    await runtime.deliveries.deliver_due()
-    await runtime.deliveries.drain()
-
-
 async def _set_presence_and_deliver(
     hooked: Runtime, api: httpx.AsyncClient, tokens: Tokens, user_id: str, availability: str, activity: str
 ) -> None:
@@ -84,7 +46,7 @@ async def _set_presence_and_deliver(
         headers=bearer(tokens.app("Presence.ReadWrite.All")),
     )
     assert response.status_code == 200, response.text
-    await _deliver(hooked)
+    await deliver(hooked)
 
 
 async def _rich_subscription(
@@ -93,8 +55,8 @@ async def _rich_subscription(
     """Seed the demo and subscribe, with resource data, to the user with nothing set; returns the certificate DER."""
     demo = await seed_demo(hooked.store, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
-    der = _self_signed(key)
-    created = await _subscribe(
+    der = self_signed(key).public_bytes(Encoding.DER)
+    created = await subscribe(
         api,
         tokens.app("Presence.Read.All"),
         receiver,
@@ -169,7 +131,7 @@ async def test_a_basic_subscription_gets_neither_content_nor_tokens(
     demo = await seed_demo(hooked.store, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     user = demo.users[-1]
-    created = await _subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
+    created = await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
     assert created.status_code == 201, created.text
     await _set_presence_and_deliver(hooked, api, tokens, user.id, "Busy", "InACall")
     assert len(receiver.collections) == 1
@@ -188,14 +150,14 @@ async def test_unusable_certificates_and_a_missing_certificate_id_create_nothing
     resource = f"communications/presences/{demo.users[-1].id}"
 
     def encoded(key: rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey) -> str:
-        return base64.b64encode(_self_signed(key)).decode("ascii")
+        return base64.b64encode(self_signed(key).public_bytes(Encoding.DER)).decode("ascii")
 
     refused = {
         "EC P-256": ec.generate_private_key(ec.SECP256R1()),
         "RSA 1024": rsa.generate_private_key(public_exponent=65537, key_size=1024),
     }
     for label, key in refused.items():
-        response = await _subscribe(
+        response = await subscribe(
             api,
             token,
             receiver,
@@ -206,7 +168,7 @@ async def test_unusable_certificates_and_a_missing_certificate_id_create_nothing
         )
         assert response.status_code == 400, (label, response.text)
         assert "encryptionCertificate" in response.json()["error"]["message"], (label, response.text)
-    missing_id = await _subscribe(
+    missing_id = await subscribe(
         api, token, receiver, resource, includeResourceData=True, encryptionCertificate=encoded(receiver_key)
     )
     assert missing_id.status_code == 400, missing_id.text

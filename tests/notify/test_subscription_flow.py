@@ -3,33 +3,14 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any
 
 import httpx
 
 from presenced.bootstrap import Runtime
 from presenced.services.demo import seed_demo
 from tests.notify.conftest import Receiver
+from tests.notify.subscribing import deliver, subscribe
 from tests.support import T0, Tokens, bearer
-
-
-async def _subscribe(
-    api: httpx.AsyncClient, token: str, receiver: Receiver, resource: str, **extra: Any
-) -> httpx.Response:
-    body = {
-        "changeType": "updated",
-        "notificationUrl": receiver.url,
-        "resource": resource,
-        "expirationDateTime": (T0 + timedelta(minutes=50)).isoformat().replace("+00:00", "Z"),
-        "clientState": "secret-state",
-        **extra,
-    }
-    return await api.post("/v1.0/subscriptions", json=body, headers=bearer(token))
-
-
-async def _deliver(runtime: Runtime) -> None:
-    await runtime.deliveries.deliver_due()
-    await runtime.deliveries.drain()
 
 
 async def test_a_change_reaches_the_subscriber_as_graph_shapes_it(
@@ -39,7 +20,7 @@ async def test_a_change_reaches_the_subscriber_as_graph_shapes_it(
     demo = await seed_demo(hooked.store, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     user = demo.users[0]
-    created = await _subscribe(api, tokens.app("Presence.Read.All"), receiver, f"/communications/presences/{user.id}")
+    created = await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"/communications/presences/{user.id}")
     assert created.status_code == 201, created.text
     assert receiver.validations == 1
     subscription = created.json()
@@ -49,7 +30,7 @@ async def test_a_change_reaches_the_subscriber_as_graph_shapes_it(
     assert (
         await api.post(f"/v1.0/users/{user.id}/presence/setPresence", json=body, headers=bearer(writer))
     ).status_code == 200
-    await _deliver(hooked)
+    await deliver(hooked)
     assert len(receiver.received) == 1
     item = receiver.received[0]
     assert item["subscriptionId"] == subscription["id"]
@@ -71,17 +52,17 @@ async def test_a_failing_receiver_gets_the_notification_again(
     demo = await seed_demo(hooked.store, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     user = demo.users[-1]  # Nestor: nothing set, so any presence is a change
-    await _subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
+    await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
     receiver.failures_left = 1
     body = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": "Away", "activity": "Away"}
     await api.post(
         f"/v1.0/users/{user.id}/presence/setPresence", json=body, headers=bearer(tokens.app("Presence.ReadWrite.All"))
     )
-    await _deliver(hooked)
+    await deliver(hooked)
     assert receiver.received == []
     async with hooked.engine.begin() as conn:
         await conn.exec_driver_sql("UPDATE notifications SET next_attempt_us = 0")
-    await _deliver(hooked)
+    await deliver(hooked)
     assert len(receiver.received) == 1
     async with hooked.engine.connect() as conn:
         attempts = (await conn.exec_driver_sql("SELECT status FROM delivery_attempts ORDER BY id")).scalars().all()
@@ -93,7 +74,7 @@ async def test_a_failed_handshake_creates_nothing(hooked: Runtime, api: httpx.As
     demo = await seed_demo(hooked.store, hooked.clock)
     token = Tokens(hooked, demo.tenant.id).app("Presence.Read.All")
     receiver.echo_validation = False
-    response = await _subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")
+    response = await subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")
     assert response.status_code == 400
     assert response.json()["error"]["code"] == "InvalidRequest"
     assert (await api.get("/v1.0/subscriptions", headers=bearer(token))).json()["value"] == []
@@ -107,8 +88,8 @@ async def test_bulk_subscriptions_duplicates_and_bad_input(
     token = Tokens(hooked, demo.tenant.id).app("Presence.Read.All")
     ids = [u.id for u in demo.users[:3]]
     resource = f"communications/presences?$filter=id in ('{ids[0]}',{ids[1]}, '{ids[2]}')"
-    assert (await _subscribe(api, token, receiver, resource)).status_code == 201
-    duplicate = await _subscribe(
+    assert (await subscribe(api, token, receiver, resource)).status_code == 201
+    duplicate = await subscribe(
         api, token, receiver, f"/communications/presences?$filter=id in ({ids[2]},{ids[1]},{ids[0]})"
     )
     assert duplicate.status_code == 409
@@ -122,11 +103,11 @@ async def test_bulk_subscriptions_duplicates_and_bad_input(
         ({"notificationUrl": "ftp://example.com/hook"}, "notificationUrl"),
     ]
     for change, field in cases:
-        response = await _subscribe(api, token, receiver, f"communications/presences/{demo.users[5].id}", **change)
+        response = await subscribe(api, token, receiver, f"communications/presences/{demo.users[5].id}", **change)
         assert response.status_code == 400, (change, response.text)
         assert field in response.json()["error"]["message"], (change, response.text)
     for resource in ("users/x/presence", "communications/presences/not-a-guid", f"communications/presences/{'0' * 8}"):
-        response = await _subscribe(api, token, receiver, resource)
+        response = await subscribe(api, token, receiver, resource)
         assert response.status_code == 400, (resource, response.text)
         assert "resource" in response.json()["error"]["message"]
     assert len((await api.get("/v1.0/subscriptions", headers=bearer(token))).json()["value"]) == 1
@@ -137,7 +118,7 @@ async def test_renew_and_delete(hooked: Runtime, api: httpx.AsyncClient, receive
     demo = await seed_demo(hooked.store, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     token = tokens.app("Presence.Read.All")
-    created = (await _subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")).json()
+    created = (await subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")).json()
     soon = (T0 + timedelta(minutes=10)).isoformat().replace("+00:00", "Z")
     renewed = await api.patch(
         f"/v1.0/subscriptions/{created['id']}", json={"expirationDateTime": soon}, headers=bearer(token)
@@ -159,6 +140,6 @@ async def test_presence_read_alone_cannot_subscribe(
     """Subscribing takes Presence.Read.All; a Presence.Read token gets 403 and the endpoint is never called."""
     demo = await seed_demo(hooked.store, hooked.clock)
     token = Tokens(hooked, demo.tenant.id).user(demo.users[0].id, "Presence.Read")
-    response = await _subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")
+    response = await subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")
     assert response.status_code == 403
     assert receiver.validations == 0
