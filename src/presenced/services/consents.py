@@ -156,8 +156,7 @@ class Consents:
                 scopes: set[str] = set()
                 roles: set[str] = set()
                 if resource is not None:
-                    scopes = await self.identity.granted_scopes(tenant_id, app, resource, None)
-                    roles = (await self.identity.granted_roles(tenant_id, app, resource))[1]
+                    scopes, roles = await self.identity.tenant_wide_grants(tenant_id, app, resource)
                 seen[access.resource_app_id] = (resource, scopes, roles)
             resource, scopes, roles = seen[access.resource_app_id]
             delegated = access.type == "Scope"

@@ -309,13 +309,29 @@ class IdentityService:
         resource_sp_id = await self._resource_principal_id(tenant_id, resource)
         if client_sp is None or resource_sp_id is None:
             return client_sp, set()
+        return client_sp, await self._roles(tenant_id, client_sp.id, resource_sp_id, resource)
+
+    async def _roles(self, tenant_id: str, client_sp_id: str, resource_sp_id: str, resource: Resource) -> set[str]:
         roles = set()
-        for assignment in await self.store.list_assignments(tenant_id, client_sp.id):
+        for assignment in await self.store.list_assignments(tenant_id, client_sp_id):
             if assignment.resource_id == resource_sp_id:
                 role = resource.role_by_id(assignment.app_role_id)
                 if role is not None:
                     roles.add(role.value)
-        return client_sp, roles
+        return roles
+
+    async def tenant_wide_grants(
+        self, tenant_id: str, client: Application, resource: Resource
+    ) -> tuple[set[str], set[str]]:
+        """What ``client`` holds of ``resource`` for the whole tenant: the delegated permissions granted for
+        all users, and the application permissions; each service principal is looked up once."""
+        client_sp = await self.store.find_service_principal(tenant_id, client.app_id)
+        resource_sp_id = await self._resource_principal_id(tenant_id, resource)
+        if client_sp is None or resource_sp_id is None:
+            return set(), set()
+        grants = await self.store.grants_for(client_sp.id, resource_sp_id, None)
+        scopes = {scope for grant in grants for scope in grant.scopes}
+        return scopes, await self._roles(tenant_id, client_sp.id, resource_sp_id, resource)
 
     # ``granted_by`` is the signed-in person consenting (the user, or an administrator); None when no
     # person is (the CLI, the demo data, an app calling the directory API as itself).
