@@ -116,7 +116,7 @@ def clock(runtime: Runtime) -> FixedClock:
 
 @pytest.fixture
 async def demo(runtime: Runtime) -> DemoTenant:
-    return await seed_demo(runtime.store, runtime.clock)
+    return await seed_demo(runtime.store, runtime.writer, runtime.clock)
 
 
 @pytest.fixture

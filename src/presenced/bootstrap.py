@@ -6,13 +6,14 @@ import ipaddress
 import json
 import os
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from presenced.clock import Clock, SystemClock
+from presenced.clock import Clock, LocalClock, SystemClock
 from presenced.config import Settings
 from presenced.errors import ConfigurationError
 from presenced.notify.encryption import load_encryption_certificate
@@ -36,9 +37,12 @@ from presenced.services.sweeper import Sweeper
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
 from presenced.store.engine import create_engine, sqlite_url, upgrade
+from presenced.store.group_commit import GroupCommit
 from presenced.store.identity import SqlIdentityStore
+from presenced.store.postgres_writer import PostgresBatches
 from presenced.store.presence import SqlStore
 from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
+from presenced.store.sqlite_writer import SqliteBatches
 from presenced.store.subscriptions import SqlSubscriptionStore
 
 #: Where ``serve`` records the URL it listens at, so ``presenced token`` can use the same issuer.
@@ -53,6 +57,8 @@ class Runtime:
     keys: SigningKeys
     clock: Clock
     reader: SqlitePresenceReader | PostgresPresenceReader
+    #: Every write of presence facts goes through it (group commit).
+    writer: GroupCommit
     presence: PresenceService
     verifier: TokenVerifier
     actions: PresenceActions
@@ -71,6 +77,7 @@ class Runtime:
     fanout: LocalFanout
 
     async def close(self) -> None:
+        await self.writer.close()
         await self.fanout.close()
         await self.reader.close()
         if isinstance(self.clock, StoredClock):
@@ -90,25 +97,33 @@ def prepare_data_dir(data_dir: Path) -> None:
         raise ConfigurationError(f"cannot write the data directory {data_dir}: {exc.strerror}") from None
 
 
-async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None = None) -> Runtime:
+async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock | None = None) -> Runtime:
     """Open the database (migrating it to the newest schema) and load the signing keys."""
     prepare_data_dir(settings.data_dir)
     url = settings.database_url or sqlite_url(settings.data_dir)
     engine = create_engine(url)
+    store = SqlStore(engine)
+    opened: list[Callable[[], Awaitable[None]]] = [engine.dispose]
     try:
         if migrate:
             await upgrade(engine)
         keys = SigningKeys.load_or_create(settings.data_dir)
         reader = await _reader(engine)
+        opened.append(reader.close)
+        manual = None if clock is not None else await _manual_clock(url, settings)
+        if manual is not None:
+            opened.append(manual.close)
+        # The writer reads a clock of this process's itself; the manual clock, inside its transactions.
+        local = None if manual is not None else clock or SystemClock()
+        writer = GroupCommit(await _batches(engine, store, local))
     except BaseException:
-        await engine.dispose()
+        for close in reversed(opened):
+            await close()
         raise
-    store = SqlStore(engine)
-    manual = None if clock is not None else await _manual_clock(url, settings)
-    clock = clock or manual or SystemClock()
+    presence_clock: Clock = manual or local or SystemClock()
     verifier = TokenVerifier(keys, settings.base_url, store.tenant_exists, settings.token_cache_size)
-    sweeper = Sweeper(store, clock)
-    actions = PresenceActions(store, store, clock)
+    sweeper = Sweeper(writer)
+    actions = PresenceActions(reader, writer, presence_clock)
     hasher = Argon2Hasher()
     identity_store = SqlIdentityStore(store)
     identity = IdentityService(identity_store, hasher)
@@ -133,7 +148,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         store,
         WebhookEndpoints(policy),
         load_encryption_certificate,
-        clock,
+        presence_clock,
         timedelta(minutes=settings.subscription_max_minutes),
         lambda s: identity.may_keep_subscription(s.tenant_id, s.app_id, s.creator_id, s.delegated),
         timedelta(minutes=settings.reauthorization_lead_minutes),
@@ -147,19 +162,22 @@ async def build(settings: Settings, *, migrate: bool = True, clock: Clock | None
         interval=2.0 if settings.redis_url else 0.2,
     )
     feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1)
-    fanout.listeners += [deliveries.wake, feed.wake]
+    fanout.listeners.append(feed.wake)
+    fanout.outbox_listeners.append(deliveries.wake)
     store.after_commit.append(fanout.changed)
+    writer.after_commit.append(fanout.changed)
     return Runtime(
         settings=settings,
         engine=engine,
         store=store,
         keys=keys,
-        clock=clock,
+        clock=presence_clock,
         reader=reader,
+        writer=writer,
         presence=PresenceService(reader),
         verifier=verifier,
         actions=actions,
-        mailbox=MailboxService(actions, store, store),
+        mailbox=MailboxService(actions, store),
         sweeper=sweeper,
         emulator=None if manual is None else EmulatorClock(manual, sweeper),
         identity=identity,
@@ -181,6 +199,13 @@ async def _manual_clock(url: str, settings: Settings) -> StoredClock | None:
         await clock.start()
         return clock
     return await StoredClock.existing(url)
+
+
+async def _batches(engine: AsyncEngine, store: SqlStore, clock: LocalClock | None) -> SqliteBatches | PostgresBatches:
+    """The writer's batches on the bare driver of the same database."""
+    if engine.dialect.name == "sqlite":
+        return SqliteBatches(engine.url.database or ":memory:", clock, store.writer_turn)
+    return await PostgresBatches.connect(engine.url.render_as_string(hide_password=False), clock)
 
 
 async def _reader(engine: AsyncEngine) -> SqlitePresenceReader | PostgresPresenceReader:

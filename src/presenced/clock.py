@@ -16,10 +16,21 @@ class Clock(Protocol):
         ...
 
 
+class LocalClock(Clock, Protocol):
+    """A clock kept in this process, so it can also be read without waiting (from any thread)."""
+
+    def read(self) -> datetime:
+        """The current instant, as ``now`` gives it."""
+        ...
+
+
 class SystemClock:
     """Real time."""
 
     async def now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def read(self) -> datetime:
         return datetime.now(UTC)
 
 
@@ -30,6 +41,9 @@ class FixedClock:
         self._at = at
 
     async def now(self) -> datetime:
+        return self._at
+
+    def read(self) -> datetime:
         return self._at
 
     def set(self, at: datetime) -> None:

@@ -46,8 +46,9 @@ async def test_parallel_set_presence_from_several_apps(
 
     await asyncio.gather(*(app_writes(app_id, 8) for app_id in APPS))
 
-    async with runtime.store.begin() as tx:
-        facts, state = await tx.lock_presence(NESTOR)
+    stored = await runtime.store.stored_presence(NESTOR)
+    assert stored is not None
+    facts, state = stored.facts, stored.state
     assert {s.app_id: (s.availability.value, s.activity.value) for s in facts.sessions} == last
     assert state.visible == aggregate(facts, T0).visible
     query = select(presence_changes).where(presence_changes.c.user_id == NESTOR).order_by(presence_changes.c.id)

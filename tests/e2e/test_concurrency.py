@@ -363,8 +363,9 @@ async def _check_store(data_dir: Path, database_url: str, load: Load) -> dict[st
     """Read the user's facts, state and change log; check (a), (b), (c). Returns the state for (d)."""
     runtime = await build(Settings(data_dir=data_dir, database_url=database_url))
     try:
-        async with runtime.store.begin() as tx:
-            facts, state = await tx.lock_presence(USER_ID)
+        stored = await runtime.store.stored_presence(USER_ID)
+        assert stored is not None
+        facts, state = stored.facts, stored.state
         now = datetime.now(UTC)
         async with runtime.engine.connect() as conn:
             query = select(presence_changes).where(presence_changes.c.user_id == USER_ID)
@@ -472,8 +473,13 @@ async def _lock_waiters(monitor: asyncpg.Connection, count: int) -> None:
     raise RuntimeError(f"fewer than {count} requests ever waited for the presence lock")
 
 
-async def _mailbox_race(server: Server, database_url: str, mailbox_token: str) -> dict[str, Any]:
-    """PATCH automatic replies and setPresence queue, in that order, behind a held presence row lock."""
+async def _mailbox_race(servers: list[Server], database_url: str, mailbox_token: str) -> dict[str, Any]:
+    """PATCH automatic replies and setPresence queue, in that order, behind a held presence row lock.
+
+    Each goes to a server of its own: within one process the setPresence would queue behind the
+    PATCH's batch in the process's writer, never reaching the database's lock queue.
+    """
+    server, other = servers
     dsn = make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
     holder = await asyncpg.connect(dsn, timeout=10)
     monitor = await asyncpg.connect(dsn, timeout=10)
@@ -494,9 +500,9 @@ async def _mailbox_race(server: Server, database_url: str, mailbox_token: str) -
             body = {"sessionId": app, "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1H"}
             write = asyncio.create_task(
                 client.post(
-                    f"/users/{RACE_USER_ID}/presence/setPresence",
+                    f"{other.url}/v1.0/users/{RACE_USER_ID}/presence/setPresence",
                     json=body,
-                    headers={"Authorization": f"Bearer {server.tokens[app]}"},
+                    headers={"Authorization": f"Bearer {other.tokens[app]}"},
                 )
             )
             await _lock_waiters(monitor, 2)
@@ -533,8 +539,9 @@ def test_a_presence_write_queued_behind_a_mailbox_patch_keeps_the_patch(
     """A setPresence that waited for the user's lock while a PATCH of automatic replies held it keeps the PATCH.
 
     Deterministic: the test holds the user's ``presences`` row lock itself, queues the PATCH
-    and then the setPresence behind it (checking in pg_stat_activity that each is waiting),
-    and lets go. The PATCH commits first; the setPresence, woken second, must build on it.
+    (through one server) and then the setPresence (through the other) behind it, checking in
+    pg_stat_activity that each is waiting, and lets go. The PATCH commits first; the setPresence,
+    woken second, must build on it.
     """
     server = servers[0]
     mailbox_token = mint_access_token(
@@ -545,7 +552,7 @@ def test_a_presence_write_queued_behind_a_mailbox_patch_keeps_the_patch(
         now=datetime.now(UTC),
         roles=["MailboxSettings.ReadWrite"],
     )
-    seen = asyncio.run(_mailbox_race(server, postgres_url, mailbox_token))
+    seen = asyncio.run(_mailbox_race(servers, postgres_url, mailbox_token))
     assert seen["stored"] == "alwaysEnabled", seen
     assert seen["mailbox"] == "alwaysEnabled", seen
     assert seen["outOfOffice"] is True, seen

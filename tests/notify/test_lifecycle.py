@@ -46,7 +46,7 @@ async def test_reauthorization_is_asked_once_ahead_of_expiry(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """Ten minutes before expiry one reauthorizationRequired arrives; a renewal makes the next one due again."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     token = Tokens(hooked, demo.tenant.id).app("Presence.Read.All")
     created = await _subscribe(api, token, receiver, demo.users[0].id)
     clock = hooked.clock
@@ -74,7 +74,7 @@ async def test_a_revoked_role_removes_the_subscription(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """When the app loses Presence.Read.All, subscriptionRemoved arrives and the subscription stops."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     await seed_demo_identity(hooked.identity, datetime.now(UTC))
     tokens = Tokens(hooked, demo.tenant.id)
     token = tokens.app("Presence.Read.All", app_id=DEMO_DAEMON_APP_ID)
@@ -99,7 +99,7 @@ async def test_a_deleted_user_removes_their_subscription(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """A delegated subscription whose user is deleted ends with subscriptionRemoved."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     identity = await seed_demo_identity(hooked.identity, datetime.now(UTC))
     public = next(a.app for a in identity.apps if a.secret is None)
     user = demo.users[3]
@@ -120,7 +120,7 @@ async def test_expired_subscriptions_stop_and_are_purged(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """After expiry a subscription gets no notifications and is gone from the list; later it is purged."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     token = tokens.app("Presence.Read.All")
     user = demo.users[-1]

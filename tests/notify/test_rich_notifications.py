@@ -53,7 +53,7 @@ async def _rich_subscription(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver, key: rsa.RSAPrivateKey
 ) -> tuple[DemoTenant, Tokens, bytes]:
     """Seed the demo and subscribe, with resource data, to the user with nothing set; returns the certificate DER."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     der = self_signed(key).public_bytes(Encoding.DER)
     created = await subscribe(
@@ -128,7 +128,7 @@ async def test_a_basic_subscription_gets_neither_content_nor_tokens(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """Without includeResourceData the notification has no encryptedContent and the collection no validationTokens."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     user = demo.users[-1]
     created = await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
@@ -145,7 +145,7 @@ async def test_unusable_certificates_and_a_missing_certificate_id_create_nothing
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver, receiver_key: rsa.RSAPrivateKey
 ) -> None:
     """EC P-256 and RSA 1024 certificates, and a missing encryptionCertificateId, are 400s and create nothing."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     token = Tokens(hooked, demo.tenant.id).app("Presence.Read.All")
     resource = f"communications/presences/{demo.users[-1].id}"
 

@@ -17,7 +17,7 @@ async def test_a_change_reaches_the_subscriber_as_graph_shapes_it(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """Subscribe (handshake passes), set a presence: the notification arrives with clientState and Graph's fields."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     user = demo.users[0]
     created = await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"/communications/presences/{user.id}")
@@ -49,7 +49,7 @@ async def test_a_failing_receiver_gets_the_notification_again(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """A 503 is retried: after the backoff the same notification (same id) is delivered once."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     user = demo.users[-1]  # Nestor: nothing set, so any presence is a change
     await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
@@ -71,7 +71,7 @@ async def test_a_failing_receiver_gets_the_notification_again(
 
 async def test_a_failed_handshake_creates_nothing(hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver) -> None:
     """An endpoint that does not echo the validation token gets 400 InvalidRequest and no subscription."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     token = Tokens(hooked, demo.tenant.id).app("Presence.Read.All")
     receiver.echo_validation = False
     response = await subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")
@@ -84,7 +84,7 @@ async def test_bulk_subscriptions_duplicates_and_bad_input(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """A filter of ids (quoted or not) subscribes to each; the same again is 409; bad fields are 400s naming them."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     token = Tokens(hooked, demo.tenant.id).app("Presence.Read.All")
     ids = [u.id for u in demo.users[:3]]
     resource = f"communications/presences?$filter=id in ('{ids[0]}',{ids[1]}, '{ids[2]}')"
@@ -115,7 +115,7 @@ async def test_bulk_subscriptions_duplicates_and_bad_input(
 
 async def test_renew_and_delete(hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver) -> None:
     """PATCH moves the expiry (never under 45 minutes ahead); DELETE removes the subscription; others see 404."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     tokens = Tokens(hooked, demo.tenant.id)
     token = tokens.app("Presence.Read.All")
     created = (await subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")).json()
@@ -138,7 +138,7 @@ async def test_presence_read_alone_cannot_subscribe(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
     """Subscribing takes Presence.Read.All; a Presence.Read token gets 403 and the endpoint is never called."""
-    demo = await seed_demo(hooked.store, hooked.clock)
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     token = Tokens(hooked, demo.tenant.id).user(demo.users[0].id, "Presence.Read")
     response = await subscribe(api, token, receiver, f"communications/presences/{demo.users[0].id}")
     assert response.status_code == 403

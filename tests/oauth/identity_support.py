@@ -66,7 +66,7 @@ async def seed_world(runtime: Runtime) -> World:
     """
     async with runtime.engine.begin() as conn:
         await conn.exec_driver_sql("DELETE FROM sign_in_failures")
-    await seed_demo(runtime.store, runtime.clock)
+    await seed_demo(runtime.store, runtime.writer, runtime.clock)
     seeded = await seed_demo_identity(runtime.identity, datetime.now(UTC))
     daemon = next(a for a in seeded.apps if a.app.app_id == DEMO_DAEMON_APP_ID)
     public = next(a for a in seeded.apps if a.app.app_id == DEMO_PUBLIC_APP_ID)

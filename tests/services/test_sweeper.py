@@ -13,7 +13,7 @@ from presenced.clock import FixedClock
 from presenced.domain.model import Activity, Availability, PresenceFacts, Session
 from presenced.services.ports import Tenant, User
 from presenced.services.sweeper import Sweeper
-from presenced.services.writes import change_facts
+from presenced.services.writes import deciding
 from presenced.store.schema import presence_changes
 from tests.support import T0
 
@@ -33,9 +33,8 @@ async def _seed(runtime: Runtime, count: int) -> list[User]:
         await tx.put_tenant(TENANT, T0)
         for user in users:
             await tx.put_user(user, T0)
-            await change_facts(
-                tx, user, lambda _f, _now: PresenceFacts(sessions=(session,)), FixedClock(T0), "setPresence"
-            )
+    decide = deciding(lambda _f, _now: PresenceFacts(sessions=(session,)), "setPresence")
+    await asyncio.gather(*(runtime.writer.write(user, decide) for user in users))
     return users
 
 
@@ -57,8 +56,9 @@ async def test_due_transitions_are_stored_with_their_change_log(runtime: Runtime
     log = await _log(runtime, user)
     assert [cause for _, cause in log] == ["setPresence", "timer", "timer", "timer"]
     assert [seq for seq, _ in log] == sorted(seq for seq, _ in log)
-    async with runtime.store.begin() as tx:
-        _, state = await tx.lock_presence(user.id)
+    stored = await runtime.store.stored_presence(user.id)
+    assert stored is not None
+    state = stored.state
     assert state.visible.availability is Availability.OFFLINE
     assert state.next_change_at is None
     assert state.sequence == log[-1][0]
@@ -98,11 +98,16 @@ async def test_a_restart_loses_nothing_that_was_due(runtime: Runtime) -> None:
 
 
 async def test_concurrent_sweepers_never_double_apply(runtime: Runtime, clock: FixedClock) -> None:
-    """Several sweepers at once store each transition exactly once."""
+    """Sweepers of several processes (each with a writer of its own) store each transition exactly once."""
     users = await _seed(runtime, 30)
     clock.set(T0 + timedelta(minutes=11))
-    sweepers = [Sweeper(runtime.store, clock) for _ in range(4)]
-    logged = await asyncio.gather(*(s.run_due() for s in sweepers))
+    others = [await build(runtime.settings, clock=clock) for _ in range(3)]
+    try:
+        sweepers = [Sweeper(r.writer, chunk=7) for r in (runtime, *others)]
+        logged = await asyncio.gather(*(s.run_due(wait=n % 2 == 0) for n, s in enumerate(sweepers)))
+    finally:
+        for other in others:
+            await other.close()
     assert sum(logged) == 60
     for user in users:
         assert [cause for _, cause in await _log(runtime, user)] == ["setPresence", "timer", "timer"]
@@ -111,7 +116,7 @@ async def test_concurrent_sweepers_never_double_apply(runtime: Runtime, clock: F
 async def test_the_background_sweeper_picks_up_due_users(runtime: Runtime, clock: FixedClock) -> None:
     """run_forever stores a transition that falls due while it runs, without being asked."""
     [user] = await _seed(runtime, 1)
-    sweeper = Sweeper(runtime.store, clock, interval=0.05)
+    sweeper = Sweeper(runtime.writer, interval=0.05)
     task = asyncio.create_task(sweeper.run_forever())
     try:
         clock.set(T0 + timedelta(minutes=5))

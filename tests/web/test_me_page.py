@@ -313,8 +313,9 @@ async def test_idle_page_fades(runtime: Runtime, world: World, browser: httpx.As
 
 
 async def _facts(runtime: Runtime, world: World, nickname: str) -> tuple[PresenceFacts, PresenceState]:
-    async with runtime.store.begin() as tx:
-        return await tx.lock_presence(world.user_id(nickname))
+    stored = await runtime.store.stored_presence(world.user_id(nickname))
+    assert stored is not None
+    return stored.facts, stored.state
 
 
 async def test_signing_out_ends_the_portal_session(runtime: Runtime, world: World, browser: httpx.AsyncClient) -> None:

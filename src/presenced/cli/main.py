@@ -189,7 +189,7 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
     runtime = await build(settings)
     try:
         if demo:
-            tenant = await seed_demo(runtime.store, runtime.clock)
+            tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
             demo_identity = await seed_demo_identity(runtime.identity, datetime.now(UTC))
         record_serving_url(settings)
         base = settings.base_url
@@ -246,7 +246,7 @@ def demo(data_dir: Path | None, database_url: str | None, as_json: bool) -> None
     settings = load_settings(data_dir=data_dir, database_url=database_url)
 
     async def seed(runtime: Runtime) -> tuple[DemoTenant, DemoIdentity]:
-        tenant = await seed_demo(runtime.store, runtime.clock)
+        tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
         return tenant, await seed_demo_identity(runtime.identity, datetime.now(UTC))
 
     tenant, identity = run(lambda: with_runtime(settings, seed))

@@ -21,15 +21,26 @@ CHANNEL = "presenced:changes"
 RECONNECT_SECONDS = 1.0
 
 
+#: What a wake-up message says: changes were logged, or notifications were queued too.
+CHANGES, NOTIFICATIONS = b"c", b"1"
+
+
 class LocalFanout:
     """Wakes this process's readers."""
 
     def __init__(self) -> None:
+        #: Readers of the change log: woken by every commit that logged a change.
         self.listeners: list[Callable[[], None]] = []
+        #: Readers of the notification outbox: woken only by commits that queued notifications.
+        self.outbox_listeners: list[Callable[[], None]] = []
 
-    def changed(self) -> None:
+    def changed(self, notifications: bool = True) -> None:
+        """A commit logged changes and, if ``notifications``, queued notifications."""
         for listener in self.listeners:
             listener()
+        if notifications:
+            for listener in self.outbox_listeners:
+                listener()
 
     async def run(self) -> None:
         """Nothing to receive from elsewhere."""
@@ -48,26 +59,30 @@ class RedisFanout(LocalFanout):
 
         self._redis = Redis.from_url(url)
         self._publishing: asyncio.Task[None] | None = None
-        self._again = False
+        #: What the publish on its way should be followed by: nothing, changes, or notifications.
+        self._again: bytes | None = None
 
-    def changed(self) -> None:
-        super().changed()
+    def changed(self, notifications: bool = True) -> None:
+        super().changed(notifications)
+        message = NOTIFICATIONS if notifications else CHANGES
         # Coalesced: while one publish is on its way, later commits ask for one more, not one each.
         if self._publishing is not None and not self._publishing.done():
-            self._again = True
+            if self._again != NOTIFICATIONS:
+                self._again = message
             return
-        self._publishing = asyncio.get_running_loop().create_task(self._publish())
+        self._publishing = asyncio.get_running_loop().create_task(self._publish(message))
 
-    async def _publish(self) -> None:
+    async def _publish(self, message: bytes) -> None:
         while True:
-            self._again = False
+            self._again = None
             try:
-                await self._redis.publish(CHANNEL, b"1")
+                await self._redis.publish(CHANNEL, message)
             except Exception as error:  # the readers' polling covers for a lost wake-up
                 log.warning("cannot publish to Redis: %s", error)
                 return
-            if not self._again:
+            if self._again is None:
                 return
+            message = self._again
 
     async def run(self) -> None:
         """Receive other processes' wake-ups until cancelled, reconnecting when Redis goes away."""
@@ -77,7 +92,8 @@ class RedisFanout(LocalFanout):
                     await pubsub.subscribe(CHANNEL)
                     async for message in pubsub.listen():
                         if message.get("type") == "message":
-                            super().changed()
+                            # Anything but "changes only" wakes every reader (older processes send b"1").
+                            super().changed(message.get("data") != CHANGES)
             except asyncio.CancelledError:
                 raise
             except Exception as error:

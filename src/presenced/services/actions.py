@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from presenced.auth.policy import Operation, Target, authorize, require_delegated, target_of
@@ -23,8 +22,8 @@ from presenced.domain.model import (
 from presenced.domain.sequence import Change
 from presenced.errors import BadRequest, ResourceNotFound
 from presenced.services.inputs import duration_value, enum_value, guid_value, local_instant, text_value
-from presenced.services.ports import Directory, UnitOfWork, User, UserFinder
-from presenced.services.writes import change_facts
+from presenced.services.ports import PresenceWriter, User, UserFinder
+from presenced.services.writes import Mutation, deciding
 
 MAX_STATUS_LENGTH = 280
 MAX_PLACE_ID = 256
@@ -35,24 +34,20 @@ _LOCATION_TYPES = (
     WorkLocationType.TIME_OFF,
 )
 
-Mutation = Callable[[PresenceFacts, datetime], PresenceFacts]
-
 
 class PresenceActions:
-    def __init__(self, directory: Directory, uow: UnitOfWork, clock: Clock) -> None:
-        self._directory = directory
-        self._uow = uow
+    def __init__(self, finder: UserFinder, writer: PresenceWriter, clock: Clock) -> None:
+        self._finder = finder
+        self._writer = writer
         self._clock = clock
 
-    async def target(
-        self, principal: Principal, ref: str | None, operation: Operation, finder: UserFinder | None = None
-    ) -> User:
+    async def target(self, principal: Principal, ref: str | None, operation: Operation) -> User:
         """The user ``ref`` names (None: the signed-in user), if the caller may act on them.
 
         The permission is checked before the user's existence is revealed.
         """
         ref = require_delegated(principal) if ref is None else ref
-        user = await (finder or self._directory).find_user(principal.tenant_id, ref)
+        user = await self._finder.find_user(principal.tenant_id, ref)
         authorize(principal, operation, Target.OTHER if user is None else target_of(principal, user.id))
         if user is None:
             raise ResourceNotFound(f"User '{ref[:128]}' was not found.")
@@ -62,19 +57,21 @@ class PresenceActions:
     def clock(self) -> Clock:
         return self._clock
 
+    @property
+    def writer(self) -> PresenceWriter:
+        return self._writer
+
     async def apply(
         self, principal: Principal, ref: str | None, operation: Operation, mutation: Mutation, cause: str
-    ) -> list[Change]:
-        """Find the user, check the permission and change the facts, in one transaction.
+    ) -> tuple[Change, ...]:
+        """Find the user, check the permission, and change the facts; the changes logged.
 
-        A rejected change leaves everything as it was. The lookup runs on the
-        transaction's connection: a connection of its own costs a write as much
-        as the rest of it on SQLite.
+        A rejected change leaves everything as it was. A user deleted between the
+        lookup and the write is not found by the writer either (a 404).
         """
-        async with self._uow.begin() as tx:
-            user = await self.target(principal, ref, operation, tx)
-            _, logged = await change_facts(tx, user, mutation, self._clock, cause)
-        return logged
+        user = await self.target(principal, ref, operation)
+        decision = await self._writer.write(user, deciding(mutation, cause))
+        return decision.changes
 
     async def set_presence(
         self,

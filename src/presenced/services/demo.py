@@ -7,6 +7,7 @@ scenario below, relative to the current time.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,8 +36,8 @@ from presenced.domain.model import (
     WorkLocationType,
 )
 from presenced.services.identity import IdentityService
-from presenced.services.ports import Application, RequiredAccess, Tenant, UnitOfWork, User
-from presenced.services.writes import change_facts
+from presenced.services.ports import Application, PresenceWriter, RequiredAccess, Tenant, UnitOfWork, User
+from presenced.services.writes import deciding
 
 _NAMESPACE = uuid.UUID("5b0c3f3e-7d1a-4c52-9a53-2f7e0f6d1c11")
 DEMO_TENANT_ID = str(uuid.uuid5(_NAMESPACE, "tenant"))
@@ -162,17 +163,22 @@ def _replace_with(facts: PresenceFacts) -> Callable[[PresenceFacts, datetime], P
     return lambda _old, _now: facts
 
 
-async def seed_demo(uow: UnitOfWork, clock: Clock) -> DemoTenant:
-    """Create or reset the demo tenant and its users, in one transaction."""
+async def seed_demo(uow: UnitOfWork, writer: PresenceWriter, clock: Clock) -> DemoTenant:
+    """Create or reset the demo tenant and its users (one transaction), then their presence (one more)."""
     now = await clock.now()
     tenant = Tenant(DEMO_TENANT_ID, "Contoso (demo)")
     users = demo_users()
     async with uow.begin() as tx:
         await tx.put_tenant(tenant, now)
-        for user, (_, _, scenario) in zip(users, SCENARIOS, strict=True):
+        for user in users:
             await tx.put_user(user, now)
-            facts = scenario(now)
-            await change_facts(tx, user, _replace_with(facts), clock, "demo")
+    # Submitted together, the scenarios share one transaction of the writer's.
+    await asyncio.gather(
+        *(
+            writer.write(user, deciding(_replace_with(scenario(now)), "demo"))
+            for user, (_, _, scenario) in zip(users, SCENARIOS, strict=True)
+        )
+    )
     return DemoTenant(tenant, users)
 
 

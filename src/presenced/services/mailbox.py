@@ -13,7 +13,7 @@ from presenced.domain.model import AutoReplyStatus, MailboxSettings, PresenceFac
 from presenced.errors import BadRequest
 from presenced.services.actions import PresenceActions
 from presenced.services.inputs import enum_value, local_instant, text_value, zone_name
-from presenced.services.ports import Directory, UnitOfWork, User
+from presenced.services.ports import Decision, Directory, StoredPresence, User
 from presenced.services.writes import change_facts
 
 EXTERNAL_AUDIENCES = ("none", "contactsOnly", "all")
@@ -42,10 +42,9 @@ class RepliesPatch:
 
 
 class MailboxService:
-    def __init__(self, actions: PresenceActions, directory: Directory, uow: UnitOfWork) -> None:
+    def __init__(self, actions: PresenceActions, directory: Directory) -> None:
         self._actions = actions
         self._directory = directory
-        self._uow = uow
 
     async def get(self, principal: Principal, ref: str | None) -> tuple[User, MailboxSettings]:
         user = await self._actions.target(principal, ref, Operation.READ_MAILBOX_SETTINGS)
@@ -54,15 +53,21 @@ class MailboxService:
     async def update(
         self, principal: Principal, ref: str | None, time_zone: str | None, replies: RepliesPatch | None
     ) -> tuple[User, MailboxSettings]:
-        """Apply a PATCH; out of office (and so presence) follows the automatic replies."""
+        """Apply a PATCH; out of office (and so presence) follows the automatic replies.
+
+        The PATCH applies to the mailbox settings as they stand once the user is
+        locked, so a write queued behind another keeps what that one stored.
+        """
         user = await self._actions.target(principal, ref, Operation.WRITE_MAILBOX_SETTINGS)
         zone = zone_name(time_zone, "timeZone") if time_zone is not None else None
-        async with self._uow.begin() as tx:
-            locked = await tx.lock_presence(user.id)  # the mailbox row is read under the user's lock
-            updated = _patched(await tx.mailbox_settings(user.id), zone, replies)
-            await change_facts(tx, user, _with_replies(updated), self._actions.clock, "mailboxSettings", locked)
-            await tx.save_mailbox_settings(user, updated)
-        return user, updated
+
+        def decide(stored: StoredPresence, now: datetime) -> Decision:
+            updated = _patched(stored.mailbox, zone, replies)
+            decided = change_facts(stored, now, _with_replies(updated), "mailboxSettings")
+            return Decision(replace(decided.stored, mailbox=updated), decided.changes)
+
+        decision = await self._actions.writer.write(user, decide)
+        return user, decision.stored.mailbox
 
 
 def _with_replies(settings: MailboxSettings) -> Callable[[PresenceFacts, datetime], PresenceFacts]:

@@ -65,6 +65,8 @@ class Directory(Protocol):
 
 
 class Transaction(Protocol):
+    """A directory transaction. Presence facts are written through ``PresenceWriter`` only."""
+
     async def find_user(self, tenant_id: str, ref: str) -> User | None:
         """As ``Directory.find_user``, inside this transaction."""
         ...
@@ -77,37 +79,52 @@ class Transaction(Protocol):
         """Create the user with an Offline presence, or update its names if it exists."""
         ...
 
-    async def lock_presence(self, user_id: str) -> tuple[PresenceFacts, PresenceState]:
-        """The user's facts and state, locked against other writers until commit."""
-        ...
 
-    async def save_presence(
-        self, user: User, facts: PresenceFacts, state: PresenceState, previous: PresenceFacts | None = None
-    ) -> None:
-        """Store the facts and state; with ``previous``, only the facts that differ from it."""
-        ...
+@dataclass(frozen=True, slots=True)
+class StoredPresence:
+    """A user's presence as stored: the facts, the materialised state, and the mailbox settings.
 
-    async def queue_notifications(self, user: User, changes: Sequence[Change], now: datetime) -> None:
-        """Queue a notification of each change for every live subscription watching the user."""
-        ...
+    ``mailbox.automatic_replies`` and ``facts.automatic_replies`` are the same stored
+    columns; when they differ in what a decision returns, the facts' are stored.
+    """
 
-    async def append_changes(self, user: User, changes: Sequence[Change]) -> None:
-        """Add change-log entries, one per change of the visible presence."""
-        ...
+    facts: PresenceFacts
+    state: PresenceState
+    mailbox: MailboxSettings
 
-    async def lock_due(self, now: datetime, limit: int, skip_locked: bool = True) -> list[User]:
-        """Up to ``limit`` users whose next transition is at or before ``now``, locked.
 
-        With ``skip_locked``, users another transaction holds are skipped, not waited for.
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What one write decided: the user's presence to store, and the changes of the visible presence to log."""
+
+    stored: StoredPresence
+    changes: tuple[Change, ...]
+
+
+#: Decides a write from the user's stored presence and the time read after the user was locked.
+#: It may raise (a ``PresencedError`` for a refused write): then nothing of that write is stored.
+Decide = Callable[[StoredPresence, datetime], Decision]
+
+
+class PresenceWriter(Protocol):
+    """Stores decided writes: the facts, the state, the change log and the notification outbox, together."""
+
+    async def write(self, user: User, decide: Decide) -> Decision:
+        """Lock the user, read the clock, apply ``decide`` to the stored presence, store what it returns.
+
+        Returns once the commit is durable. The transaction may be shared with other
+        writes (group commit); writes to one user are applied in the order they were
+        submitted, each to the presence the previous one left. What ``decide`` raises
+        is raised here and stores nothing of this write; ``ResourceNotFound`` when the
+        user no longer exists.
         """
         ...
 
-    async def mailbox_settings(self, user_id: str) -> MailboxSettings:
-        """The user's mailbox settings as this transaction sees them."""
-        ...
+    async def sweep(self, decide: Decide, limit: int, wait: bool) -> tuple[int, int]:
+        """Apply ``decide`` to up to ``limit`` users whose next transition is due; (users taken, changes logged).
 
-    async def save_mailbox_settings(self, user: User, settings: MailboxSettings) -> None:
-        """The mailbox settings other than the automatic replies (saved with the presence)."""
+        Users another transaction holds are skipped unless ``wait``.
+        """
         ...
 
 

@@ -1,55 +1,53 @@
 """Time-driven changes: fades, expiries and out-of-office windows, made durable.
 
-The sweeper takes users whose next transition is due and stores it through
-the same path as a write (``services.writes.change_facts`` with the facts
-unchanged), so a fade gets its sequence number and change-log entry exactly as
-a write would. Each batch is one transaction: a crash loses nothing, because
-the due users stay due until a batch commits.
+The sweeper takes users whose next transition is due and stores it through the
+same path as a write (``services.writes.change_facts`` with the facts unchanged,
+through the same ``PresenceWriter``), so a fade gets its sequence number,
+change-log entry and notifications exactly as a write would. Each chunk of due
+users is one transaction of its own, queued with the interactive writes: a
+write waits for at most one chunk, and a crash loses nothing, because the due
+users stay due until a chunk commits.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
 
-from presenced.clock import Clock
-from presenced.domain.model import PresenceFacts
-from presenced.services.ports import UnitOfWork
-from presenced.services.writes import change_facts
+from presenced.services.ports import PresenceWriter
+from presenced.services.writes import deciding, unchanged
 
 log = logging.getLogger("presenced.sweeper")
 
-BATCH = 200
+#: Due users stored per transaction: large enough to store an organisation's worth quickly,
+#: small enough that a write queued behind a chunk waits milliseconds, not seconds.
+CHUNK = 500
 #: How often the sweeper looks for due users: changes land within this of their due time.
 INTERVAL = 0.5
 
-
-def _unchanged(facts: PresenceFacts, now: datetime) -> PresenceFacts:
-    return facts
+_TIMER = deciding(unchanged, "timer")
 
 
 class Sweeper:
-    def __init__(self, uow: UnitOfWork, clock: Clock, interval: float = INTERVAL) -> None:
-        self._uow = uow
-        self._clock = clock
+    def __init__(self, writer: PresenceWriter, interval: float = INTERVAL, chunk: int = CHUNK) -> None:
+        self._writer = writer
         self._interval = interval
+        self._chunk = chunk
 
     async def run_due(self, wait: bool = False) -> int:
         """Store every transition due now; the number of changes logged.
 
         Users another transaction holds are skipped (their writer stores their
-        transitions anyway, or the next sweep does), unless ``wait``.
+        transitions anyway, or the next sweep does), unless ``wait``: then every
+        user due when it was called is stored when it returns.
         """
         logged = 0
         while True:
-            now = await self._clock.now()
-            async with self._uow.begin() as tx:
-                due = await tx.lock_due(now, BATCH, skip_locked=not wait)
-                for user in due:
-                    _, changes = await change_facts(tx, user, _unchanged, self._clock, "timer")
-                    logged += len(changes)
-            if len(due) < BATCH:
+            taken, changes = await self._writer.sweep(_TIMER, self._chunk, wait)
+            logged += changes
+            # Skipping locked users, a short chunk means the rest are held by others; waiting,
+            # a chunk can come back short because a user stopped being due while it waited.
+            if taken == 0 or (not wait and taken < self._chunk):
                 return logged
 
     async def run_forever(self) -> None:

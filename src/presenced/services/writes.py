@@ -1,45 +1,53 @@
-"""The write path: one transaction per change of a user's facts.
+"""The one function that decides a write of a user's presence facts.
 
-Lock the user's presence, materialise any transition already due under the old
-facts, apply the change, recompute, bump the sequence only if the visible
-presence changed, and log every change exactly once.
+Every write — the nine actions, the mailbox PATCH, the demo data, and the
+changes time brings — is ``change_facts`` applied to the user's stored presence
+at an instant read after the user was locked. The store
+(``presenced.services.ports.PresenceWriter``) decides when to lock, how many
+writes share a transaction, and how the rows reach the database; it never
+decides what they hold.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import datetime
+from functools import partial
 
-from presenced.clock import Clock
 from presenced.domain.model import PresenceFacts
-from presenced.domain.sequence import Change, PresenceState, advance, recompute
-from presenced.services.ports import Transaction, User
+from presenced.domain.sequence import advance, recompute
+from presenced.services.ports import Decide, Decision, StoredPresence
+
+Mutation = Callable[[PresenceFacts, datetime], PresenceFacts]
 
 
-async def change_facts(
-    tx: Transaction,
-    user: User,
-    mutate: Callable[[PresenceFacts, datetime], PresenceFacts],
-    clock: Clock,
-    cause: str,
-    locked: tuple[PresenceFacts, PresenceState] | None = None,
-) -> tuple[PresenceState, list[Change]]:
-    """Apply ``mutate(facts, now)`` to the user's facts; return the new state and the changes logged.
+def change_facts(stored: StoredPresence, now: datetime, mutate: Mutation, cause: str) -> Decision:
+    """Materialise any transition already due, apply ``mutate(facts, now)``, and recompute.
 
-    ``now`` is read once the user is locked: read before, it could be older than
-    a change another writer stored while this one waited, and the sequence
-    numbers would no longer follow the order of the changes. ``locked`` is what
-    ``tx.lock_presence`` returned, for a caller that took the lock already.
+    The sequence number moves only when the visible presence changed; every
+    change (the due ones with cause ``timer``, then this write's) is returned to
+    be logged. ``mutate`` may raise to refuse the write.
     """
-    facts, state = locked or await tx.lock_presence(user.id)
-    now = await clock.now()
-    state, due = advance(state, facts, now)
+    facts = stored.facts
+    state, due = advance(stored.state, facts, now)
     new_facts = mutate(facts, now)
+    if new_facts is facts:
+        # ``advance`` left the state as it is at ``now`` (visible presence and next change):
+        # recomputing it from the same facts would find exactly that.
+        return Decision(StoredPresence(facts, state, stored.mailbox), tuple(due))
     state, changed = recompute(state, new_facts, now, cause)
-    changes = due + changed
-    await tx.save_presence(user, new_facts, state, previous=facts)
-    await tx.append_changes(user, changes)
-    if changes:
-        # In the same transaction: a change is never stored without its notifications, or the reverse.
-        await tx.queue_notifications(user, changes, now)
-    return state, changes
+    return Decision(StoredPresence(new_facts, state, stored.mailbox), (*due, *changed))
+
+
+def deciding(mutate: Mutation, cause: str) -> Decide:
+    """``change_facts`` with this mutation and cause, for ``PresenceWriter.write``."""
+    return partial(_decide, mutate=mutate, cause=cause)
+
+
+def _decide(stored: StoredPresence, now: datetime, *, mutate: Mutation, cause: str) -> Decision:
+    return change_facts(stored, now, mutate, cause)
+
+
+def unchanged(facts: PresenceFacts, now: datetime) -> PresenceFacts:
+    """The mutation of a time-driven change: the facts stay; only what is due is stored."""
+    return facts

@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from presenced.services.ports import UserPresence
+from presenced.services.ports import User, UserPresence
 from presenced.store.rows import user_presence
 
 #: The columns every variant of the read query returns, in order.
@@ -61,6 +61,12 @@ _POSTGRES_MANY = (
     f"{_NAMED}{_BY_UPN}u.tenant_id = $1 AND u.id = ANY($2::text[]) "
     f"UNION ALL {_NAMED}{_BY_UPN}u.tenant_id = $1 AND u.upn_key = ANY($3::text[])"
 )
+
+
+# A write's target: the user by object id or UPN (``presenced.services.actions``).
+_USER = "SELECT id, tenant_id, user_principal_name, display_name FROM users WHERE tenant_id = {0} AND {1} = {2}"
+_SQLITE_USER = {"id": _USER.format("?1", "id", "?2"), "upn": _USER.format("?1", "upn_key", "?2")}
+_POSTGRES_USER = {"id": _USER.format("$1", "id", "$2"), "upn": _USER.format("$1", "upn_key", "$2")}
 
 
 def split_refs(refs: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -106,6 +112,14 @@ class SqlitePresenceReader:
             return _records(self._conn.execute(_SQLITE_MANY, params))
         return await asyncio.to_thread(self._load_batch, params)
 
+    async def find_user(self, tenant_id: str, ref: str) -> User | None:
+        """The tenant's user with this object id or UPN (case-insensitive)."""
+        column, key = _one(ref)
+        if "\x00" in key:
+            return None
+        row = self._conn.execute(_SQLITE_USER[column], (tenant_id, key)).fetchone()
+        return None if row is None else User(*row)
+
     def _load_batch(self, params: tuple[str, str, str]) -> list[UserPresence]:
         with self._batch_lock:
             return _records(self._batch_conn.execute(_SQLITE_MANY, params))
@@ -148,6 +162,15 @@ class PostgresPresenceReader:
                 ids, upns = split_refs(refs)
                 rows = await conn.fetch(_POSTGRES_MANY, tenant_id, ids, upns)
         return _distinct([user_presence(row) for row in rows])
+
+    async def find_user(self, tenant_id: str, ref: str) -> User | None:
+        """The tenant's user with this object id or UPN (case-insensitive)."""
+        column, key = _one(ref)
+        if "\x00" in key:
+            return None
+        async with self._pool.acquire() as conn:
+            row = await conn.fetchrow(_POSTGRES_USER[column], tenant_id, key)
+        return None if row is None else User(*row)
 
     async def close(self) -> None:
         await self._pool.close()

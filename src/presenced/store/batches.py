@@ -1,0 +1,287 @@
+"""One group-commit batch: its writes decided in order, and the rows they leave to store.
+
+Driver-neutral: the SQLite and PostgreSQL writers load the batch's users, hand
+the rows to ``Batch.decide``, and store what ``Batch.rows`` lists, a statement
+per table, then commit. The rows are positional tuples in the order of the
+statements in ``presenced.store.batch_sql``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from presenced.domain.model import PresenceFacts, Session
+from presenced.domain.sequence import Change
+from presenced.errors import ResourceNotFound
+from presenced.services.ports import Decide, Decision, StoredPresence, User
+from presenced.store.codec import encode_visible, opt_to_us, to_us
+from presenced.store.rows import stored_from_columns
+
+log = logging.getLogger("presenced.store")
+
+
+@dataclass(eq=False, slots=True)
+class Write:
+    """One submitted write, answered through its future."""
+
+    user: User
+    decide: Decide
+    future: asyncio.Future[Decision]
+    #: The decision, or why the write was refused; None until the batch has run.
+    outcome: Decision | BaseException | None = None
+
+
+@dataclass(eq=False, slots=True)
+class Sweep:
+    """A chunk of due users (a batch of its own), answered with (users taken, changes logged)."""
+
+    decide: Decide
+    limit: int
+    wait: bool
+    future: asyncio.Future[tuple[int, int]]
+    outcome: tuple[int, int] | BaseException | None = None
+
+
+@dataclass(eq=False, slots=True)
+class _Record:
+    """A user of the batch: as loaded, and as the batch's decisions so far left them."""
+
+    user_id: str
+    tenant_id: str
+    loaded: StoredPresence
+    current: StoredPresence
+    decided: bool = False
+    changes: list[Change] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Rows:
+    """What a batch stores, one list per statement."""
+
+    presences: list[tuple[Any, ...]] = field(default_factory=list)
+    #: Users whose one-per-user facts are as loaded: only the state columns change (a narrower update).
+    states: list[tuple[Any, ...]] = field(default_factory=list)
+    session_upserts: list[tuple[Any, ...]] = field(default_factory=list)
+    session_deletes: list[tuple[str, str]] = field(default_factory=list)
+    mailboxes: list[tuple[Any, ...]] = field(default_factory=list)
+    changes: list[tuple[Any, ...]] = field(default_factory=list)
+    #: The changes of each user that logged any, to notify their subscribers of.
+    changed: dict[str, list[Change]] = field(default_factory=dict)
+
+
+class Batch:
+    """Writes (or one sweep) that share a transaction."""
+
+    def __init__(self, writes: list[Write], sweep: Sweep | None = None) -> None:
+        self.writes = writes
+        self.sweep = sweep
+        self._records: dict[str, _Record] = {}
+        #: Changes logged and notifications queued by the committed batch.
+        self.logged = 0
+        self.notified = 0
+
+    @property
+    def user_ids(self) -> list[str]:
+        """The users the writes name, each once, in a fixed order (the order PostgreSQL locks them in)."""
+        return sorted({write.user.id for write in self.writes})
+
+    def reset(self) -> None:
+        """Forget a run that was rolled back, so the batch can run again from the start."""
+        self._records.clear()
+        self.logged = self.notified = 0
+        for write in self.writes:
+            write.outcome = None
+        if self.sweep is not None:
+            self.sweep.outcome = None
+
+    def decide(self, loaded: Iterable[Sequence[Any]], now: datetime) -> Rows:
+        """Apply the decisions to the loaded users (rows of ``batch_sql`` ``FACTS``) at ``now``; the rows to store."""
+        records = self._records
+        for row in loaded:
+            stored = stored_from_columns(row)
+            records[row[0]] = _Record(row[0], row[1], stored, stored)
+        if self.sweep is not None:
+            for record in records.values():
+                try:
+                    self._apply(record, self.sweep.decide, now)
+                except Exception:  # one user's broken facts must not hold up everyone else's transitions
+                    log.exception("cannot store the due transition of user %s; it stays due", record.user_id)
+        for write in self.writes:
+            target = records.get(write.user.id)
+            if target is None:
+                write.outcome = ResourceNotFound(f"User '{write.user.id}' was not found.")
+                continue
+            try:
+                write.outcome = self._apply(target, write.decide, now)
+            except Exception as refused:  # this write only: the others of the batch go on
+                write.outcome = refused
+        return self._rows()
+
+    def _apply(self, record: _Record, decide: Decide, now: datetime) -> Decision:
+        decision = decide(record.current, now)
+        record.current = decision.stored
+        record.decided = True
+        record.changes.extend(decision.changes)
+        return decision
+
+    def _rows(self) -> Rows:
+        rows = Rows()
+        for record in self._records.values():
+            if not record.decided:
+                continue
+            before, after = record.loaded, record.current
+            facts, state = after.facts, after.state
+            columns = (
+                encode_visible(state.visible),
+                state.sequence,
+                to_us(state.changed_at),
+                opt_to_us(state.next_change_at),
+                record.user_id,
+            )
+            if _same_row_facts(before.facts, facts):
+                rows.states.append(columns)
+            else:
+                rows.presences.append((*_facts_columns(facts), *columns))
+            if facts.sessions is not before.facts.sessions:
+                _session_rows(record.user_id, before.facts.sessions, facts.sessions, rows)
+            replies = facts.automatic_replies
+            if (after.mailbox is not before.mailbox or replies is not before.facts.automatic_replies) and (
+                after.mailbox != before.mailbox or replies != before.facts.automatic_replies
+            ):
+                mailbox = after.mailbox
+                rows.mailboxes.append(
+                    (
+                        record.user_id,
+                        mailbox.time_zone,
+                        replies.status.value,
+                        opt_to_us(replies.scheduled_start),
+                        mailbox.scheduled_start_time_zone,
+                        opt_to_us(replies.scheduled_end),
+                        mailbox.scheduled_end_time_zone,
+                        replies.internal_reply_message,
+                        replies.external_reply_message,
+                        mailbox.external_audience,
+                    )
+                )
+            if record.changes:
+                rows.changed[record.user_id] = record.changes
+                for change in record.changes:
+                    logged = change.state
+                    rows.changes.append(
+                        (
+                            record.tenant_id,
+                            record.user_id,
+                            logged.sequence,
+                            encode_visible(logged.visible),
+                            change.cause,
+                            to_us(logged.changed_at),
+                        )
+                    )
+        self.logged = len(rows.changes)
+        if self.sweep is not None:
+            self.sweep.outcome = (len(self._records), self.logged)
+        return rows
+
+    def notifications(
+        self, watchers: Iterable[Sequence[Any]], changed: dict[str, list[Change]]
+    ) -> list[tuple[Any, ...]]:
+        """Outbox rows: each change for each subscription watching its user (rows of (user, subscription, URL))."""
+        rows: list[tuple[Any, ...]] = []
+        for user_id, subscription_id, url in watchers:
+            namespace = uuid.UUID(subscription_id)
+            for change in changed[user_id]:
+                state = change.state
+                rows.append(
+                    (
+                        # Stable: the same change for the same subscription is always the same notification.
+                        str(uuid.uuid5(namespace, f"{user_id}/{state.sequence}")),
+                        subscription_id,
+                        url,
+                        user_id,
+                        state.sequence,
+                        encode_visible(state.visible),
+                        to_us(state.changed_at),
+                    )
+                )
+        self.notified = len(rows)
+        return rows
+
+    def answer(self) -> None:
+        """Resolve every future with its outcome (a write the batch never reached gets an error)."""
+        for write in self.writes:
+            _resolve(write.future, write.outcome)
+        if self.sweep is not None:
+            _resolve(self.sweep.future, self.sweep.outcome)
+
+    def fail(self, error: BaseException) -> None:
+        """The whole batch failed: every item gets the error."""
+        for write in self.writes:
+            write.outcome = error
+        if self.sweep is not None:
+            self.sweep.outcome = error
+
+
+def _resolve(future: asyncio.Future[Any], outcome: object) -> None:
+    if future.done():
+        return  # the caller gave up waiting (cancelled)
+    if isinstance(outcome, BaseException):
+        future.set_exception(outcome)
+    elif outcome is None:
+        future.set_exception(RuntimeError("the write's batch ended without deciding it"))
+    else:
+        future.set_result(outcome)
+
+
+def _same_row_facts(before: PresenceFacts, after: PresenceFacts) -> bool:
+    """Whether the facts kept in the ``presences`` row are the loaded ones (the same objects: a
+    change replaces what it changes and keeps the rest)."""
+    return after is before or (
+        after.preferred is before.preferred
+        and after.status_message is before.status_message
+        and after.manual_location is before.manual_location
+        and after.automatic_location is before.automatic_location
+    )
+
+
+def _facts_columns(facts: PresenceFacts) -> tuple[Any, ...]:
+    """The one-per-user facts, in the column order of ``batch_sql.PRESENCE_COLUMNS``."""
+    preferred, status = facts.preferred, facts.status_message
+    manual, automatic = facts.manual_location, facts.automatic_location
+    return (
+        preferred.availability.value if preferred else None,
+        preferred.activity.value if preferred else None,
+        to_us(preferred.expires_at) if preferred else None,
+        status.content if status else None,
+        status.content_type if status else None,
+        to_us(status.published_at) if status else None,
+        opt_to_us(status.expires_at) if status else None,
+        status.expiry_time_zone if status else None,
+        manual.work_location_type.value if manual else None,
+        manual.place_id if manual else None,
+        automatic.work_location_type.value if automatic else None,
+        automatic.place_id if automatic else None,
+    )
+
+
+def _session_rows(user_id: str, before: tuple[Session, ...], after: tuple[Session, ...], rows: Rows) -> None:
+    """The sessions to write (new or changed) and to delete (gone), comparing by app id."""
+    old = {session.app_id: session for session in before}
+    for session in after:
+        if old.pop(session.app_id, None) != session:
+            rows.session_upserts.append(
+                (
+                    user_id,
+                    session.app_id,
+                    session.availability.value,
+                    session.activity.value,
+                    to_us(session.refreshed_at),
+                    to_us(session.expires_at),
+                )
+            )
+    rows.session_deletes.extend((user_id, app_id) for app_id in old)

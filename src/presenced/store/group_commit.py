@@ -1,0 +1,131 @@
+"""Group commit: every presence write pending at a moment shares one transaction.
+
+Implements ``presenced.services.ports.PresenceWriter``. Writes queue in the
+order they are submitted; whenever no batch is running, one task takes every
+write queued so far (up to ``MAX_WRITES``) into a batch, runs it on the
+database (``SqliteBatches`` or ``PostgresBatches``), and answers each write
+after the commit. While a batch commits, the next one fills up: under load,
+one commit (and, on SQLite, one wait for the disk) serves many writes, and
+writes to one user follow each other inside a batch without a lock queue.
+
+The naive version, one transaction per write, is what this replaced::
+
+    async with store.begin() as tx:            # BEGIN IMMEDIATE, or FOR UPDATE
+        facts, state = await tx.lock_presence(user.id)
+        ...                                    # ~10 statements
+                                               # COMMIT: one fsync per write
+
+A write that is refused (``decide`` raised) leaves the rest of its batch
+alone. A batch that fails as a whole for one write's data (a constraint) is
+run again one write at a time, so only that write fails; a database that is
+unavailable fails the whole batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from collections.abc import Callable
+from typing import Protocol
+
+from presenced.services.ports import Decide, Decision, User
+from presenced.store.batches import Batch, Sweep, Write
+
+log = logging.getLogger("presenced.store")
+
+#: Writes per batch at most: a batch's statements grow with it, and its writes wait for all of it.
+MAX_WRITES = 512
+
+
+class Backend(Protocol):
+    statements: int
+
+    async def run(self, batch: Batch) -> None:
+        """Run the batch in one transaction, setting each item's outcome; raise if it did not commit."""
+        ...
+
+    def unavailable(self, error: BaseException) -> bool:
+        """Whether ``error`` means the database failed (not one write's data)."""
+        ...
+
+    async def close(self) -> None: ...
+
+
+class GroupCommit:
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._pending: deque[Write | Sweep] = deque()
+        self._drainer: asyncio.Task[None] | None = None
+        #: Called after each commit that logged changes, with whether it queued notifications.
+        self.after_commit: list[Callable[[bool], None]] = []
+        #: Batches committed (or failed), for tests and benchmarks.
+        self.batches = 0
+
+    async def write(self, user: User, decide: Decide) -> Decision:
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self._pending.append(Write(user, decide, future))
+        self._start()
+        return await future
+
+    async def sweep(self, decide: Decide, limit: int, wait: bool) -> tuple[int, int]:
+        future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
+        self._pending.append(Sweep(decide, limit, wait, future))
+        self._start()
+        return await future
+
+    async def close(self) -> None:
+        """Finish what was submitted, then close the connection."""
+        if self._drainer is not None:
+            await asyncio.shield(self._drainer)
+        await self.backend.close()
+
+    def _start(self) -> None:
+        if self._drainer is None:
+            self._drainer = asyncio.get_running_loop().create_task(self._drain())
+
+    async def _drain(self) -> None:
+        try:
+            while self._pending:
+                batch = self._take()
+                if batch is not None:
+                    await self._commit(batch)
+        finally:
+            self._drainer = None
+
+    def _take(self) -> Batch | None:
+        """The next batch: a sweep alone, or the writes queued before the next sweep.
+
+        A write whose caller stopped waiting before its batch began is dropped: it
+        was never acknowledged, and nobody is left to tell.
+        """
+        first = self._pending.popleft()
+        if isinstance(first, Sweep):
+            return None if first.future.done() else Batch([], first)
+        writes = [] if first.future.done() else [first]
+        while self._pending and len(writes) < MAX_WRITES and isinstance(self._pending[0], Write):
+            write = self._pending.popleft()
+            assert isinstance(write, Write)
+            if not write.future.done():
+                writes.append(write)
+        return Batch(writes) if writes else None
+
+    async def _commit(self, batch: Batch) -> None:
+        self.batches += 1
+        try:
+            await self.backend.run(batch)
+        except asyncio.CancelledError as stopped:
+            batch.fail(stopped)
+            batch.answer()
+            raise
+        except Exception as error:
+            if len(batch.writes) > 1 and not self.backend.unavailable(error):
+                log.warning("a batch of %d writes failed (%s); retrying each alone", len(batch.writes), error)
+                for write in batch.writes:
+                    await self._commit(Batch([write]))
+                return
+            batch.fail(error)
+        batch.answer()
+        if batch.logged:
+            for hook in self.after_commit:
+                hook(batch.notified > 0)

@@ -1,0 +1,109 @@
+"""Group-commit batches on PostgreSQL: asyncpg, prepared statements, one connection per process.
+
+A batch locks its users in user-id order (``FOR UPDATE``; a sweep's due users
+with ``SKIP LOCKED``, or in user-id order when it must wait), reads the clock,
+reads the facts in one statement of their own (see ``batch_sql.POSTGRES_LOCK``),
+decides, writes one statement per table (``executemany`` sends them in one
+round trip), and commits. Batches of several processes write at once; the lock
+order keeps them from deadlocking, and a deadlock with some other transaction is
+retried.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+from sqlalchemy.engine import make_url
+
+from presenced.clock import LocalClock
+from presenced.store.batch_sql import POSTGRES as SQL
+from presenced.store.batch_sql import POSTGRES_LOCK, POSTGRES_LOCK_DUE_SKIP, POSTGRES_LOCK_DUE_WAIT
+from presenced.store.batches import Batch
+from presenced.store.codec import from_us, to_us
+
+#: Tries of a batch that PostgreSQL chose as a deadlock's victim.
+DEADLOCK_TRIES = 5
+
+
+class PostgresBatches:
+    """Runs batches on the writer's connection; ``clock`` None: the manual clock in the database."""
+
+    def __init__(self, pool: Any, clock: LocalClock | None) -> None:
+        self._pool = pool
+        self._clock = clock
+        #: Statements run (``executemany`` counts once), for the query-count tests.
+        self.statements = 0
+
+    @classmethod
+    async def connect(cls, url: str, clock: LocalClock | None) -> PostgresBatches:
+        dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+        # One connection: this process's batches run one at a time. The pool reconnects after a failure.
+        return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=1), clock)
+
+    async def run(self, batch: Batch) -> None:
+        for attempt in range(1, DEADLOCK_TRIES + 1):
+            try:
+                async with self._pool.acquire() as conn, conn.transaction():
+                    self.statements += 2  # BEGIN and COMMIT
+                    await self._run(conn, batch)
+                return
+            except asyncpg.DeadlockDetectedError:
+                if attempt == DEADLOCK_TRIES:
+                    raise
+                batch.reset()
+
+    def unavailable(self, error: BaseException) -> bool:
+        """The database, not one write, failed: no use retrying each write alone."""
+        return isinstance(
+            error,
+            OSError
+            | asyncpg.PostgresConnectionError
+            | asyncpg.InterfaceError
+            | asyncpg.CannotConnectNowError
+            | asyncpg.DeadlockDetectedError,
+        )
+
+    async def close(self) -> None:
+        await self._pool.close()
+
+    async def _run(self, conn: Any, batch: Batch) -> None:
+        sweep = batch.sweep
+        if sweep is not None:
+            due = to_us(await self._now(conn))
+            lock = POSTGRES_LOCK_DUE_WAIT if sweep.wait else POSTGRES_LOCK_DUE_SKIP
+            ids = [row[0] for row in await self._fetch(conn, lock, due, sweep.limit)]
+            if not ids:
+                sweep.outcome = (0, 0)
+                return
+        else:
+            ids = batch.user_ids
+            await self._fetch(conn, POSTGRES_LOCK, ids)
+        now = await self._now(conn)
+        rows = batch.decide(await self._fetch(conn, SQL.facts, ids), now)
+        await self._executemany(conn, SQL.update_presence, rows.presences)
+        await self._executemany(conn, SQL.update_state, rows.states)
+        await self._executemany(conn, SQL.upsert_session, rows.session_upserts)
+        await self._executemany(conn, SQL.delete_session, rows.session_deletes)
+        await self._executemany(conn, SQL.upsert_mailbox, rows.mailboxes)
+        if rows.changes:
+            await self._executemany(conn, SQL.insert_change, rows.changes)
+            watchers = await self._fetch(conn, SQL.watchers, list(rows.changed), to_us(now))
+            await self._executemany(conn, SQL.insert_notification, batch.notifications(watchers, rows.changed))
+
+    async def _now(self, conn: Any) -> datetime:
+        if self._clock is not None:
+            return self._clock.read()
+        found = await self._fetch(conn, SQL.clock)
+        return datetime.now(UTC) if not found else from_us(found[0][0])
+
+    async def _fetch(self, conn: Any, sql: str, *args: Any) -> list[Any]:
+        self.statements += 1
+        result: list[Any] = await conn.fetch(sql, *args)
+        return result
+
+    async def _executemany(self, conn: Any, sql: str, rows: list[Any]) -> None:
+        if rows:
+            self.statements += 1
+            await conn.executemany(sql, rows)

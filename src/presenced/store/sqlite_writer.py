@@ -1,0 +1,119 @@
+"""Group-commit batches on SQLite: one connection of the writer's own, on a thread of its own.
+
+A batch is one call into that thread: ``BEGIN IMMEDIATE`` (SQLite's write
+lock), the clock, the users' facts in one statement, the decisions, one
+statement per table written, the subscribers in one statement, ``COMMIT``.
+The thread waits for the disk (``synchronous=FULL``: a commit is on disk before
+it is acknowledged) and for other processes' write locks (the busy timeout)
+without holding up the event loop; everything it does in Python is small.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from presenced.clock import LocalClock
+from presenced.store.batch_sql import SQLITE as SQL
+from presenced.store.batches import Batch
+from presenced.store.codec import from_us, to_us
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+class SqliteBatches:
+    """Runs batches on a dedicated connection and thread; ``clock`` None: the manual clock in the database."""
+
+    def __init__(self, path: str, clock: LocalClock | None, turn: contextlib.AbstractAsyncContextManager[Any]) -> None:
+        self._path = path
+        self._clock = clock
+        #: This process's other writers (SQLAlchemy transactions) take turns with the batches.
+        self._turn = turn
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="presenced-writer")
+        self._conn: sqlite3.Connection | None = None
+        #: Statements run (``executemany`` counts once), for the query-count tests.
+        self.statements = 0
+
+    async def run(self, batch: Batch) -> None:
+        async with self._turn:
+            await asyncio.get_running_loop().run_in_executor(self._thread, self._run, batch)
+
+    def unavailable(self, error: BaseException) -> bool:
+        """The database, not one write, failed: no use retrying each write alone."""
+        return isinstance(error, sqlite3.OperationalError | OSError)
+
+    async def close(self) -> None:
+        await asyncio.get_running_loop().run_in_executor(self._thread, self._close)
+        self._thread.shutdown(wait=True)
+
+    # ---- on the writer's thread
+
+    def _connection(self) -> sqlite3.Connection:
+        if self._conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            self._conn = conn
+        return self._conn
+
+    def _close(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+
+    def _run(self, batch: Batch) -> None:
+        conn = self._connection()
+        sweep = batch.sweep
+        if sweep is not None and not self._anyone_due(conn):
+            sweep.outcome = (0, 0)
+            return
+        self._execute(conn, "BEGIN IMMEDIATE")
+        try:
+            now = self._now(conn)
+            if sweep is not None:
+                loaded = self._execute(conn, SQL.due_facts, (to_us(now), sweep.limit)).fetchall()
+            else:
+                loaded = self._execute(conn, SQL.facts, (msgspec.json.encode(batch.user_ids).decode(),)).fetchall()
+            rows = batch.decide(loaded, now)
+            self._executemany(conn, SQL.update_presence, rows.presences)
+            self._executemany(conn, SQL.update_state, rows.states)
+            self._executemany(conn, SQL.upsert_session, rows.session_upserts)
+            self._executemany(conn, SQL.delete_session, rows.session_deletes)
+            self._executemany(conn, SQL.upsert_mailbox, rows.mailboxes)
+            if rows.changes:
+                self._executemany(conn, SQL.insert_change, rows.changes)
+                users = msgspec.json.encode(list(rows.changed)).decode()
+                watchers = self._execute(conn, SQL.watchers, (users, to_us(now))).fetchall()
+                self._executemany(conn, SQL.insert_notification, batch.notifications(watchers, rows.changed))
+            self._execute(conn, "COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+
+    def _anyone_due(self, conn: sqlite3.Connection) -> bool:
+        """Without taking the write lock: a sweep that finds nobody due costs one read."""
+        return self._execute(conn, SQL.any_due, (to_us(self._now(conn)),)).fetchone() is not None
+
+    def _now(self, conn: sqlite3.Connection) -> datetime:
+        if self._clock is not None:
+            return self._clock.read()
+        found = self._execute(conn, SQL.clock).fetchone()
+        return datetime.now(UTC) if found is None else from_us(found[0])
+
+    def _execute(self, conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
+        self.statements += 1
+        return conn.execute(sql, params)
+
+    def _executemany(self, conn: sqlite3.Connection, sql: str, rows: list[Any]) -> None:
+        if rows:
+            self.statements += 1
+            conn.executemany(sql, rows)
