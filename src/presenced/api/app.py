@@ -14,7 +14,7 @@ from starlette.routing import Route
 
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
-from presenced.api.fastpath import PresenceReadFastPath
+from presenced.api.fastpath import PresenceFastPath
 from presenced.api.http import error_response
 from presenced.api.openapi import openapi_document
 from presenced.api.routes import actions, directory, emulator, graph, mailbox, stream, subscriptions
@@ -26,7 +26,7 @@ from presenced.web.pages import message
 log = logging.getLogger("presenced.api")
 
 
-def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> PresenceReadFastPath:
+def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> PresenceFastPath:
     """The application serving ``runtime``'s services (``ca_certificate``: the local CA, offered to browsers)."""
     endpoints: tuple[Endpoint, ...] = (
         graph.ENDPOINTS
@@ -73,7 +73,7 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
     app.state.encoder = wire.PresenceEncoder()
     #: The route table, for the permissions explorer (``web.explorer``).
     app.state.endpoints = endpoints
-    return PresenceReadFastPath(app)
+    return PresenceFastPath(app)
 
 
 async def _presenced_error(request: Request, exc: Any) -> Response:

@@ -1,21 +1,37 @@
-"""A raw-ASGI fast path for the hottest request: a single presence read.
+"""A raw-ASGI fast path for the hottest requests: single presence reads and the write actions.
 
 Starlette's request, routing, response and middleware objects cost about as
-much as the read itself. This wrapper recognises ``GET`` of
-``/{version}/me/presence``, ``/{version}/users/{id}/presence`` and
-``/{version}/communications/presences/{id}`` without a query string, computes
-the body with the same function the Starlette routes use
-(``presenced.api.routes.graph.presence_body``) and sends it. Anything else,
-and any read that fails, goes to the Starlette application, which renders
-errors: a read has no side effects, so doing a failed one twice changes nothing.
+much as a read itself, and a third of a write. This wrapper recognises
+
+- ``GET`` of ``/{version}/me/presence``, ``/{version}/users/{id}/presence`` and
+  ``/{version}/communications/presences/{id}`` without a query string, and
+  computes the body with the same function the Starlette routes use
+  (``presenced.api.routes.graph.presence_body``). A read that fails goes to the
+  Starlette application, which renders errors: a read has no side effects, so
+  doing a failed one twice changes nothing.
+- ``POST`` of the nine actions (``setPresence`` …) on the same three paths
+  without a query string, calling the same service call as the Starlette route
+  (``presenced.api.routes.actions.BY_NAME``) in the same order (token, body,
+  action). A write is not done twice: the fast path answers its errors itself,
+  with the same error body (``presenced.api.http.error_parts``).
+
+Anything else goes to the Starlette application.
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import AsyncIterator
 from typing import Any
 
-from presenced.api.http import JSON_TYPE, new_request_id
+from starlette.requests import ClientDisconnect
+
+from presenced.api.http import JSON_TYPE, bearer_token, decode_body, error_parts, new_request_id, read_body
+from presenced.api.routes.actions import BY_NAME
 from presenced.api.routes.graph import presence_body
+from presenced.errors import PresencedError
+
+log = logging.getLogger("presenced.api")
 
 _VERSIONS = frozenset({"v1.0", "beta"})
 _JSON_TYPE = JSON_TYPE.encode()
@@ -35,35 +51,115 @@ def _match(path: str) -> tuple[str, str, str] | None:
     return None
 
 
-class PresenceReadFastPath:
+def _match_action(path: str) -> tuple[str | None, str] | None:
+    """(id or None for /me, action) of an action's path, else None."""
+    parts = path.split("/")
+    if len(parts) < 5 or parts[1] not in _VERSIONS or parts[-1] not in BY_NAME:
+        return None
+    if len(parts) == 5 and parts[2] == "me" and parts[3] == "presence":
+        return None, parts[4]
+    if len(parts) != 6 or not parts[3]:
+        return None
+    if (parts[2] == "users" and parts[4] == "presence") or (parts[2] == "communications" and parts[3] == "presences"):
+        return (parts[3] if parts[2] == "users" else parts[4]), parts[5]
+    return None
+
+
+def _header(scope: Any, wanted: bytes) -> bytes | None:
+    for name, value in scope["headers"]:
+        if name == wanted:
+            return bytes(value)
+    return None
+
+
+async def _chunks(receive: Any) -> AsyncIterator[bytes]:
+    """The request body as ASGI delivers it; a client that leaves first is a ``ClientDisconnect``."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnect()
+        yield message.get("body", b"")
+        if not message.get("more_body", False):
+            return
+
+
+class PresenceFastPath:
     def __init__(self, app: Any) -> None:
         self.app = app
         self.state = app.state
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["method"] == "GET" and not scope["query_string"]:
-            match = _match(scope["path"])
-            if match is not None:
-                authorization = client_id = None
-                for name, value in scope["headers"]:
-                    if name == b"authorization":
-                        authorization = value.decode("latin-1")
-                    elif name == b"client-request-id":
-                        client_id = value[:128]
-                try:
-                    body = await presence_body(self.app.state, *match, authorization, None)
-                except Exception:
-                    pass
-                else:
-                    request_id = new_request_id().encode()
-                    headers = [
-                        (b"content-type", _JSON_TYPE),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"request-id", request_id),
-                        (b"client-request-id", client_id or request_id),
-                        (b"odata-version", b"4.0"),
-                    ]
-                    await send({"type": "http.response.start", "status": 200, "headers": headers})
-                    await send({"type": "http.response.body", "body": body})
+        if scope["type"] == "http" and not scope["query_string"]:
+            method = scope["method"]
+            if method == "GET":
+                match = _match(scope["path"])
+                if match is not None and await self._read(scope, send, *match):
+                    return
+            elif method == "POST":
+                action = _match_action(scope["path"])
+                if action is not None:
+                    await self._write(scope, receive, send, *action)
                     return
         await self.app(scope, receive, send)
+
+    async def _read(self, scope: Any, send: Any, version: str, kind: str, ref: str) -> bool:
+        """Answer a read that succeeds; False (nothing sent) for one that does not."""
+        authorization = client_id = None
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                authorization = value.decode("latin-1")
+            elif name == b"client-request-id":
+                client_id = value[:128]
+        try:
+            body = await presence_body(self.state, version, kind, ref, authorization, None)
+        except Exception:
+            return False
+        request_id = new_request_id().encode()
+        headers = [
+            (b"content-type", _JSON_TYPE),
+            (b"content-length", str(len(body)).encode()),
+            (b"request-id", request_id),
+            (b"client-request-id", client_id or request_id),
+            (b"odata-version", b"4.0"),
+        ]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+        return True
+
+    async def _write(self, scope: Any, receive: Any, send: Any, ref: str | None, action: str) -> None:
+        body_type, call, status, optional = BY_NAME[action]
+        request_id = new_request_id()
+        client = _header(scope, b"client-request-id")
+        client_request_id = client[:128].decode("latin-1") if client else request_id
+        try:
+            authorization = _header(scope, b"authorization")
+            principal = await self.state.verifier.verify(
+                bearer_token(None if authorization is None else authorization.decode("latin-1"))
+            )
+            length = _header(scope, b"content-length")
+            raw = await read_body(None if length is None else length.decode("latin-1"), _chunks(receive))
+            content_type = (_header(scope, b"content-type") or b"").decode("latin-1")
+            body: object = decode_body(raw, content_type, body_type, optional)
+            await call(self.state.actions, principal, ref, body)
+        except PresencedError as error:
+            headers, payload = error_parts(error, request_id, client_request_id)
+            await _answer(send, error.status, headers, payload)
+        except Exception:
+            log.exception("unhandled error on POST %s", scope["path"])
+            headers, payload = error_parts(PresencedError("An internal error occurred."), request_id, client_request_id)
+            await _answer(send, 500, headers, payload)
+        else:
+            headers = {"request-id": request_id, "client-request-id": client_request_id, "OData-Version": "4.0"}
+            await _answer(send, status, headers, b"")
+
+
+async def _answer(send: Any, status: int, headers: dict[str, str], body: bytes) -> None:
+    """What Starlette's ``Response`` sends: a JSON body with its type and length; an empty one with a
+    length of 0, except 204 (no length at all)."""
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    if status != 204:
+        raw.append((b"content-length", str(len(body)).encode()))
+    if body:
+        raw.append((b"content-type", _JSON_TYPE))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
@@ -58,11 +59,18 @@ def empty_response(request: Request, status: int = 200) -> Response:
 
 
 def error_response(request: Request, error: PresencedError) -> Response:
-    headers = graph_headers(request)
+    request_id, client_request_id = request_ids(request)
+    headers, body = error_parts(error, request_id, client_request_id)
+    return Response(body, error.status, headers=headers, media_type=JSON_TYPE)
+
+
+def error_parts(error: PresencedError, request_id: str, client_request_id: str) -> tuple[dict[str, str], bytes]:
+    """The headers (but the content type) and body of Graph's answer to ``error``."""
+    headers = {"request-id": request_id, "client-request-id": client_request_id, "OData-Version": "4.0"}
     inner = wire.InnerError(
         date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
-        request_id=headers["request-id"],
-        client_request_id=headers["client-request-id"],
+        request_id=request_id,
+        client_request_id=client_request_id,
     )
     body = wire.ErrorResponse(error=wire.ErrorDetail(code=error.code, message=error.message, inner_error=inner))
     if isinstance(error, InvalidAuthenticationToken):
@@ -70,7 +78,7 @@ def error_response(request: Request, error: PresencedError) -> Response:
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
-    return Response(wire.encode(body), error.status, headers=headers, media_type=JSON_TYPE)
+    return headers, wire.encode(body)
 
 
 async def principal_of(request: Request) -> Principal:
@@ -95,12 +103,17 @@ async def json_body(request: Request, kind: type[T], optional: bool = False) -> 
 
     With ``optional``, no body at all means ``kind()`` (actions without parameters).
     """
-    raw = await _read_body(request)
+    raw = await read_body(request.headers.get("content-length"), request.stream())
+    return decode_body(raw, request.headers.get("content-type", ""), kind, optional)
+
+
+def decode_body(raw: bytes, content_type: str, kind: type[T], optional: bool = False) -> T:
+    """``json_body`` once the body is read (shared with the raw-ASGI fast path)."""
     if not raw.strip():
         if optional:
             return kind()
         raise BadRequest("Request body is required.")
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = content_type.split(";")[0].strip().lower()
     if media_type != "application/json":
         raise UnsupportedMediaType("Content-Type must be application/json.")
     try:
@@ -122,15 +135,14 @@ def _without_annotations(value: Any) -> Any:
     return value
 
 
-async def _read_body(request: Request) -> bytes:
-    """The body, refused once it is larger than ``MAX_BODY``."""
-    declared = request.headers.get("content-length")
+async def read_body(declared: str | None, stream: AsyncIterator[bytes]) -> bytes:
+    """The body (``Content-Length`` as sent, the chunks), refused once it is larger than ``MAX_BODY``."""
     if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
         raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
     chunks: list[bytes] = []
     size = 0
     try:
-        async for chunk in request.stream():
+        async for chunk in stream:
             size += len(chunk)
             if size > MAX_BODY:
                 raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")

@@ -179,6 +179,11 @@ ACTIONS: tuple[tuple[str, type, Call, int, bool, Operation, str], ...] = (
 )
 
 
+#: name -> body type, service call, success status, body optional: for the raw-ASGI fast path.
+BY_NAME: dict[str, tuple[type, Call, int, bool]] = {
+    name: (body, call, status, optional) for name, body, call, status, optional, _, _ in ACTIONS
+}
+
 ENDPOINTS = tuple(
     Endpoint(
         "POST",
