@@ -84,36 +84,55 @@ class Aggregate:
 
 def aggregate(facts: PresenceFacts, now: datetime) -> Aggregate:
     """Return the visible presence at ``now`` and when it next changes by itself."""
-    visible = visible_presence(facts, now)
-    return Aggregate(visible, _next_change(facts, now, visible))
+    moment = _moment(facts, now)
+    return Aggregate(_visible(facts, moment), _next_change(facts, now, moment))
 
 
 def visible_presence(facts: PresenceFacts, now: datetime) -> VisiblePresence:
     """The visible presence at ``now`` (rules 1-8)."""
+    return _visible(facts, _moment(facts, now))
+
+
+#: What of the visible presence depends on the time: the pair shown (after rule 6), whether out of
+#: office is on, whether the status message is still shown. The rest (the out-of-office message,
+#: the status message itself, the work location) is a fact as stored, so two instants with the same
+#: moment have the same visible presence.
+_Moment = tuple[Availability, Activity, bool, bool]
+
+
+def _moment(facts: PresenceFacts, now: datetime) -> _Moment:
+    """Rules 1-7 at ``now``, as the parts of the visible presence that time can change."""
     live = [s for s in facts.sessions if s.expires_at > now]  # rule 1
     if not live:
-        pair = OFFLINE_PAIR  # rule 3
+        availability, activity = OFFLINE_PAIR  # rule 3
     elif facts.preferred is not None and facts.preferred.expires_at > now:
-        pair = (facts.preferred.availability, facts.preferred.activity)  # rule 4
+        availability, activity = facts.preferred.availability, facts.preferred.activity  # rule 4
+    elif len(live) == 1:
+        availability, activity = session_pair(live[0], now)  # rule 2
     else:
-        pair = _strongest(live, now)  # rules 2 and 5
-    availability, activity = pair
-    replies = facts.automatic_replies
-    out_of_office = OutOfOfficeView()
-    if replies.is_active(now):  # rule 6
-        out_of_office = OutOfOfficeView(True, replies.internal_reply_message)
-        if activity in _OOF_REPLACES:
-            activity = Activity.OUT_OF_OFFICE
+        availability, activity = _strongest(live, now)  # rules 2 and 5
+    out_of_office = facts.automatic_replies.is_active(now)  # rule 6
+    if out_of_office and activity in _OOF_REPLACES:
+        activity = Activity.OUT_OF_OFFICE
     status = facts.status_message
-    if status is not None and status.expires_at is not None and status.expires_at <= now:
-        status = None  # rule 7
+    shown = status is not None and (status.expires_at is None or status.expires_at > now)  # rule 7
+    return availability, activity, out_of_office, shown
+
+
+def _visible(facts: PresenceFacts, moment: _Moment) -> VisiblePresence:
+    availability, activity, out_of_office, shown = moment
     return VisiblePresence(
         availability=availability,
         activity=activity,
-        out_of_office=out_of_office,
-        status_message=status,
+        out_of_office=(
+            OutOfOfficeView(True, facts.automatic_replies.internal_reply_message) if out_of_office else _NOT_OUT
+        ),
+        status_message=facts.status_message if shown else None,
         work_location=work_location(facts.manual_location, facts.automatic_location),  # rule 8
     )
+
+
+_NOT_OUT = OutOfOfficeView()
 
 
 def session_pair(session: Session, now: datetime) -> Pair:
@@ -162,15 +181,17 @@ def _candidate_instants(facts: PresenceFacts) -> set[datetime]:
     return instants
 
 
-def _next_change(facts: PresenceFacts, now: datetime, visible: VisiblePresence) -> datetime | None:
+def _next_change(facts: PresenceFacts, now: datetime, moment: _Moment) -> datetime | None:
     """The first candidate instant after ``now`` whose visible presence differs.
 
     The visible presence is piecewise constant between candidate instants, so
     checking each candidate in order finds the exact next change. Candidates
     that change nothing (a fade hidden by a stronger session, say) are skipped,
-    so the sweeper never wakes for nothing.
+    so the sweeper never wakes for nothing. The naive check builds the visible
+    presence at each candidate and compares it with the one at ``now``; comparing
+    the moments gives the same answer without building anything.
     """
     for instant in sorted(t for t in _candidate_instants(facts) if t > now):
-        if visible_presence(facts, instant) != visible:
+        if _moment(facts, instant) != moment:
             return instant
     return None

@@ -15,4 +15,7 @@ def work_location(manual: LocationLayer | None, automatic: LocationLayer | None)
         return WorkLocationView(manual.work_location_type, WorkLocationSource.MANUAL, manual.place_id)
     if automatic is not None:
         return WorkLocationView(automatic.work_location_type, WorkLocationSource.AUTOMATIC, automatic.place_id)
-    return WorkLocationView()
+    return _NONE
+
+
+_NONE = WorkLocationView()

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
+import functools
 import re
-import uuid
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from presenced.domain import timezones
 from presenced.domain.durations import parse_duration
@@ -14,24 +14,38 @@ from presenced.errors import BadRequest
 
 E = TypeVar("E", bound=Enum)
 
+#: Clients send the same few durations again and again; parsing one is a few regular expressions.
+_parse_duration = functools.lru_cache(maxsize=256)(parse_duration)
+
 
 def enum_value(kind: type[E], raw: str | None, field: str, allowed: tuple[E, ...] | None = None) -> E:
     """The member of ``kind`` named ``raw`` (any case), one of ``allowed`` if given."""
-    choices = allowed or tuple(kind)
     if raw is None:
         raise BadRequest(f"'{field}' is required.")
-    for member in choices:
-        if str(member.value).lower() == raw.lower():
-            return member
+    found = _members(kind).get(raw.lower())
+    if found is not None and (allowed is None or found in allowed):
+        return found
+    choices = allowed or tuple(kind)
     listed = ", ".join(str(m.value) for m in choices)
     raise BadRequest(f"'{field}' must be one of {listed}; '{raw[:64]}' is not.")
+
+
+_MEMBERS: dict[type[Enum], dict[str, Enum]] = {}
+
+
+def _members(kind: type[E]) -> dict[str, E]:
+    """``kind``'s members by their value in lower case (iterating an enum is slow)."""
+    members = _MEMBERS.get(kind)
+    if members is None:
+        members = _MEMBERS[kind] = {str(member.value).lower(): member for member in kind}
+    return cast(dict[str, E], members)
 
 
 def duration_value(raw: str | None, field: str) -> timedelta | None:
     """An optional duration in ISO 8601 or the SDKs' forms (spec §A.5)."""
     if raw is None:
         return None
-    duration = parse_duration(raw)
+    duration = _parse_duration(raw)
     if duration is None:
         raise BadRequest(f"'{field}' must be a duration such as PT1H; '{raw[:64]}' is not.")
     return duration
@@ -46,7 +60,7 @@ def guid_value(raw: str | None, field: str) -> str:
         raise BadRequest(f"'{field}' is required.")
     if not _GUID.fullmatch(raw):
         raise BadRequest(f"'{field}' must be a GUID such as 22553876-f5ab-4529-bffb-cfe50aa89f87; '{raw[:64]}' is not.")
-    return str(uuid.UUID(raw))
+    return raw.lower()  # the pattern is the hyphenated form: the same as str(uuid.UUID(raw))
 
 
 def text_value(raw: str | None, field: str, max_length: int | None = None) -> str | None:
