@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -12,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 from sqlalchemy import Table, delete, insert, select
 
@@ -19,7 +19,7 @@ from presenced.api.app import create_app
 from presenced.bootstrap import Runtime, build
 from presenced.services.ports import Tenant, User
 from presenced.store.clock import StoredClock
-from presenced.store.codec import from_us
+from presenced.store.codec import decode_visible, from_us
 from presenced.store.schema import metadata, presence_changes
 from tests.support import APP_ID, BASE_URL, TABLES, Tokens, bearer, make_settings
 
@@ -183,7 +183,10 @@ class Env:
         )
         async with self.runtime.engine.connect() as conn:
             rows = (await conn.execute(query)).all()
-        return [Logged(row.sequence, row.cause, json.loads(row.visible), from_us(row.at_us)) for row in rows]
+        return [
+            Logged(row.sequence, row.cause, msgspec.to_builtins(decode_visible(row.visible)), from_us(row.at_us))
+            for row in rows
+        ]
 
     async def snapshot(self, user_id: str = ANN) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any], list[Logged]]:
         """Everything a rejected request must leave as it was: both views of the presence, mailbox, change log."""

@@ -31,6 +31,7 @@ from presenced.domain.sequence import (
     format_sequence,
     initial_state,
     recompute,
+    upcoming_of,
 )
 
 BASE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -252,6 +253,10 @@ def _assert_in_step(state: PresenceState, facts: PresenceFacts, now: datetime) -
     expected = aggregate(facts, now)
     assert state.visible == expected.visible
     assert state.next_change_at == expected.next_change_at
+    # The changes decided when the facts were written are the ones the facts make from here on,
+    # and a state stored without them (by an earlier version) gets the same ones back.
+    assert state.upcoming == expected.upcoming
+    assert upcoming_of(replace(state, upcoming=()), facts) == state
 
 
 @PROPERTY
@@ -266,7 +271,7 @@ def test_sequence_rises_exactly_when_presence_changes(
     for delay, new_facts in walk:
         now += delay
         before = state
-        state, timer_changes = advance(state, facts, now)
+        state, timer_changes = advance(state, now)
         _assert_in_step(state, facts, now)
         previous = before
         for change in timer_changes:
@@ -282,7 +287,7 @@ def test_sequence_rises_exactly_when_presence_changes(
                 before.sequence,
                 before.changed_at,
             )
-        assert advance(state, facts, now) == (state, [])  # idempotent at the same instant
+        assert advance(state, now) == (state, [])  # idempotent at the same instant
         if new_facts is not None:
             before = state
             state, changes = recompute(state, new_facts, now, "write")
@@ -296,7 +301,7 @@ def test_sequence_rises_exactly_when_presence_changes(
                 assert changes[0].state == state
                 assert state.sequence > before.sequence
                 seen.append(state.sequence)
-            assert advance(state, facts, now) == (state, [])
+            assert advance(state, now) == (state, [])
     assert seen == sorted(set(seen))
     wire = [format_sequence(s) for s in seen]
     assert all(len(w) == SEQUENCE_WIDTH for w in wire)

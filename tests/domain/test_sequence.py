@@ -25,6 +25,7 @@ from presenced.domain.sequence import (
     is_due,
     next_sequence,
     recompute,
+    upcoming_of,
 )
 
 NOW = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -101,7 +102,8 @@ def test_initial_state() -> None:
     facts = PresenceFacts(sessions=(available_session(),))
     state = initial_state(facts, NOW)
     result = aggregate(facts, NOW)
-    assert state == PresenceState(result.visible, NOW_MICROS, NOW, at(5))
+    assert state == PresenceState(result.visible, NOW_MICROS, NOW, at(5), result.upcoming)
+    assert [step.at for step in state.upcoming] == [at(5), at(10), at(60)]
 
 
 def test_initial_state_without_facts_never_changes() -> None:
@@ -133,7 +135,7 @@ def test_advance_materialises_each_fade_and_the_expiry() -> None:
     """An idle Available session yields one timer change each at +5 (Inactive), +10 (Away) and expiry (Offline)."""
     facts = PresenceFacts(sessions=(available_session(0, 60),))
     state = initial_state(facts, NOW)
-    state, changes = advance(state, facts, at(90))
+    state, changes = advance(state, at(90))
     assert [(c.cause, c.state.changed_at, pair(c)) for c in changes] == [
         ("timer", at(5), (Availability.AVAILABLE, Activity.AVAILABLE_INACTIVE)),
         ("timer", at(10), (Availability.AWAY, Activity.AWAY)),
@@ -154,10 +156,10 @@ def test_advance_in_steps_equals_advance_at_once() -> None:
     """Advancing minute by minute reaches the same state and the same changes as one advance."""
     facts = PresenceFacts(sessions=(available_session(0, 60), busy_session(0, 30)))
     start = initial_state(facts, NOW)
-    once, all_changes = advance(start, facts, at(90))
+    once, all_changes = advance(start, at(90))
     state, stepped = start, []
     for minute in range(91):
-        state, changes = advance(state, facts, at(minute))
+        state, changes = advance(state, at(minute))
         stepped.extend(changes)
     assert state == once
     assert stepped == all_changes
@@ -167,33 +169,42 @@ def test_advance_with_nothing_due_changes_nothing() -> None:
     """Advancing to an instant before the next change returns the same state and no change."""
     facts = PresenceFacts(sessions=(available_session(0, 60),))
     state = initial_state(facts, NOW)
-    assert advance(state, facts, at(4)) == (state, [])
+    assert advance(state, at(4)) == (state, [])
 
 
 def test_advance_is_idempotent() -> None:
     """Advancing again to the same instant changes nothing."""
     facts = PresenceFacts(sessions=(available_session(0, 60),))
-    state, _ = advance(initial_state(facts, NOW), facts, at(7))
-    assert advance(state, facts, at(7)) == (state, [])
+    state, _ = advance(initial_state(facts, NOW), at(7))
+    assert advance(state, at(7)) == (state, [])
     assert state.visible == aggregate(facts, at(7)).visible
 
 
-def test_advance_skips_a_due_instant_that_changes_nothing() -> None:
-    """A stored next change at which nothing visible changes emits no change and keeps the sequence."""
+def test_a_state_stored_without_its_upcoming_changes_gets_them_from_the_facts() -> None:
+    """upcoming_of works out a state's upcoming changes from its facts, skipping a due instant that changes nothing."""
     facts = PresenceFacts(sessions=(busy_session(0, 60),))
-    stale = replace(initial_state(facts, NOW), next_change_at=at(5))
-    state, changes = advance(stale, facts, at(6))
-    assert changes == []
-    assert state.sequence == stale.sequence
-    assert state.changed_at == NOW
-    assert state.next_change_at == at(60)
+    stale = PresenceState(initial_state(facts, NOW).visible, NOW_MICROS, NOW, at(5))  # as an older version stored it
+    filled = upcoming_of(stale, facts)
+    assert (filled.visible, filled.sequence, filled.changed_at) == (stale.visible, stale.sequence, stale.changed_at)
+    assert filled.next_change_at == at(60)
+    assert filled == initial_state(facts, NOW)
+    assert advance(filled, at(6)) == (filled, [])
+
+
+def test_advance_refuses_a_due_state_without_its_upcoming_changes() -> None:
+    """A state read only to be shown cannot be advanced: its changes would be lost, not stored."""
+    facts = PresenceFacts(sessions=(available_session(0, 60),))
+    shown = replace(initial_state(facts, NOW), upcoming=())
+    assert advance(shown, at(4)) == (shown, [])  # nothing due: nothing needed
+    with pytest.raises(ValueError, match="upcoming"):
+        advance(shown, at(6))
 
 
 def test_advance_keeps_rising_when_the_clock_is_behind() -> None:
     """Timer changes number above a previous sequence that is ahead of their instants."""
     facts = PresenceFacts(sessions=(available_session(0, 60),))
     ahead = replace(initial_state(facts, NOW), sequence=NOW_MICROS + 10**12)
-    _, changes = advance(ahead, facts, at(11))
+    _, changes = advance(ahead, at(11))
     assert [c.state.sequence for c in changes] == [NOW_MICROS + 10**12 + 1, NOW_MICROS + 10**12 + 2]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 import uuid
+from dataclasses import replace
 from datetime import datetime, timedelta
 
 import asyncpg
@@ -127,12 +128,18 @@ async def test_every_fact_survives_a_round_trip(runtime: Runtime) -> None:
     assert stored.facts == facts
     assert stored.state == decision.stored.state
     assert stored.state.next_change_at is not None
+    assert [step.at for step in stored.state.upcoming] == [T0 + timedelta(hours=h) for h in (1, 2, 3)]
     [record] = await runtime.reader.load(TENANT.id, [ANNA.id])
-    assert record.state == stored.state
-    # The writer reads them back the same way, by its own query.
-    seen: list[PresenceFacts] = []
-    await runtime.writer.write(ANNA, deciding(lambda f, _now: seen.append(f) or f, "test"))
-    assert seen == [facts]
+    assert record.state == replace(stored.state, upcoming=())  # a read shows the state, not what comes
+    # The writer reads them back the same way, by its own query, upcoming changes and all.
+    seen: list[StoredPresence] = []
+
+    def record_it(stored: StoredPresence, now: datetime) -> Decision:
+        seen.append(stored)
+        return Decision(stored, ())
+
+    await runtime.writer.write(ANNA, record_it)
+    assert [(s.facts, s.state) for s in seen] == [(facts, decision.stored.state)]
 
 
 async def test_loading_many_returns_each_user_once(runtime: Runtime) -> None:

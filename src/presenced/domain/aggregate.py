@@ -1,8 +1,9 @@
 """The aggregation function (spec Part A §A.6).
 
-``aggregate(facts, now)`` gives the visible presence at ``now`` and the next
-instant at which it would change by itself. It is the only place that decides
-what a reader sees; every other layer calls it.
+``aggregate(facts, now)`` gives the visible presence at ``now`` and every change
+it would make by itself after ``now`` while the facts stay as they are (the
+first of them is the next instant it changes). It is the only place that
+decides what a reader sees; every other layer calls it.
 """
 
 from __future__ import annotations
@@ -76,16 +77,29 @@ _OOF_REPLACES = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
+class Step:
+    """A change the facts make by themselves: from ``at`` on, the visible presence is ``visible``."""
+
+    at: datetime
+    visible: VisiblePresence
+
+
+@dataclass(frozen=True, slots=True)
 class Aggregate:
     visible: VisiblePresence
-    #: The next instant after ``now`` at which ``visible`` changes by itself; None if never.
-    next_change_at: datetime | None
+    #: Every change after ``now``, in order, each to a different visible presence than the one before.
+    upcoming: tuple[Step, ...]
+
+    @property
+    def next_change_at(self) -> datetime | None:
+        """The next instant after ``now`` at which ``visible`` changes by itself; None if never."""
+        return self.upcoming[0].at if self.upcoming else None
 
 
 def aggregate(facts: PresenceFacts, now: datetime) -> Aggregate:
-    """Return the visible presence at ``now`` and when it next changes by itself."""
+    """Return the visible presence at ``now`` and the changes it makes by itself after ``now``."""
     moment = _moment(facts, now)
-    return Aggregate(_visible(facts, moment), _next_change(facts, now, moment))
+    return Aggregate(_visible(facts, moment), _upcoming(facts, now, moment))
 
 
 def visible_presence(facts: PresenceFacts, now: datetime) -> VisiblePresence:
@@ -181,17 +195,20 @@ def _candidate_instants(facts: PresenceFacts) -> set[datetime]:
     return instants
 
 
-def _next_change(facts: PresenceFacts, now: datetime, moment: _Moment) -> datetime | None:
-    """The first candidate instant after ``now`` whose visible presence differs.
+def _upcoming(facts: PresenceFacts, now: datetime, moment: _Moment) -> tuple[Step, ...]:
+    """The candidate instants after ``now`` at which the visible presence differs from just before.
 
     The visible presence is piecewise constant between candidate instants, so
-    checking each candidate in order finds the exact next change. Candidates
-    that change nothing (a fade hidden by a stronger session, say) are skipped,
-    so the sweeper never wakes for nothing. The naive check builds the visible
-    presence at each candidate and compares it with the one at ``now``; comparing
-    the moments gives the same answer without building anything.
+    checking each candidate in order finds every change exactly. Candidates that
+    change nothing (a fade hidden by a stronger session, say) are skipped, so
+    the sweeper never wakes for nothing. The naive check builds the visible
+    presence at each candidate and compares it with the one before; comparing
+    the moments gives the same answer, and only a change builds anything.
     """
+    steps: list[Step] = []
     for instant in sorted(t for t in _candidate_instants(facts) if t > now):
-        if _moment(facts, instant) != moment:
-            return instant
-    return None
+        following = _moment(facts, instant)
+        if following != moment:
+            steps.append(Step(instant, _visible(facts, following)))
+            moment = following
+    return tuple(steps)

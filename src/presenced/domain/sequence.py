@@ -1,10 +1,11 @@
 """Sequence numbers (spec §A.8) and the per-user presence timeline.
 
-A user's stored state is the visible presence, its sequence number and the next
-instant it changes by itself. Because the visible presence is a pure function of
-the facts and the time, the timeline between writes is deterministic: a reader
-that finds a transition already due computes exactly the state (and sequence
-number) that the sweeper will store for it, without writing anything.
+A user's stored state is the visible presence, its sequence number, and the
+changes it will make by itself (the first of them at ``next_change_at``).
+Because the visible presence is a pure function of the facts and the time, the
+timeline between writes is deterministic: it is worked out once, when the facts
+are written (``initial_state``, ``recompute``), and ``advance`` stores what fell
+due when its time comes, without the facts.
 
 The sequence number after a change at instant ``t`` is
 ``max(previous + 1, microseconds since the epoch of t)``: strictly rising,
@@ -16,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from presenced.domain.aggregate import aggregate
+from presenced.domain.aggregate import Step, aggregate
 from presenced.domain.model import PresenceFacts, VisiblePresence
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -47,6 +48,9 @@ class PresenceState:
     sequence: int
     changed_at: datetime
     next_change_at: datetime | None
+    #: The changes the facts make by themselves from ``next_change_at`` on, in order. A state read
+    #: only to be shown (or logged) leaves them out; ``advance`` refuses such a state once it is due.
+    upcoming: tuple[Step, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +64,7 @@ class Change:
 def initial_state(facts: PresenceFacts, now: datetime) -> PresenceState:
     """The state of a user as first stored at ``now``."""
     result = aggregate(facts, now)
-    return PresenceState(result.visible, _micros(now), now, result.next_change_at)
+    return PresenceState(result.visible, _micros(now), now, result.next_change_at, result.upcoming)
 
 
 def is_due(state: PresenceState, now: datetime) -> bool:
@@ -68,18 +72,34 @@ def is_due(state: PresenceState, now: datetime) -> bool:
     return state.next_change_at is not None and state.next_change_at <= now
 
 
-def advance(state: PresenceState, facts: PresenceFacts, now: datetime) -> tuple[PresenceState, list[Change]]:
-    """Materialise every transition due at or before ``now`` (cause ``timer``)."""
+def advance(state: PresenceState, now: datetime) -> tuple[PresenceState, list[Change]]:
+    """Materialise every transition due at or before ``now`` (cause ``timer``), from the state's upcoming changes."""
+    if not is_due(state, now):
+        return state, []
+    steps = state.upcoming
+    if not steps or steps[0].at != state.next_change_at:
+        raise ValueError("the state does not carry its upcoming changes")
     changes: list[Change] = []
-    while state.next_change_at is not None and state.next_change_at <= now:
-        at: datetime = state.next_change_at
-        result = aggregate(facts, at)
-        if result.visible == state.visible:
-            state = PresenceState(state.visible, state.sequence, state.changed_at, result.next_change_at)
-            continue
-        state = PresenceState(result.visible, next_sequence(state.sequence, at), at, result.next_change_at)
+    sequence = state.sequence
+    taken = 0
+    while taken < len(steps) and steps[taken].at <= now:
+        step = steps[taken]
+        taken += 1
+        sequence = next_sequence(sequence, step.at)
+        rest = steps[taken:]
+        state = PresenceState(step.visible, sequence, step.at, rest[0].at if rest else None, rest)
         changes.append(Change(state, "timer"))
     return state, changes
+
+
+def upcoming_of(state: PresenceState, facts: PresenceFacts) -> PresenceState:
+    """``state`` with the changes ``facts`` make from its ``next_change_at`` on (for a state stored without them)."""
+    if state.next_change_at is None:
+        return PresenceState(state.visible, state.sequence, state.changed_at, None, ())
+    result = aggregate(facts, state.next_change_at)
+    first = (Step(state.next_change_at, result.visible),) if result.visible != state.visible else ()
+    steps = (*first, *result.upcoming)
+    return PresenceState(state.visible, state.sequence, state.changed_at, steps[0].at if steps else None, steps)
 
 
 def recompute(
@@ -93,6 +113,11 @@ def recompute(
     """
     result = aggregate(facts, now)
     if result.visible == state.visible:
-        return PresenceState(state.visible, state.sequence, state.changed_at, result.next_change_at), []
-    changed = PresenceState(result.visible, next_sequence(state.sequence, now), now, result.next_change_at)
+        unchanged = PresenceState(
+            state.visible, state.sequence, state.changed_at, result.next_change_at, result.upcoming
+        )
+        return unchanged, []
+    changed = PresenceState(
+        result.visible, next_sequence(state.sequence, now), now, result.next_change_at, result.upcoming
+    )
     return changed, [Change(changed, cause)]

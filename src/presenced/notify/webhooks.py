@@ -136,13 +136,13 @@ def notification(n: PendingNotification) -> dict[str, Any]:
 
 def resource_data(n: PendingNotification) -> bytes:
     """The presence a rich notification carries, as it was after the change."""
-    visible = json.loads(n.visible or "{}")
+    visible = n.visible
     data = {
         "@odata.id": f"users/{n.user_id}/presence",
         "@odata.type": _PRESENCE_TYPE,
         "id": n.user_id,
-        "availability": visible.get("availability"),
-        "activity": visible.get("activity"),
+        "availability": None if visible is None else visible.availability.value,
+        "activity": None if visible is None else visible.activity.value,
         "sequenceNumber": f"{n.sequence:020d}",
     }
     return json.dumps(data, separators=(",", ":")).encode()

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from presenced.domain.model import MailboxSettings, PresenceFacts
+from presenced.domain.model import MailboxSettings, PresenceFacts, VisiblePresence
 from presenced.domain.sequence import Change, PresenceState
 
 
@@ -104,6 +104,8 @@ class Decision:
 #: Decides a write from the user's stored presence and the time read after the user was locked.
 #: It may raise (a ``PresencedError`` for a refused write): then nothing of that write is stored.
 Decide = Callable[[StoredPresence, datetime], Decision]
+#: Stores what fell due of a state's upcoming changes: the new state and the changes to log.
+Advance = Callable[[PresenceState, datetime], tuple[PresenceState, tuple[Change, ...]]]
 
 
 class PresenceWriter(Protocol):
@@ -120,10 +122,11 @@ class PresenceWriter(Protocol):
         """
         ...
 
-    async def sweep(self, decide: Decide, limit: int, wait: bool) -> tuple[int, int]:
-        """Apply ``decide`` to up to ``limit`` users whose next transition is due; (users taken, changes logged).
+    async def sweep(self, advance: Advance, limit: int, wait: bool) -> tuple[int, int]:
+        """Apply ``advance`` to up to ``limit`` users whose next transition is due; (users taken, changes logged).
 
-        Users another transaction holds are skipped unless ``wait``.
+        Only the state is read: what falls due was decided when the facts were written. Users
+        another transaction holds are skipped unless ``wait``.
         """
         ...
 
@@ -442,10 +445,10 @@ class PendingNotification:
     url: str
     attempts: int
     created: datetime
-    #: A change notification's user, sequence number and visible presence (JSON) after the change.
+    #: A change notification's user, sequence number and visible presence after the change.
     user_id: str | None = None
     sequence: int | None = None
-    visible: str | None = None
+    visible: VisiblePresence | None = None
     #: reauthorizationRequired or subscriptionRemoved, for a lifecycle notification.
     lifecycle_event: str | None = None
 

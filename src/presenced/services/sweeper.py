@@ -1,11 +1,12 @@
 """Time-driven changes: fades, expiries and out-of-office windows, made durable.
 
 The sweeper takes users whose next transition is due and stores it through the
-same path as a write (``services.writes.change_facts`` with the facts unchanged,
-through the same ``PresenceWriter``), so a fade gets its sequence number,
-change-log entry and notifications exactly as a write would. Each chunk of due
-users is one transaction of its own, queued with the interactive writes: a
-write waits for at most one chunk, and a crash loses nothing, because the due
+same path as a write: ``services.writes.due_changes`` (the first step of every
+``change_facts``: what the facts decided, when they were written, would happen
+by itself) through the same ``PresenceWriter``, so a fade gets its sequence
+number, change-log entry and notifications exactly as a write would. Each chunk
+of due users is one transaction of its own, queued with the interactive writes:
+a write waits for at most one chunk, and a crash loses nothing, because the due
 users stay due until a chunk commits.
 """
 
@@ -15,7 +16,7 @@ import asyncio
 import logging
 
 from presenced.services.ports import PresenceWriter
-from presenced.services.writes import deciding, unchanged
+from presenced.services.writes import due_changes
 
 log = logging.getLogger("presenced.sweeper")
 
@@ -24,8 +25,6 @@ log = logging.getLogger("presenced.sweeper")
 CHUNK = 500
 #: How often the sweeper looks for due users: changes land within this of their due time.
 INTERVAL = 0.5
-
-_TIMER = deciding(unchanged, "timer")
 
 
 class Sweeper:
@@ -43,7 +42,7 @@ class Sweeper:
         """
         logged = 0
         while True:
-            taken, changes = await self._writer.sweep(_TIMER, self._chunk, wait)
+            taken, changes = await self._writer.sweep(due_changes, self._chunk, wait)
             logged += changes
             # Skipping locked users, a short chunk means the rest are held by others; waiting,
             # a chunk can come back short because a user stopped being due while it waited.

@@ -24,7 +24,7 @@ PRESENCE_FACTS = (
     "automatic_location_type",
     "automatic_place_id",
 )
-PRESENCE_STATE = ("visible", "sequence", "changed_us", "next_change_us")
+PRESENCE_STATE = ("visible", "sequence", "changed_us", "next_change_us", "upcoming")
 MAILBOX = (
     "time_zone",
     "auto_reply_status",
@@ -39,6 +39,10 @@ MAILBOX = (
 SESSION = ("app_id", "availability", "activity", "refreshed_us", "expires_us")
 CHANGE = ("tenant_id", "user_id", "sequence", "visible", "cause", "at_us")
 NOTIFICATION = ("id", "subscription_id", "url", "user_id", "sequence", "visible", "created_us")
+
+
+#: A sweep's due users: the state alone (``rows.state_from_columns`` at 2).
+_STATES = "SELECT p.user_id, p.tenant_id, " + ", ".join(f"p.{c}" for c in PRESENCE_STATE) + " FROM presences p "
 
 
 def _facts_select(sessions: str) -> str:
@@ -56,8 +60,10 @@ def _facts_select(sessions: str) -> str:
 class Statements:
     #: The users' facts; parameter: the user ids.
     facts: str
-    #: Due users' facts (SQLite, where the batch holds the write lock): parameters: now, limit.
-    due_facts: str
+    #: The users' states; parameter: the user ids.
+    states: str
+    #: Due users' states (SQLite, where the batch holds the write lock): parameters: now, limit.
+    due_states: str
     #: Is anyone due? (a sweep that finds nobody takes no write lock); parameter: now.
     any_due: str
     update_presence: str
@@ -91,8 +97,8 @@ def _statements(style: str, in_ids: str, sessions: str) -> Statements:
     first, second = _marks(style, 2)
     return Statements(
         facts=_facts_select(sessions) + f"WHERE p.user_id {in_ids}",
-        due_facts=_facts_select(sessions)
-        + f"WHERE p.next_change_us <= {first} ORDER BY p.next_change_us LIMIT {second}",
+        states=_STATES + f"WHERE p.user_id {in_ids}",
+        due_states=_STATES + f"WHERE p.next_change_us <= {first} ORDER BY p.next_change_us LIMIT {second}",
         any_due=f"SELECT 1 FROM presences WHERE next_change_us <= {first} LIMIT 1",
         update_presence=f"UPDATE presences SET {assignments} WHERE user_id = {key}",
         update_state=(

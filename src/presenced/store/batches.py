@@ -1,9 +1,9 @@
-"""One group-commit batch: its writes decided in order, and the rows they leave to store.
+"""One group-commit batch: its writes decided in order (or a sweep's due users advanced), and the rows to store.
 
 Driver-neutral: the SQLite and PostgreSQL writers load the batch's users, hand
-the rows to ``Batch.decide``, and store what ``Batch.rows`` lists, a statement
-per table, then commit. The rows are positional tuples in the order of the
-statements in ``presenced.store.batch_sql``.
+the rows to ``Batch.decide`` (writes) or ``Batch.advance`` (a sweep), and store
+what ``Rows`` lists, a statement per table, then commit. The rows are
+positional tuples in the order of the statements in ``presenced.store.batch_sql``.
 """
 
 from __future__ import annotations
@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from presenced.domain.model import PresenceFacts, Session
-from presenced.domain.sequence import Change
+from presenced.domain.sequence import Change, PresenceState
 from presenced.errors import ResourceNotFound
-from presenced.services.ports import Decide, Decision, StoredPresence, User
-from presenced.store.codec import encode_visible, opt_to_us, to_us
-from presenced.store.rows import stored_from_columns
+from presenced.services.ports import Advance, Decide, Decision, StoredPresence, User
+from presenced.store.codec import encode_steps, encode_visible, opt_to_us, to_us
+from presenced.store.rows import state_from_columns, stored_from_columns
 
 log = logging.getLogger("presenced.store")
 
@@ -41,7 +41,7 @@ class Write:
 class Sweep:
     """A chunk of due users (a batch of its own), answered with (users taken, changes logged)."""
 
-    decide: Decide
+    advance: Advance
     limit: int
     wait: bool
     future: asyncio.Future[tuple[int, int]]
@@ -50,7 +50,7 @@ class Sweep:
 
 @dataclass(eq=False, slots=True)
 class _Record:
-    """A user of the batch: as loaded, and as the batch's decisions so far left them."""
+    """A user of a batch of writes: as loaded, and as the batch's decisions so far left them."""
 
     user_id: str
     tenant_id: str
@@ -74,6 +74,22 @@ class Rows:
     #: The changes of each user that logged any, to notify their subscribers of.
     changed: dict[str, list[Change]] = field(default_factory=dict)
 
+    def log(self, user_id: str, tenant_id: str, changes: Sequence[Change]) -> None:
+        """Change-log rows for ``changes``."""
+        self.changed[user_id] = list(changes)
+        for change in changes:
+            logged = change.state
+            self.changes.append(
+                (
+                    tenant_id,
+                    user_id,
+                    logged.sequence,
+                    encode_visible(logged.visible),
+                    change.cause,
+                    to_us(logged.changed_at),
+                )
+            )
+
 
 class Batch:
     """Writes (or one sweep) that share a transaction."""
@@ -81,7 +97,6 @@ class Batch:
     def __init__(self, writes: list[Write], sweep: Sweep | None = None) -> None:
         self.writes = writes
         self.sweep = sweep
-        self._records: dict[str, _Record] = {}
         #: Changes logged and notifications queued by the committed batch.
         self.logged = 0
         self.notified = 0
@@ -93,7 +108,6 @@ class Batch:
 
     def reset(self) -> None:
         """Forget a run that was rolled back, so the batch can run again from the start."""
-        self._records.clear()
         self.logged = self.notified = 0
         for write in self.writes:
             write.outcome = None
@@ -101,91 +115,55 @@ class Batch:
             self.sweep.outcome = None
 
     def decide(self, loaded: Iterable[Sequence[Any]], now: datetime) -> Rows:
-        """Apply the decisions to the loaded users (rows of ``batch_sql`` ``FACTS``) at ``now``; the rows to store."""
-        records = self._records
+        """Apply the writes' decisions at ``now`` to the loaded users (rows of ``batch_sql`` ``facts``)."""
+        records: dict[str, _Record] = {}
         for row in loaded:
             stored = stored_from_columns(row)
             records[row[0]] = _Record(row[0], row[1], stored, stored)
-        if self.sweep is not None:
-            for record in records.values():
-                try:
-                    self._apply(record, self.sweep.decide, now)
-                except Exception:  # one user's broken facts must not hold up everyone else's transitions
-                    log.exception("cannot store the due transition of user %s; it stays due", record.user_id)
         for write in self.writes:
-            target = records.get(write.user.id)
-            if target is None:
+            record = records.get(write.user.id)
+            if record is None:
                 write.outcome = ResourceNotFound(f"User '{write.user.id}' was not found.")
                 continue
             try:
-                write.outcome = self._apply(target, write.decide, now)
+                decision = write.decide(record.current, now)
             except Exception as refused:  # this write only: the others of the batch go on
                 write.outcome = refused
-        return self._rows()
-
-    def _apply(self, record: _Record, decide: Decide, now: datetime) -> Decision:
-        decision = decide(record.current, now)
-        record.current = decision.stored
-        record.decided = True
-        record.changes.extend(decision.changes)
-        return decision
-
-    def _rows(self) -> Rows:
-        rows = Rows()
-        for record in self._records.values():
-            if not record.decided:
                 continue
-            before, after = record.loaded, record.current
-            facts, state = after.facts, after.state
-            columns = (
-                encode_visible(state.visible),
-                state.sequence,
-                to_us(state.changed_at),
-                opt_to_us(state.next_change_at),
-                record.user_id,
-            )
-            if _same_row_facts(before.facts, facts):
-                rows.states.append(columns)
-            else:
-                rows.presences.append((*_facts_columns(facts), *columns))
-            if facts.sessions is not before.facts.sessions:
-                _session_rows(record.user_id, before.facts.sessions, facts.sessions, rows)
-            replies = facts.automatic_replies
-            if (after.mailbox is not before.mailbox or replies is not before.facts.automatic_replies) and (
-                after.mailbox != before.mailbox or replies != before.facts.automatic_replies
-            ):
-                mailbox = after.mailbox
-                rows.mailboxes.append(
-                    (
-                        record.user_id,
-                        mailbox.time_zone,
-                        replies.status.value,
-                        opt_to_us(replies.scheduled_start),
-                        mailbox.scheduled_start_time_zone,
-                        opt_to_us(replies.scheduled_end),
-                        mailbox.scheduled_end_time_zone,
-                        replies.internal_reply_message,
-                        replies.external_reply_message,
-                        mailbox.external_audience,
-                    )
-                )
-            if record.changes:
-                rows.changed[record.user_id] = record.changes
-                for change in record.changes:
-                    logged = change.state
-                    rows.changes.append(
-                        (
-                            record.tenant_id,
-                            record.user_id,
-                            logged.sequence,
-                            encode_visible(logged.visible),
-                            change.cause,
-                            to_us(logged.changed_at),
-                        )
-                    )
+            record.current = decision.stored
+            record.decided = True
+            record.changes.extend(decision.changes)
+            write.outcome = decision
+        rows = Rows()
+        for record in records.values():
+            if record.decided:
+                _record_rows(record, rows)
         self.logged = len(rows.changes)
-        if self.sweep is not None:
-            self.sweep.outcome = (len(self._records), self.logged)
+        return rows
+
+    def advance(self, loaded: Iterable[Sequence[Any]], stored: Mapping[str, StoredPresence], now: datetime) -> Rows:
+        """Store what fell due at ``now`` for the sweep's users (rows of ``batch_sql`` ``due_states``).
+
+        Only the state is needed: what falls due was decided when the facts were written. A user
+        stored by an earlier version without its upcoming changes is in ``stored``, facts and all.
+        """
+        assert self.sweep is not None
+        rows = Rows()
+        taken = 0
+        for row in loaded:
+            taken += 1
+            user_id, tenant_id = row[0], row[1]
+            state = stored[user_id].state if user_id in stored else state_from_columns(row, 2)
+            try:
+                new, changes = self.sweep.advance(state, now)
+            except Exception:  # one user's broken state must not hold up everyone else's transitions
+                log.exception("cannot store the due transition of user %s; it stays due", user_id)
+                continue
+            rows.states.append((*_state_columns(new), user_id))
+            if changes:
+                rows.log(user_id, tenant_id, changes)
+        self.logged = len(rows.changes)
+        self.sweep.outcome = (taken, self.logged)
         return rows
 
     def notifications(
@@ -238,6 +216,50 @@ def _resolve(future: asyncio.Future[Any], outcome: object) -> None:
         future.set_result(outcome)
 
 
+def _state_columns(state: PresenceState) -> tuple[Any, ...]:
+    """The state, in the column order of ``batch_sql.PRESENCE_STATE``."""
+    return (
+        encode_visible(state.visible),
+        state.sequence,
+        to_us(state.changed_at),
+        opt_to_us(state.next_change_at),
+        encode_steps(state.upcoming),
+    )
+
+
+def _record_rows(record: _Record, rows: Rows) -> None:
+    before, after = record.loaded, record.current
+    facts = after.facts
+    state = (*_state_columns(after.state), record.user_id)
+    if _same_row_facts(before.facts, facts):
+        rows.states.append(state)
+    else:
+        rows.presences.append((*_facts_columns(facts), *state))
+    if facts.sessions is not before.facts.sessions:
+        _session_rows(record.user_id, before.facts.sessions, facts.sessions, rows)
+    replies = facts.automatic_replies
+    if (after.mailbox is not before.mailbox or replies is not before.facts.automatic_replies) and (
+        after.mailbox != before.mailbox or replies != before.facts.automatic_replies
+    ):
+        mailbox = after.mailbox
+        rows.mailboxes.append(
+            (
+                record.user_id,
+                mailbox.time_zone,
+                replies.status.value,
+                opt_to_us(replies.scheduled_start),
+                mailbox.scheduled_start_time_zone,
+                opt_to_us(replies.scheduled_end),
+                mailbox.scheduled_end_time_zone,
+                replies.internal_reply_message,
+                replies.external_reply_message,
+                mailbox.external_audience,
+            )
+        )
+    if record.changes:
+        rows.log(record.user_id, record.tenant_id, record.changes)
+
+
 def _same_row_facts(before: PresenceFacts, after: PresenceFacts) -> bool:
     """Whether the facts kept in the ``presences`` row are the loaded ones (the same objects: a
     change replaces what it changes and keeps the rest)."""
@@ -250,7 +272,7 @@ def _same_row_facts(before: PresenceFacts, after: PresenceFacts) -> bool:
 
 
 def _facts_columns(facts: PresenceFacts) -> tuple[Any, ...]:
-    """The one-per-user facts, in the column order of ``batch_sql.PRESENCE_COLUMNS``."""
+    """The one-per-user facts, in the column order of ``batch_sql.PRESENCE_FACTS``."""
     preferred, status = facts.preferred, facts.status_message
     manual, automatic = facts.manual_location, facts.automatic_location
     return (

@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Protocol
 
-from presenced.services.ports import Decide, Decision, User
+from presenced.services.ports import Advance, Decide, Decision, User
 from presenced.store.batches import Batch, Sweep, Write
 
 log = logging.getLogger("presenced.store")
@@ -68,9 +68,9 @@ class GroupCommit:
         self._start()
         return await future
 
-    async def sweep(self, decide: Decide, limit: int, wait: bool) -> tuple[int, int]:
+    async def sweep(self, advance: Advance, limit: int, wait: bool) -> tuple[int, int]:
         future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self._pending.append(Sweep(decide, limit, wait, future))
+        self._pending.append(Sweep(advance, limit, wait, future))
         self._start()
         return await future
 

@@ -22,6 +22,7 @@ from presenced.store.batch_sql import POSTGRES as SQL
 from presenced.store.batch_sql import POSTGRES_LOCK, POSTGRES_LOCK_DUE_SKIP, POSTGRES_LOCK_DUE_WAIT
 from presenced.store.batches import Batch
 from presenced.store.codec import from_us, to_us
+from presenced.store.rows import stored_from_columns
 
 #: Tries of a batch that PostgreSQL chose as a deadlock's victim.
 DEADLOCK_TRIES = 5
@@ -77,11 +78,18 @@ class PostgresBatches:
             if not ids:
                 sweep.outcome = (0, 0)
                 return
+            now = await self._now(conn)
+            states = await self._fetch(conn, SQL.states, ids)
+            legacy = [row[0] for row in states if row[6] is None]
+            stored = {}
+            if legacy:
+                stored = {row[0]: stored_from_columns(row) for row in await self._fetch(conn, SQL.facts, legacy)}
+            rows = batch.advance(states, stored, now)
         else:
             ids = batch.user_ids
             await self._fetch(conn, POSTGRES_LOCK, ids)
-        now = await self._now(conn)
-        rows = batch.decide(await self._fetch(conn, SQL.facts, ids), now)
+            now = await self._now(conn)
+            rows = batch.decide(await self._fetch(conn, SQL.facts, ids), now)
         await self._executemany(conn, SQL.update_presence, rows.presences)
         await self._executemany(conn, SQL.update_state, rows.states)
         await self._executemany(conn, SQL.upsert_session, rows.session_upserts)

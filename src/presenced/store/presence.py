@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -13,9 +14,9 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from presenced.domain.model import MailboxSettings, PresenceFacts
-from presenced.domain.sequence import PresenceState, initial_state
+from presenced.domain.sequence import PresenceState, initial_state, upcoming_of
 from presenced.services.ports import StoredPresence, Tenant, User
-from presenced.store.codec import encode_visible, opt_to_us, to_us
+from presenced.store.codec import decode_steps, encode_steps, encode_visible, opt_to_us, to_us
 from presenced.store.engine import WRITER
 from presenced.store.rows import facts_from_rows, mailbox_from_row, session_from_row, state_from_row, user_from_row
 from presenced.store.schema import mailbox_settings, presence_sessions, presences, tenants, users
@@ -77,7 +78,12 @@ class SqlStore:
             sessions = sorted(
                 (session_from_row(r) for r in (await conn.execute(query)).mappings()), key=lambda s: s.app_id
             )
-        return StoredPresence(facts_from_rows(row, mailbox, sessions), state_from_row(row), mailbox_from_row(mailbox))
+        facts, state = facts_from_rows(row, mailbox, sessions), state_from_row(row)
+        if row["upcoming"] is None:
+            state = upcoming_of(state, facts)
+        else:
+            state = replace(state, upcoming=decode_steps(row["upcoming"]))
+        return StoredPresence(facts, state, mailbox_from_row(mailbox))
 
 
 async def _find_user(conn: AsyncConnection, tenant_id: str, ref: str) -> User | None:
@@ -135,4 +141,5 @@ def _state_columns(state: PresenceState) -> dict[str, Any]:
         "sequence": state.sequence,
         "changed_us": to_us(state.changed_at),
         "next_change_us": opt_to_us(state.next_change_at),
+        "upcoming": encode_steps(state.upcoming),
     }

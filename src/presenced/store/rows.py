@@ -20,9 +20,10 @@ from presenced.domain.model import (
     StatusMessage,
     WorkLocationType,
 )
-from presenced.domain.sequence import PresenceState
+from presenced.domain.sequence import PresenceState, upcoming_of
 from presenced.services.ports import StoredPresence, User, UserPresence
-from presenced.store.codec import decode_visible, from_us, opt_from_us, opt_to_us, to_us
+from presenced.store.batch_sql import MAILBOX
+from presenced.store.codec import decode_steps, decode_visible, from_us, opt_from_us, opt_to_us, to_us
 
 Row = Mapping[Any, Any]
 
@@ -130,6 +131,7 @@ def mailbox_to_row(settings: MailboxSettings) -> dict[str, Any]:
 
 
 def state_from_row(row: Row) -> PresenceState:
+    """The state as shown (the upcoming changes left out)."""
     return PresenceState(
         visible=decode_visible(row["visible"]),
         sequence=row["sequence"],
@@ -164,42 +166,63 @@ def user_presence(row: Row) -> UserPresence:
 
 
 _sessions_decoder = msgspec.json.Decoder(list[tuple[str, str, str, int, int]])
+_AVAILABILITY = {member.value: member for member in Availability}
+_ACTIVITY = {member.value: member for member in Activity}
+#: Mailbox settings by their stored columns: most users share a few (the defaults, to begin with).
+_mailboxes: dict[tuple[Any, ...], MailboxSettings] = {}
+
+
+def state_from_columns(row: Row | Any, at: int) -> PresenceState:
+    """The state stored in ``row[at:at + 5]`` (``batch_sql.PRESENCE_STATE``), upcoming changes included."""
+    upcoming = row[at + 4]
+    if upcoming is None:
+        raise ValueError("the row does not carry its upcoming changes")
+    return PresenceState(
+        decode_visible(row[at]), row[at + 1], from_us(row[at + 2]), opt_from_us(row[at + 3]), decode_steps(upcoming)
+    )
 
 
 def stored_from_columns(row: Row | Any) -> StoredPresence:
-    """A user's stored presence from a row of the writer's facts query (``batch_sql.FACTS``, by position).
+    """A user's stored presence from a row of the writer's facts query (``batch_sql`` ``facts``, by position).
 
-    By position and without intermediate dicts: a sweep converts thousands of these.
+    By position and without intermediate dicts: a batch converts hundreds of these. A row stored
+    before upcoming changes were kept gets them from its facts.
     """
     preferred = None
     if row[2] is not None:
-        preferred = PreferredPresence(Availability(row[2]), Activity(row[3]), from_us(row[4]))
+        preferred = PreferredPresence(_AVAILABILITY[row[2]], _ACTIVITY[row[3]], from_us(row[4]))
     status = None
     if row[5] is not None:
         status = StatusMessage(row[5], from_us(row[7]), opt_from_us(row[8]), row[9], row[6] or "text")
-    replies = AutomaticReplies()
-    if row[19] is not None:
-        replies = AutomaticReplies(
-            AutoReplyStatus(row[19]), opt_from_us(row[20]), opt_from_us(row[22]), row[24], row[25]
-        )
+    mailbox = _mailbox(tuple(row[19:28]))
     sessions: tuple[Session, ...] = ()
-    if row[27]:
+    if row[28] and row[28] != "[]":
         sessions = tuple(
-            Session(app_id, Availability(availability), Activity(activity), from_us(refreshed), from_us(expires))
-            for app_id, availability, activity, refreshed, expires in sorted(_sessions_decoder.decode(row[27]))
+            Session(app_id, _AVAILABILITY[availability], _ACTIVITY[activity], from_us(refreshed), from_us(expires))
+            for app_id, availability, activity, refreshed, expires in sorted(_sessions_decoder.decode(row[28]))
         )
     facts = PresenceFacts(
         sessions,
         preferred,
         status,
-        replies,
+        mailbox.automatic_replies,
         None if row[10] is None else LocationLayer(WorkLocationType(row[10]), row[11]),
         None if row[12] is None else LocationLayer(WorkLocationType(row[12]), row[13]),
     )
-    state = PresenceState(decode_visible(row[14]), row[15], from_us(row[16]), opt_from_us(row[17]))
-    mailbox = (
-        MailboxSettings(row[18] or "UTC", replies, row[26] or "all", row[21], row[23])
-        if row[19] is not None
-        else MailboxSettings()
-    )
+    if row[18] is None:
+        visible = decode_visible(row[14])
+        state = upcoming_of(PresenceState(visible, row[15], from_us(row[16]), opt_from_us(row[17])), facts)
+    else:
+        state = state_from_columns(row, 14)
     return StoredPresence(facts, state, mailbox)
+
+
+def _mailbox(columns: tuple[Any, ...]) -> MailboxSettings:
+    """Mailbox settings from the columns of ``batch_sql.MAILBOX`` (all None: the user has no row)."""
+    found = _mailboxes.get(columns)
+    if found is None:
+        found = mailbox_from_row(None if columns[1] is None else dict(zip(MAILBOX, columns, strict=True)))
+        if len(_mailboxes) >= 1024:
+            _mailboxes.clear()
+        _mailboxes[columns] = found
+    return found

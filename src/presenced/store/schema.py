@@ -82,12 +82,15 @@ presences = Table(
     Column("manual_place_id", String(256)),
     Column("automatic_location_type", String(16)),
     Column("automatic_place_id", String(256)),
-    # Materialised state: the visible presence (JSON), its sequence number, and
-    # the next instant it changes by itself (what the sweeper looks for).
+    # Materialised state: the visible presence (JSON), its sequence number, the next
+    # instant it changes by itself (what the sweeper looks for), and every change it
+    # makes by itself from then on, as decided when the facts were written (JSON,
+    # presenced.store.codec; NULL in rows of versions before it was kept).
     Column("visible", Text, nullable=False),
     Column("sequence", BigInteger, nullable=False),
     Column("changed_us", BigInteger, nullable=False),
     Column("next_change_us", BigInteger),
+    Column("upcoming", Text),
     Index("ix_presences_next_change_us", "next_change_us"),
     sqlite_with_rowid=False,
 )

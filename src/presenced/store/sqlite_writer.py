@@ -20,9 +20,11 @@ from typing import Any
 import msgspec
 
 from presenced.clock import LocalClock
+from presenced.services.ports import StoredPresence
 from presenced.store.batch_sql import SQLITE as SQL
 from presenced.store.batches import Batch
 from presenced.store.codec import from_us, to_us
+from presenced.store.rows import stored_from_columns
 
 BUSY_TIMEOUT_MS = 10_000
 
@@ -79,10 +81,11 @@ class SqliteBatches:
         try:
             now = self._now(conn)
             if sweep is not None:
-                loaded = self._execute(conn, SQL.due_facts, (to_us(now), sweep.limit)).fetchall()
+                due = self._execute(conn, SQL.due_states, (to_us(now), sweep.limit)).fetchall()
+                rows = batch.advance(due, self._stored_without_upcoming(conn, due), now)
             else:
-                loaded = self._execute(conn, SQL.facts, (msgspec.json.encode(batch.user_ids).decode(),)).fetchall()
-            rows = batch.decide(loaded, now)
+                loaded = self._execute(conn, SQL.facts, (_ids(batch.user_ids),)).fetchall()
+                rows = batch.decide(loaded, now)
             self._executemany(conn, SQL.update_presence, rows.presences)
             self._executemany(conn, SQL.update_state, rows.states)
             self._executemany(conn, SQL.upsert_session, rows.session_upserts)
@@ -90,14 +93,20 @@ class SqliteBatches:
             self._executemany(conn, SQL.upsert_mailbox, rows.mailboxes)
             if rows.changes:
                 self._executemany(conn, SQL.insert_change, rows.changes)
-                users = msgspec.json.encode(list(rows.changed)).decode()
-                watchers = self._execute(conn, SQL.watchers, (users, to_us(now))).fetchall()
+                watchers = self._execute(conn, SQL.watchers, (_ids(list(rows.changed)), to_us(now))).fetchall()
                 self._executemany(conn, SQL.insert_notification, batch.notifications(watchers, rows.changed))
             self._execute(conn, "COMMIT")
         except BaseException:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+
+    def _stored_without_upcoming(self, conn: sqlite3.Connection, due: list[Any]) -> dict[str, StoredPresence]:
+        """Facts and all, for due users whose rows an earlier version wrote (without the upcoming changes)."""
+        legacy = [row[0] for row in due if row[6] is None]
+        if not legacy:
+            return {}
+        return {row[0]: stored_from_columns(row) for row in self._execute(conn, SQL.facts, (_ids(legacy),))}
 
     def _anyone_due(self, conn: sqlite3.Connection) -> bool:
         """Without taking the write lock: a sweep that finds nobody due costs one read."""
@@ -117,3 +126,8 @@ class SqliteBatches:
         if rows:
             self.statements += 1
             conn.executemany(sql, rows)
+
+
+def _ids(user_ids: list[str]) -> str:
+    """A list of ids as the JSON array the statements take apart with ``json_each``."""
+    return msgspec.json.encode(user_ids).decode()

@@ -13,7 +13,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from presenced.services.ports import DeliveryResult, PendingNotification, Subscription
-from presenced.store.codec import from_us, to_us
+from presenced.store.codec import decode_visible, from_us, to_us
 from presenced.store.presence import SqlStore
 from presenced.store.schema import delivery_attempts, notifications, subscription_users, subscriptions
 
@@ -148,7 +148,7 @@ class SqlSubscriptionStore:
                 created=from_us(row["created_us"]),
                 user_id=row["user_id"],
                 sequence=row["sequence"],
-                visible=row["visible"],
+                visible=None if row["visible"] is None else decode_visible(row["visible"]),
                 lifecycle_event=row["lifecycle_event"],
             )
             for row in due

@@ -1,0 +1,26 @@
+"""each presence's upcoming changes, decided when its facts are written
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-07
+"""
+
+import sqlalchemy as sa
+from alembic import op
+
+revision = "0005"
+down_revision = "0004"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    # NULL for the rows already there: the writer works them out from the facts when it next
+    # loads the user (presenced.store.rows.stored_from_columns).
+    with op.batch_alter_table("presences", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("upcoming", sa.Text(), nullable=True))
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("presences", schema=None) as batch_op:
+        batch_op.drop_column("upcoming")
