@@ -103,7 +103,7 @@ async def test_concurrent_sweepers_never_double_apply(runtime: Runtime, clock: F
     clock.set(T0 + timedelta(minutes=11))
     others = [await build(runtime.settings, clock=clock) for _ in range(3)]
     try:
-        sweepers = [Sweeper(r.writer, chunk=7) for r in (runtime, *others)]
+        sweepers = [Sweeper(r.writer, scan=7) for r in (runtime, *others)]
         logged = await asyncio.gather(*(s.run_due(wait=n % 2 == 0) for n, s in enumerate(sweepers)))
     finally:
         for other in others:

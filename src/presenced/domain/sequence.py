@@ -14,6 +14,7 @@ close to the change time, and the same whoever computes it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -50,7 +51,7 @@ class PresenceState:
     next_change_at: datetime | None
     #: The changes the facts make by themselves from ``next_change_at`` on, in order. A state read
     #: only to be shown (or logged) leaves them out; ``advance`` refuses such a state once it is due.
-    upcoming: tuple[Step, ...] = ()
+    upcoming: Sequence[Step] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -122,11 +122,15 @@ class PresenceWriter(Protocol):
         """
         ...
 
-    async def sweep(self, advance: Advance, limit: int, wait: bool) -> tuple[int, int]:
-        """Apply ``advance`` to up to ``limit`` users whose next transition is due; (users taken, changes logged).
+    async def due(self, limit: int) -> list[str]:
+        """Up to ``limit`` users whose next transition is due now, in user-id order."""
+        ...
 
-        Only the state is read: what falls due was decided when the facts were written. Users
-        another transaction holds are skipped unless ``wait``.
+    async def sweep(self, advance: Advance, user_ids: Sequence[str], wait: bool) -> tuple[int, int]:
+        """Apply ``advance`` to those of the users whose next transition is still due; (users taken, changes logged).
+
+        One transaction. Only the state is read: what falls due was decided when the facts were
+        written. Users another transaction holds are skipped unless ``wait``.
         """
         ...
 

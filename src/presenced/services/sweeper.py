@@ -4,10 +4,10 @@ The sweeper takes users whose next transition is due and stores it through the
 same path as a write: ``services.writes.due_changes`` (the first step of every
 ``change_facts``: what the facts decided, when they were written, would happen
 by itself) through the same ``PresenceWriter``, so a fade gets its sequence
-number, change-log entry and notifications exactly as a write would. Each chunk
-of due users is one transaction of its own, queued with the interactive writes:
-a write waits for at most one chunk, and a crash loses nothing, because the due
-users stay due until a chunk commits.
+number, change-log entry and notifications exactly as a write would. The writer
+stores them in transactions of a bounded size, taking turns with the
+interactive writes: a write waits for at most one of them, and a crash loses
+nothing, because the due users stay due until their transaction commits.
 """
 
 from __future__ import annotations
@@ -20,18 +20,18 @@ from presenced.services.writes import due_changes
 
 log = logging.getLogger("presenced.sweeper")
 
-#: Due users stored per transaction: large enough to store an organisation's worth quickly,
-#: small enough that a write queued behind a chunk waits milliseconds, not seconds.
-CHUNK = 500
+#: Due users listed at a time. The writer stores them in transactions of runs of consecutive
+#: user ids, so the rows one changes lie together, and no page is written again by the next.
+SCAN = 50_000
 #: How often the sweeper looks for due users: changes land within this of their due time.
 INTERVAL = 0.5
 
 
 class Sweeper:
-    def __init__(self, writer: PresenceWriter, interval: float = INTERVAL, chunk: int = CHUNK) -> None:
+    def __init__(self, writer: PresenceWriter, interval: float = INTERVAL, scan: int = SCAN) -> None:
         self._writer = writer
         self._interval = interval
-        self._chunk = chunk
+        self._scan = scan
 
     async def run_due(self, wait: bool = False) -> int:
         """Store every transition due now; the number of changes logged.
@@ -42,11 +42,12 @@ class Sweeper:
         """
         logged = 0
         while True:
-            taken, changes = await self._writer.sweep(due_changes, self._chunk, wait)
+            due = await self._writer.due(self._scan)
+            taken, changes = await self._writer.sweep(due_changes, due, wait)
             logged += changes
-            # Skipping locked users, a short chunk means the rest are held by others; waiting,
-            # a chunk can come back short because a user stopped being due while it waited.
-            if taken == 0 or (not wait and taken < self._chunk):
+            # A full list may have left others out. Otherwise all that was due is stored, but for
+            # users others held (skipped) and users that stopped being due meanwhile.
+            if len(due) < self._scan or taken == 0:
                 return logged
 
     async def run_forever(self) -> None:

@@ -1,8 +1,11 @@
 """The statements of a group-commit batch, for SQLite (``?`` parameters) and PostgreSQL (``$n``).
 
 A batch of any number of writes runs a fixed number of statements; each
-statement that writes rows takes all of the batch's rows of its table at once
-(``executemany``). The row tuples come from ``presenced.store.batches``.
+statement that writes rows takes all of the batch's rows of its table at once:
+on SQLite by ``executemany`` (a loop in C over one prepared statement), on
+PostgreSQL as one statement over arrays of the columns (``unnest``), which the
+server executes once rather than once per row. The row tuples come from
+``presenced.store.batches``.
 """
 
 from __future__ import annotations
@@ -40,6 +43,27 @@ SESSION = ("app_id", "availability", "activity", "refreshed_us", "expires_us")
 CHANGE = ("tenant_id", "user_id", "sequence", "visible", "cause", "at_us")
 NOTIFICATION = ("id", "subscription_id", "url", "user_id", "sequence", "visible", "created_us")
 
+#: What every new row of a table starts with, besides the columns written.
+_CONSTANTS = {"notifications": {"next_attempt_us": "0", "attempts": "0", "state": "'pending'"}}
+
+#: The columns that hold integers (the others hold text), for PostgreSQL's typed arrays.
+_INTEGERS = frozenset(
+    {
+        "preferred_expires_us",
+        "status_published_us",
+        "status_expires_us",
+        "sequence",
+        "changed_us",
+        "next_change_us",
+        "scheduled_start_us",
+        "scheduled_end_us",
+        "refreshed_us",
+        "expires_us",
+        "at_us",
+        "created_us",
+    }
+)
+
 
 #: A sweep's due users: the state alone (``rows.state_from_columns`` at 2).
 _STATES = "SELECT p.user_id, p.tenant_id, " + ", ".join(f"p.{c}" for c in PRESENCE_STATE) + " FROM presences p "
@@ -57,76 +81,72 @@ def _facts_select(sessions: str) -> str:
 
 
 @dataclass(frozen=True)
-class Statements:
-    #: The users' facts; parameter: the user ids.
-    facts: str
-    #: The users' states; parameter: the user ids.
-    states: str
-    #: Due users' states (SQLite, where the batch holds the write lock): parameters: now, limit.
-    due_states: str
-    #: Is anyone due? (a sweep that finds nobody takes no write lock); parameter: now.
-    any_due: str
+class Writes:
+    """The statements that store a batch's rows, one per table; SQLite runs each with ``executemany``
+    (one row a time), PostgreSQL once with an array of each column."""
+
     update_presence: str
     #: The state columns alone, for users whose row facts did not change (a session write, a sweep).
     update_state: str
     upsert_session: str
     delete_session: str
     upsert_mailbox: str
+    #: In the batch's order: the change log's ids rise with a user's sequence numbers.
     insert_change: str
+    insert_notification: str
+
+
+@dataclass(frozen=True)
+class Statements:
+    #: The users' facts; parameter: the user ids.
+    facts: str
+    #: The users' states; parameter: the user ids.
+    states: str
+    #: The states of those of the users that are due; parameters: the user ids, now.
+    due_states: str
+    #: Users that are due; parameters: now, limit (the index's order: the caller sorts them).
+    due_ids: str
     #: Live subscriptions watching the users; parameters: the user ids, now.
     watchers: str
-    insert_notification: str
     clock: str
+    writes: Writes
 
 
-def _marks(style: str, count: int, start: int = 1) -> list[str]:
-    return ["?"] * count if style == "?" else [f"${n}" for n in range(start, start + count)]
-
-
-def _statements(style: str, in_ids: str, sessions: str) -> Statements:
-    def values(count: int) -> str:
-        return ", ".join(_marks(style, count))
-
-    assignments = ", ".join(
-        f"{column} = {mark}"
-        for column, mark in zip(
-            (*PRESENCE_FACTS, *PRESENCE_STATE), _marks(style, len(PRESENCE_FACTS) + len(PRESENCE_STATE)), strict=True
-        )
-    )
-    key = _marks(style, 1, len(PRESENCE_FACTS) + len(PRESENCE_STATE) + 1)[0]
-    first, second = _marks(style, 2)
+def _statements(mark: str, in_ids: str, sessions: str, writes: Writes) -> Statements:
+    first, second = f"{mark}1", f"{mark}2"
     return Statements(
         facts=_facts_select(sessions) + f"WHERE p.user_id {in_ids}",
         states=_STATES + f"WHERE p.user_id {in_ids}",
-        due_states=_STATES + f"WHERE p.next_change_us <= {first} ORDER BY p.next_change_us LIMIT {second}",
-        any_due=f"SELECT 1 FROM presences WHERE next_change_us <= {first} LIMIT 1",
-        update_presence=f"UPDATE presences SET {assignments} WHERE user_id = {key}",
-        update_state=(
-            "UPDATE presences SET "
-            + ", ".join(f"{c} = {m}" for c, m in zip(PRESENCE_STATE, _marks(style, len(PRESENCE_STATE)), strict=True))
-            + f" WHERE user_id = {_marks(style, 1, len(PRESENCE_STATE) + 1)[0]}"
-        ),
-        upsert_session=(
-            f"INSERT INTO presence_sessions (user_id, {', '.join(SESSION)}) VALUES ({values(len(SESSION) + 1)}) "
-            "ON CONFLICT (user_id, app_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in SESSION[1:])
-        ),
-        delete_session=f"DELETE FROM presence_sessions WHERE user_id = {first} AND app_id = {second}",
-        upsert_mailbox=(
-            f"INSERT INTO mailbox_settings (user_id, {', '.join(MAILBOX)}) VALUES ({values(len(MAILBOX) + 1)}) "
-            "ON CONFLICT (user_id) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in MAILBOX)
-        ),
-        insert_change=f"INSERT INTO presence_changes ({', '.join(CHANGE)}) VALUES ({values(len(CHANGE))})",
+        due_states=_STATES + f"WHERE p.user_id {in_ids} AND p.next_change_us <= {second}",
+        due_ids=f"SELECT user_id FROM presences WHERE next_change_us <= {first} ORDER BY next_change_us LIMIT {second}",
         watchers=(
             "SELECT su.user_id, s.id, s.notification_url FROM subscription_users su "
             "JOIN subscriptions s ON s.id = su.subscription_id "
             f"WHERE su.user_id {in_ids} AND s.expires_us > {second}"
         ),
-        insert_notification=(
-            f"INSERT INTO notifications ({', '.join(NOTIFICATION)}, next_attempt_us, attempts, state) "
-            f"VALUES ({values(len(NOTIFICATION))}, 0, 0, 'pending')"
-        ),
         clock="SELECT now_us FROM emulator_clock WHERE id = 1",
+        writes=writes,
     )
+
+
+# ---- SQLite: one row a time, the statement prepared once (executemany).
+
+
+def _row_insert(table: str, columns: tuple[str, ...]) -> str:
+    constants = _CONSTANTS.get(table, {})
+    into = ", ".join((*columns, *constants))
+    values = ", ".join((*("?" for _ in columns), *constants.values()))
+    return f"INSERT INTO {table} ({into}) VALUES ({values})"
+
+
+def _row_update(columns: tuple[str, ...]) -> str:
+    """A ``presences`` row by user id (the last column)."""
+    return f"UPDATE presences SET {', '.join(f'{c} = ?' for c in columns[:-1])} WHERE user_id = ?"
+
+
+def _row_upsert(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    keep = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return f"{_row_insert(table, columns)} ON CONFLICT ({', '.join(key)}) DO UPDATE SET {keep}"
 
 
 SQLITE = _statements(
@@ -134,12 +154,62 @@ SQLITE = _statements(
     "IN (SELECT value FROM json_each(?1))",
     "(SELECT json_group_array(json_array(s.app_id, s.availability, s.activity, s.refreshed_us, s.expires_us)) "
     "FROM presence_sessions s WHERE s.user_id = p.user_id)",
+    Writes(
+        update_presence=_row_update((*PRESENCE_FACTS, *PRESENCE_STATE, "user_id")),
+        update_state=_row_update((*PRESENCE_STATE, "user_id")),
+        upsert_session=_row_upsert("presence_sessions", ("user_id", "app_id"), ("user_id", *SESSION)),
+        delete_session="DELETE FROM presence_sessions WHERE user_id = ? AND app_id = ?",
+        upsert_mailbox=_row_upsert("mailbox_settings", ("user_id",), ("user_id", *MAILBOX)),
+        insert_change=_row_insert("presence_changes", CHANGE),
+        insert_notification=_row_insert("notifications", NOTIFICATION),
+    ),
 )
+
+
+# ---- PostgreSQL: every row at once, as one array per column (unnest), executed once.
+
+
+def _arrays(columns: tuple[str, ...]) -> str:
+    """``unnest`` of one typed array parameter per column, named as the columns, numbered (``n``)."""
+    arrays = ", ".join(f"${n}::{'bigint' if c in _INTEGERS else 'text'}[]" for n, c in enumerate(columns, 1))
+    return f"unnest({arrays}) WITH ORDINALITY AS v({', '.join(columns)}, n)"
+
+
+def _bulk_update(columns: tuple[str, ...]) -> str:
+    """Rows of ``presences`` by user id (the last column)."""
+    assignments = ", ".join(f"{c} = v.{c}" for c in columns[:-1])
+    return f"UPDATE presences AS p SET {assignments} FROM {_arrays(columns)} WHERE p.user_id = v.user_id"
+
+
+def _bulk_insert(table: str, columns: tuple[str, ...], conflict: str = "") -> str:
+    constants = _CONSTANTS.get(table, {})
+    into = ", ".join((*columns, *constants))
+    values = ", ".join((*columns, *constants.values()))
+    return f"INSERT INTO {table} ({into}) SELECT {values} FROM {_arrays(columns)} ORDER BY n{conflict}"
+
+
+def _bulk_upsert(table: str, key: tuple[str, ...], columns: tuple[str, ...]) -> str:
+    keep = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in key)
+    return _bulk_insert(table, columns, f" ON CONFLICT ({', '.join(key)}) DO UPDATE SET {keep}")
+
+
 POSTGRES = _statements(
     "$",
     "= ANY($1::text[])",
     "(SELECT json_agg(json_build_array(s.app_id, s.availability, s.activity, s.refreshed_us, s.expires_us)) "
     "FROM presence_sessions s WHERE s.user_id = p.user_id)::text",
+    Writes(
+        update_presence=_bulk_update((*PRESENCE_FACTS, *PRESENCE_STATE, "user_id")),
+        update_state=_bulk_update((*PRESENCE_STATE, "user_id")),
+        upsert_session=_bulk_upsert("presence_sessions", ("user_id", "app_id"), ("user_id", *SESSION)),
+        delete_session=(
+            f"DELETE FROM presence_sessions AS s USING {_arrays(('user_id', 'app_id'))} "
+            "WHERE s.user_id = v.user_id AND s.app_id = v.app_id"
+        ),
+        upsert_mailbox=_bulk_upsert("mailbox_settings", ("user_id",), ("user_id", *MAILBOX)),
+        insert_change=_bulk_insert("presence_changes", CHANGE),
+        insert_notification=_bulk_insert("notifications", NOTIFICATION),
+    ),
 )
 
 #: PostgreSQL's row locks, taken before the facts are read. Under READ COMMITTED a statement that
@@ -147,9 +217,9 @@ POSTGRES = _statements(
 #: statement began, so the facts are read by a statement of their own, after the locks.
 #: Ordered by user id: batches in different processes lock in one order and never deadlock.
 POSTGRES_LOCK = "SELECT user_id FROM presences WHERE user_id = ANY($1::text[]) ORDER BY user_id FOR UPDATE"
-#: Due users for a sweeper that shares them with others: whoever holds a user, others skip it.
-POSTGRES_LOCK_DUE_SKIP = (
-    "SELECT user_id FROM presences WHERE next_change_us <= $1 ORDER BY next_change_us LIMIT $2 FOR UPDATE SKIP LOCKED"
-)
-#: Due users for a sweep that must store everything due (a clock move): it waits, in user-id order.
-POSTGRES_LOCK_DUE_WAIT = "SELECT user_id FROM presences WHERE next_change_us <= $1 ORDER BY user_id LIMIT $2 FOR UPDATE"
+_LOCK_DUE = "SELECT user_id FROM presences WHERE user_id = ANY($1::text[]) AND next_change_us <= $2 ORDER BY user_id "
+#: A sweep's users that are still due, for a sweeper that shares them with others: whoever holds a
+#: user, others skip it.
+POSTGRES_LOCK_DUE_SKIP = _LOCK_DUE + "FOR UPDATE SKIP LOCKED"
+#: The same for a sweep that must store everything due (a clock move): it waits, in user-id order.
+POSTGRES_LOCK_DUE_WAIT = _LOCK_DUE + "FOR UPDATE"

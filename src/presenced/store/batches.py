@@ -39,13 +39,34 @@ class Write:
 
 @dataclass(eq=False, slots=True)
 class Sweep:
-    """A chunk of due users (a batch of its own), answered with (users taken, changes logged)."""
+    """Due users to advance, in transactions of a bounded size; answered with (users taken, changes logged)."""
 
     advance: Advance
-    limit: int
+    #: Sorted: each transaction takes a run of consecutive ids, so its rows lie together.
+    user_ids: list[str]
     wait: bool
     future: asyncio.Future[tuple[int, int]]
+    #: How many of ``user_ids`` earlier transactions took on, and what they stored.
+    done: int = 0
+    taken: int = 0
+    logged: int = 0
+
+
+@dataclass(eq=False, slots=True)
+class SweepPart:
+    """The part of a sweep one transaction stores."""
+
+    whole: Sweep
+    user_ids: list[str]
     outcome: tuple[int, int] | BaseException | None = None
+
+    @property
+    def advance(self) -> Advance:
+        return self.whole.advance
+
+    @property
+    def wait(self) -> bool:
+        return self.whole.wait
 
 
 @dataclass(eq=False, slots=True)
@@ -94,7 +115,7 @@ class Rows:
 class Batch:
     """Writes (or one sweep) that share a transaction."""
 
-    def __init__(self, writes: list[Write], sweep: Sweep | None = None) -> None:
+    def __init__(self, writes: list[Write], sweep: SweepPart | None = None) -> None:
         self.writes = writes
         self.sweep = sweep
         #: Changes logged and notifications queued by the committed batch.
@@ -142,7 +163,7 @@ class Batch:
         return rows
 
     def advance(self, loaded: Iterable[Sequence[Any]], stored: Mapping[str, StoredPresence], now: datetime) -> Rows:
-        """Store what fell due at ``now`` for the sweep's users (rows of ``batch_sql`` ``due_states``).
+        """Store what fell due at ``now`` for the sweep's users still due (rows of ``batch_sql`` ``due_states``).
 
         Only the state is needed: what falls due was decided when the facts were written. A user
         stored by an earlier version without its upcoming changes is in ``stored``, facts and all.
@@ -153,13 +174,15 @@ class Batch:
         for row in loaded:
             taken += 1
             user_id, tenant_id = row[0], row[1]
-            state = stored[user_id].state if user_id in stored else state_from_columns(row, 2)
             try:
+                # A state as stored decodes only the upcoming changes ``advance`` reads: those due.
+                state = stored[user_id].state if user_id in stored else state_from_columns(row, 2)
                 new, changes = self.sweep.advance(state, now)
+                columns = _state_columns(new)
             except Exception:  # one user's broken state must not hold up everyone else's transitions
                 log.exception("cannot store the due transition of user %s; it stays due", user_id)
                 continue
-            rows.states.append((*_state_columns(new), user_id))
+            rows.states.append((*columns, user_id))
             if changes:
                 rows.log(user_id, tenant_id, changes)
         self.logged = len(rows.changes)
@@ -191,11 +214,21 @@ class Batch:
         return rows
 
     def answer(self) -> None:
-        """Resolve every future with its outcome (a write the batch never reached gets an error)."""
+        """Resolve every write's future with its outcome (a write the batch never reached gets an error),
+        and a sweep's once its last part is stored (or any part failed)."""
         for write in self.writes:
             _resolve(write.future, write.outcome)
-        if self.sweep is not None:
-            _resolve(self.sweep.future, self.sweep.outcome)
+        part = self.sweep
+        if part is None:
+            return
+        whole, outcome = part.whole, part.outcome
+        if isinstance(outcome, tuple):
+            whole.taken += outcome[0]
+            whole.logged += outcome[1]
+            if whole.done >= len(whole.user_ids):
+                _resolve(whole.future, (whole.taken, whole.logged))
+        else:
+            _resolve(whole.future, outcome)
 
     def fail(self, error: BaseException) -> None:
         """The whole batch failed: every item gets the error."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from typing import overload
 
 import msgspec
 
@@ -159,10 +160,53 @@ def decode_visible(raw: str | bytes) -> VisiblePresence:
     return found
 
 
+class StoredSteps(Sequence[Step]):
+    """A state's upcoming changes as stored: split at once into (instant, raw JSON), each step
+    decoded when first read. A write usually replaces them unread, and a sweep reads the one or
+    two that fell due; the rest go back to the database as they came."""
+
+    __slots__ = ("_pairs", "_steps")
+
+    def __init__(self, pairs: list[tuple[int, msgspec.Raw]]) -> None:
+        self._pairs = pairs
+        self._steps: dict[int, Step] = {}
+
+    def __len__(self) -> int:
+        return len(self._pairs)
+
+    @overload
+    def __getitem__(self, index: int) -> Step: ...
+    @overload
+    def __getitem__(self, index: slice) -> StoredSteps: ...
+    def __getitem__(self, index: int | slice) -> Step | StoredSteps:
+        if isinstance(index, slice):
+            return StoredSteps(self._pairs[index])
+        position = range(len(self._pairs))[index]  # IndexError past the end, as a tuple
+        step = self._steps.get(position)
+        if step is None:
+            at, visible = self._pairs[position]
+            step = self._steps[position] = Step(from_us(at), decode_visible(bytes(visible)))
+        return step
+
+    def __eq__(self, other: object) -> bool:
+        return tuple(self) == tuple(other) if isinstance(other, Sequence) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(tuple(self))
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+    def encoded(self) -> str:
+        return _encoder.encode(self._pairs).decode()
+
+
 def encode_steps(steps: Sequence[Step]) -> str:
     """A state's upcoming changes: ``[[at_us, visible], ...]``."""
+    if isinstance(steps, StoredSteps):
+        return steps.encoded()
     return "[" + ",".join(f"[{to_us(s.at)},{encode_visible(s.visible)}]" for s in steps) + "]"
 
 
-def decode_steps(raw: str) -> tuple[Step, ...]:
-    return tuple(Step(from_us(at), decode_visible(bytes(visible))) for at, visible in _steps.decode(raw))
+def decode_steps(raw: str) -> StoredSteps:
+    return StoredSteps(_steps.decode(raw))

@@ -26,16 +26,19 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from presenced.services.ports import Advance, Decide, Decision, User
-from presenced.store.batches import Batch, Sweep, Write
+from presenced.store.batches import Batch, Sweep, SweepPart, Write
 
 log = logging.getLogger("presenced.store")
 
 #: Writes per batch at most: a batch's statements grow with it, and its writes wait for all of it.
 MAX_WRITES = 512
+#: Due users per sweep transaction at most: large enough that an organisation's worth of fades
+#: takes few commits, small enough that a write waits tens of milliseconds behind one.
+MAX_SWEEP = 1000
 
 
 class Backend(Protocol):
@@ -43,6 +46,10 @@ class Backend(Protocol):
 
     async def run(self, batch: Batch) -> None:
         """Run the batch in one transaction, setting each item's outcome; raise if it did not commit."""
+        ...
+
+    async def due(self, limit: int) -> list[str]:
+        """Up to ``limit`` users whose next transition is due now, in user-id order."""
         ...
 
     def unavailable(self, error: BaseException) -> bool:
@@ -55,7 +62,10 @@ class Backend(Protocol):
 class GroupCommit:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
-        self._pending: deque[Write | Sweep] = deque()
+        self._writes: deque[Write] = deque()
+        self._sweeps: deque[Sweep] = deque()
+        #: With both writes and sweeps waiting, batches take turns: a write waits for one sweep batch at most.
+        self._sweep_next = False
         self._drainer: asyncio.Task[None] | None = None
         #: Called after each commit that logged changes, with whether it queued notifications.
         self.after_commit: list[Callable[[bool], None]] = []
@@ -64,13 +74,18 @@ class GroupCommit:
 
     async def write(self, user: User, decide: Decide) -> Decision:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
-        self._pending.append(Write(user, decide, future))
+        self._writes.append(Write(user, decide, future))
         self._start()
         return await future
 
-    async def sweep(self, advance: Advance, limit: int, wait: bool) -> tuple[int, int]:
+    async def due(self, limit: int) -> list[str]:
+        return await self.backend.due(limit)
+
+    async def sweep(self, advance: Advance, user_ids: Sequence[str], wait: bool) -> tuple[int, int]:
+        if not user_ids:
+            return 0, 0
         future: asyncio.Future[tuple[int, int]] = asyncio.get_running_loop().create_future()
-        self._pending.append(Sweep(advance, limit, wait, future))
+        self._sweeps.append(Sweep(advance, sorted(user_ids), wait, future))
         self._start()
         return await future
 
@@ -86,7 +101,7 @@ class GroupCommit:
 
     async def _drain(self) -> None:
         try:
-            while self._pending:
+            while self._writes or self._sweeps:
                 batch = self._take()
                 if batch is not None:
                     await self._commit(batch)
@@ -94,18 +109,26 @@ class GroupCommit:
             self._drainer = None
 
     def _take(self) -> Batch | None:
-        """The next batch: a sweep alone, or the writes queued before the next sweep.
+        """The next batch: the writes waiting (up to ``MAX_WRITES``), or the next part of a sweep.
 
-        A write whose caller stopped waiting before its batch began is dropped: it
-        was never acknowledged, and nobody is left to tell.
+        A write (or sweep) whose caller stopped waiting before its batch began is
+        dropped: it was never acknowledged, and nobody is left to tell.
         """
-        first = self._pending.popleft()
-        if isinstance(first, Sweep):
-            return None if first.future.done() else Batch([], first)
-        writes = [] if first.future.done() else [first]
-        while self._pending and len(writes) < MAX_WRITES and isinstance(self._pending[0], Write):
-            write = self._pending.popleft()
-            assert isinstance(write, Write)
+        if self._sweeps and (self._sweep_next or not self._writes):
+            self._sweep_next = False
+            sweep = self._sweeps[0]
+            if sweep.future.done():
+                self._sweeps.popleft()
+                return None
+            part = sweep.user_ids[sweep.done : sweep.done + MAX_SWEEP]
+            sweep.done += len(part)
+            if sweep.done >= len(sweep.user_ids):
+                self._sweeps.popleft()
+            return Batch([], SweepPart(sweep, part))
+        self._sweep_next = True
+        writes: list[Write] = []
+        while self._writes and len(writes) < MAX_WRITES:
+            write = self._writes.popleft()
             if not write.future.done():
                 writes.append(write)
         return Batch(writes) if writes else None

@@ -3,8 +3,8 @@
 A batch locks its users in user-id order (``FOR UPDATE``; a sweep's due users
 with ``SKIP LOCKED``, or in user-id order when it must wait), reads the clock,
 reads the facts in one statement of their own (see ``batch_sql.POSTGRES_LOCK``),
-decides, writes one statement per table (``executemany`` sends them in one
-round trip), and commits. Batches of several processes write at once; the lock
+decides, writes one statement per table (the rows' columns as arrays), and
+commits. Batches of several processes write at once; the lock
 order keeps them from deadlocking, and a deadlock with some other transaction is
 retried.
 """
@@ -55,6 +55,10 @@ class PostgresBatches:
                     raise
                 batch.reset()
 
+    async def due(self, limit: int) -> list[str]:
+        async with self._pool.acquire() as conn:
+            return sorted(row[0] for row in await self._fetch(conn, SQL.due_ids, to_us(await self._now(conn)), limit))
+
     def unavailable(self, error: BaseException) -> bool:
         """The database, not one write, failed: no use retrying each write alone."""
         return isinstance(
@@ -72,9 +76,8 @@ class PostgresBatches:
     async def _run(self, conn: Any, batch: Batch) -> None:
         sweep = batch.sweep
         if sweep is not None:
-            due = to_us(await self._now(conn))
             lock = POSTGRES_LOCK_DUE_WAIT if sweep.wait else POSTGRES_LOCK_DUE_SKIP
-            ids = [row[0] for row in await self._fetch(conn, lock, due, sweep.limit)]
+            ids = [row[0] for row in await self._fetch(conn, lock, sweep.user_ids, to_us(await self._now(conn)))]
             if not ids:
                 sweep.outcome = (0, 0)
                 return
@@ -90,15 +93,15 @@ class PostgresBatches:
             await self._fetch(conn, POSTGRES_LOCK, ids)
             now = await self._now(conn)
             rows = batch.decide(await self._fetch(conn, SQL.facts, ids), now)
-        await self._executemany(conn, SQL.update_presence, rows.presences)
-        await self._executemany(conn, SQL.update_state, rows.states)
-        await self._executemany(conn, SQL.upsert_session, rows.session_upserts)
-        await self._executemany(conn, SQL.delete_session, rows.session_deletes)
-        await self._executemany(conn, SQL.upsert_mailbox, rows.mailboxes)
+        await self._write(conn, SQL.writes.update_presence, rows.presences)
+        await self._write(conn, SQL.writes.update_state, rows.states)
+        await self._write(conn, SQL.writes.upsert_session, rows.session_upserts)
+        await self._write(conn, SQL.writes.delete_session, rows.session_deletes)
+        await self._write(conn, SQL.writes.upsert_mailbox, rows.mailboxes)
         if rows.changes:
-            await self._executemany(conn, SQL.insert_change, rows.changes)
+            await self._write(conn, SQL.writes.insert_change, rows.changes)
             watchers = await self._fetch(conn, SQL.watchers, list(rows.changed), to_us(now))
-            await self._executemany(conn, SQL.insert_notification, batch.notifications(watchers, rows.changed))
+            await self._write(conn, SQL.writes.insert_notification, batch.notifications(watchers, rows.changed))
 
     async def _now(self, conn: Any) -> datetime:
         if self._clock is not None:
@@ -111,7 +114,8 @@ class PostgresBatches:
         result: list[Any] = await conn.fetch(sql, *args)
         return result
 
-    async def _executemany(self, conn: Any, sql: str, rows: list[Any]) -> None:
+    async def _write(self, conn: Any, sql: str, rows: list[tuple[Any, ...]]) -> None:
+        """One statement for all the rows: their columns as arrays."""
         if rows:
             self.statements += 1
-            await conn.executemany(sql, rows)
+            await conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))

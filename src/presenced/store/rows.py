@@ -174,11 +174,10 @@ _mailboxes: dict[tuple[Any, ...], MailboxSettings] = {}
 
 def state_from_columns(row: Row | Any, at: int) -> PresenceState:
     """The state stored in ``row[at:at + 5]`` (``batch_sql.PRESENCE_STATE``), upcoming changes included."""
-    upcoming = row[at + 4]
-    if upcoming is None:
+    if row[at + 4] is None:
         raise ValueError("the row does not carry its upcoming changes")
     return PresenceState(
-        decode_visible(row[at]), row[at + 1], from_us(row[at + 2]), opt_from_us(row[at + 3]), decode_steps(upcoming)
+        decode_visible(row[at]), row[at + 1], from_us(row[at + 2]), opt_from_us(row[at + 3]), decode_steps(row[at + 4])
     )
 
 

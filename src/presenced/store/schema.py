@@ -143,7 +143,6 @@ presence_changes = Table(
     Column("cause", String(64), nullable=False),
     Column("at_us", BigInteger, nullable=False),
     UniqueConstraint("user_id", "sequence"),
-    Index("ix_presence_changes_tenant_id_id", "tenant_id", "id"),
 )
 
 

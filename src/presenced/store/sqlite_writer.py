@@ -61,7 +61,10 @@ class SqliteBatches:
             conn = sqlite3.connect(self._path, isolation_level=None, check_same_thread=False)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=FULL")
-            conn.execute("PRAGMA foreign_keys=ON")
+            # Every row a batch writes names a user (or subscription) that the same transaction has
+            # just read under the write lock: a foreign-key check could not fail, and would cost a
+            # lookup per row. (Deletes cascade on the connections that delete, which check them.)
+            conn.execute("PRAGMA foreign_keys=OFF")
             conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
             self._conn = conn
         return self._conn
@@ -71,30 +74,35 @@ class SqliteBatches:
             self._conn.close()
             self._conn = None
 
+    async def due(self, limit: int) -> list[str]:
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._due, limit)
+
+    def _due(self, limit: int) -> list[str]:
+        """Without taking the write lock (a sweep that finds nobody due costs one read)."""
+        conn = self._connection()
+        return sorted(row[0] for row in self._execute(conn, SQL.due_ids, (to_us(self._now(conn)), limit)))
+
     def _run(self, batch: Batch) -> None:
         conn = self._connection()
         sweep = batch.sweep
-        if sweep is not None and not self._anyone_due(conn):
-            sweep.outcome = (0, 0)
-            return
         self._execute(conn, "BEGIN IMMEDIATE")
         try:
             now = self._now(conn)
             if sweep is not None:
-                due = self._execute(conn, SQL.due_states, (to_us(now), sweep.limit)).fetchall()
+                due = self._execute(conn, SQL.due_states, (_ids(sweep.user_ids), to_us(now))).fetchall()
                 rows = batch.advance(due, self._stored_without_upcoming(conn, due), now)
             else:
                 loaded = self._execute(conn, SQL.facts, (_ids(batch.user_ids),)).fetchall()
                 rows = batch.decide(loaded, now)
-            self._executemany(conn, SQL.update_presence, rows.presences)
-            self._executemany(conn, SQL.update_state, rows.states)
-            self._executemany(conn, SQL.upsert_session, rows.session_upserts)
-            self._executemany(conn, SQL.delete_session, rows.session_deletes)
-            self._executemany(conn, SQL.upsert_mailbox, rows.mailboxes)
+            self._executemany(conn, SQL.writes.update_presence, rows.presences)
+            self._executemany(conn, SQL.writes.update_state, rows.states)
+            self._executemany(conn, SQL.writes.upsert_session, rows.session_upserts)
+            self._executemany(conn, SQL.writes.delete_session, rows.session_deletes)
+            self._executemany(conn, SQL.writes.upsert_mailbox, rows.mailboxes)
             if rows.changes:
-                self._executemany(conn, SQL.insert_change, rows.changes)
+                self._executemany(conn, SQL.writes.insert_change, rows.changes)
                 watchers = self._execute(conn, SQL.watchers, (_ids(list(rows.changed)), to_us(now))).fetchall()
-                self._executemany(conn, SQL.insert_notification, batch.notifications(watchers, rows.changed))
+                self._executemany(conn, SQL.writes.insert_notification, batch.notifications(watchers, rows.changed))
             self._execute(conn, "COMMIT")
         except BaseException:
             if conn.in_transaction:
@@ -107,10 +115,6 @@ class SqliteBatches:
         if not legacy:
             return {}
         return {row[0]: stored_from_columns(row) for row in self._execute(conn, SQL.facts, (_ids(legacy),))}
-
-    def _anyone_due(self, conn: sqlite3.Connection) -> bool:
-        """Without taking the write lock: a sweep that finds nobody due costs one read."""
-        return self._execute(conn, SQL.any_due, (to_us(self._now(conn)),)).fetchone() is not None
 
     def _now(self, conn: sqlite3.Connection) -> datetime:
         if self._clock is not None:
