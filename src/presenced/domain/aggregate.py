@@ -8,18 +8,22 @@ decides what a reader sees; every other layer calls it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from presenced.domain.location import work_location
 from presenced.domain.model import (
     OFFLINE_PAIR,
     Activity,
     Availability,
+    LocationLayer,
     OutOfOfficeView,
     Pair,
     PresenceFacts,
     Session,
+    StatusMessage,
     VisiblePresence,
 )
 
@@ -76,9 +80,12 @@ _OOF_REPLACES = frozenset(
 )
 
 
-@dataclass(frozen=True, slots=True)
-class Step:
-    """A change the facts make by themselves: from ``at`` on, the visible presence is ``visible``."""
+class Step(NamedTuple):
+    """A change the facts make by themselves: from ``at`` on, the visible presence is ``visible``.
+
+    A named tuple rather than a dataclass: a sweep makes one for each of thousands of users'
+    upcoming changes, and a tuple is three times cheaper to make.
+    """
 
     at: datetime
     visible: VisiblePresence
@@ -135,18 +142,43 @@ def _moment(facts: PresenceFacts, now: datetime) -> _Moment:
 
 def _visible(facts: PresenceFacts, moment: _Moment) -> VisiblePresence:
     availability, activity, out_of_office, shown = moment
-    return VisiblePresence(
-        availability=availability,
-        activity=activity,
-        out_of_office=(
-            OutOfOfficeView(True, facts.automatic_replies.internal_reply_message) if out_of_office else _NOT_OUT
-        ),
-        status_message=facts.status_message if shown else None,
-        work_location=work_location(facts.manual_location, facts.automatic_location),  # rule 8
+    return _shared_visible(
+        availability,
+        activity,
+        facts.automatic_replies.internal_reply_message if out_of_office else _NOT_OUT,
+        facts.status_message if shown else None,
+        facts.manual_location,
+        facts.automatic_location,
     )
 
 
-_NOT_OUT = OutOfOfficeView()
+#: Out of office is off (an out-of-office message may be None).
+_NOT_OUT = object()
+
+
+@functools.lru_cache(maxsize=4096)
+def _shared_visible(
+    availability: Availability,
+    activity: Activity,
+    out_of_office_message: object,
+    status_message: StatusMessage | None,
+    manual: LocationLayer | None,
+    automatic: LocationLayer | None,
+) -> VisiblePresence:
+    """The visible presence of these parts. Values are immutable, and most users show one of a
+    few, so one object serves them all (and the store encodes it once)."""
+    if out_of_office_message is _NOT_OUT:
+        out_of_office = OutOfOfficeView()
+    else:
+        assert out_of_office_message is None or isinstance(out_of_office_message, str)
+        out_of_office = OutOfOfficeView(True, out_of_office_message)
+    return VisiblePresence(
+        availability=availability,
+        activity=activity,
+        out_of_office=out_of_office,
+        status_message=status_message,
+        work_location=work_location(manual, automatic),  # rule 8
+    )
 
 
 def session_pair(session: Session, now: datetime) -> Pair:

@@ -47,8 +47,16 @@ def session_duration(duration: timedelta | None) -> timedelta:
 def set_session(facts: PresenceFacts, app_id: str, pair: Pair, duration: timedelta, now: datetime) -> PresenceFacts:
     """setPresence: create or refresh the app's session; expired sessions are dropped."""
     session = Session(app_id, pair[0], pair[1], now, now + duration)
-    others = tuple(s for s in _live(facts, now) if s.app_id != app_id)
-    return replace(facts, sessions=(*others, session))
+    others = tuple(s for s in facts.sessions if s.expires_at > now and s.app_id != app_id)
+    # The constructor rather than dataclasses.replace: this is every client's keep-alive.
+    return PresenceFacts(
+        (*others, session),
+        facts.preferred,
+        facts.status_message,
+        facts.automatic_replies,
+        facts.manual_location,
+        facts.automatic_location,
+    )
 
 
 def clear_session(facts: PresenceFacts, app_id: str, now: datetime) -> PresenceFacts:
