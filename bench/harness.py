@@ -22,6 +22,7 @@ import tempfile
 import time
 import urllib.parse
 import urllib.request
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -356,6 +357,42 @@ async def add_users(
         await runtime.close()
 
 
+# --------------------------------------------------------------------------- PostgreSQL
+
+#: Where the benchmarks create (and drop) a database of their own.
+DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+async def _admin(admin_url: str, statement: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_url, timeout=5)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def create_database(admin_url: str) -> str | None:
+    """A new database on the admin URL's server; its URL, or None (with the reason printed) if unreachable."""
+    name = f"presenced_bench_{uuid.uuid4().hex[:12]}"
+    try:
+        asyncio.run(asyncio.wait_for(_admin(admin_url, f'CREATE DATABASE "{name}"'), timeout=15))
+    except Exception as exc:
+        print(f"skipping PostgreSQL: cannot create a database at {admin_url}: {exc!r}", flush=True)
+        return None
+    base, _, _ = admin_url.rpartition("/")
+    return f"{base}/{name}"
+
+
+def drop_database(admin_url: str, url: str) -> None:
+    name = url.rpartition("/")[2]
+    try:
+        asyncio.run(asyncio.wait_for(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), timeout=30))
+    except Exception as exc:
+        print(f"WARNING: could not drop database {name}: {exc!r}", flush=True)
+
+
 # --------------------------------------------------------------------------- wrk
 
 
@@ -496,6 +533,25 @@ def machine(pin: bool) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------------- a benchmark's run
+
+
+def add_store_options(parser: argparse.ArgumentParser, pin_help: str) -> None:
+    """``--no-pin``, ``--no-postgres`` and ``--postgres-admin-url``, for the scripts that measure both stores."""
+    parser.add_argument("--no-pin", action="store_true", help=pin_help)
+    parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
+    parser.add_argument(
+        "--postgres-admin-url",
+        default=DEFAULT_ADMIN_URL,
+        help=f"a database to create (and drop) the benchmark's own database from (default {DEFAULT_ADMIN_URL})",
+    )
+
+
+def print_problems(results: dict[str, Any]) -> None:
+    """The end of a summary: whether PostgreSQL was left out, and the problems."""
+    if not results["config"]["postgres"]:
+        print("(PostgreSQL not measured)")
+    for problem in results["problems"]:
+        print(f"problem: {problem}")
 
 
 def add_measurement_options(

@@ -10,9 +10,14 @@ most writes change the visible presence and log a change):
 1. the bare-ASGI baseline of harness.py, as in read_bench.py (same uvicorn settings), answering the same request
    with presenced's own 200, empty body and headers;
 2. for each store (SQLite in the data directory; PostgreSQL in a database of its own, created on
-   the local server and dropped at the end): ``POST /v1.0/users/{id}/presence/setPresence``
-   (a) all to one user: writes to one user serialise on its lock;
-   (b) round-robin over ``--users`` users.
+   the local server and dropped at the end), on the same server process:
+   (r) the single read the writes are compared with, ``GET /v1.0/users/{id}/presence`` (app-only
+       Presence.Read.All), at the same number of connections;
+   (a) ``POST /v1.0/users/{id}/presence/setPresence`` all to one user;
+   (b) the same round-robin over ``--users`` users.
+
+Each write is reported as a ratio to the bare-ASGI baseline and to the same store's read of the
+same round.
 
 Everything listens on 127.0.0.1 only. Results go to stdout and bench/results/write_bench.json.
 See bench/README.md.
@@ -33,7 +38,6 @@ from typing import Any
 
 import harness
 
-DEFAULT_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/test"
 #: The application whose app-only token writes; its id is the session id of every write.
 WRITER_APP = "6f1d6c1e-3b1a-4d55-9a0e-5b7e1a2c9d01"
 #: The demo user of the one-user scenario (the demo gives them no presence facts).
@@ -111,37 +115,10 @@ def run_wrk(url: str, script: Path, connections: int, duration: int, pin: bool) 
     return harness.run_wrk(url + "/", connections, duration, pin, script=script, timeout=WRK_TIMEOUT)
 
 
-# --------------------------------------------------------------------------- PostgreSQL
-
-
-async def _admin(admin_url: str, statement: str) -> None:
-    import asyncpg
-
-    conn = await asyncpg.connect(admin_url, timeout=5)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
-
-
-def create_database(admin_url: str) -> str | None:
-    """A new database on the admin URL's server; its URL, or None (with the reason printed) if unreachable."""
-    name = f"presenced_bench_{uuid.uuid4().hex[:12]}"
-    try:
-        asyncio.run(asyncio.wait_for(_admin(admin_url, f'CREATE DATABASE "{name}"'), timeout=15))
-    except Exception as exc:
-        print(f"skipping PostgreSQL: cannot create a database at {admin_url}: {exc!r}", flush=True)
-        return None
-    base, _, _ = admin_url.rpartition("/")
-    return f"{base}/{name}"
-
-
-def drop_database(admin_url: str, url: str) -> None:
-    name = url.rpartition("/")[2]
-    try:
-        asyncio.run(asyncio.wait_for(_admin(admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'), timeout=30))
-    except Exception as exc:
-        print(f"WARNING: could not drop database {name}: {exc!r}", flush=True)
+def measure(target: Target, connections: int, duration: int, pin: bool) -> harness.WrkResult:
+    if target.script is not None:
+        return run_wrk(target.url, target.script, connections, duration, pin)
+    return harness.run_wrk(target.url, connections, duration, pin, headers=target.headers, timeout=WRK_TIMEOUT)
 
 
 # --------------------------------------------------------------------------- targets
@@ -149,13 +126,16 @@ def drop_database(admin_url: str, url: str) -> None:
 
 @dataclass
 class Target:
-    """One measured configuration: a server and a wrk script."""
+    """One measured configuration: a server and a wrk script (a write), or a path and headers (a read)."""
 
     key: str
     label: str
     backend: str
     url: str
-    script: Path
+    script: Path | None = None
+    headers: tuple[str, ...] = ()
+    #: The key of the same store's read, for a write.
+    read_key: str | None = None
 
 
 @dataclass
@@ -164,6 +144,7 @@ class Presenced:
 
     server: harness.Server
     token: str
+    read_token: str
     one_user: str
     user_ids: list[str]
 
@@ -189,8 +170,22 @@ def start_presenced(
     token = harness.run_cli(
         "token", *store_args, "--app", WRITER_APP, "--roles", "Presence.ReadWrite.All", "--url", server.url
     ).strip()
+    read_token = harness.run_cli(
+        "token", *store_args, "--app", WRITER_APP, "--roles", "Presence.Read.All", "--url", server.url
+    ).strip()
     one_user = next(u["id"] for u in demo["users"] if u["userPrincipalName"].startswith(f"{ONE_USER_NICK}@"))
-    return Presenced(server, token, one_user, [user_id for user_id, _, _ in generated])
+    return Presenced(server, token, read_token, one_user, [user_id for user_id, _, _ in generated])
+
+
+def read_path(user_id: str) -> str:
+    return f"/v1.0/users/{user_id}/presence"
+
+
+def check_read(url: str, token: str, user_id: str) -> None:
+    """One real read: it must answer 200 with a presence."""
+    answer = harness.fetch(url + read_path(user_id), token)
+    if answer.status != 200 or b'"availability"' not in answer.body:
+        raise RuntimeError(f"GET {read_path(user_id)} answered {answer.status} {answer.body[:200]!r}")
 
 
 def check_write(url: str, token: str, user_id: str) -> harness.Answer:
@@ -209,7 +204,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
     problems: list[str] = []
     targets: list[Target] = []
     admin_url = args.postgres_admin_url
-    pg_url = None if args.no_postgres else create_database(admin_url)
+    pg_url = None if args.no_postgres else harness.create_database(admin_url)
     if args.no_postgres:
         print("skipping PostgreSQL: --no-postgres", flush=True)
     rounds: list[dict[str, Any]] = []
@@ -224,9 +219,27 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
                 many = write_script(workdir / f"{name}-many.lua", server.token, server.user_ids)
                 check_write(server.url, server.token, server.one_user)
                 check_write(server.url, server.token, server.user_ids[-1])
-                targets.append(Target(f"{name}_one", "setPresence, one user", backend, server.url, one))
+                check_read(server.url, server.read_token, server.one_user)
+                read = f"{name}_read"
                 targets.append(
-                    Target(f"{name}_many", f"setPresence, {args.users} users (round-robin)", backend, server.url, many)
+                    Target(
+                        read,
+                        "single read (GET presence)",
+                        backend,
+                        server.url + read_path(server.one_user),
+                        headers=(f"Authorization: Bearer {server.read_token}",),
+                    )
+                )
+                targets.append(Target(f"{name}_one", "setPresence, one user", backend, server.url, one, read_key=read))
+                targets.append(
+                    Target(
+                        f"{name}_many",
+                        f"setPresence, {args.users} users (round-robin)",
+                        backend,
+                        server.url,
+                        many,
+                        read_key=read,
+                    )
                 )
 
             # The baseline answers with exactly presenced's answer to the request: 200, empty body, its headers.
@@ -237,7 +250,8 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
             path = f"/v1.0/users/{first.one_user}/presence/setPresence"
             base_answer = harness.fetch(baseline.url + path, first.token, set_presence_body(*PAIRS[0]).encode())
             harness.same_answer(f"POST {path}", base_answer, real_answer)
-            base_script = targets[0].script  # the same requests as the one-user scenario
+            base_script = targets[1].script  # the same requests as the one-user scenario
+            assert base_script is not None
 
             print(
                 f"setPresence (POST, {len(set_presence_body(*PAIRS[0]))}-byte JSON body, app-only token) "
@@ -246,7 +260,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
             )
             run_wrk(baseline.url, base_script, args.connections, harness.WARMUP_SECONDS, pin)
             for target in targets:
-                run_wrk(target.url, target.script, args.connections, harness.WARMUP_SECONDS, pin)
+                measure(target, args.connections, harness.WARMUP_SECONDS, pin)
 
             for n in range(1, args.rounds + 1):
                 results: dict[str, Any] = {}
@@ -255,16 +269,21 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
                 results["baseline"] = base_r
                 line = [f"round {n}: bare ASGI {harness.describe(base_r)}"]
                 for target in targets:
-                    result = run_wrk(target.url, target.script, args.connections, args.duration, pin)
+                    result = measure(target, args.connections, args.duration, pin)
                     harness.note_errors(f"round {n} {target.backend} {target.label}", result, problems)
                     results[target.key] = result
                     ratio = harness.ratio(result.rps, base_r.rps)
-                    line.append(f"  {target.backend:<10} {target.label:<36} {harness.describe(result)} | {ratio:.3f}x")
+                    of_read = ""
+                    if target.read_key is not None:
+                        of_read = f"; {harness.ratio(result.rps, results[target.read_key].rps):.3f}x the read"
+                    line.append(
+                        f"  {target.backend:<10} {target.label:<36} {harness.describe(result)} | {ratio:.3f}x{of_read}"
+                    )
                 rounds.append(results)
                 print("\n".join(line), flush=True)
     finally:
         if pg_url:
-            drop_database(admin_url, pg_url)
+            harness.drop_database(admin_url, pg_url)
 
     base_med = harness.median_of([r["baseline"] for r in rounds])
     scenarios = []
@@ -272,17 +291,23 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         measured = [r[target.key] for r in rounds]
         med = harness.median_of(measured)
         ratios = [r[target.key].rps / r["baseline"].rps for r in rounds]
-        scenarios.append(
-            {
-                "key": target.key,
-                "label": target.label,
-                "backend": target.backend,
-                "rounds": [asdict(r) for r in measured],
-                "median": med,
-                "ratio_of_medians": med["rps"] / base_med["rps"],
-                "median_of_ratios": statistics.median(ratios),
-            }
-        )
+        scenario = {
+            "key": target.key,
+            "label": target.label,
+            "backend": target.backend,
+            "rounds": [asdict(r) for r in measured],
+            "median": med,
+            "ratio_of_medians": med["rps"] / base_med["rps"],
+            "median_of_ratios": statistics.median(ratios),
+        }
+        if target.read_key is not None:
+            read_med = harness.median_of([r[target.read_key] for r in rounds])
+            scenario["read_key"] = target.read_key
+            scenario["read_ratio_of_medians"] = med["rps"] / read_med["rps"]
+            scenario["read_median_of_ratios"] = statistics.median(
+                r[target.key].rps / r[target.read_key].rps for r in rounds
+            )
+        scenarios.append(scenario)
     return {
         "config": {
             "duration_s": args.duration,
@@ -306,10 +331,12 @@ def print_summary(results: dict[str, Any]) -> None:
     print()
     print(
         f"summary: medians of {config['rounds']} rounds of {config['duration_s']} s, "
-        f"wrk -t1 -c{config['connections']}; ratio = req/s / bare-ASGI req/s "
-        "(ratio of medians; median of per-round ratios)"
+        f"wrk -t1 -c{config['connections']}; ratios of req/s to the bare-ASGI baseline and to the same store's "
+        "single read (ratio of medians; median of per-round ratios)"
     )
-    header = f"{'store':<11} {'scenario':<38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  ratio"
+    header = (
+        f"{'store':<11} {'scenario':<38} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8}  {'of bare ASGI':<16}  of the read"
+    )
     print(header)
     print("-" * len(header))
     print(
@@ -318,28 +345,22 @@ def print_summary(results: dict[str, Any]) -> None:
     )
     for s in results["scenarios"]:
         m = s["median"]
+        of_read = ""
+        if "read_key" in s:
+            of_read = f"{s['read_ratio_of_medians']:.3f}x; {s['read_median_of_ratios']:.3f}x"
         print(
             f"{s['backend']:<11} {s['label']:<38} {harness.fmt_rps(m['rps']):>8} {m['p50_ms']:>8.2f} "
             f"{m['p99_ms']:>8.2f}  "
-            f"{s['ratio_of_medians']:.3f}x; {s['median_of_ratios']:.3f}x"
+            f"{s['ratio_of_medians']:.3f}x; {s['median_of_ratios']:.3f}x  {of_read}"
         )
-    if not config["postgres"]:
-        print("(PostgreSQL not measured)")
-    for problem in results["problems"]:
-        print(f"problem: {problem}")
+    harness.print_problems(results)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     harness.add_measurement_options(parser, duration=5, connections=16, connections_help="wrk connections (default 16)")
     parser.add_argument("--users", type=int, default=200, help="users of the round-robin scenario (default 200)")
-    parser.add_argument("--no-pin", action="store_true", help="do not pin servers to core 0 and wrk to core 1")
-    parser.add_argument("--no-postgres", action="store_true", help="measure SQLite only")
-    parser.add_argument(
-        "--postgres-admin-url",
-        default=DEFAULT_ADMIN_URL,
-        help=f"a database to create (and drop) the benchmark's own database from (default {DEFAULT_ADMIN_URL})",
-    )
+    harness.add_store_options(parser, "do not pin servers to core 0 and wrk to core 1")
     args = parser.parse_args(argv)
 
     if harness.missing_wrk():
