@@ -44,6 +44,10 @@ class ResourceNotFound(PresencedError):
     code = "ResourceNotFound"
 
 
+class UserNotFound(ResourceNotFound):
+    """The user a write names does not exist (in the caller's tenant)."""
+
+
 class MethodNotAllowed(PresencedError):
     status = 405
     code = "MethodNotAllowed"

@@ -20,9 +20,9 @@ from presenced.domain.model import (
     WorkLocationType,
 )
 from presenced.domain.sequence import Change
-from presenced.errors import BadRequest, ResourceNotFound
+from presenced.errors import BadRequest, ResourceNotFound, UserNotFound
 from presenced.services.inputs import duration_value, enum_value, guid_value, local_instant, text_value
-from presenced.services.ports import PresenceWriter, User, UserFinder
+from presenced.services.ports import PresenceWriter, User, UserFinder, UserRef
 from presenced.services.writes import Mutation, deciding
 
 MAX_STATUS_LENGTH = 280
@@ -64,13 +64,26 @@ class PresenceActions:
     async def apply(
         self, principal: Principal, ref: str | None, operation: Operation, mutation: Mutation, cause: str
     ) -> tuple[Change, ...]:
-        """Find the user, check the permission, and change the facts; the changes logged.
+        """Check the permission and change the user's facts; the changes logged.
 
-        A rejected change leaves everything as it was. A user deleted between the
-        lookup and the write is not found by the writer either (a 404).
+        A user named by object id (or ``/me``) is not looked up first: the permission
+        depends on the id alone, and the writer finds out, under the user's lock,
+        whether they exist in the caller's tenant (a 404 if not). A user named by UPN is
+        looked up, as for a read. A rejected change leaves everything as it was.
         """
-        user = await self.target(principal, ref, operation)
-        decision = await self._writer.write(user, deciding(mutation, cause))
+        user: User | UserRef
+        if ref is not None and "@" in ref:
+            user = await self.target(principal, ref, operation)
+        else:
+            user_id = require_delegated(principal) if ref is None else ref.lower()
+            authorize(principal, operation, target_of(principal, user_id))
+            if "\x00" in user_id:  # names nobody, and PostgreSQL refuses NUL in text
+                raise ResourceNotFound(f"User '{user_id[:128]}' was not found.")
+            user = UserRef(user_id, principal.tenant_id)
+        try:
+            decision = await self._writer.write(user, deciding(mutation, cause))
+        except UserNotFound:
+            raise ResourceNotFound(f"User '{(ref or user.id)[:128]}' was not found.") from None
         return decision.changes
 
     async def set_presence(

@@ -27,6 +27,14 @@ class User:
 
 
 @dataclass(frozen=True, slots=True)
+class UserRef:
+    """A user named by object id, not looked up: whoever stores a write to them finds out whether they exist."""
+
+    id: str
+    tenant_id: str
+
+
+@dataclass(frozen=True, slots=True)
 class UserPresence:
     """A user's stored presence state.
 
@@ -111,14 +119,14 @@ Advance = Callable[[PresenceState, datetime], tuple[PresenceState, tuple[Change,
 class PresenceWriter(Protocol):
     """Stores decided writes: the facts, the state, the change log and the notification outbox, together."""
 
-    async def write(self, user: User, decide: Decide) -> Decision:
+    async def write(self, user: User | UserRef, decide: Decide) -> Decision:
         """Lock the user, read the clock, apply ``decide`` to the stored presence, store what it returns.
 
         Returns once the commit is durable. The transaction may be shared with other
         writes (group commit); writes to one user are applied in the order they were
         submitted, each to the presence the previous one left. What ``decide`` raises
-        is raised here and stores nothing of this write; ``ResourceNotFound`` when the
-        user no longer exists.
+        is raised here and stores nothing of this write; ``UserNotFound`` when the user
+        does not exist in ``user.tenant_id``.
         """
         ...
 

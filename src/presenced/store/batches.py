@@ -18,8 +18,8 @@ from typing import Any
 
 from presenced.domain.model import PresenceFacts, Session
 from presenced.domain.sequence import Change, PresenceState
-from presenced.errors import ResourceNotFound
-from presenced.services.ports import Advance, Decide, Decision, StoredPresence, User
+from presenced.errors import UserNotFound
+from presenced.services.ports import Advance, Decide, Decision, StoredPresence, User, UserRef
 from presenced.store.codec import encode_steps, encode_visible, opt_to_us, to_us
 from presenced.store.rows import state_from_columns, stored_from_columns
 
@@ -30,7 +30,7 @@ log = logging.getLogger("presenced.store")
 class Write:
     """One submitted write, answered through its future."""
 
-    user: User
+    user: User | UserRef
     decide: Decide
     future: asyncio.Future[Decision]
     #: The decision, or why the write was refused; None until the batch has run.
@@ -71,14 +71,59 @@ class SweepPart:
 
 @dataclass(eq=False, slots=True)
 class _Record:
-    """A user of a batch of writes: as loaded, and as the batch's decisions so far left them."""
+    """A user of a batch of writes: as loaded (at row ``version``), and as the batch's decisions so far left them."""
 
     user_id: str
     tenant_id: str
+    version: int
     loaded: StoredPresence
     current: StoredPresence
     decided: bool = False
     changes: list[Change] = field(default_factory=list)
+
+
+#: (user id, tenant id, row version, the presence stored at that version)
+Loaded = tuple[str, str, int, StoredPresence]
+
+
+class Recent:
+    """The presences this process's writer read or wrote lately, decoded, by the row version they
+    are at. Every write raises a row's version (in whatever process), so one that still has the
+    version here is as stored, and the writer need not read and decode its facts again: a batch
+    reads the versions of its users and the facts only of those it does not have.
+    """
+
+    def __init__(self, size: int = 10_000) -> None:
+        self._size = size
+        self._entries: dict[str, Loaded] = {}
+
+    def split(self, versions: Iterable[Sequence[Any]]) -> tuple[list[Loaded], list[str]]:
+        """The users (rows of user id, version) it has at those versions, and the ids of the others."""
+        known: list[Loaded] = []
+        missing: list[str] = []
+        for user_id, version in versions:
+            entry = self._entries.get(user_id)
+            if entry is not None and entry[2] == version:
+                known.append(entry)
+            else:
+                missing.append(user_id)
+        return known, missing
+
+    def remember(self, entries: Iterable[Loaded]) -> None:
+        for entry in entries:
+            self._entries.pop(entry[0], None)
+            if len(self._entries) >= self._size:
+                del self._entries[next(iter(self._entries))]  # the least recently written
+            self._entries[entry[0]] = entry
+
+    def forget(self, user_ids: Iterable[str]) -> None:
+        for user_id in user_ids:
+            self._entries.pop(user_id, None)
+
+
+def loaded_from_columns(row: Sequence[Any]) -> Loaded:
+    """A row of ``batch_sql`` ``facts`` (its version last) as a batch's user."""
+    return row[0], row[1], row[-1], stored_from_columns(row)
 
 
 @dataclass(slots=True)
@@ -118,6 +163,7 @@ class Batch:
     def __init__(self, writes: list[Write], sweep: SweepPart | None = None) -> None:
         self.writes = writes
         self.sweep = sweep
+        self._records: dict[str, _Record] = {}
         #: Changes logged and notifications queued by the committed batch.
         self.logged = 0
         self.notified = 0
@@ -127,24 +173,31 @@ class Batch:
         """The users the writes name, each once, in a fixed order (the order PostgreSQL locks them in)."""
         return sorted({write.user.id for write in self.writes})
 
+    def stored(self) -> list[Loaded]:
+        """Once committed: the batch's users as they are now stored (a decided one at its next version)."""
+        return [
+            (r.user_id, r.tenant_id, r.version + 1 if r.decided else r.version, r.current)
+            for r in self._records.values()
+        ]
+
     def reset(self) -> None:
         """Forget a run that was rolled back, so the batch can run again from the start."""
+        self._records = {}
         self.logged = self.notified = 0
         for write in self.writes:
             write.outcome = None
         if self.sweep is not None:
             self.sweep.outcome = None
 
-    def decide(self, loaded: Iterable[Sequence[Any]], now: datetime) -> Rows:
-        """Apply the writes' decisions at ``now`` to the loaded users (rows of ``batch_sql`` ``facts``)."""
-        records: dict[str, _Record] = {}
-        for row in loaded:
-            stored = stored_from_columns(row)
-            records[row[0]] = _Record(row[0], row[1], stored, stored)
+    def decide(self, loaded: Iterable[Loaded], now: datetime) -> Rows:
+        """Apply the writes' decisions at ``now`` to the loaded users."""
+        records = self._records = {}
+        for user_id, tenant_id, version, stored in loaded:
+            records[user_id] = _Record(user_id, tenant_id, version, stored, stored)
         for write in self.writes:
             record = records.get(write.user.id)
-            if record is None:
-                write.outcome = ResourceNotFound(f"User '{write.user.id}' was not found.")
+            if record is None or record.tenant_id != write.user.tenant_id:
+                write.outcome = UserNotFound(f"User '{write.user.id}' was not found.")
                 continue
             try:
                 decision = write.decide(record.current, now)

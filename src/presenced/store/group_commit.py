@@ -29,7 +29,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from presenced.services.ports import Advance, Decide, Decision, User
+from presenced.services.ports import Advance, Decide, Decision, User, UserRef
 from presenced.store.batches import Batch, Sweep, SweepPart, Write
 
 log = logging.getLogger("presenced.store")
@@ -72,7 +72,7 @@ class GroupCommit:
         #: Batches committed (or failed), for tests and benchmarks.
         self.batches = 0
 
-    async def write(self, user: User, decide: Decide) -> Decision:
+    async def write(self, user: User | UserRef, decide: Decide) -> Decision:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
         self._writes.append(Write(user, decide, future))
         self._start()

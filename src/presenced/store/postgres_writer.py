@@ -3,8 +3,9 @@
 A batch locks its users in user-id order (``FOR UPDATE``; a sweep's due users
 with ``SKIP LOCKED``, or in user-id order when it must wait), reads the clock,
 reads the facts in one statement of their own (see ``batch_sql.POSTGRES_LOCK``),
-decides, writes one statement per table (the rows' columns as arrays), and
-commits. Batches of several processes write at once; the lock
+decides, writes every table and finds the subscribers to notify in one
+statement (``batch_sql.POSTGRES_WRITE_ALL``: the rows' columns as arrays), queues
+the notifications, and commits. Batches of several processes write at once; the lock
 order keeps them from deadlocking, and a deadlock with some other transaction is
 retried.
 """
@@ -19,8 +20,14 @@ from sqlalchemy.engine import make_url
 
 from presenced.clock import LocalClock
 from presenced.store.batch_sql import POSTGRES as SQL
-from presenced.store.batch_sql import POSTGRES_LOCK, POSTGRES_LOCK_DUE_SKIP, POSTGRES_LOCK_DUE_WAIT
-from presenced.store.batches import Batch
+from presenced.store.batch_sql import (
+    POSTGRES_LOCK,
+    POSTGRES_LOCK_DUE_SKIP,
+    POSTGRES_LOCK_DUE_WAIT,
+    POSTGRES_WRITE_ALL,
+    WRITE_ALL_WIDTHS,
+)
+from presenced.store.batches import Batch, Recent, loaded_from_columns
 from presenced.store.codec import from_us, to_us
 from presenced.store.rows import stored_from_columns
 
@@ -34,6 +41,7 @@ class PostgresBatches:
     def __init__(self, pool: Any, clock: LocalClock | None) -> None:
         self._pool = pool
         self._clock = clock
+        self._recent = Recent()
         #: Statements run (``executemany`` counts once), for the query-count tests.
         self.statements = 0
 
@@ -49,6 +57,10 @@ class PostgresBatches:
                 async with self._pool.acquire() as conn, conn.transaction():
                     self.statements += 2  # BEGIN and COMMIT
                     await self._run(conn, batch)
+                if batch.sweep is not None:
+                    self._recent.forget(batch.sweep.user_ids)
+                else:
+                    self._recent.remember(batch.stored())
                 return
             except asyncpg.DeadlockDetectedError:
                 if attempt == DEADLOCK_TRIES:
@@ -89,19 +101,15 @@ class PostgresBatches:
                 stored = {row[0]: stored_from_columns(row) for row in await self._fetch(conn, SQL.facts, legacy)}
             rows = batch.advance(states, stored, now)
         else:
-            ids = batch.user_ids
-            await self._fetch(conn, POSTGRES_LOCK, ids)
+            known, missing = self._recent.split(await self._fetch(conn, POSTGRES_LOCK, batch.user_ids))
             now = await self._now(conn)
-            rows = batch.decide(await self._fetch(conn, SQL.facts, ids), now)
-        await self._write(conn, SQL.writes.update_presence, rows.presences)
-        await self._write(conn, SQL.writes.update_state, rows.states)
-        await self._write(conn, SQL.writes.upsert_session, rows.session_upserts)
-        await self._write(conn, SQL.writes.delete_session, rows.session_deletes)
-        await self._write(conn, SQL.writes.upsert_mailbox, rows.mailboxes)
-        if rows.changes:
-            await self._write(conn, SQL.writes.insert_change, rows.changes)
-            watchers = await self._fetch(conn, SQL.watchers, list(rows.changed), to_us(now))
-            await self._write(conn, SQL.writes.insert_notification, batch.notifications(watchers, rows.changed))
+            if missing:
+                known += [loaded_from_columns(row) for row in await self._fetch(conn, SQL.facts, missing)]
+            rows = batch.decide(known, now)
+        parts = (rows.presences, rows.states, rows.session_upserts, rows.session_deletes, rows.mailboxes, rows.changes)
+        arrays = [array for part, width in zip(parts, WRITE_ALL_WIDTHS, strict=True) for array in _columns(part, width)]
+        watchers = await self._fetch(conn, POSTGRES_WRITE_ALL, *arrays, list(rows.changed), to_us(now))
+        await self._write(conn, SQL.writes.insert_notification, batch.notifications(watchers, rows.changed))
 
     async def _now(self, conn: Any) -> datetime:
         if self._clock is not None:
@@ -118,4 +126,11 @@ class PostgresBatches:
         """One statement for all the rows: their columns as arrays."""
         if rows:
             self.statements += 1
-            await conn.execute(sql, *(list(column) for column in zip(*rows, strict=True)))
+            await conn.execute(sql, *_columns(rows, len(rows[0])))
+
+
+def _columns(rows: list[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows as one list per column (empty lists for no rows)."""
+    if not rows:
+        return [[] for _ in range(width)]
+    return [list(column) for column in zip(*rows, strict=True)]

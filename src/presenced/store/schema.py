@@ -91,6 +91,9 @@ presences = Table(
     Column("changed_us", BigInteger, nullable=False),
     Column("next_change_us", BigInteger),
     Column("upcoming", Text),
+    # Raised by every write of the user's presence (facts or state): a writer that kept the row
+    # decoded knows, reading this alone, whether it may use it (presenced.store.batches.Recent).
+    Column("version", BigInteger, nullable=False, server_default="0"),
     Index("ix_presences_next_change_us", "next_change_us"),
     sqlite_with_rowid=False,
 )

@@ -22,7 +22,7 @@ import msgspec
 from presenced.clock import LocalClock
 from presenced.services.ports import StoredPresence
 from presenced.store.batch_sql import SQLITE as SQL
-from presenced.store.batches import Batch
+from presenced.store.batches import Batch, Recent, loaded_from_columns
 from presenced.store.codec import from_us, to_us
 from presenced.store.rows import stored_from_columns
 
@@ -39,6 +39,7 @@ class SqliteBatches:
         self._turn = turn
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="presenced-writer")
         self._conn: sqlite3.Connection | None = None
+        self._recent = Recent()
         #: Statements run (``executemany`` counts once), for the query-count tests.
         self.statements = 0
 
@@ -92,8 +93,12 @@ class SqliteBatches:
                 due = self._execute(conn, SQL.due_states, (_ids(sweep.user_ids), to_us(now))).fetchall()
                 rows = batch.advance(due, self._stored_without_upcoming(conn, due), now)
             else:
-                loaded = self._execute(conn, SQL.facts, (_ids(batch.user_ids),)).fetchall()
-                rows = batch.decide(loaded, now)
+                versions = self._execute(conn, SQL.versions, (_ids(batch.user_ids),)).fetchall()
+                known, missing = self._recent.split(versions)
+                if missing:
+                    facts = self._execute(conn, SQL.facts, (_ids(missing),)).fetchall()
+                    known += [loaded_from_columns(row) for row in facts]
+                rows = batch.decide(known, now)
             self._executemany(conn, SQL.writes.update_presence, rows.presences)
             self._executemany(conn, SQL.writes.update_state, rows.states)
             self._executemany(conn, SQL.writes.upsert_session, rows.session_upserts)
@@ -108,6 +113,10 @@ class SqliteBatches:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        if sweep is not None:
+            self._recent.forget(sweep.user_ids)
+        else:
+            self._recent.remember(batch.stored())
 
     def _stored_without_upcoming(self, conn: sqlite3.Connection, due: list[Any]) -> dict[str, StoredPresence]:
         """Facts and all, for due users whose rows an earlier version wrote (without the upcoming changes)."""

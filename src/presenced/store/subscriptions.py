@@ -116,6 +116,12 @@ class SqlSubscriptionStore:
             return result.rowcount > 0
 
     async def claim_due(self, now: datetime, lease: timedelta, limit: int) -> list[PendingNotification]:
+        # Looked for first without a write transaction: the worker asks several times a second, and
+        # on SQLite a write transaction takes the database's one write lock from the presence writer.
+        due_now = notifications.c.state == "pending", notifications.c.next_attempt_us <= to_us(now)
+        async with self._engine.connect() as conn:
+            if await conn.scalar(select(notifications.c.id).where(*due_now).limit(1)) is None:
+                return []
         async with self._store.begin() as tx:
             due = (
                 (
