@@ -205,7 +205,7 @@ def encode_steps(steps: Sequence[Step]) -> str:
     """A state's upcoming changes: ``[[at_us, visible], ...]``."""
     if isinstance(steps, StoredSteps):
         return steps.encoded()
-    return "[" + ",".join(f"[{to_us(s.at)},{encode_visible(s.visible)}]" for s in steps) + "]"
+    return _encoder.encode([(to_us(s.at), msgspec.Raw(encode_visible_bytes(s.visible))) for s in steps]).decode()
 
 
 def decode_steps(raw: str) -> StoredSteps:
