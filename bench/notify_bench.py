@@ -1,6 +1,6 @@
 """Change-notification benchmark: webhook delivery and the live stream, each against a one-hop baseline.
 
-Run:  /work/venv/bin/python bench/notify_bench.py [--quick] [--no-pin]
+Run:  .venv/bin/python bench/notify_bench.py [--quick] [--no-pin]
 
 One ``presenced serve --http --demo --port 0`` process (worker inside; ``--demo`` allows loopback
 webhooks), plus generated users added through the store API (harness.add_users, as in read_bench.py). The benchmark

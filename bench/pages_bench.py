@@ -1,6 +1,6 @@
 """Portal benchmark: the web portal's pages, as a signed-in administrator, against a bare ASGI app.
 
-Run:  /work/venv/bin/python bench/pages_bench.py [--duration 3] [--rounds 3] [--connections 4] [--no-pin]
+Run:  .venv/bin/python bench/pages_bench.py [--duration 3] [--rounds 3] [--connections 4] [--no-pin]
 
 The demo administrator (Adele) signs in through the portal's own form; with her cookies, each
 page of ``PAGES`` is first checked to answer 200 (a page that does not, for example one not built

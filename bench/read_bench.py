@@ -1,6 +1,6 @@
 """Read-path benchmark: presenced against a bare ASGI app on the same server stack.
 
-Run:  /work/venv/bin/python bench/read_bench.py [--duration 5] [--rounds 3] [--connections 32] [--no-pin]
+Run:  .venv/bin/python bench/read_bench.py [--duration 5] [--rounds 3] [--connections 32] [--no-pin]
 
 1. Single read, ``GET /v1.0/users/{id}/presence``, under ``wrk -c<connections>``, interleaved
    round by round with a baseline: a bare ASGI callable served by the same uvicorn/uvloop/httptools

@@ -1,6 +1,6 @@
 """Identity-platform benchmark: token requests and first use of a token, against a bare ASGI app.
 
-Run:  /work/venv/bin/python bench/token_bench.py [--duration 5] [--rounds 3] [--connections 32]
+Run:  .venv/bin/python bench/token_bench.py [--duration 5] [--rounds 3] [--connections 32]
       [--tokens 20000] [--no-pin]
 
 Each round measures, back to back, with ``wrk -t1 -c<connections> --latency``:

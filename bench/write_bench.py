@@ -1,6 +1,6 @@
 """Write-path benchmark: setPresence through a real presenced process, on SQLite and on PostgreSQL.
 
-Run:  /work/venv/bin/python bench/write_bench.py [--duration 5] [--rounds 3] [--connections 16] [--users 200]
+Run:  .venv/bin/python bench/write_bench.py [--duration 5] [--rounds 3] [--connections 16] [--users 200]
       [--no-pin] [--no-postgres] [--postgres-admin-url URL]
 
 Each round measures, back to back, with ``wrk -t1 -c<connections> --latency`` and a Lua script
