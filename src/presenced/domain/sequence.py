@@ -82,15 +82,20 @@ def advance(state: PresenceState, now: datetime) -> tuple[PresenceState, list[Ch
         raise ValueError("the state does not carry its upcoming changes")
     changes: list[Change] = []
     sequence = state.sequence
+    count = len(steps)
+    step = steps[0]
     taken = 0
-    while taken < len(steps) and steps[taken].at <= now:
-        step = steps[taken]
+    while True:
         taken += 1
         sequence = next_sequence(sequence, step.at)
-        rest = steps[taken:]
-        state = PresenceState(step.visible, sequence, step.at, rest[0].at if rest else None, rest)
+        following = steps[taken] if taken < count else None
+        state = PresenceState(
+            step.visible, sequence, step.at, None if following is None else following.at, steps[taken:]
+        )
         changes.append(Change(state, "timer"))
-    return state, changes
+        if following is None or following.at > now:
+            return state, changes
+        step = following
 
 
 def upcoming_of(state: PresenceState, facts: PresenceFacts) -> PresenceState:

@@ -122,7 +122,7 @@ def _from_compact(v: _Visible) -> VisiblePresence:
 #: Encodings of recently encoded or decoded visible presences, by identity (a decoded value is
 #: shared, so a sweep that moves many users to the same presence encodes it once). Each entry
 #: keeps its value alive, so an id is never reused while it is here.
-_encoded: dict[int, tuple[VisiblePresence, bytes]] = {}
+_encoded: dict[int, tuple[VisiblePresence, bytes, str]] = {}
 #: Decoded visible presences by their JSON. Many users share one (Offline, to begin with) and
 #: the values are immutable, so sharing them is safe.
 _decoded: dict[bytes, VisiblePresence] = {}
@@ -132,7 +132,7 @@ _CACHED = 4096
 def _remember(visible: VisiblePresence, raw: bytes) -> None:
     if len(_encoded) >= _CACHED:
         del _encoded[next(iter(_encoded))]
-    _encoded[id(visible)] = (visible, raw)
+    _encoded[id(visible)] = (visible, raw, raw.decode())
 
 
 def encode_visible_bytes(visible: VisiblePresence) -> bytes:
@@ -145,6 +145,9 @@ def encode_visible_bytes(visible: VisiblePresence) -> bytes:
 
 
 def encode_visible(visible: VisiblePresence) -> str:
+    found = _encoded.get(id(visible))
+    if found is not None and found[0] is visible:
+        return found[2]
     return encode_visible_bytes(visible).decode()
 
 
@@ -163,13 +166,14 @@ def decode_visible(raw: str | bytes) -> VisiblePresence:
 class StoredSteps(Sequence[Step]):
     """A state's upcoming changes as stored: split at once into (instant, raw JSON), each step
     decoded when first read. A write usually replaces them unread, and a sweep reads the one or
-    two that fell due; the rest go back to the database as they came."""
+    two that fell due; the rest go back to the database as they came. A slice shares the steps
+    already decoded."""
 
     __slots__ = ("_pairs", "_steps")
 
-    def __init__(self, pairs: list[tuple[int, msgspec.Raw]]) -> None:
+    def __init__(self, pairs: list[tuple[int, msgspec.Raw]], steps: list[Step | None] | None = None) -> None:
         self._pairs = pairs
-        self._steps: dict[int, Step] = {}
+        self._steps: list[Step | None] = [None] * len(pairs) if steps is None else steps
 
     def __len__(self) -> int:
         return len(self._pairs)
@@ -180,12 +184,11 @@ class StoredSteps(Sequence[Step]):
     def __getitem__(self, index: slice) -> StoredSteps: ...
     def __getitem__(self, index: int | slice) -> Step | StoredSteps:
         if isinstance(index, slice):
-            return StoredSteps(self._pairs[index])
-        position = range(len(self._pairs))[index]  # IndexError past the end, as a tuple
-        step = self._steps.get(position)
+            return StoredSteps(self._pairs[index], self._steps[index])
+        step = self._steps[index]  # IndexError past the end, as a tuple
         if step is None:
-            at, visible = self._pairs[position]
-            step = self._steps[position] = Step(from_us(at), decode_visible(bytes(visible)))
+            at, visible = self._pairs[index]
+            step = self._steps[index] = Step(from_us(at), decode_visible(bytes(visible)))
         return step
 
     def __eq__(self, other: object) -> bool:
