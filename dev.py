@@ -22,11 +22,15 @@ PYTHON = BIN / "python"
 
 
 def ensure_venv(extras: str) -> None:
-    """Create .venv and install the project (with ``extras``) unless it is already current."""
-    stamp = VENV / f".installed{extras}"
+    """Create .venv and install the project (with ``extras``) unless it is already current.
+
+    An install with the test extras also serves ``serve``: it holds everything ``serve`` needs.
+    """
     wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
-    if stamp.exists() and stamp.read_text() == wanted:
-        return
+    stamp = VENV / f".installed{extras}"
+    for current in {stamp, VENV / ".installed[test]"}:
+        if current.exists() and current.read_text() == wanted:
+            return
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)
         venv.EnvBuilder(with_pip=True).create(VENV)
@@ -48,6 +52,11 @@ def main(argv: list[str]) -> int:
     else:
         ensure_venv("[test]")
         args = [str(PYTHON), "-m", "pytest", "-n", "2", *rest]
+    sys.stdout.flush()
+    if os.name == "posix":
+        # The command takes this process's place: its PID, its signals (Ctrl-C, SIGTERM), its exit status.
+        os.chdir(ROOT)
+        os.execv(args[0], args)
     try:
         return subprocess.call(args, cwd=ROOT)
     except KeyboardInterrupt:
