@@ -415,6 +415,11 @@ class SecretHasher(Protocol):
     """Hashes passwords (slow, salted) and verifies them."""
 
     def hash_password(self, password: str) -> str: ...
+    def hash_public_password(self, password: str) -> str:
+        """A password everyone may read (the demo's): checked the same way, hashed at the lowest cost,
+        since slowness protects nothing there."""
+        ...
+
     def verify_password(self, password_hash: str | None, password: str) -> bool:
         """False for a wrong password, or for None (no password), after the same work."""
         ...
