@@ -44,12 +44,14 @@ from urllib.parse import parse_qs, urlsplit
 
 import harness
 from harness import ratio
+from presenced.services.demo import DEMO_DAEMON_APP_ID
 
 USER_NAMESPACE = uuid.UUID("5a4c3e2f-8d1b-4f6a-9c7e-2b1d0e9f8a31")
-#: The app whose app-only Presence.Read.All token subscribes and streams.
-READER_APP = "3c9f2a71-6b4e-4d0a-8f15-7e2d9c4b1a06"
+#: The app whose app-only Presence.Read.All token subscribes and streams: the demo's daemon
+#: (``presenced token --app`` names an app registered in the tenant).
+READER_APP = DEMO_DAEMON_APP_ID
 #: The app whose app-only Presence.ReadWrite.All token writes; its id is every write's sessionId.
-WRITER_APP = "8e4b1d2c-5f3a-4c7e-9b60-1a2f3e4d5c07"
+WRITER_APP = DEMO_DAEMON_APP_ID
 #: The two setPresence pairs each user alternates between, so every write changes the visible presence.
 PAIRS = (("Available", "Available"), ("Busy", "InACall"))
 HOOK_PATH = "/hook"

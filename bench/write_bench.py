@@ -37,9 +37,11 @@ from pathlib import Path
 from typing import Any
 
 import harness
+from presenced.services.demo import DEMO_DAEMON_APP_ID
 
-#: The application whose app-only token writes; its id is the session id of every write.
-WRITER_APP = "6f1d6c1e-3b1a-4d55-9a0e-5b7e1a2c9d01"
+#: The application whose app-only token writes (the demo's daemon: ``presenced token --app`` names
+#: an app registered in the tenant); its id is the session id of every write.
+WRITER_APP = DEMO_DAEMON_APP_ID
 #: The demo user of the one-user scenario (the demo gives them no presence facts).
 ONE_USER_NICK = "nestor"
 #: The two setPresence pairs the writes alternate between.

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ipaddress
-import json
 import os
 import uuid
 from collections.abc import Awaitable, Callable
@@ -45,9 +44,6 @@ from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
 from presenced.store.sqlite_writer import SqliteBatches
 from presenced.store.subscriptions import SqlSubscriptionStore
 
-#: Where ``serve`` records the URL it listens at, so ``presenced token`` can use the same issuer.
-SERVE_RECORD = "serve.json"
-
 
 @dataclass
 class Runtime:
@@ -88,7 +84,11 @@ class Runtime:
 def prepare_data_dir(data_dir: Path) -> None:
     """Create the data directory and prove it can be written."""
     try:
+        created = not data_dir.exists()
         data_dir.mkdir(parents=True, exist_ok=True)
+        if created:
+            # Keys, the database and certificates never belong in a repository the directory is in.
+            (data_dir / ".gitignore").write_text("# presenced's data: signing keys, database, certificates\n*\n")
         # One probe per process: processes starting together must not delete each other's.
         probe = data_dir / f".write-test-{os.getpid()}-{uuid.uuid4().hex}"
         probe.write_bytes(b"")
@@ -213,16 +213,3 @@ async def _reader(engine: AsyncEngine) -> SqlitePresenceReader | PostgresPresenc
     if engine.dialect.name == "sqlite":
         return SqlitePresenceReader(engine.url.database or ":memory:")
     return await PostgresPresenceReader.connect(engine.url.render_as_string(hide_password=False))
-
-
-def record_serving_url(settings: Settings) -> None:
-    (settings.data_dir / SERVE_RECORD).write_text(json.dumps({"baseUrl": settings.base_url}))
-
-
-def recorded_url(data_dir: Path) -> str | None:
-    """The URL the last ``serve`` on this data directory listened at, if any."""
-    try:
-        value = json.loads((data_dir / SERVE_RECORD).read_text()).get("baseUrl")
-    except (OSError, ValueError, AttributeError):
-        return None
-    return value if isinstance(value, str) else None

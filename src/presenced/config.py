@@ -7,6 +7,7 @@ embedded default. Nothing else reads the environment.
 from __future__ import annotations
 
 import ipaddress
+import json
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -59,7 +60,8 @@ class Settings:
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
         """Settings from ``PRESENCED_*`` variables, with non-None ``overrides`` on top."""
-        env = os.environ
+        # A variable set to nothing (PRESENCED_DATA_DIR=) counts as unset, as an empty flag would.
+        env = {k: v for k, v in os.environ.items() if k.startswith("PRESENCED_") and v.strip()}
         values: dict[str, object] = {}
         if "PRESENCED_DATA_DIR" in env:
             values["data_dir"] = Path(env["PRESENCED_DATA_DIR"])
@@ -111,7 +113,8 @@ class Settings:
             scheme = urlsplit(self.database_url).scheme
             if scheme not in {"sqlite", "postgresql", "postgres"}:
                 raise ConfigurationError(
-                    f"database URL must start with sqlite:// or postgresql://, not {scheme or 'nothing'}://"
+                    "--database-url (PRESENCED_DATABASE_URL) must be postgresql://user@host/db or "
+                    f"sqlite:///path, not {self.database_url!r}"
                 )
         if self.redis_url is not None and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
             raise ConfigurationError(
@@ -154,3 +157,20 @@ def _port(raw: str, name: str) -> int:
         return int(raw)
     except ValueError:
         raise ConfigurationError(f"{name} must be a port number, not {raw!r}") from None
+
+
+#: Where ``serve`` records the URL it listens at, so ``presenced token`` can use the same issuer.
+SERVE_RECORD = "serve.json"
+
+
+def record_serving_url(settings: Settings) -> None:
+    (settings.data_dir / SERVE_RECORD).write_text(json.dumps({"baseUrl": settings.base_url}))
+
+
+def recorded_url(data_dir: Path) -> str | None:
+    """The URL the last ``serve`` on this data directory listened at, if any."""
+    try:
+        value = json.loads((data_dir / SERVE_RECORD).read_text()).get("baseUrl")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None

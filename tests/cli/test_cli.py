@@ -13,7 +13,7 @@ import pytest
 from joserfc import jwt
 
 from presenced.oauth.keys import SigningKeys
-from presenced.services.demo import DEMO_TENANT_ID
+from presenced.services.demo import DEMO_DAEMON_APP_ID, DEMO_TENANT_ID
 
 
 def presenced(*args: str, data_dir: Path | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:
@@ -88,7 +88,7 @@ def test_token_for_a_user_carries_the_scopes(data_dir: Path) -> None:
 def test_token_for_an_app_carries_the_roles(data_dir: Path) -> None:
     """`presenced token --app ID --roles ...` prints an app-only token with roles and no scopes."""
     presenced("demo", data_dir=data_dir)
-    app_id = "0f9b2b84-1d2c-4c47-a8f1-3f5b9f3c2f10"
+    app_id = DEMO_DAEMON_APP_ID
     result = presenced("token", "--app", app_id, "--roles", "Presence.Read.All", data_dir=data_dir)
     assert result.returncode == 0, result.stderr
     claims = jwt.decode(result.stdout.strip(), SigningKeys.load_or_create(data_dir).key_set).claims
@@ -101,15 +101,51 @@ def test_token_for_an_app_carries_the_roles(data_dir: Path) -> None:
     ("args", "says"),
     [
         (("token", "--scopes", "Presence.Read"), "exactly one of --user or --app"),
-        (("token", "--user", "nobody@contoso.example"), "no user"),
-        (("token", "--app", "not-a-guid"), "GUID"),
-        (("token", "--user", "adele@contoso.example", "--tenant", "11111111-1111-1111-1111-111111111111"), "tenant"),
+        (("token", "--user", "nobody@contoso.example", "--scopes", "Presence.Read"), "no user"),
+        (("token", "--app", "not-a-guid", "--roles", "Presence.Read.All"), "GUID"),
+        (
+            (
+                "token",
+                "--user",
+                "adele@contoso.example",
+                "--tenant",
+                "11111111-1111-1111-1111-111111111111",
+                "--scopes",
+                "Presence.Read",
+            ),
+            "tenant",
+        ),
         (("serve", "--port", "http"), "http"),
         (("serve", "--colour"), "--colour"),
         (("serve", "--database-url", "mysql://x/y"), "postgresql://"),
+        (
+            ("serve", "--database-url", "not-a-url"),
+            "must be postgresql://user@host/db or sqlite:///path, not 'not-a-url'",
+        ),
         (("db", "upgrade", "--database-url", "postgresql://nobody@127.0.0.1:1/none"), "cannot reach the database"),
+        (("token", "--user", "adele@contoso.example"), "a user token needs --scopes"),
+        (("token", "--user", "adele@contoso.example", "--scopes", " "), "a user token needs --scopes"),
+        (("token", "--app", DEMO_DAEMON_APP_ID), "an app token needs --roles"),
+        (
+            ("token", "--app", "0f9b2b84-1d2c-4c47-a8f1-3f5b9f3c2f10", "--roles", "Presence.Read.All"),
+            "There is no application 0f9b2b84-1d2c-4c47-a8f1-3f5b9f3c2f10 in tenant",
+        ),
     ],
-    ids=["no-identity", "unknown-user", "bad-app-id", "unknown-tenant", "bad-port", "bad-flag", "bad-scheme", "no-db"],
+    ids=[
+        "no-identity",
+        "unknown-user",
+        "bad-app-id",
+        "unknown-tenant",
+        "bad-port",
+        "bad-flag",
+        "bad-scheme",
+        "not-a-url",
+        "no-db",
+        "user-without-scopes",
+        "blank-scopes",
+        "app-without-roles",
+        "unknown-app",
+    ],
 )
 def test_mistakes_give_one_clear_line(data_dir: Path, args: tuple[str, ...], says: str) -> None:
     """A bad flag, value, user, tenant or database is one line on stderr and exit status 2."""
@@ -151,7 +187,60 @@ def test_a_busy_port_is_one_clear_line(data_dir: Path) -> None:
         port = taken.getsockname()[1]
         result = presenced("serve", "--port", str(port), data_dir=data_dir)
     assert result.returncode == 2
-    assert f"cannot listen on 127.0.0.1:{port}" in result.stderr
+    assert f"cannot listen on 127.0.0.1:{port} (--host, --port)" in result.stderr
+
+
+def test_a_busy_port_and_an_unreachable_database_each_name_their_flag(data_dir: Path) -> None:
+    """With both mistakes made, the error says which flag to fix."""
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        result = presenced(
+            "serve",
+            *("--port", str(port), "--database-url", "postgresql://nobody@127.0.0.1:1/none"),
+            data_dir=data_dir,
+        )
+    assert result.returncode == 2
+    line = result.stderr.strip()
+    assert "(--host, --port)" in line or "(--database-url)" in line
+
+
+def test_an_empty_variable_counts_as_unset(tmp_path: Path) -> None:
+    """`PRESENCED_DATA_DIR=` (set to nothing) means the default data directory, not the current one."""
+    work, home = tmp_path / "checkout", tmp_path / "home"
+    work.mkdir()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCED_")}
+    env |= {"PRESENCED_DATA_DIR": "", "PRESENCED_DATABASE_URL": " ", "XDG_DATA_HOME": str(home)}
+    result = subprocess.run(
+        [sys.executable, "-m", "presenced", "db", "upgrade"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+        cwd=work,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert list(work.iterdir()) == []
+    assert (home / "presenced" / "presenced.db").exists()
+
+
+def test_a_new_data_directory_keeps_itself_out_of_git(tmp_path: Path) -> None:
+    """A data directory created inside a repository is ignored by git, whatever its name."""
+    repository = tmp_path / "repository"
+    subprocess.run(["git", "init", "-q", str(repository)], check=True)
+    assert presenced("db", "upgrade", data_dir=repository / "presenced-data").returncode == 0
+    status = subprocess.run(
+        ["git", "status", "--porcelain", "--untracked-files=all"],
+        cwd=repository,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert status.stdout == ""
 
 
 def test_clock_reset_returns_a_database_to_real_time(data_dir: Path) -> None:

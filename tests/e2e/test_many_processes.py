@@ -51,7 +51,8 @@ import redis
 from presenced.notify.fanout import CHANNEL
 from presenced.oauth.keys import SigningKeys
 from presenced.oauth.tokens import mint_access_token
-from presenced.services.demo import DEMO_TENANT_ID, demo_user_id
+from presenced.services.demo import DEMO_DAEMON_APP_ID, DEMO_TENANT_ID, demo_user_id
+from tests.support import stop_process
 
 pytestmark = pytest.mark.postgres
 
@@ -75,7 +76,8 @@ WATCH_GRACE = 0.2
 POLL_SLACK = 0.1
 
 _NS = uuid.UUID("5b0e3c1d-6f47-4b7e-8d9a-0c1e2f3a4b5c")
-READER_APP = str(uuid.uuid5(_NS, "reader"))
+#: The subscribing application: the demo's daemon (a token names an app registered in the tenant).
+READER_APP = DEMO_DAEMON_APP_ID
 #: The writing application (app-only Presence.ReadWrite.All); its id is the sessionId.
 WRITER_APP = str(uuid.uuid5(_NS, "writer"))
 CLIENT_STATE = "many-processes-secret"
@@ -290,13 +292,7 @@ class Process:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
 
 def _env(**extra: str) -> dict[str, str]:

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 import pytest
 
+from presenced.services.demo import DEMO_DAEMON_APP_ID
 from tests.e2e.server_process import ServerProcess, running_server
 from tests.support import bearer
 
@@ -40,10 +41,8 @@ def _events(lines: Iterator[str]) -> Iterator[dict[str, Any]]:
 
 
 def _set(server: ServerProcess, http: httpx.Client, user_id: str, availability: str, activity: str) -> None:
-    token = server.cli(
-        "token", "--app", "11111111-2222-3333-4444-555555555555", "--roles", "Presence.ReadWrite.All"
-    ).strip()
-    body = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": availability, "activity": activity}
+    token = server.cli("token", "--app", DEMO_DAEMON_APP_ID, "--roles", "Presence.ReadWrite.All").strip()
+    body = {"sessionId": DEMO_DAEMON_APP_ID, "availability": availability, "activity": activity}
     response = http.post(f"/v1.0/users/{user_id}/presence/setPresence", json=body, headers=bearer(token))
     assert response.status_code == 200, response.text
 
@@ -52,9 +51,7 @@ def test_the_stream_sends_the_presence_then_each_change_and_resumes(server: Serv
     """The current presence first, then a change as it is stored; Last-Event-ID resumes after that point."""
     demo = server.demo()
     nestor = demo.user("nestor")
-    reader = server.cli(
-        "token", "--app", "22222222-2222-3333-4444-555555555555", "--roles", "Presence.Read.All"
-    ).strip()
+    reader = server.cli("token", "--app", DEMO_DAEMON_APP_ID, "--roles", "Presence.Read.All").strip()
     import json
 
     with _client(server) as http:

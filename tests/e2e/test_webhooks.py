@@ -21,7 +21,6 @@ import shutil
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -39,17 +38,12 @@ from presenced.services.deliveries import LEASE
 from presenced.store.engine import async_url, sqlite_url
 from tests.e2e.webhook_receiver import WebhookReceiver
 from tests.notify.certificates import base64_der, self_signed
-from tests.support import bearer
+from tests.support import bearer, stop_process
 
 PRESENCED = (sys.executable, "-m", "presenced")
 START_TIMEOUT = 60.0
 #: How long a notification may take to arrive when nothing is wrong (Graph: "maximum 1 minute").
 ARRIVAL = 10.0
-_NS = uuid.UUID("8f0c6f3e-7d1a-4d52-9a51-2f3b4c5d6e7f")
-#: The subscribing application (app-only Presence.Read.All: an extension, spec A.9).
-READER_APP = str(uuid.uuid5(_NS, "reader"))
-#: The application writing its own session (app-only Presence.ReadWrite.All); its id is the sessionId.
-WRITER_APP = str(uuid.uuid5(_NS, "writer"))
 CLIENT_STATE = "webhook-e2e-secret"
 CERTIFICATE_ID = "webhook-e2e-certificate"
 
@@ -75,13 +69,7 @@ class Process:
         return self.log.read_text(errors="replace")
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
 
     def kill(self) -> None:
         """SIGKILL: no shutdown code runs, whatever the process was doing."""
@@ -159,20 +147,32 @@ class Graph:
     reader: dict[str, str]
     writer: dict[str, str]
     tenant_id: str
+    #: The writing application's client id: its sessions' id.
+    writer_app: str
 
 
 def _prepare(url: str, data_dir: Path, database_url: str | None) -> Graph:
-    """The demo (ids from `presenced demo --json`) and the tokens (`presenced token`)."""
-    demo, reader, writer = _cli_all(
+    """The demo (ids from `presenced demo --json`), two registered apps and their tokens (`presenced token`)."""
+    demo, reader_app, writer_app = (
+        json.loads(out)
+        for out in _cli_all(
+            data_dir,
+            database_url,
+            ("demo", "--json"),
+            ("app", "create", "Webhook reader", "--json"),
+            ("app", "create", "Webhook writer", "--json"),
+        )
+    )
+    reader, writer = _cli_all(
         data_dir,
         database_url,
-        ("demo", "--json"),
-        ("token", "--app", READER_APP, "--roles", "Presence.Read.All"),
-        ("token", "--app", WRITER_APP, "--roles", "Presence.ReadWrite.All"),
+        ("token", "--app", reader_app["appId"], "--roles", "Presence.Read.All"),
+        ("token", "--app", writer_app["appId"], "--roles", "Presence.ReadWrite.All"),
     )
-    tenant = json.loads(demo)
-    users = {u["userPrincipalName"].split("@")[0]: u["id"] for u in tenant["users"]}
-    return Graph(url, data_dir, database_url, users, bearer(reader), bearer(writer), tenant["tenantId"])
+    users = {u["userPrincipalName"].split("@")[0]: u["id"] for u in demo["users"]}
+    return Graph(
+        url, data_dir, database_url, users, bearer(reader), bearer(writer), demo["tenantId"], writer_app["appId"]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -230,7 +230,12 @@ def _subscribe(
 def _set_presence(
     http: httpx.Client, graph: Graph, user_id: str, availability: str, activity: str, duration: str
 ) -> None:
-    body = {"sessionId": WRITER_APP, "availability": availability, "activity": activity, "expirationDuration": duration}
+    body = {
+        "sessionId": graph.writer_app,
+        "availability": availability,
+        "activity": activity,
+        "expirationDuration": duration,
+    }
     answer = http.post(f"/v1.0/users/{user_id}/presence/setPresence", json=body, headers=graph.writer)
     assert answer.status_code == 200, answer.text
 

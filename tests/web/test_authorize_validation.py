@@ -305,3 +305,21 @@ async def test_an_unknown_tenants_discovery_is_a_90002(browser: httpx.AsyncClien
     response = await browser.get(discovery_path(str(uuid.uuid4())), headers={"client-request-id": str(uuid.uuid4())})
     assert response.headers["content-type"].startswith("application/json")
     assert_oauth_error(response, status=400, error="invalid_request", code=90002)
+
+
+async def test_an_app_only_operator_token_needs_an_app_of_the_tenant(runtime: Runtime, world: World) -> None:
+    """The operator chooses an app token's roles, but not an app that does not exist in the tenant (700016)."""
+    with pytest.raises(OAuthError) as refused:
+        await runtime.oauth.operator_token(
+            world.tenant_id, "0f9b2b84-1d2c-4c47-a8f1-3f5b9f3c2f10", permissions=["Presence.Read.All"]
+        )
+    assert refused.value.code == 700016
+    assert "no application 0f9b2b84-1d2c-4c47-a8f1-3f5b9f3c2f10" in refused.value.description
+
+
+async def test_an_operator_token_without_permissions_is_refused(runtime: Runtime, world: World) -> None:
+    """A token that would carry no permission at all is refused, for a user and for an app."""
+    for user in (upn("adele"), None):
+        with pytest.raises(OAuthError) as refused:
+            await runtime.oauth.operator_token(world.tenant_id, world.public.app_id, user_ref=user, permissions=[])
+        assert refused.value.code == 70011

@@ -10,17 +10,17 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from presenced.auth.permissions import GRAPH_APP_ID, PermissionKind, find
-from presenced.bootstrap import Runtime
 from presenced.cli.common import guid, load_settings, run, store_options, with_runtime
 from presenced.errors import ConfigurationError, PresencedError
-from presenced.oauth.keys import rotate
-from presenced.services.demo import DEMO_TENANT_ID
-from presenced.services.ports import Application, RequiredAccess
+
+# Commands import what they need when they run (see ``presenced.cli.main``).
+if TYPE_CHECKING:
+    from presenced.bootstrap import Runtime
+    from presenced.services.ports import Application, RequiredAccess
 
 PLATFORMS = ("web", "spa", "public")
 
@@ -47,6 +47,8 @@ def _now() -> datetime:
 
 
 def _tenant(ref: str | None) -> str:
+    from presenced.services.demo_ids import DEMO_TENANT_ID
+
     return guid(ref, "--tenant") if ref else DEMO_TENANT_ID
 
 
@@ -162,6 +164,9 @@ def app() -> None:
 
 def _permission_access(values: tuple[str, ...]) -> tuple[RequiredAccess, ...]:
     """``Presence.Read`` (delegated) or ``Presence.Read.All:application`` → requiredResourceAccess entries."""
+    from presenced.auth.permissions import GRAPH_APP_ID, PermissionKind, find
+    from presenced.services.ports import RequiredAccess
+
     access = []
     for raw in values:
         value, _, kind_name = raw.partition(":")
@@ -216,6 +221,8 @@ def app_create(
     tenant_id = _tenant(tenant_ref)
 
     async def create(rt: Runtime) -> dict[str, Any]:
+        from presenced.services.ports import Application
+
         now = _now()
         registration = Application(
             id=str(uuid.uuid4()),
@@ -361,6 +368,8 @@ def keys() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Env: PRESENCED_DATA_DIR.")
 def keys_rotate(data_dir: Path | None) -> None:
     """Publish a new next key, sign with the old next key, retire the oldest key (running servers follow)."""
+    from presenced.oauth.keys import rotate
+
     settings = load_settings(data_dir=data_dir)
     current, upcoming = rotate(settings.data_dir)
     click.echo(f"signing with {current}; next key {upcoming}")

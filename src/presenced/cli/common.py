@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
-from presenced.bootstrap import Runtime, build
 from presenced.config import Settings
+
+if TYPE_CHECKING:
+    import asyncio
+
+    from presenced.bootstrap import Runtime
 
 T = TypeVar("T")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -44,6 +47,8 @@ def load_settings(**overrides: Any) -> Settings:
 
 def run(factory: Callable[[], Awaitable[T]]) -> T:
     """Run a coroutine on uvloop when it is installed (it is with uvicorn[standard])."""
+    import asyncio
+
     try:
         import uvloop
 
@@ -55,6 +60,8 @@ def run(factory: Callable[[], Awaitable[T]]) -> T:
 
 
 async def with_runtime(settings: Settings, work: Callable[[Runtime], Awaitable[T]]) -> T:
+    from presenced.bootstrap import build
+
     runtime = await build(settings)
     try:
         return await work(runtime)

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import gc
 import json
+import shlex
 import socket
 import sys
 from datetime import UTC, datetime, timedelta
@@ -15,22 +15,22 @@ from urllib.parse import urlsplit
 
 import click
 
-if TYPE_CHECKING:
-    import uvicorn
-
 from presenced import __version__
-from presenced.bootstrap import Runtime, build, record_serving_url, recorded_url
 from presenced.cli.admin import COMMANDS
 from presenced.cli.common import clock_option, guid, load_settings, permission_list, run, store_options, with_runtime
-from presenced.config import Settings
+from presenced.config import Settings, default_data_dir
 from presenced.errors import ConfigurationError
-from presenced.oauth.errors import OAuthError
-from presenced.oauth.server import AuthorizationServer
-from presenced.oauth.tls import LocalTls, trust_instructions
-from presenced.services.demo import DEMO_ADMIN, DEMO_TENANT_ID, DemoIdentity, DemoTenant, seed_demo, seed_demo_identity
-from presenced.services.sweeper import INTERVAL
-from presenced.store.clock import StoredClock
-from presenced.store.engine import sqlite_url
+
+# Each command imports what it needs when it runs: `presenced --help` and `presenced token` start
+# without loading the server, the sign-in pages or the notification machinery.
+if TYPE_CHECKING:
+    import asyncio
+
+    import uvicorn
+
+    from presenced.bootstrap import Runtime
+    from presenced.oauth.tls import LocalTls
+    from presenced.services.demo import DemoIdentity, DemoTenant
 
 #: The application id that ``presenced token --user`` tokens carry unless told otherwise.
 CLI_APP_ID = "de8bc8b5-d9f9-48b1-a8ad-b748da725064"
@@ -46,7 +46,9 @@ def cli() -> None:
 @store_options
 @click.option("--host", help="Address to listen on (default 127.0.0.1). Env: PRESENCED_HOST.")
 @click.option("--port", type=click.IntRange(0, 65535), help="Port (default 8000; 0 picks a free one).")
-@click.option("--public-url", help="The URL clients use, if not http://HOST:PORT. Env: PRESENCED_PUBLIC_URL.")
+@click.option(
+    "--public-url", help="The URL clients use, if not https://HOST:PORT (http with --http). Env: PRESENCED_PUBLIC_URL."
+)
 @click.option("--demo", is_flag=True, help="Seed (or reset) the demo tenant before serving.")
 @clock_option
 @click.option("--no-worker", is_flag=True, help="Do not run the background worker (run `presenced worker`).")
@@ -148,7 +150,7 @@ def listen(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise ConfigurationError(f"cannot listen on {host}:{port}: {exc.strerror}") from None
+        raise ConfigurationError(f"cannot listen on {host}:{port} (--host, --port): {exc.strerror}") from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -161,6 +163,8 @@ PURGE_INTERVAL = 300.0
 def _background(runtime: Runtime) -> list[asyncio.Task[None]]:
     """The worker's jobs: the presence sweeper, webhook delivery, subscription lifecycle, and the purge of
     expired sign-in state."""
+    import asyncio
+
     return [
         asyncio.create_task(runtime.sweeper.run_forever()),
         asyncio.create_task(runtime.deliveries.run_forever()),
@@ -175,11 +179,83 @@ def _local_tls(settings: Settings) -> LocalTls:
     return ensure_local_tls(settings.data_dir / "tls", [settings.host])
 
 
+def command_words(settings: Settings, command: str) -> str:
+    """How to run ``presenced COMMAND`` on this run's data: the program as installed, with ``--data-dir``
+    and ``--database-url`` when they are not the defaults (a password in the URL is not printed)."""
+    script = Path(sys.executable).with_name("presenced")
+    words = [str(script)] if script.exists() else [sys.executable, "-m", "presenced"]
+    words += command.split()
+    if settings.data_dir != default_data_dir():
+        words += ["--data-dir", str(settings.data_dir)]
+    if settings.database_url:
+        parts = urlsplit(settings.database_url)
+        url = settings.database_url
+        if parts.password:
+            url = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":PASSWORD@", 1)).geturl()
+        words += ["--database-url", url]
+    return " ".join(shlex.quote(word) for word in words)
+
+
+def startup_message(
+    settings: Settings,
+    local: LocalTls | None,
+    *,
+    demo: tuple[DemoTenant, DemoIdentity] | None,
+    tenant_ids: list[str],
+    clock: datetime | None,
+    worker: bool,
+) -> list[str]:
+    """What ``serve`` prints once it listens: where, and commands to paste that work for this run."""
+    from presenced.oauth.tls import trust_instructions
+
+    base = settings.base_url
+    where = (settings.database_url and "PostgreSQL") or f"SQLite in {settings.data_dir}"
+    if demo is not None:
+        tenant_ids = [demo[0].tenant.id]
+    tenants = ", ".join(tenant_ids[:3]) + (", ..." if len(tenant_ids) > 3 else "")
+    lines = [
+        f"presenced {__version__} listening on {base}",
+        f"  Graph API:  {base}/v1.0  and  {base}/beta",
+        f"  Sign-in:    authority {base}/{{tenant}}"
+        + (f"  (tenant {tenants}, common or organizations)" if tenant_ids else "  (no tenant yet)"),
+        f"  OpenAPI:    {base}/openapi.json",
+        f"  Store:      {where}",
+    ]
+    if clock is not None:
+        lines.append(f"  Clock:      manual, at {clock.isoformat()} (POST {base}/_emulator/clock)")
+    lines.append(f"  Worker:     {'in this process' if worker else 'off (run presenced worker)'}")
+    if demo is not None:
+        tenant, identity = demo
+        first = tenant.users[0]
+        upn = first.user_principal_name
+        lines.append(f"  Demo:       tenant {tenant.tenant.id}, {len(tenant.users)} users, e.g. {upn}")
+        lines.append(f"              password {identity.passwords[first.id]} (an administrator)")
+        for app in identity.apps:
+            secret = f", secret {app.secret}" if app.secret else " (public client)"
+            lines.append(f"              app {app.app.display_name}: client id {app.app.app_id}{secret}")
+        cacert = f"--cacert {shlex.quote(str(local.ca_cert))} " if local is not None else ""
+        token = command_words(settings, "token")
+        lines.append(f"  Try:        TOKEN=$({token} --user {upn} --scopes Presence.Read)")
+        lines.append(f'              curl {cacert}-H "Authorization: Bearer $TOKEN" {base}/v1.0/me/presence')
+    elif not tenant_ids:
+        lines.append(f"  Try:        {command_words(settings, 'demo')}   # creates the demo tenant, its users and apps")
+    if local is not None:
+        lines.append(f"  TLS:        certificate from a local CA: {local.ca_cert}")
+        lines += [f"              {line}" for line in trust_instructions(local)]
+    return lines
+
+
 async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bool) -> None:
+    import asyncio
+
     import uvicorn
 
     from presenced.api.app import create_app
+    from presenced.bootstrap import build, prepare_data_dir
+    from presenced.config import record_serving_url
+    from presenced.services.demo import seed_demo, seed_demo_identity
 
+    prepare_data_dir(settings.data_dir)
     local = _local_tls(settings) if settings.tls == "local" else None
     tls: tuple[Path, Path] | None = None
     if local is not None:
@@ -192,33 +268,16 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
             tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
             demo_identity = await seed_demo_identity(runtime.identity, datetime.now(UTC))
         record_serving_url(settings)
-        base = settings.base_url
-        where = (settings.database_url and "PostgreSQL") or f"SQLite in {settings.data_dir}"
-        click.echo(f"presenced {__version__} listening on {base}")
-        click.echo(f"  Graph API:  {base}/v1.0  and  {base}/beta")
-        click.echo(
-            f"  Sign-in:    authority {base}  (tenant {DEMO_TENANT_ID if demo else 'id'}, common, organizations)"
-        )
-        click.echo(f"  OpenAPI:    {base}/openapi.json")
-        click.echo(f"  Store:      {where}")
-        if runtime.emulator is not None:
-            click.echo(
-                f"  Clock:      manual, at {(await runtime.clock.now()).isoformat()} (POST {base}/_emulator/clock)"
-            )
-        click.echo(f"  Worker:     {'in this process' if worker else 'off (run presenced worker)'}")
-        if demo:
-            first = tenant.users[0]
-            upn = first.user_principal_name
-            click.echo(f"  Demo:       tenant {tenant.tenant.id}, {len(tenant.users)} users, e.g. {upn}")
-            click.echo(f"              password {demo_identity.passwords[first.id]} (an administrator)")
-            for app in demo_identity.apps:
-                secret = f", secret {app.secret}" if app.secret else " (public client)"
-                click.echo(f"              app {app.app.display_name}: client id {app.app.app_id}{secret}")
-            click.echo(f"  Try:        presenced token --user {upn} --scopes Presence.Read")
-        if local is not None:
-            click.echo(f"  TLS:        certificate from a local CA: {local.ca_cert}")
-            for line in trust_instructions(local):
-                click.echo(f"              {line}")
+        tenants = [] if demo else await runtime.identity.store.list_tenants()
+        for line in startup_message(
+            settings,
+            local,
+            demo=(tenant, demo_identity) if demo else None,
+            tenant_ids=[t.id for t in tenants],
+            clock=(await runtime.clock.now()) if runtime.emulator is not None else None,
+            worker=worker,
+        ):
+            click.echo(line)
         sys.stdout.flush()
         config = server_config(create_app(runtime, local.ca_cert if local else None), tls, settings.forwarded_allow_ips)
         # Everything built so far lives as long as the process: keep the
@@ -243,6 +302,9 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
 @click.option("--json", "as_json", is_flag=True, help="Print the tenant and users as JSON.")
 def demo(data_dir: Path | None, database_url: str | None, as_json: bool) -> None:
     """Create or reset the demo tenant and its users."""
+    from presenced.config import recorded_url
+    from presenced.services.demo import seed_demo, seed_demo_identity
+
     settings = load_settings(data_dir=data_dir, database_url=database_url)
 
     async def seed(runtime: Runtime) -> tuple[DemoTenant, DemoIdentity]:
@@ -267,6 +329,8 @@ def demo(data_dir: Path | None, database_url: str | None, as_json: bool) -> None
 
 
 def _demo_json(tenant: DemoTenant, identity: DemoIdentity, base_url: str, ca: Path | None) -> dict[str, Any]:
+    from presenced.services.demo_ids import DEMO_ADMIN
+
     return {
         "tenantId": tenant.tenant.id,
         "graphBaseUrl": f"{base_url}/v1.0",
@@ -300,7 +364,7 @@ def _demo_json(tenant: DemoTenant, identity: DemoIdentity, base_url: str, ca: Pa
 @store_options
 @click.option("--user", "user_ref", help="Delegated token for this user (UPN or object id).")
 @click.option("--scopes", help='Delegated scopes, e.g. "Presence.Read Presence.Read.All".')
-@click.option("--app", "app_ref", help="App-only token for this application id.")
+@click.option("--app", "app_ref", help="App-only token for this application (client) id, registered in the tenant.")
 @click.option("--roles", help='Application roles, e.g. "Presence.Read.All".')
 @click.option("--app-id", help="Client application id of a delegated token (default: the CLI's).")
 @click.option("--tenant", help="Tenant id (default: the demo tenant).")
@@ -319,34 +383,58 @@ def token(
     url: str | None,
 ) -> None:
     """Print an access token for scripting (delegated with --user, app-only with --app)."""
+    # Only what signing needs: this command runs often, from scripts and tests.
+    from presenced.config import recorded_url
+    from presenced.oauth.errors import OAuthError
+    from presenced.oauth.keys import SigningKeys
+    from presenced.oauth.operator import operator_token
+    from presenced.services.demo_ids import DEMO_TENANT_ID
+    from presenced.store.bare_directory import BareDirectory
+
     if (user_ref is None) == (app_ref is None):
         raise click.UsageError("give exactly one of --user or --app")
     if user_ref is not None and roles:
         raise click.UsageError("--roles goes with --app; a user token carries --scopes")
     if app_ref is not None and (scopes or app_id):
         raise click.UsageError("--scopes and --app-id go with --user; an app token carries --roles")
+    if user_ref is not None and not permission_list(scopes):
+        raise click.UsageError('a user token needs --scopes, e.g. --scopes "Presence.Read"')
+    if app_ref is not None and not permission_list(roles):
+        raise click.UsageError('an app token needs --roles, e.g. --roles "Presence.Read.All"')
     tenant_id = guid(tenant, "--tenant") if tenant else DEMO_TENANT_ID
     settings = load_settings(data_dir=data_dir, database_url=database_url)
     base = (url or settings.public_url or recorded_url(settings.data_dir) or settings.base_url).rstrip("/")
 
-    async def mint(runtime: Runtime) -> str:
-        if not await runtime.store.tenant_exists(tenant_id):
-            hint = " (run 'presenced demo' first)" if tenant_id == DEMO_TENANT_ID else ""
-            raise ConfigurationError(f"tenant {tenant_id} does not exist{hint}")
-        server = AuthorizationServer(runtime.identity, runtime.keys, base)
-        client = guid(app_ref, "--app") if app_ref is not None else guid(app_id, "--app-id") if app_id else CLI_APP_ID
+    client = guid(app_ref, "--app") if app_ref is not None else guid(app_id, "--app-id") if app_id else CLI_APP_ID
+    url_of_store = settings.database_url or f"sqlite:///{settings.data_dir / 'presenced.db'}"
+
+    async def mint() -> str:
+        directory = await BareDirectory.open(url_of_store)
+        if directory is None:  # a new database, or one an earlier version wrote: migrate it first
+            await with_runtime(settings, _noop)
+            directory = await BareDirectory.open(url_of_store)
+            assert directory is not None
         try:
-            return await server.operator_token(
+            if not await directory.tenant_exists(tenant_id):
+                hint = " (run 'presenced demo' first)" if tenant_id == DEMO_TENANT_ID else ""
+                raise ConfigurationError(f"tenant {tenant_id} does not exist{hint}")
+            return await operator_token(
+                directory,
+                SigningKeys.load_or_create(settings.data_dir),
+                base,
                 tenant_id,
                 client,
                 user_ref=user_ref,
                 permissions=permission_list(roles if app_ref is not None else scopes),
+                now=datetime.now(UTC),
                 lifetime=timedelta(minutes=lifetime),
             )
         except OAuthError as error:
             raise ConfigurationError(error.description) from None
+        finally:
+            await directory.close()
 
-    click.echo(run(lambda: with_runtime(settings, mint)))
+    click.echo(run(mint))
 
 
 @cli.command()
@@ -358,6 +446,10 @@ def token(
 def worker(data_dir: Path | None, database_url: str | None, clock: str | None, redis_url: str | None) -> None:
     """Run the background worker alone: presence changes that time brings (fades, expiries), webhook
     delivery, subscription lifecycle."""
+    import asyncio
+
+    from presenced.services.sweeper import INTERVAL
+
     settings = load_settings(data_dir=data_dir, database_url=database_url, clock=clock, redis_url=redis_url)
 
     async def work(runtime: Runtime) -> None:
@@ -377,6 +469,9 @@ def clock() -> None:
 @store_options
 def clock_reset(data_dir: Path | None, database_url: str | None) -> None:
     """Remove the database's manual clock: every process started afterwards runs on real time."""
+    from presenced.store.clock import StoredClock
+    from presenced.store.engine import sqlite_url
+
     settings = load_settings(data_dir=data_dir, database_url=database_url)
 
     async def reset(runtime: Runtime) -> bool:

@@ -24,11 +24,12 @@ from presenced.oauth.clients import (
     is_public_redirect,
     requested_client_id,
 )
-from presenced.oauth.errors import OAuthError, invalid_scope, missing_parameter
+from presenced.oauth.errors import OAuthError, missing_parameter
+from presenced.oauth.operator import operator_token
 from presenced.oauth.scopes import ScopeRequest, parse_scopes
 from presenced.oauth.tokens import DEFAULT_LIFETIME, LEEWAY, decode_own_token, issuer, mint_id_token
 from presenced.services.credentials import digest, new_opaque, new_user_code, pkce_matches
-from presenced.services.identity import GRAPH, Resource
+from presenced.services.identity import Resource
 from presenced.services.ports import DeviceCode, RefreshToken
 
 
@@ -404,30 +405,11 @@ class TokenEndpoint(ServerCore):
         permissions: list[str],
         lifetime: timedelta = DEFAULT_LIFETIME,
     ) -> str:
-        """A token for whoever runs the server (``presenced token``), built as the token endpoint builds them.
-
-        The operator holds the signing keys, so consent does not apply: the permissions are the ones named,
-        each checked against the catalog (delegated ones for a user token, application ones otherwise).
-        """
-        kind = GRAPH.scopes if user_ref is not None else GRAPH.roles
-        unknown = [p for p in permissions if p not in kind]
-        if unknown:
-            what = "delegated" if user_ref is not None else "application"
-            raise invalid_scope(f"Microsoft Graph has no {what} permission {', '.join(unknown)}.")
-        app = await self.store.find_application(app_id)
-        name = app.display_name if app is not None else None
-        now = self.now()
-        if user_ref is None:
-            sp = await self.store.find_service_principal(tenant_id, app_id)
-            return self.app_access_token(
-                tenant_id, app_id, name, sp.id if sp else None, permissions, now=now, lifetime=lifetime
-            )
-        account = await self.store.find_account(tenant_id, user_ref)
-        if account is None:
-            raise OAuthError("invalid_grant", 50034, f"There is no user {user_ref!r} in tenant {tenant_id}.")
-        return self.user_access_token(
-            account, app_id, name, permissions, now=now, authenticated=False, lifetime=lifetime
-        )
+        """A token for whoever runs the server (``presenced token``): ``presenced.oauth.operator``."""
+        return await operator_token(
+            self.store, self.keys, self.base_url, tenant_id, app_id,
+            user_ref=user_ref, permissions=permissions, now=self.now(), lifetime=lifetime,
+        )  # fmt: skip
 
     # ---- device authorization ----
 

@@ -84,6 +84,7 @@ def trust_instructions(tls: LocalTls) -> list[str]:
     bundle, ca = shlex.quote(str(tls.bundle)), shlex.quote(str(tls.ca_cert))
     return [
         f"presenced's local certificate authority is {tls.ca_cert}; to trust it:",
+        f"  curl:                                     curl --cacert {ca} ..., or export CURL_CA_BUNDLE={bundle}",
         f"  Python (requests, MSAL, azure-identity): export REQUESTS_CA_BUNDLE={bundle}",
         f"  Python (httpx, msgraph-sdk):              export SSL_CERT_FILE={bundle}",
         f"  Node.js (Graph JavaScript client):        export NODE_EXTRA_CA_CERTS={ca}",

@@ -35,19 +35,19 @@ from presenced.domain.model import (
     StatusMessage,
     WorkLocationType,
 )
+from presenced.services.demo_ids import (
+    DEMO_ADMIN,
+    DEMO_APP_ID,
+    DEMO_DAEMON_APP_ID,
+    DEMO_DOMAIN,
+    DEMO_PUBLIC_APP_ID,
+    DEMO_TENANT_ID,
+    NAMESPACE,
+    demo_user_id,
+)
 from presenced.services.identity import IdentityService
 from presenced.services.ports import Application, PresenceWriter, RequiredAccess, Tenant, UnitOfWork, User
 from presenced.services.writes import deciding
-
-_NAMESPACE = uuid.UUID("5b0c3f3e-7d1a-4c52-9a53-2f7e0f6d1c11")
-DEMO_TENANT_ID = str(uuid.uuid5(_NAMESPACE, "tenant"))
-DEMO_DOMAIN = "contoso.example"
-#: The application the demo's presence sessions belong to.
-DEMO_APP_ID = str(uuid.uuid5(_NAMESPACE, "app:teams-demo"))
-
-
-def demo_user_id(nickname: str) -> str:
-    return str(uuid.uuid5(_NAMESPACE, f"user:{nickname}"))
 
 
 def _session(now: datetime, availability: Availability, activity: Activity, idle: int = 0) -> Session:
@@ -184,23 +184,19 @@ async def seed_demo(uow: UnitOfWork, writer: PresenceWriter, clock: Clock) -> De
 
 # ---- The demo's sign-in side: passwords, an administrator, and two apps. ----
 
-#: The confidential (daemon) app: a client secret and admin-consented application permissions.
-DEMO_DAEMON_APP_ID = str(uuid.uuid5(_NAMESPACE, "app:daemon"))
-#: The public client: device code and authorization code with PKCE, delegated permissions users consent to.
-DEMO_PUBLIC_APP_ID = str(uuid.uuid5(_NAMESPACE, "app:public"))
-DEMO_ADMIN = "adele"
 #: Where the public client's authorization codes go (as in Entra, http loopback URIs match on any port).
 DEMO_REDIRECT_URIS = ("http://localhost", "http://localhost:8400/callback")
 
 
-#: Hashes of the demo passwords, made once per process: argon2 is slow on purpose, and reseeding
-#: (every `presenced demo`, every test that seeds) would otherwise pay for ten of them each time.
+#: Hashes of the demo passwords, made once per process. The passwords are printed for anyone to
+#: read, so they are hashed at argon2's lowest cost: seeding (every `presenced demo`, every
+#: `serve --demo`) and signing in as a demo user cost no second of argon2 each.
 _demo_hashes: dict[str, str] = {}
 
 
 def _demo_hash(identity: IdentityService, password: str) -> str:
     if password not in _demo_hashes:
-        _demo_hashes[password] = identity.hasher.hash_password(password)
+        _demo_hashes[password] = identity.hasher.hash_public_password(password)
     return _demo_hashes[password]
 
 
@@ -275,7 +271,7 @@ def _demo_app(
     public_client: bool = False,
 ) -> Application:
     return Application(
-        id=str(uuid.uuid5(_NAMESPACE, f"application:{app_id}")),
+        id=str(uuid.uuid5(NAMESPACE, f"application:{app_id}")),
         app_id=app_id,
         tenant_id=DEMO_TENANT_ID,
         display_name=name,

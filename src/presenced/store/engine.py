@@ -74,7 +74,7 @@ async def upgrade(engine: AsyncEngine) -> None:
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade)
     except (OperationalError, DBAPIError, OSError) as exc:
-        raise ConfigurationError(f"cannot reach the database: {_first_line(exc)}") from exc
+        raise ConfigurationError(f"cannot reach the database (--database-url): {_first_line(exc)}") from exc
 
 
 def _upgrade(connection: Connection) -> None:

@@ -15,7 +15,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from presenced.services.ports import (
     Account,
-    ApiScope,
     Application,
     AppRoleAssignment,
     AuthorizationCode,
@@ -23,12 +22,14 @@ from presenced.services.ports import (
     DeviceCode,
     PermissionGrant,
     RefreshToken,
-    RequiredAccess,
     ServicePrincipal,
     Tenant,
-    User,
 )
 from presenced.store.codec import from_us, opt_from_us, opt_to_us, to_us
+from presenced.store.identity_rows import account_from_row as _account
+from presenced.store.identity_rows import application_from_row as _application
+from presenced.store.identity_rows import secret_from_row as _secret
+from presenced.store.identity_rows import service_principal_from_row as _sp
 from presenced.store.presence import SqlStore
 from presenced.store.schema import (
     app_role_assignments,
@@ -576,15 +577,6 @@ async def _service_principal(conn: AsyncConnection, *conditions: Any) -> Service
     return None if row is None else _sp(row)
 
 
-def _account(row: RowMapping) -> Account:
-    user = User(row["id"], row["tenant_id"], row["user_principal_name"], row["display_name"])
-    return Account(user, row["password_hash"], bool(row["is_admin"]))
-
-
-def _sp(row: RowMapping) -> ServicePrincipal:
-    return ServicePrincipal(row["id"], row["tenant_id"], row["app_id"], row["display_name"], row["app_owner_tenant_id"])
-
-
 def _grant(row: RowMapping) -> PermissionGrant:
     return PermissionGrant(
         id=row["id"],
@@ -613,21 +605,6 @@ def _assignment(row: RowMapping) -> AppRoleAssignment:
     )
 
 
-def _secret(row: RowMapping) -> ClientSecret:
-    return ClientSecret(
-        row["key_id"],
-        row["display_name"],
-        row["hint"],
-        row["secret_hash"],
-        from_us(row["start_us"]),
-        from_us(row["end_us"]),
-    )
-
-
-_scopes_decoder = msgspec.json.Decoder(list[ApiScope])
-_access_decoder = msgspec.json.Decoder(list[RequiredAccess])
-
-
 def _application_row(app: Application) -> dict[str, Any]:
     return {
         "app_id": app.app_id,
@@ -643,25 +620,6 @@ def _application_row(app: Application) -> dict[str, Any]:
         "api_scopes": msgspec.json.encode(list(app.api_scopes)).decode(),
         "created_us": to_us(app.created),
     }
-
-
-def _application(row: RowMapping, secrets: list[ClientSecret]) -> Application:
-    return Application(
-        id=row["id"],
-        app_id=row["app_id"],
-        tenant_id=row["tenant_id"],
-        display_name=row["display_name"],
-        sign_in_audience=row["sign_in_audience"],
-        is_fallback_public_client=bool(row["is_fallback_public_client"]),
-        web_redirect_uris=tuple(json.loads(row["web_redirect_uris"])),
-        spa_redirect_uris=tuple(json.loads(row["spa_redirect_uris"])),
-        public_client_redirect_uris=tuple(json.loads(row["public_client_redirect_uris"])),
-        required_resource_access=tuple(_access_decoder.decode(row["required_resource_access"])),
-        identifier_uris=tuple(json.loads(row["identifier_uris"])),
-        api_scopes=tuple(_scopes_decoder.decode(row["api_scopes"])),
-        created=from_us(row["created_us"]),
-        secrets=tuple(secrets),
-    )
 
 
 def _refresh(row: RowMapping) -> RefreshToken:
