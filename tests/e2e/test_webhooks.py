@@ -151,6 +151,9 @@ class Graph:
     writer_app: str
 
 
+CONSENTED = ("--grant-admin-consent", "--json")
+
+
 def _prepare(url: str, data_dir: Path, database_url: str | None) -> Graph:
     """The demo (ids from `presenced demo --json`), two registered apps and their tokens (`presenced token`)."""
     demo, reader_app, writer_app = (
@@ -159,8 +162,9 @@ def _prepare(url: str, data_dir: Path, database_url: str | None) -> Graph:
             data_dir,
             database_url,
             ("demo", "--json"),
-            ("app", "create", "Webhook reader", "--json"),
-            ("app", "create", "Webhook writer", "--json"),
+            # A subscription lasts only while its app holds a permission that allows it.
+            ("app", "create", "Webhook reader", "--permission", "Presence.Read.All:application", *CONSENTED),
+            ("app", "create", "Webhook writer", "--permission", "Presence.ReadWrite.All:application", *CONSENTED),
         )
     )
     reader, writer = _cli_all(
