@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+SRC = ROOT / "src" / "presenced"
 BIN = Path(sys.executable).parent
 
 
@@ -74,3 +76,33 @@ def test_every_package_the_service_imports_is_a_runtime_dependency() -> None:
                 if not providers & available:
                     missing.add(f"{top} ({path.relative_to(ROOT)})")
     assert not missing, f"imported but not a runtime dependency: {sorted(missing)}"
+
+
+def _retry_loops(tree: ast.AST) -> list[int]:
+    """Lines of ``while True`` loops that catch ``Exception`` and go round again: background-job loops."""
+    found = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.While) and isinstance(node.test, ast.Constant) and node.test.value is True):
+            continue
+        handlers = [h for n in ast.walk(node) if isinstance(n, ast.Try) for h in n.handlers]
+        if any(isinstance(h.type, ast.Name) and h.type.id == "Exception" for h in handlers):
+            waits = [
+                n for n in ast.walk(node)
+                if isinstance(n, ast.Attribute) and n.attr in {"sleep", "wait_for"}
+            ]  # fmt: skip
+            if waits:
+                found.append(node.lineno)
+    return found
+
+
+def test_background_jobs_share_one_loop() -> None:
+    """Every "do a round, log a failure, wait, again" loop is ``services.loops.repeat``: no module writes its own."""
+    helper = SRC / "services" / "loops.py"
+    assert _retry_loops(ast.parse(helper.read_text())), "the helper itself is not recognised"
+    own = {
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if path != helper and _retry_loops(ast.parse(path.read_text()))
+    }
+    # The Redis subscriber reconnects rather than repeating a round of work: a loop of another kind.
+    assert own == {"notify/fanout.py"}

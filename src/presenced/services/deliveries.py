@@ -14,13 +14,13 @@ then given up and recorded. Delivery times are real time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from presenced.services.loops import repeat
 from presenced.services.ports import DeliveryResult, PendingNotification, SubscriptionStore
 
 log = logging.getLogger("presenced.deliveries")
@@ -85,16 +85,7 @@ class Deliveries:
         self._wake.set()
 
     async def run_forever(self) -> None:
-        while True:
-            try:
-                await self.deliver_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("delivery round failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
+        await repeat(self.deliver_due, self._interval, "delivery round", log, self._wake)
 
     async def deliver_due(self) -> None:
         """Take what is due and queue it per URL; a URL without a request in flight gets a sender task."""

@@ -23,6 +23,7 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from presenced.services.loops import repeat
 from presenced.services.ports import ChangeLog, LoggedChange
 
 log = logging.getLogger("presenced.feed")
@@ -91,16 +92,7 @@ class ChangeFeed:
                 self._seen_set.clear()
 
     async def _poll_forever(self) -> None:
-        while True:
-            try:
-                await self.poll()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("reading the change log failed; retrying")
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), self._interval)
-            self._wake.clear()
+        await repeat(self.poll, self._interval, "reading the change log", log, self._wake)
 
     async def poll(self) -> None:
         """Pass on the entries written since the last look."""

@@ -10,7 +10,6 @@ grants as they are at that moment, so a revoked grant stops new tokens at once.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -29,6 +28,7 @@ from presenced.auth.permissions import (
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
 from presenced.services import registrations
 from presenced.services.credentials import digest, new_client_secret
+from presenced.services.loops import repeat
 from presenced.services.ports import (
     Account,
     Application,
@@ -463,14 +463,7 @@ class IdentityService:
 
     async def purge_forever(self, interval: float, now: Callable[[], datetime]) -> None:
         """Remove expired codes, refresh tokens, device codes and sessions every ``interval`` seconds."""
-        while True:
-            try:
-                await self.store.purge_expired(now())
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("purging expired sign-in state failed; retrying")
-            await asyncio.sleep(interval)
+        await repeat(lambda: self.store.purge_expired(now()), interval, "purging expired sign-in state", log)
 
     async def may_keep_subscription(self, tenant_id: str, app_id: str, creator_id: str | None, delegated: bool) -> bool:
         """Whether the grant (or user) behind a presence subscription still stands.

@@ -8,7 +8,6 @@ minutes away is raised to 45, as Graph does. Expiry follows the presence clock.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import re
 import uuid
@@ -21,6 +20,7 @@ from presenced.auth.policy import Operation, Target, authorize
 from presenced.auth.principal import Principal
 from presenced.clock import Clock
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
+from presenced.services.loops import repeat
 from presenced.services.ports import Directory, Subscription, SubscriptionStore
 
 log = logging.getLogger("presenced.subscriptions")
@@ -239,11 +239,4 @@ class SubscriptionLifecycle:
         await service.store.delete_expired_subscriptions(now - KEEP_EXPIRED)
 
     async def run_forever(self, interval: float = LIFECYCLE_INTERVAL) -> None:
-        while True:
-            try:
-                await self.run_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("subscription lifecycle round failed; retrying")
-            await asyncio.sleep(interval)
+        await repeat(self.run_once, interval, "subscription lifecycle round", log)

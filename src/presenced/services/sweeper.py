@@ -12,9 +12,9 @@ nothing, because the due users stay due until their transaction commits.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
+from presenced.services.loops import repeat
 from presenced.services.ports import PresenceWriter
 from presenced.services.writes import due_changes
 
@@ -52,11 +52,4 @@ class Sweeper:
 
     async def run_forever(self) -> None:
         """Sweep every ``interval`` seconds until cancelled; errors are logged, not fatal."""
-        while True:
-            try:
-                await self.run_due()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("sweep failed; retrying")
-            await asyncio.sleep(self._interval)
+        await repeat(self.run_due, self._interval, "sweep", log)
