@@ -14,10 +14,9 @@ import pytest
 
 from presenced.api.app import create_app
 from presenced.bootstrap import Runtime, build
-from presenced.clock import FixedClock
 from presenced.oauth.keys import SigningKeys
 from presenced.services.demo import DemoTenant, seed_demo
-from tests.support import BASE_URL, T0, TABLES, Tokens, make_settings
+from tests.support import BASE_URL, T0, TABLES, FixedClock, Tokens, make_settings
 
 POSTGRES_ENV = "PRESENCED_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"

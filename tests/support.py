@@ -99,3 +99,22 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 10) -> None:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait(timeout=timeout)
+
+
+class FixedClock:
+    """A clock that stays where it is put (for tests and scripted scenarios)."""
+
+    def __init__(self, at: datetime) -> None:
+        self._at = at
+
+    async def now(self) -> datetime:
+        return self._at
+
+    def read(self) -> datetime:
+        return self._at
+
+    def set(self, at: datetime) -> None:
+        self._at = at
+
+    def advance(self, by: timedelta) -> None:
+        self._at += by

@@ -106,3 +106,16 @@ def test_background_jobs_share_one_loop() -> None:
     }
     # The Redis subscriber reconnects rather than repeating a round of work: a loop of another kind.
     assert own == {"notify/fanout.py"}
+
+
+def test_real_time_is_read_in_one_place() -> None:
+    """Only ``presenced.clock`` reads the wall clock; everything else asks it (or a ``Clock``)."""
+    readings = ("datetime.now(", "datetime.utcnow(", "date.today(", "time.time(")
+    found = [
+        f"{path.relative_to(SRC)}: {reading}"
+        for path in SRC.rglob("*.py")
+        if path != SRC / "clock.py"
+        for reading in readings
+        if reading in path.read_text()
+    ]
+    assert found == []

@@ -7,12 +7,12 @@ import os
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from presenced.clock import Clock, LocalClock, SystemClock
+from presenced.clock import Clock, LocalClock, SystemClock, real_now
 from presenced.config import Settings
 from presenced.errors import ConfigurationError
 from presenced.notify.encryption import load_encryption_certificate
@@ -140,7 +140,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     def validation_token(app_id: str, tenant_id: str) -> str:
         """Rich notifications' proof of origin: a JWT of this server's, for the subscribing app."""
         return mint_access_token(
-            keys, settings.base_url, tenant_id, app_id=CHANGE_TRACKING_APP_ID, now=datetime.now(UTC), audience=app_id
+            keys, settings.base_url, tenant_id, app_id=CHANGE_TRACKING_APP_ID, now=real_now(), audience=app_id
         )
 
     subscriptions = SubscriptionService(
@@ -158,7 +158,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     deliveries = Deliveries(
         subscription_store,
         WebhookSender(policy, validation_token),
-        lambda: datetime.now(UTC),
+        real_now,
         interval=2.0 if settings.redis_url else 0.2,
     )
     feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1)

@@ -6,7 +6,7 @@ the database, shared by every process on it (spec §A.11).
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Protocol
 
 
@@ -24,30 +24,18 @@ class LocalClock(Clock, Protocol):
         ...
 
 
+def real_now() -> datetime:
+    """Real time: the one place it is read. Tokens, sign-in state, certificates, notifications'
+    delivery and the emulator's starting point run on it; presence runs on a ``Clock``, which is
+    real time too unless the emulator's manual clock replaces it."""
+    return datetime.now(UTC)
+
+
 class SystemClock:
     """Real time."""
 
     async def now(self) -> datetime:
-        return datetime.now(UTC)
+        return real_now()
 
     def read(self) -> datetime:
-        return datetime.now(UTC)
-
-
-class FixedClock:
-    """A clock that stays where it is put (for tests and scripted scenarios)."""
-
-    def __init__(self, at: datetime) -> None:
-        self._at = at
-
-    async def now(self) -> datetime:
-        return self._at
-
-    def read(self) -> datetime:
-        return self._at
-
-    def set(self, at: datetime) -> None:
-        self._at = at
-
-    def advance(self, by: timedelta) -> None:
-        self._at += by
+        return real_now()

@@ -12,11 +12,10 @@ from joserfc.jwk import RSAKey
 
 from presenced.api.app import create_app
 from presenced.bootstrap import Runtime, build
-from presenced.clock import FixedClock
 from presenced.oauth.keys import rotate
 from presenced.services.demo import DemoTenant, demo_user_id
 from presenced.services.ports import Tenant, User
-from tests.support import BASE_URL, T0, Tokens, bearer
+from tests.support import BASE_URL, T0, FixedClock, Tokens, bearer
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ADELE = demo_user_id("adele")

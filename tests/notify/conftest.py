@@ -20,8 +20,7 @@ from starlette.routing import Route
 
 from presenced.api.app import create_app
 from presenced.bootstrap import Runtime, build
-from presenced.clock import FixedClock
-from tests.support import BASE_URL, T0, TABLES, make_settings
+from tests.support import BASE_URL, T0, TABLES, FixedClock, make_settings
 
 
 class Receiver:

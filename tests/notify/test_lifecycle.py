@@ -8,11 +8,10 @@ from typing import Any
 import httpx
 
 from presenced.bootstrap import Runtime
-from presenced.clock import FixedClock
 from presenced.services.demo import DEMO_DAEMON_APP_ID, seed_demo, seed_demo_identity
 from presenced.services.subscriptions import KEEP_EXPIRED
 from tests.notify.conftest import Receiver
-from tests.support import T0, Tokens, bearer
+from tests.support import T0, FixedClock, Tokens, bearer
 
 SESSION = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": "Busy", "activity": "InACall"}
 

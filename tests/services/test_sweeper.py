@@ -9,13 +9,12 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from presenced.bootstrap import Runtime, build
-from presenced.clock import FixedClock
 from presenced.domain.model import Activity, Availability, PresenceFacts, Session
 from presenced.services.ports import Tenant, User
 from presenced.services.sweeper import Sweeper
 from presenced.services.writes import deciding
 from presenced.store.schema import presence_changes
-from tests.support import T0
+from tests.support import T0, FixedClock
 
 TENANT = Tenant(str(uuid.UUID(int=1)), "Contoso")
 APP = str(uuid.UUID(int=9))

@@ -17,7 +17,6 @@ from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
 from presenced.bootstrap import Runtime, build
-from presenced.clock import FixedClock
 from presenced.domain import changes as change
 from presenced.domain.aggregate import aggregate
 from presenced.domain.model import (
@@ -36,7 +35,7 @@ from presenced.store.codec import decode_visible
 from presenced.store.group_commit import MAX_SWEEP
 from presenced.store.schema import notifications, presence_changes
 from presenced.store.subscriptions import SqlSubscriptionStore
-from tests.support import T0
+from tests.support import T0, FixedClock
 
 TENANT = Tenant(str(uuid.UUID(int=1)), "Contoso")
 APP = str(uuid.UUID(int=9))

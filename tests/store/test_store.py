@@ -28,6 +28,7 @@ from presenced.domain.model import (
 from presenced.domain.sequence import Change, initial_state
 from presenced.services.ports import Decision, StoredPresence, Tenant, User
 from presenced.services.writes import deciding
+from presenced.store.bare_directory import newest_revision
 from presenced.store.engine import upgrade
 from presenced.store.schema import presence_changes
 from tests.support import T0
@@ -67,8 +68,14 @@ def _rich_facts() -> PresenceFacts:
 
 async def test_migrating_twice_is_harmless(runtime: Runtime) -> None:
     """Running the migrations on an up-to-date database changes nothing and does not fail."""
+    await _seed(runtime, ANNA)
+    before = await runtime.reader.load(TENANT.id, [ANNA.id])
     await upgrade(runtime.engine)
     await upgrade(runtime.engine)
+    assert await runtime.reader.load(TENANT.id, [ANNA.id]) == before
+    async with runtime.engine.connect() as conn:
+        versions = (await conn.exec_driver_sql("SELECT version_num FROM alembic_version")).scalars().all()
+    assert versions == [newest_revision()]
 
 
 async def test_a_new_user_starts_offline_with_nothing_pending(runtime: Runtime) -> None:

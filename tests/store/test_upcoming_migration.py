@@ -18,7 +18,6 @@ from sqlalchemy import select, text, update
 from sqlalchemy.engine import Connection
 
 from presenced.bootstrap import Runtime
-from presenced.clock import FixedClock
 from presenced.domain import changes as change
 from presenced.domain.model import Activity, Availability, PresenceFacts, Session, VisiblePresence
 from presenced.services.ports import Tenant, User
@@ -26,7 +25,7 @@ from presenced.services.writes import deciding
 from presenced.store.codec import decode_visible
 from presenced.store.engine import MIGRATIONS
 from presenced.store.schema import presence_changes, presences
-from tests.support import T0
+from tests.support import T0, FixedClock
 
 TENANT = Tenant(str(uuid.UUID(int=1)), "Contoso")
 APP = str(uuid.UUID(int=9))

@@ -280,6 +280,19 @@ async def test_the_common_discovery_document_keeps_common_and_a_template_issuer(
         assert urlsplit(document[name]).path.startswith("/common/"), (name, document[name])
 
 
+async def test_every_endpoint_the_discovery_document_names_is_served(browser: httpx.AsyncClient, world: World) -> None:
+    """No URL in the document leads nowhere: each answers something other than 404 or 405 to the method
+    a client would use (the userinfo endpoint, which presenced does not serve, is not named)."""
+    document = (await browser.get(discovery_path(world.tenant_id))).json()
+    endpoints = {name: url for name, url in document.items() if name.endswith(("_endpoint", "_uri"))}
+    assert "userinfo_endpoint" not in endpoints
+    posted = {"token_endpoint", "device_authorization_endpoint"}
+    for name, url in endpoints.items():
+        path = urlsplit(url).path
+        answer = await (browser.post(path, data={}) if name in posted else browser.get(path))
+        assert answer.status_code not in {404, 405}, (name, url, answer.status_code)
+
+
 async def test_a_tenants_discovery_issuer_is_the_iss_of_its_tokens(
     browser: httpx.AsyncClient, runtime: Runtime, world: World
 ) -> None:

@@ -8,7 +8,6 @@ import httpx
 import pytest
 
 from presenced.bootstrap import Runtime
-from presenced.clock import FixedClock
 from presenced.domain.model import (
     Activity,
     AutoReplyStatus,
@@ -22,7 +21,7 @@ from presenced.services.mailbox import LocalTime, RepliesPatch
 from presenced.web.me import LEAVE_GRACE
 from presenced.web.portal import PORTAL_APP_ID, portal_principal
 from tests.oauth.identity_support import World, account
-from tests.support import T0
+from tests.support import T0, FixedClock
 from tests.web.portal_support import csrf_of, page_error, portal_sign_in, text_of
 
 

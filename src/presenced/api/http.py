@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -13,6 +12,7 @@ from starlette.responses import Response
 
 from presenced.api import wire
 from presenced.auth.principal import Principal
+from presenced.clock import real_now
 from presenced.errors import BadRequest, InvalidAuthenticationToken, PresencedError, UnsupportedMediaType
 
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -68,7 +68,7 @@ def error_parts(error: PresencedError, request_id: str, client_request_id: str) 
     """The headers (but the content type) and body of Graph's answer to ``error``."""
     headers = {"request-id": request_id, "client-request-id": client_request_id, "OData-Version": "4.0"}
     inner = wire.InnerError(
-        date=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S"),
+        date=real_now().strftime("%Y-%m-%dT%H:%M:%S"),
         request_id=request_id,
         client_request_id=client_request_id,
     )

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from presenced.cli.common import guid, load_settings, run, store_options, with_runtime
+from presenced.clock import real_now
 from presenced.errors import ConfigurationError, PresencedError
 
 # Commands import what they need when they run (see ``presenced.cli.main``).
@@ -43,7 +44,7 @@ def _admin(work: Any, data_dir: Path | None, database_url: str | None) -> Any:
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return real_now()
 
 
 def _tenant(ref: str | None) -> str:

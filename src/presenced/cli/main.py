@@ -8,7 +8,7 @@ import json
 import shlex
 import socket
 import sys
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -18,6 +18,7 @@ import click
 from presenced import __version__
 from presenced.cli.admin import COMMANDS
 from presenced.cli.common import clock_option, guid, load_settings, permission_list, run, store_options, with_runtime
+from presenced.clock import real_now
 from presenced.config import Settings, default_data_dir
 from presenced.errors import ConfigurationError
 
@@ -169,7 +170,7 @@ def _background(runtime: Runtime) -> list[asyncio.Task[None]]:
         asyncio.create_task(runtime.sweeper.run_forever()),
         asyncio.create_task(runtime.deliveries.run_forever()),
         asyncio.create_task(runtime.lifecycle.run_forever()),
-        asyncio.create_task(runtime.identity.purge_forever(PURGE_INTERVAL, lambda: datetime.now(UTC))),
+        asyncio.create_task(runtime.identity.purge_forever(PURGE_INTERVAL, real_now)),
     ]
 
 
@@ -266,7 +267,7 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
     try:
         if demo:
             tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
-            demo_identity = await seed_demo_identity(runtime.identity, datetime.now(UTC))
+            demo_identity = await seed_demo_identity(runtime.identity, real_now())
         record_serving_url(settings)
         tenants = [] if demo else await runtime.identity.store.list_tenants()
         for line in startup_message(
@@ -309,7 +310,7 @@ def demo(data_dir: Path | None, database_url: str | None, as_json: bool) -> None
 
     async def seed(runtime: Runtime) -> tuple[DemoTenant, DemoIdentity]:
         tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
-        return tenant, await seed_demo_identity(runtime.identity, datetime.now(UTC))
+        return tenant, await seed_demo_identity(runtime.identity, real_now())
 
     tenant, identity = run(lambda: with_runtime(settings, seed))
     base = recorded_url(settings.data_dir) or settings.base_url
@@ -426,7 +427,7 @@ def token(
                 client,
                 user_ref=user_ref,
                 permissions=permission_list(roles if app_ref is not None else scopes),
-                now=datetime.now(UTC),
+                now=real_now(),
                 lifetime=timedelta(minutes=lifetime),
             )
         except OAuthError as error:

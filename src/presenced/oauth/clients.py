@@ -10,11 +10,12 @@ import base64
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlsplit
 
 from presenced.auth.permissions import GRAPH_AUDIENCES, GRAPH_RESOURCE, OPENID_SCOPES
+from presenced.clock import real_now
 from presenced.oauth.errors import OAuthError, consent_required, invalid_scope, missing_parameter
 from presenced.oauth.keys import SigningKeys
 from presenced.oauth.scopes import ScopeRequest
@@ -46,7 +47,7 @@ class ServerCore:
         base_url: str,
         *,
         device_interval: int = 5,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = real_now,
     ) -> None:
         self.identity = identity
         self.store = identity.store

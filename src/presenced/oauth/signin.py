@@ -10,8 +10,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
+from presenced.clock import real_now
 from presenced.services.credentials import digest, new_opaque
 from presenced.services.ports import Account, IdentityStore, SecretHasher
 
@@ -37,9 +38,7 @@ class Session:
 
 
 class SignIn:
-    def __init__(
-        self, store: IdentityStore, hasher: SecretHasher, now: Callable[[], datetime] = lambda: datetime.now(UTC)
-    ) -> None:
+    def __init__(self, store: IdentityStore, hasher: SecretHasher, now: Callable[[], datetime] = real_now) -> None:
         self.store = store
         self.hasher = hasher
         self.now = now

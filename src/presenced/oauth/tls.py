@@ -18,7 +18,7 @@ import ssl
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from cryptography import x509
@@ -27,6 +27,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from presenced.clock import real_now
 from presenced.errors import ConfigurationError
 
 CA_LIFETIME = timedelta(days=3650)
@@ -53,7 +54,7 @@ def ensure_local_tls(folder: Path, hosts: Sequence[str]) -> LocalTls:
     """Make (once) the CA, and (when needed) a server certificate covering ``hosts``, in ``folder``."""
     tls = LocalTls(folder / "ca.pem", folder / "server.pem", folder / "server-key.pem", folder / "bundle.pem")
     ca_key_path = folder / "ca-key.pem"
-    now = datetime.now(UTC)
+    now = real_now()
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         folder.chmod(0o700)

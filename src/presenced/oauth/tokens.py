@@ -1,4 +1,4 @@
-"""Access tokens: minting (for scripting and, later, the sign-in platform) and verification.
+"""Access tokens: minting (for the token endpoint and ``presenced token``) and verification.
 
 Verification follows spec §A.4: RS256 signature against our own keys,
 ``exp``/``nbf`` with 60 s leeway, ``aud`` one of Graph's two identifiers,
@@ -21,6 +21,7 @@ from joserfc.errors import BadSignatureError, DecodeError, InvalidKeyIdError, Jo
 
 from presenced.auth.permissions import GRAPH_AUDIENCES
 from presenced.auth.principal import Principal
+from presenced.clock import real_now
 from presenced.errors import InvalidAuthenticationToken
 from presenced.oauth.keys import SigningKeys
 
@@ -171,7 +172,7 @@ class TokenVerifier:
         base_url: str,
         tenant_exists: Callable[[str], Awaitable[bool]],
         cache_size: int = 10_000,
-        now: Callable[[], datetime] = lambda: datetime.now(UTC),
+        now: Callable[[], datetime] = real_now,
     ) -> None:
         self._keys = keys
         self._base_url = base_url

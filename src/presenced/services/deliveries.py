@@ -101,7 +101,7 @@ class Deliveries:
                 task.add_done_callback(self._tasks.discard)
 
     async def drain(self) -> None:
-        """Wait for the requests in flight (tests and shutdown)."""
+        """Wait for the requests in flight (the tests wait for them)."""
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 

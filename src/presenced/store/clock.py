@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import delete, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from presenced.clock import real_now
 from presenced.store.codec import from_us, to_us
 from presenced.store.engine import WRITER, create_engine
 from presenced.store.schema import emulator_clock
@@ -45,7 +46,7 @@ class StoredClock:
     async def now(self) -> datetime:
         async with self._engine.connect() as conn:
             value = await conn.scalar(select(emulator_clock.c.now_us).where(emulator_clock.c.id == 1))
-        return datetime.now(UTC) if value is None else from_us(value)
+        return real_now() if value is None else from_us(value)
 
     async def start(self) -> datetime:
         """Create the clock at the current real time unless it exists; its time."""
@@ -54,7 +55,7 @@ class StoredClock:
             async with conn.begin():
                 value = await conn.scalar(select(emulator_clock.c.now_us).where(emulator_clock.c.id == 1))
                 if value is None:
-                    value = to_us(datetime.now(UTC))
+                    value = to_us(real_now())
                     await conn.execute(insert(emulator_clock).values(id=1, now_us=value))
         return from_us(value)
 
@@ -73,7 +74,7 @@ class StoredClock:
             async with conn.begin():
                 query = select(emulator_clock.c.now_us).where(emulator_clock.c.id == 1).with_for_update()
                 current = await conn.scalar(query)
-                now = from_us(current) if current is not None else datetime.now(UTC)
+                now = from_us(current) if current is not None else real_now()
                 target = decide(now)
                 if current is None:
                     await conn.execute(insert(emulator_clock).values(id=1, now_us=to_us(target)))

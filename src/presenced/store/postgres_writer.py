@@ -12,13 +12,13 @@ retried.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from presenced.clock import LocalClock
+from presenced.clock import LocalClock, real_now
 from presenced.store.batch_sql import POSTGRES as SQL
 from presenced.store.batch_sql import (
     POSTGRES_LOCK,
@@ -115,7 +115,7 @@ class PostgresBatches:
         if self._clock is not None:
             return self._clock.read()
         found = await self._fetch(conn, SQL.clock)
-        return datetime.now(UTC) if not found else from_us(found[0][0])
+        return real_now() if not found else from_us(found[0][0])
 
     async def _fetch(self, conn: Any, sql: str, *args: Any) -> list[Any]:
         self.statements += 1

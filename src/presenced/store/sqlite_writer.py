@@ -14,12 +14,12 @@ import asyncio
 import contextlib
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import msgspec
 
-from presenced.clock import LocalClock
+from presenced.clock import LocalClock, real_now
 from presenced.services.ports import StoredPresence
 from presenced.store.batch_sql import SQLITE as SQL
 from presenced.store.batches import Batch, Recent, loaded_from_columns
@@ -129,7 +129,7 @@ class SqliteBatches:
         if self._clock is not None:
             return self._clock.read()
         found = self._execute(conn, SQL.clock).fetchone()
-        return datetime.now(UTC) if found is None else from_us(found[0])
+        return real_now() if found is None else from_us(found[0])
 
     def _execute(self, conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> sqlite3.Cursor:
         self.statements += 1

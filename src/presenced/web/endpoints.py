@@ -36,7 +36,6 @@ async def openid_configuration(request: Request) -> Response:
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
         "issuer": f"{base}/{tenant_id or '{tenantid}'}/v2.0",
         "request_uri_parameter_supported": False,
-        "userinfo_endpoint": f"{base}/oidc/userinfo",
         "authorization_endpoint": f"{base}/{segment}/oauth2/v2.0/authorize",
         "device_authorization_endpoint": f"{base}/{segment}/oauth2/v2.0/devicecode",
         "http_logout_supported": True,

@@ -9,7 +9,6 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
@@ -17,6 +16,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
+from presenced.clock import real_now
 from presenced.oauth.errors import OAuthError
 from presenced.oauth.server import AuthorizationServer
 from presenced.oauth.signin import SignIn
@@ -109,7 +109,7 @@ def client_address(request: Request) -> str:
 
 def oauth_error_json(request: Request, error: OAuthError) -> JSONResponse:
     """Entra's error body (spec identity-platform §1.4)."""
-    now = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%SZ")
+    now = real_now().strftime("%Y-%m-%d %H:%M:%SZ")
     trace_id = secrets.token_hex(16)
     trace = f"{trace_id[:8]}-{trace_id[8:12]}-{trace_id[12:16]}-{trace_id[16:20]}-{trace_id[20:]}"
     correlation = (request.headers.get("client-request-id") or trace)[:64]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -22,6 +22,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from presenced.auth.principal import Principal
+from presenced.clock import real_now
 from presenced.errors import PresencedError
 from presenced.oauth.errors import OAuthError
 from presenced.oauth.signin import SignInRefused
@@ -50,7 +51,7 @@ def portal_principal(account: Account) -> Principal:
     return Principal(
         tenant_id=account.user.tenant_id,
         app_id=PORTAL_APP_ID,
-        expires_at=datetime.now(UTC) + timedelta(hours=1),
+        expires_at=real_now() + timedelta(hours=1),
         user_id=account.user.id,
         scopes=PORTAL_SCOPES,
         directory_admin=account.is_admin,

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from presenced.clock import real_now
 from presenced.errors import PresencedError
 from presenced.oauth.clients import TENANT_ALIASES, registered_redirect
 from presenced.oauth.errors import OAuthError
@@ -428,7 +428,7 @@ async def _admin_decision(
                     "error_description": "AADSTS65004: The admin declined to consent to access the app.",
                 }
             )
-        now = datetime.now(UTC)
+        now = real_now()
         if dynamic:
             await server.identity.consent_for_all(tenant_id, app, resource, asked, now, granted_by=account.user.id)
         else:
