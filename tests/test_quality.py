@@ -119,3 +119,25 @@ def test_real_time_is_read_in_one_place() -> None:
         if reading in path.read_text()
     ]
     assert found == []
+
+
+def test_the_code_cites_only_this_repositorys_documents() -> None:
+    """Comments name the rules' pages in docs/ (and the section, when they quote one), never a document
+    that is not in the repository; every page and section they name exists."""
+    import re
+
+    citation = re.compile(r'docs/([\w-]+\.md)(?:[,:]?\s*\(?((?:"[^"\n]+"(?:,? and |, |\s*)?)+))?')
+    missing = []
+    for path in SRC.rglob("*.py"):
+        text = path.read_text()
+        assert "§" not in text, f"{path.relative_to(SRC)} cites a section of a document that is not here"
+        for page, quoted in citation.findall(" ".join(text.split())):
+            document = ROOT / "docs" / page
+            if not document.exists():
+                missing.append(f"{path.relative_to(SRC)}: docs/{page}")
+                continue
+            headings = {line.lstrip("#").strip() for line in document.read_text().splitlines() if line.startswith("#")}
+            for section in re.findall(r'"([^"]+)"', quoted or ""):
+                if not any(h == section or h.startswith(f"{section} (") for h in headings):
+                    missing.append(f'{path.relative_to(SRC)}: docs/{page} "{section}"')
+    assert missing == []

@@ -1,7 +1,7 @@
 """The source of presence time. Only services and adapters read it; rules take ``now``.
 
 Reading the clock is asynchronous because the emulator's manual clock lives in
-the database, shared by every process on it (spec §A.11).
+the database, shared by every process on it (docs/emulator.md).
 """
 
 from __future__ import annotations

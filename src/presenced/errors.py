@@ -1,7 +1,7 @@
 """The exceptions presenced raises, each with its Graph wire code and HTTP status.
 
 Raised anywhere below the entry points and translated to the Graph error body
-(spec §A.3) only at the edge.
+(docs/graph-api.md, "Errors") only at the edge.
 """
 
 from __future__ import annotations

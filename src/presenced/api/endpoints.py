@@ -12,7 +12,7 @@ from presenced.auth.operations import Access, Operation, Target
 
 Handler = Callable[[Request], Awaitable[Response]]
 
-#: Both Graph versions serve every endpoint, with the same behaviour (spec §A.1).
+#: Both Graph versions serve every endpoint, with the same behaviour (docs/graph-api.md, "Paths").
 VERSIONS = ("v1.0", "beta")
 
 
@@ -43,7 +43,10 @@ class Endpoint:
 
     @property
     def delegated_only(self) -> bool:
-        """A ``/me`` path names the signed-in user: an app-only token there is a bad request (spec §A.1)."""
+        """A ``/me`` path names the signed-in user: an app-only token there is a bad request.
+
+        (docs/graph-api.md, "Paths".)
+        """
         return _names_me(self.path)
 
 

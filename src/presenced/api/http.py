@@ -1,4 +1,7 @@
-"""Graph's HTTP conventions: headers, the error body, bearer tokens, JSON bodies (spec §A.3)."""
+"""Graph's HTTP conventions: headers, the error body, bearer tokens, JSON bodies.
+
+As docs/graph-api.md ("Errors", "Headers") states them.
+"""
 
 from __future__ import annotations
 

@@ -56,7 +56,7 @@ class UserWorkLocation(Struct, kw_only=True, rename="camel"):
 
 
 class Presence(Struct, kw_only=True, rename={"odata_context": "@odata.context"}):
-    """``microsoft.graph.presence`` (spec §A.2: every property always present)."""
+    """``microsoft.graph.presence`` (docs/graph-api.md, "The presence object": every property always present)."""
 
     odata_context: str | UnsetType = UNSET
     id: str
@@ -160,7 +160,7 @@ class PresenceEncoder:
     """Encodes presences, keeping recent encodings.
 
     A presence's JSON depends only on the user, the sequence number and whether
-    the reader is the user: by §A.8 one sequence number is one visible presence.
+    the reader is the user: one sequence number is one visible presence (docs/graph-api.md, "The presence object").
     So an encoding, once made, is right for as long as it is asked for, and the
     cache (bounded, oldest out first) can never hold a stale one.
     """

@@ -3,7 +3,7 @@
 The token issuer (which scopes and roles exist, which need an administrator),
 the policy (what each allows), the consent screen (the words a person reads)
 and the permissions explorer all read this table; nothing else lists
-permissions. Ids and wording are Microsoft Graph's (spec Part B §7).
+permissions. Ids and wording are Microsoft Graph's (docs/permissions-explorer.md).
 """
 
 from __future__ import annotations

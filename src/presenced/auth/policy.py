@@ -1,4 +1,4 @@
-"""Who may do what to whose presence (spec §A.4) and to the directory, as one table.
+"""Who may do what to whose presence (docs/graph-api.md, "Paths" and "Writes") and to the directory, as one table.
 
 The permissions that allow each access come from the catalog (``permissions``).
 
@@ -80,7 +80,7 @@ def target_of(principal: Principal, user_id: str | None) -> Target:
 
 
 def require_delegated(principal: Principal) -> str:
-    """The signed-in user's id; an app-only token on ``/me`` is a bad request (§A.1)."""
+    """The signed-in user's id; an app-only token on ``/me`` is a bad request (docs/graph-api.md, "Paths")."""
     if principal.user_id is None:
         raise BadRequest("/me request is only valid with delegated authentication flow.")
     return principal.user_id

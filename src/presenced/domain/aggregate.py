@@ -1,4 +1,4 @@
-"""The aggregation function (spec Part A §A.6).
+"""The aggregation function (docs/graph-api.md, "How the visible presence is computed").
 
 ``aggregate(facts, now)`` gives the visible presence at ``now`` and every change
 it would make by itself after ``now`` while the facts stay as they are (the

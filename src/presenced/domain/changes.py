@@ -1,4 +1,5 @@
-"""The writes, as pure changes of a user's presence facts (spec §A.5 and §A.6).
+"""The writes, as pure changes of a user's presence facts (docs/graph-api.md: "Writes", and
+"How the visible presence is computed").
 
 Each function takes the current facts and returns the new ones; validation
 that depends on the facts (clearing a session that does not exist) happens

@@ -1,4 +1,4 @@
-"""Durations as clients send them (spec §A.5).
+"""Durations as clients send them (docs/graph-api.md, "Writes").
 
 Graph documents ISO 8601 (``PT1H``). The official SDKs send other forms: the
 Python SDK serialises a ``timedelta`` with ``str()`` (``1:00:00``,

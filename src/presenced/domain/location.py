@@ -1,4 +1,5 @@
-"""Work-location aggregation (spec §A.6 rule 8): manual over automatic."""
+"""Work-location aggregation: manual over automatic (docs/graph-api.md, "How the visible presence
+is computed", rule 8)."""
 
 from __future__ import annotations
 

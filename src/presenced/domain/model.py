@@ -86,7 +86,7 @@ Pair = tuple[Availability, Activity]
 
 OFFLINE_PAIR: Pair = (Availability.OFFLINE, Activity.OFFLINE)
 
-#: The pairs setPresence accepts (Part B §2.4).
+#: The pairs setPresence accepts (docs/graph-api.md, "Writes").
 SESSION_PAIRS: frozenset[Pair] = frozenset(
     {
         (Availability.AVAILABLE, Activity.AVAILABLE),
@@ -97,7 +97,7 @@ SESSION_PAIRS: frozenset[Pair] = frozenset(
     }
 )
 
-#: The pairs setUserPreferredPresence accepts (Part B §2.6).
+#: The pairs setUserPreferredPresence accepts (docs/graph-api.md, "Writes").
 PREFERRED_PAIRS: frozenset[Pair] = frozenset(
     {
         (Availability.AVAILABLE, Activity.AVAILABLE),
@@ -147,7 +147,7 @@ class StatusMessage:
 
 @dataclass(frozen=True, slots=True)
 class AutomaticReplies:
-    """The mailbox automatic-replies setting behind out of office (§A.7)."""
+    """The mailbox automatic-replies setting behind out of office (docs/graph-api.md, "Mailbox settings")."""
 
     status: AutoReplyStatus = AutoReplyStatus.DISABLED
     scheduled_start: datetime | None = None
@@ -173,7 +173,7 @@ class AutomaticReplies:
 
 @dataclass(frozen=True, slots=True)
 class MailboxSettings:
-    """A user's mailbox settings that presenced keeps (spec §A.7).
+    """A user's mailbox settings that presenced keeps (docs/graph-api.md, "Mailbox settings").
 
     Only ``automatic_replies`` affects presence; the rest is shown back as set.
     """

@@ -1,4 +1,4 @@
-"""Sequence numbers (spec §A.8) and the per-user presence timeline.
+"""Sequence numbers (docs/graph-api.md, "The presence object") and the per-user presence timeline.
 
 A user's stored state is the visible presence, its sequence number, and the
 changes it will make by itself (the first of them at ``next_change_at``).

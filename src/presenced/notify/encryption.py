@@ -2,7 +2,7 @@
 
 A subscriber that sets ``includeResourceData`` gives an X.509 certificate; every
 notification then carries the resource encrypted the way Microsoft Graph does it
-(spec Part B §4.4-§4.5), so the decryption code from Microsoft's samples and SDKs
+(docs/notifications.md, "Rich notifications"), so the decryption code from Microsoft's samples and SDKs
 works unchanged against presenced:
 
 1. a fresh random 32-byte symmetric key per notification item;
@@ -47,7 +47,7 @@ __all__ = [
     "load_encryption_certificate",
 ]
 
-#: The RSA key sizes Graph accepts for ``encryptionCertificate`` (spec Part B §4.2).
+#: The RSA key sizes Graph accepts for ``encryptionCertificate`` (docs/notifications.md, "Rich notifications").
 MIN_RSA_KEY_BITS = 2048
 MAX_RSA_KEY_BITS = 4096
 

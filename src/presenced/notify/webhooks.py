@@ -1,6 +1,6 @@
 """Webhooks: Graph's change-notification payloads, the validation handshake, and sending.
 
-A presence notification (spec Part B §4.4) names the subscription, its
+A presence notification (docs/notifications.md, "Delivery") names the subscription, its
 ``clientState`` and the user's presence resource; a rich one
 (``includeResourceData``) also carries the presence, encrypted for the
 subscriber's certificate (``encryption``), with ``validationTokens`` signed by
@@ -103,7 +103,8 @@ def notification(n: PendingNotification) -> dict[str, Any]:
     """One ``changeNotification``: Graph's presence shape, with the notification's stable id."""
     s = n.subscription
     if n.lifecycle_event is not None or n.user_id is None:
-        # A lifecycle notification names the subscription and the event, no resource (§4.6).
+        # A lifecycle notification names the subscription and the event, no resource
+        # (docs/notifications.md, "Lifecycle notifications").
         return {
             "id": n.id,
             "subscriptionId": s.id,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 
 class OAuthError(Exception):
-    """A refusal at the token, device or authorize endpoint (spec identity-platform §1.3, §1.4)."""
+    """A refusal at the token, device or authorize endpoint (docs/identity.md, "Endpoints")."""
 
     def __init__(
         self,

@@ -1,4 +1,4 @@
-"""The token endpoint: Entra v2.0's grants and their errors (spec identity-platform §1.2 to §1.4).
+"""The token endpoint: Entra v2.0's grants and their errors (docs/identity.md, "Endpoints").
 
 Every grant checks the consent as it is now, so revoking a grant stops new tokens at once.
 """

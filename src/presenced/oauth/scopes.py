@@ -1,4 +1,4 @@
-"""Entra's scope syntax (spec identity-platform §1.3).
+"""Entra's scope syntax (docs/identity.md, "Endpoints").
 
 ``https://graph.microsoft.com/Presence.Read``, its GUID form and a bare
 ``Presence.Read`` all name Graph's permission; ``{resource}/.default`` means

@@ -1,5 +1,5 @@
 """The authorization server: the token endpoint plus the interactive side — authorize requests,
-consent, authorization codes and device-code approval (spec identity-platform §1).
+consent, authorization codes and device-code approval (docs/identity.md).
 
 Protocol mechanics live here; who granted what lives in ``IdentityService``.
 """

@@ -1,9 +1,9 @@
 """Access tokens: minting (for the token endpoint and ``presenced token``) and verification.
 
-Verification follows spec §A.4: RS256 signature against our own keys,
+Verification (docs/tokens.md): RS256 signature against our own keys,
 ``exp``/``nbf`` with 60 s leeway, ``aud`` one of Graph's two identifiers,
 ``iss`` our issuer for the token's ``tid``, and a tenant that exists. Tokens
-live on real time, never on the emulator's manual clock (§A.11).
+live on real time, never on the emulator's manual clock (docs/emulator.md).
 """
 
 from __future__ import annotations

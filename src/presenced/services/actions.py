@@ -1,4 +1,4 @@
-"""The presence write actions (spec §A.4, §A.5): who may, what is valid, one transaction each."""
+"""The presence write actions (docs/graph-api.md, "Writes"): who may, what is valid, one transaction each."""
 
 from __future__ import annotations
 
@@ -209,7 +209,7 @@ class PresenceActions:
 
 
 def _own_session(principal: Principal, session_id: str | None) -> str:
-    """The session id, which must be the calling application's id (spec §A.5)."""
+    """The session id, which must be the calling application's id (docs/graph-api.md, "Writes")."""
     app_id = guid_value(session_id, "sessionId")
     if app_id != principal.app_id:
         raise BadRequest(f"'sessionId' must be the calling application's id ({principal.app_id}).")

@@ -1,4 +1,4 @@
-"""The emulator's manual clock (spec §A.11): it moves forward only, and moving it runs what fell due."""
+"""The emulator's manual clock (docs/emulator.md): it moves forward only, and moving it runs what fell due."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""The live feed of presence changes (an extension, spec §A.9): the change log, pushed to listeners.
+"""The live feed of presence changes: the change log, pushed to listeners (an extension:
+docs/notifications.md, "The live stream").
 
 One poller per process reads new change-log entries (every 100 ms while anyone
 listens) and hands each to the listeners watching that user. The database is the

@@ -1,4 +1,5 @@
-"""The directory and consent: tenants, users, app registrations, grants (spec identity-platform §3).
+"""The directory and consent: tenants, users, app registrations, grants (docs/identity.md:
+"The directory", "Consent").
 
 Grants attach to service principals (an app's instance in one tenant), as in
 Entra: a delegated grant (``oAuth2PermissionGrant``) lets a client use some of

@@ -42,7 +42,7 @@ def _members(kind: type[E]) -> dict[str, E]:
 
 
 def duration_value(raw: str | None, field: str) -> timedelta | None:
-    """An optional duration in ISO 8601 or the SDKs' forms (spec §A.5)."""
+    """An optional duration in ISO 8601 or the SDKs' forms (docs/graph-api.md, "Writes")."""
     if raw is None:
         return None
     duration = _parse_duration(raw)

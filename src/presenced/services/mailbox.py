@@ -1,4 +1,5 @@
-"""Mailbox settings (spec §A.7): the time zone and the automatic replies behind out of office."""
+"""Mailbox settings: the time zone and the automatic replies behind out of office
+(docs/graph-api.md, "Mailbox settings")."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from presenced.domain.sequence import PresenceState
 from presenced.errors import BadRequest, ResourceNotFound
 from presenced.services.ports import PresenceReader, UserPresence
 
-#: getPresencesByUserId takes at most this many ids (Part B §2.3).
+#: getPresencesByUserId takes at most this many ids (docs/graph-api.md, "Paths").
 MAX_IDS = 650
 
 

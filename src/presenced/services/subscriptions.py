@@ -1,4 +1,4 @@
-"""Presence subscriptions (spec Part B §4.1 to §4.3, Part A §A.9): create, list, renew, delete.
+"""Presence subscriptions (docs/notifications.md, "Subscribing"): create, list, renew, delete.
 
 A subscription watches one user (``communications/presences/{id}``) or up to
 650 (``communications/presences?$filter=id in (...)``). It lives at most

@@ -1,4 +1,4 @@
-"""The emulator's manual clock, kept in the database so every process shares it (spec §A.11)."""
+"""The emulator's manual clock, kept in the database so every process shares it (docs/emulator.md)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ person acting through the portal app. While the page is open its script keeps
 a presence session of the portal app alive (``POST /me/session``), as a Teams
 client does: it refreshes the session only after the person has used the page,
 so an idle person fades to Inactive and then Away by the rules every session
-follows (spec §A.6), and closing the page ends the session.
+follows (docs/graph-api.md, "How the visible presence is computed"), and closing the page ends the session.
 """
 
 from __future__ import annotations

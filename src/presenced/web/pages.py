@@ -108,7 +108,7 @@ def client_address(request: Request) -> str:
 
 
 def oauth_error_json(request: Request, error: OAuthError) -> JSONResponse:
-    """Entra's error body (spec identity-platform §1.4)."""
+    """Entra's error body (docs/identity.md)."""
     now = real_now().strftime("%Y-%m-%d %H:%M:%SZ")
     trace_id = secrets.token_hex(16)
     trace = f"{trace_id[:8]}-{trace_id[8:12]}-{trace_id[12:16]}-{trace_id[16:20]}-{trace_id[20:]}"

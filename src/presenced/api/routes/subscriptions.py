@@ -1,4 +1,4 @@
-"""/subscriptions for presence (spec Part B §4): create, list, get, renew, delete, reauthorize."""
+"""/subscriptions for presence (docs/notifications.md): create, list, get, renew, delete, reauthorize."""
 
 from __future__ import annotations
 
