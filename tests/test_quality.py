@@ -141,3 +141,25 @@ def test_the_code_cites_only_this_repositorys_documents() -> None:
                 if not any(h == section or h.startswith(f"{section} (") for h in headings):
                     missing.append(f'{path.relative_to(SRC)}: docs/{page} "{section}"')
     assert missing == []
+
+
+def test_every_exception_presenced_defines_has_one_root() -> None:
+    """Each exception class of the package is a ``PresencedError``: a message, an HTTP status and a wire
+    code, set when it is made."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    import presenced
+    from presenced.errors import PresencedError
+
+    others = []
+    for module_info in pkgutil.walk_packages(presenced.__path__, "presenced."):
+        if ".migrations" in module_info.name or module_info.name == "presenced.__main__":
+            continue
+        module = importlib.import_module(module_info.name)
+        for name, value in vars(module).items():
+            defined_here = inspect.isclass(value) and value.__module__ == module.__name__
+            if defined_here and issubclass(value, BaseException) and not issubclass(value, PresencedError):
+                others.append(f"{module.__name__}.{name}")
+    assert others == []

@@ -8,14 +8,20 @@ from __future__ import annotations
 
 
 class PresencedError(Exception):
-    """Base of every error a client may see."""
+    """The root of every exception presenced raises: a message, the HTTP status and the wire code
+    (Graph's error code, or OAuth's ``error``) a client is answered with. A subclass fixes the
+    status and code; an instance may set its own when it is made, never afterwards."""
 
     status: int = 500
     code: str = "InternalServerError"
 
-    def __init__(self, message: str) -> None:
+    def __init__(self, message: str, *, status: int | None = None, code: str | None = None) -> None:
         super().__init__(message)
         self.message = message
+        if status is not None:
+            self.status = status
+        if code is not None:
+            self.code = code
 
 
 class BadRequest(PresencedError):
@@ -72,5 +78,5 @@ class TooManyRequests(PresencedError):
         self.retry_after = retry_after
 
 
-class ConfigurationError(Exception):
+class ConfigurationError(PresencedError):
     """Settings or environment that make the service unable to start (CLI: one line, exit 2)."""

@@ -247,7 +247,7 @@ async def test_an_operator_token_with_an_unknown_permission_is_refused(runtime: 
         await runtime.oauth.operator_token(
             world.tenant_id, world.public.app_id, user_ref=upn("adele"), permissions=["Presence.Nothing"]
         )
-    assert refused.value.code == 70011
+    assert refused.value.aadsts == 70011
 
 
 async def test_an_app_only_operator_token_has_the_apps_service_principal_as_oid(runtime: Runtime, world: World) -> None:
@@ -326,7 +326,7 @@ async def test_an_app_only_operator_token_needs_an_app_of_the_tenant(runtime: Ru
         await runtime.oauth.operator_token(
             world.tenant_id, "0f9b2b84-1d2c-4c47-a8f1-3f5b9f3c2f10", permissions=["Presence.Read.All"]
         )
-    assert refused.value.code == 700016
+    assert refused.value.aadsts == 700016
     assert "no application 0f9b2b84-1d2c-4c47-a8f1-3f5b9f3c2f10" in refused.value.description
 
 
@@ -335,4 +335,4 @@ async def test_an_operator_token_without_permissions_is_refused(runtime: Runtime
     for user in (upn("adele"), None):
         with pytest.raises(OAuthError) as refused:
             await runtime.oauth.operator_token(world.tenant_id, world.public.app_id, user_ref=user, permissions=[])
-        assert refused.value.code == 70011
+        assert refused.value.aadsts == 70011

@@ -96,9 +96,7 @@ async def _http_error(request: Request, exc: Any) -> Response:
         return error_response(request, MethodNotAllowed(f"The method {request.method} is not allowed here."))
     if exc.status_code == 404:
         return error_response(request, ResourceNotFound(f"Resource not found for the segment '{request.url.path}'."))
-    error = PresencedError(str(exc.detail))
-    error.status, error.code = exc.status_code, "BadRequest"
-    return error_response(request, error)
+    return error_response(request, PresencedError(str(exc.detail), status=exc.status_code, code="BadRequest"))
 
 
 async def _crash(request: Request, exc: Exception) -> Response:

@@ -32,7 +32,7 @@ from urllib.parse import quote
 
 import httpx
 
-from presenced.errors import BadRequest
+from presenced.errors import BadRequest, PresencedError
 
 IPAddress: TypeAlias = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork: TypeAlias = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -52,7 +52,7 @@ class InvalidRequest(BadRequest):
     code = "InvalidRequest"
 
 
-class OutboundError(Exception):
+class OutboundError(PresencedError):
     """A webhook call that got no HTTP answer: refused connection, TLS failure, timeout, protocol error."""
 
 

@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+from presenced.errors import PresencedError
 
-class OAuthError(Exception):
+
+class OAuthError(PresencedError):
     """A refusal at the token, device or authorize endpoint (docs/identity.md, "Endpoints")."""
 
     def __init__(
         self,
         error: str,
-        code: int,
+        aadsts: int,
         description: str,
         *,
         status: int = 400,
         suberror: str | None = None,
     ) -> None:
-        super().__init__(f"AADSTS{code}: {description}")
+        super().__init__(f"AADSTS{aadsts}: {description}", status=status, code=error)
+        #: OAuth's ``error`` (also the wire ``code``) and Entra's number for the reason.
         self.error = error
-        self.code = code
+        self.aadsts = aadsts
         self.description = description
-        self.status = status
         self.suberror = suberror
         #: At the authorize endpoint: the checked redirect URI the error goes back to, and how.
         #: None while the client or the redirect URI itself is in doubt: then a page says it.

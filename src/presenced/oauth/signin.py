@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from presenced.clock import real_now
+from presenced.errors import PresencedError
 from presenced.services.credentials import digest, new_opaque
 from presenced.services.ports import Account, IdentityStore, SecretHasher
 
@@ -24,11 +25,12 @@ WINDOW = timedelta(minutes=15)
 SESSION_LIFETIME = timedelta(hours=12)
 
 
-class SignInRefused(Exception):
-    def __init__(self, code: int, message: str) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
+class SignInRefused(PresencedError):
+    """A sign-in the page refuses (wrong password, locked account): the message says why."""
+
+    def __init__(self, aadsts: int, message: str) -> None:
+        super().__init__(message, status=400, code="invalid_grant")
+        self.aadsts = aadsts
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,13 +115,13 @@ def oauth_error_json(request: Request, error: OAuthError) -> JSONResponse:
     correlation = (request.headers.get("client-request-id") or trace)[:64]
     body: dict[str, Any] = {
         "error": error.error,
-        "error_description": f"AADSTS{error.code}: {error.description}\r\nTrace ID: {trace}\r\n"
+        "error_description": f"AADSTS{error.aadsts}: {error.description}\r\nTrace ID: {trace}\r\n"
         f"Correlation ID: {correlation}\r\nTimestamp: {now}",
-        "error_codes": [error.code],
+        "error_codes": [error.aadsts],
         "timestamp": now,
         "trace_id": trace,
         "correlation_id": correlation,
-        "error_uri": f"{request.app.state.base_url}/error?code={error.code}",
+        "error_uri": f"{request.app.state.base_url}/error?code={error.aadsts}",
     }
     if error.suberror:
         body["suberror"] = error.suberror

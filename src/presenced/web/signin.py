@@ -41,7 +41,7 @@ async def authorize(request: Request) -> Response:
         try:
             form = await read_form(request)
         except OAuthError as error:
-            return message(request, "Sign-in failed", error.description, status=400, code=error.code)
+            return message(request, "Sign-in failed", error.description, status=400, code=error.aadsts)
     params = {**dict(request.query_params), **{k: v for k, v in form.items() if k not in FORM_FIELDS}}
     server = oauth_server(request)
     try:
@@ -50,7 +50,7 @@ async def authorize(request: Request) -> Response:
         if error.redirect_uri is not None:
             # Raised once the client and its redirect URI were found good: the app hears about it.
             return _send(error.redirect_uri, error.response_mode, _error_values(error, params.get("state")))
-        return message(request, "Sign-in failed", error.description, status=400, code=error.code)
+        return message(request, "Sign-in failed", error.description, status=400, code=error.aadsts)
     action = f"{request.url.path}?{urlencode(params)}"
     step = form.get("step")
     if step is not None and not csrf_ok(request, form):
@@ -116,7 +116,7 @@ async def _after_signin(
                 return _consent_page(request, action, auth.client, needed, account, [])
         code = await server.issue_code(auth, account, session.auth_time)
     except OAuthError as error:
-        return _redirect_error(auth, error.error, error.code, error.description, suberror=error.suberror)
+        return _redirect_error(auth, error.error, error.aadsts, error.description, suberror=error.suberror)
     return _respond(auth, {"code": code, "state": auth.state, "session_state": account.user.id})
 
 
@@ -190,7 +190,7 @@ def _send(redirect_uri: str, response_mode: str, values: Mapping[str, str | None
 def _error_values(error: OAuthError, state: str | None) -> dict[str, str | None]:
     return {
         "error": error.error,
-        "error_description": f"AADSTS{error.code}: {error.description}",
+        "error_description": f"AADSTS{error.aadsts}: {error.description}",
         "suberror": error.suberror,
         "state": state,
     }
@@ -269,7 +269,7 @@ async def _device_decision(
             return _admin_needed(request, app, needed)
         await server.finish_device_code(code, account, session.auth_time, approved=True, consented=bool(needed))
     except OAuthError as error:
-        return message(request, "Sign-in failed", error.description, status=400, code=error.code)
+        return message(request, "Sign-in failed", error.description, status=400, code=error.aadsts)
     return message(
         request,
         "You're signed in",
@@ -344,7 +344,7 @@ async def admin_consent(request: Request) -> Response:
         tenant_id = await server.tenant_of(tenant)
         app = await server.application(params.get("client_id"), tenant_id)
     except OAuthError as error:
-        return message(request, "Admin consent failed", error.description, status=400, code=error.code)
+        return message(request, "Admin consent failed", error.description, status=400, code=error.aadsts)
     redirect_uri = params.get("redirect_uri") or (app.web_redirect_uris or app.public_client_redirect_uris or ("",))[0]
     if redirect_uri not in (*app.web_redirect_uris, *app.spa_redirect_uris, *app.public_client_redirect_uris):
         return message(
@@ -434,7 +434,7 @@ async def _admin_decision(
         else:
             await server.identity.grant_admin_consent(tenant_id, app, now, granted_by=account.user.id)
     except OAuthError as error:
-        return back({"error": error.error, "error_description": f"AADSTS{error.code}: {error.description}"})
+        return back({"error": error.error, "error_description": f"AADSTS{error.aadsts}: {error.description}"})
     except PresencedError as error:
         return back({"error": "invalid_request", "error_description": f"AADSTS650056: {error.message}"})
     values: dict[str, str | None] = {"admin_consent": "True", "tenant": tenant_id}
