@@ -163,3 +163,13 @@ def test_every_exception_presenced_defines_has_one_root() -> None:
             if defined_here and issubclass(value, BaseException) and not issubclass(value, PresencedError):
                 others.append(f"{module.__name__}.{name}")
     assert others == []
+
+
+def test_handlers_get_their_services_typed_from_one_helper() -> None:
+    """Only ``presenced.wiring`` touches the application's state; handlers ask ``services_of`` (typed)."""
+    touching = [
+        str(path.relative_to(SRC))
+        for path in SRC.rglob("*.py")
+        if path != SRC / "wiring.py" and "app.state" in path.read_text()
+    ]
+    assert touching == []

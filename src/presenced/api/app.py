@@ -22,6 +22,7 @@ from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
 from presenced.web import routes as web_routes
 from presenced.web.pages import message
+from presenced.wiring import Services, install
 
 log = logging.getLogger("presenced.api")
 
@@ -56,23 +57,27 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
         routes=routes,
         exception_handlers={PresencedError: _presenced_error, HTTPException: _http_error, Exception: _crash},
     )
-    app.state.presence = runtime.presence
-    app.state.actions = runtime.actions
-    app.state.mailbox = runtime.mailbox
-    app.state.emulator = runtime.emulator
-    app.state.verifier = runtime.verifier
-    app.state.base_url = runtime.settings.base_url
-    app.state.keys = runtime.keys
-    app.state.oauth = runtime.oauth
-    app.state.signin = runtime.signin
-    app.state.identity = runtime.identity
-    app.state.subscriptions = runtime.subscriptions
-    app.state.feed = runtime.feed
-    app.state.change_log = runtime.change_log
-    app.state.ca_certificate = ca_certificate
-    app.state.encoder = wire.PresenceEncoder()
-    #: The route table, for the permissions explorer (``web.explorer``).
-    app.state.endpoints = endpoints
+    install(
+        app,
+        Services(
+            base_url=runtime.settings.base_url,
+            presence=runtime.presence,
+            actions=runtime.actions,
+            mailbox=runtime.mailbox,
+            emulator=runtime.emulator,
+            verifier=runtime.verifier,
+            keys=runtime.keys,
+            oauth=runtime.oauth,
+            signin=runtime.signin,
+            identity=runtime.identity,
+            subscriptions=runtime.subscriptions,
+            feed=runtime.feed,
+            change_log=runtime.change_log,
+            ca_certificate=ca_certificate,
+            encoder=wire.PresenceEncoder(),
+            endpoints=endpoints,
+        ),
+    )
     return PresenceFastPath(app)
 
 

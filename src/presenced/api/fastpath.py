@@ -30,6 +30,7 @@ from presenced.api.http import JSON_TYPE, bearer_token, decode_body, error_parts
 from presenced.api.routes.actions import BY_NAME
 from presenced.api.routes.graph import presence_body
 from presenced.errors import PresencedError
+from presenced.wiring import installed
 
 log = logging.getLogger("presenced.api")
 
@@ -86,7 +87,7 @@ async def _chunks(receive: Any) -> AsyncIterator[bytes]:
 class PresenceFastPath:
     def __init__(self, app: Any) -> None:
         self.app = app
-        self.state = app.state
+        self.state = installed(app)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not scope["query_string"]:

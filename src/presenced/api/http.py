@@ -17,6 +17,7 @@ from presenced.api import wire
 from presenced.auth.principal import Principal
 from presenced.clock import real_now
 from presenced.errors import BadRequest, InvalidAuthenticationToken, PresencedError, UnsupportedMediaType
+from presenced.wiring import services_of
 
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 #: Request bodies larger than this are refused before they are read in full.
@@ -86,7 +87,9 @@ def error_parts(error: PresencedError, request_id: str, client_request_id: str) 
 
 async def principal_of(request: Request) -> Principal:
     """The verified caller of a request."""
-    principal: Principal = await request.app.state.verifier.verify(bearer_token(request.headers.get("authorization")))
+    principal: Principal = await services_of(request).verifier.verify(
+        bearer_token(request.headers.get("authorization"))
+    )
     return principal
 
 

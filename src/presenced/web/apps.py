@@ -33,6 +33,7 @@ from presenced.services.ports import Account, Application, RequiredAccess
 from presenced.web import consents
 from presenced.web.pages import read_form
 from presenced.web.portal import page, signed_in
+from presenced.wiring import services_of
 
 #: The account types the portal offers (Entra's other two are for personal Microsoft accounts).
 AUDIENCES = {
@@ -58,13 +59,13 @@ DONE = {
 
 
 def _identity(request: Request) -> IdentityService:
-    service: IdentityService = request.app.state.identity
+    service: IdentityService = services_of(request).identity
     return service
 
 
 def _now(request: Request) -> datetime:
     """The token issuer's time: a secret's expiry is checked by that clock."""
-    instant: datetime = request.app.state.oauth.now()
+    instant: datetime = services_of(request).oauth.now()
     return instant
 
 
@@ -166,7 +167,7 @@ async def _show(
 ) -> Response:
     identity = _identity(request)
     tenant = await identity.require_tenant(app.tenant_id)
-    base_url: str = request.app.state.base_url
+    base_url: str = services_of(request).base_url
     sp = await identity.store.find_service_principal(app.tenant_id, app.app_id)
     return page(
         request,

@@ -21,6 +21,7 @@ from presenced.services.consents import ApplicationConsent, ClientConsents, Cons
 from presenced.services.ports import Account
 from presenced.web.pages import read_form
 from presenced.web.portal import page, signed_in
+from presenced.wiring import services_of
 
 DONE = {
     "grant-revoked": "The consent is revoked. The app must ask again before it gets another token with it.",
@@ -31,7 +32,7 @@ NO_PERSON = "presenced CLI or an app"
 
 
 def _consents(request: Request) -> Consents:
-    return Consents(request.app.state.identity)
+    return Consents(services_of(request).identity)
 
 
 def _when(instant: datetime) -> str:
@@ -88,7 +89,7 @@ def _client(item: ClientConsents) -> dict[str, Any]:
 
 
 async def _show(request: Request, account: Account, status: int = 200, error: str | None = None) -> Response:
-    identity = request.app.state.identity
+    identity = services_of(request).identity
     tenant = await identity.require_tenant(account.user.tenant_id)
     clients = await _consents(request).overview(account)
     registered = set()

@@ -15,11 +15,12 @@ from presenced.web.pages import (
     read_form,
 )
 from presenced.web.portal import current_account, page
+from presenced.wiring import services_of
 
 
 async def openid_configuration(request: Request) -> Response:
     tenant = request.path_params["tenant"]
-    base = request.app.state.base_url
+    base = services_of(request).base_url
     try:
         tenant_id = await oauth_server(request).tenant_of(tenant)
     except OAuthError as error:
@@ -73,7 +74,7 @@ async def openid_configuration(request: Request) -> Response:
 
 
 async def jwks(request: Request) -> Response:
-    return JSONResponse(request.app.state.keys.jwks(), headers={"Cache-Control": "max-age=3600, private"})
+    return JSONResponse(services_of(request).keys.jwks(), headers={"Cache-Control": "max-age=3600, private"})
 
 
 # ---- token and device code ----
@@ -101,13 +102,13 @@ async def devicecode(request: Request) -> Response:
 
 
 async def home(request: Request) -> Response:
-    base = request.app.state.base_url
-    ca_url = f"{base}/tls/ca.pem" if request.app.state.ca_certificate else None
+    base = services_of(request).base_url
+    ca_url = f"{base}/tls/ca.pem" if services_of(request).ca_certificate else None
     return page(request, "home.html", await current_account(request), None, base=base, ca_url=ca_url)
 
 
 async def ca_certificate(request: Request) -> Response:
-    path = request.app.state.ca_certificate
+    path = services_of(request).ca_certificate
     if path is None:
         return Response(b"This server does not use a local certificate authority.\n", 404, media_type="text/plain")
     return Response(

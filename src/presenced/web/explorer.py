@@ -5,7 +5,7 @@ delegated and application variants, the methods they allow, the properties those
 code samples and the steps to add it to an app); ``.json`` and ``.csv`` after either export it.
 
 The permissions are the catalog's (``auth.permissions``). What each allows is derived from the API's
-route table, which the application keeps on ``app.state.endpoints``: each endpoint names the accesses
+route table, which the application's services carry (``wiring.Services.endpoints``): each endpoint names the accesses
 it asks the policy for, and a permission allows the endpoint when it allows one of them
 (``auth.allowances``, which the OpenAPI document words its permissions with too, so the two cannot
 disagree). The properties come from the endpoints' response types (``web.resource_properties``) and
@@ -18,7 +18,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -26,35 +26,12 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from presenced.auth.allowances import Allowance, allowances
-from presenced.auth.operations import Access
 from presenced.auth.permissions import CATALOG, Permission, PermissionKind, find
 from presenced.web import samples as code_samples
 from presenced.web.permission_exports import csv_text, export, json_bytes
 from presenced.web.portal import current_account, page, problem
 from presenced.web.resource_properties import Property, resource_properties
-
-
-class GraphEndpoint(Protocol):
-    """What the explorer reads of an endpoint of the API's route table (``presenced.api.endpoints``)."""
-
-    @property
-    def method(self) -> str: ...
-    @property
-    def path(self) -> str: ...
-    @property
-    def operation_id(self) -> str: ...
-    @property
-    def summary(self) -> str: ...
-    @property
-    def versioned(self) -> bool: ...
-    @property
-    def access(self) -> tuple[Access, ...]: ...
-    @property
-    def response_body(self) -> type | None: ...
-    @property
-    def delegated_only(self) -> bool: ...
-    def paths(self) -> list[str]: ...
-
+from presenced.wiring import GraphEndpoint, services_of
 
 _DELEGATED, _APPLICATION = PermissionKind.DELEGATED, PermissionKind.APPLICATION
 
@@ -185,9 +162,9 @@ _INDEXES: dict[tuple[int, str], tuple[object, Index]] = {}
 
 
 def index_of(request: Request) -> Index:
-    """The index of this application's route table (``app.state.endpoints``), built on first use."""
-    endpoints: Sequence[GraphEndpoint] = request.app.state.endpoints
-    base_url: str = request.app.state.base_url
+    """The index of this application's route table (``wiring.Services.endpoints``), built on first use."""
+    endpoints: Sequence[GraphEndpoint] = services_of(request).endpoints
+    base_url: str = services_of(request).base_url
     key = (id(endpoints), base_url)
     cached = _INDEXES.get(key)
     if cached is None or cached[0] is not endpoints:
@@ -277,7 +254,7 @@ def _sample_views(entry: Entry, tenant_id: str | None) -> list[dict[str, Any]]:
 async def _permission_page(request: Request, entry: Entry) -> Response:
     account = await current_account(request)
     tenant_id = None if account is None else account.user.tenant_id
-    base_url: str = request.app.state.base_url
+    base_url: str = services_of(request).base_url
     return page(
         request,
         "permission.html",

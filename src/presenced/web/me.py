@@ -25,6 +25,7 @@ from presenced.services.ports import Account
 from presenced.web.pages import read_form
 from presenced.web.portal import PORTAL_APP_ID, page, portal_principal, signed_in
 from presenced.web.presence_words import CHOICES, LOCATION_WORDS, VOCABULARY, initials, shown
+from presenced.wiring import services_of
 
 #: How long the portal's session lives without a refresh; the page refreshes it every minute while used.
 SESSION_LIFETIME = "PT1H"
@@ -72,10 +73,10 @@ def _local(instant: datetime | None, zone: str) -> str:
 
 async def _show(request: Request, account: Account, status: int = 200, error: str | None = None) -> Response:
     principal = portal_principal(account)
-    view = await request.app.state.presence.get_my_presence(principal)
-    mailbox: MailboxService = request.app.state.mailbox
+    view = await services_of(request).presence.get_my_presence(principal)
+    mailbox: MailboxService = services_of(request).mailbox
     _, settings = await mailbox.get(principal, None)
-    now = await request.app.state.actions.clock.now()
+    now = await services_of(request).actions.clock.now()
     zone = settings.time_zone
     local_now = timezones.zone(zone)
     offset = now.astimezone(local_now).utcoffset() if local_now is not None else None
@@ -149,19 +150,19 @@ async def set_preferred(request: Request, account: Account, form: dict[str, str]
     duration = form.get("duration", "")
     if duration not in PREFERRED_DURATIONS:
         raise BadRequest("Choose one of the durations listed.")
-    await request.app.state.actions.set_preferred_presence(
+    await services_of(request).actions.set_preferred_presence(
         portal_principal(account), None, choice, pairs[choice], duration or None
     )
 
 
 @_action("reset")
 async def reset_preferred(request: Request, account: Account, form: dict[str, str]) -> None:
-    await request.app.state.actions.clear_preferred_presence(portal_principal(account), None)
+    await services_of(request).actions.clear_preferred_presence(portal_principal(account), None)
 
 
 async def _expiry(request: Request, account: Account, choice: str, custom: str) -> tuple[str, str] | None:
     """The status message's expiry as (dateTime, timeZone) in the person's zone, or None for never."""
-    _, settings = await request.app.state.mailbox.get(portal_principal(account), None)
+    _, settings = await services_of(request).mailbox.get(portal_principal(account), None)
     zone = settings.time_zone
     if choice == "custom":
         if not custom:
@@ -172,7 +173,7 @@ async def _expiry(request: Request, account: Account, choice: str, custom: str) 
     after = CLEAR_AFTER[choice]
     if after is None:
         return None
-    now = await request.app.state.actions.clock.now()
+    now = await services_of(request).actions.clock.now()
     if after == "today":
         local = timezones.format_local(now, zone)[:10]
         return f"{local}T23:59:59", zone
@@ -186,7 +187,7 @@ async def set_status(request: Request, account: Account, form: dict[str, str]) -
     if not message:
         raise BadRequest("Type a message, or use Clear to remove it.")
     expiry = await _expiry(request, account, form.get("clear_after", "never"), form.get("expires", ""))
-    await request.app.state.actions.set_status_message(
+    await services_of(request).actions.set_status_message(
         portal_principal(account),
         None,
         message,
@@ -199,7 +200,9 @@ async def set_status(request: Request, account: Account, form: dict[str, str]) -
 
 @_action("status-cleared")
 async def clear_status(request: Request, account: Account, form: dict[str, str]) -> None:
-    await request.app.state.actions.set_status_message(portal_principal(account), None, "", "text", None, None, False)
+    await services_of(request).actions.set_status_message(
+        portal_principal(account), None, "", "text", None, None, False
+    )
 
 
 @_action("replies")
@@ -221,7 +224,7 @@ async def set_replies(request: Request, account: Account, form: dict[str, str]) 
         scheduled_start=start,
         scheduled_end=end,
     )
-    await request.app.state.mailbox.update(portal_principal(account), None, None, patch)
+    await services_of(request).mailbox.update(portal_principal(account), None, None, patch)
 
 
 @_action("timezone")
@@ -229,7 +232,7 @@ async def set_time_zone(request: Request, account: Account, form: dict[str, str]
     zone = form.get("time_zone", "")
     if not zone:
         raise BadRequest("Choose a time zone.")
-    await request.app.state.mailbox.update(portal_principal(account), None, zone, None)
+    await services_of(request).mailbox.update(portal_principal(account), None, zone, None)
 
 
 @_action("location")
@@ -237,19 +240,19 @@ async def set_location(request: Request, account: Account, form: dict[str, str])
     kind = form.get("location", "")
     if kind not in LOCATION_WORDS:
         raise BadRequest("Choose a work location.")
-    await request.app.state.actions.set_location(
+    await services_of(request).actions.set_location(
         portal_principal(account), None, "manual", kind, form.get("place", "").strip() or None
     )
 
 
 @_action("location-cleared")
 async def clear_location(request: Request, account: Account, form: dict[str, str]) -> None:
-    await request.app.state.actions.clear_location(portal_principal(account), None)
+    await services_of(request).actions.clear_location(portal_principal(account), None)
 
 
 async def _keep_alive(request: Request, account: Account) -> Response:
     """The open page's heartbeat: the portal's session, Available, refreshed."""
-    await request.app.state.actions.set_presence(
+    await services_of(request).actions.set_presence(
         portal_principal(account), None, PORTAL_APP_ID, "Available", "Available", SESSION_LIFETIME
     )
     return Response(status_code=204)
@@ -258,7 +261,7 @@ async def _keep_alive(request: Request, account: Account) -> Response:
 async def _end_session(request: Request, account: Account) -> Response:
     """The page was left: the portal's session ends in ``LEAVE_GRACE``, unless a page refreshes it first (a reload,
     a form that comes back here), so a person never flickers Offline between two pages."""
-    await request.app.state.actions.end_session_soon(portal_principal(account), None, PORTAL_APP_ID, LEAVE_GRACE)
+    await services_of(request).actions.end_session_soon(portal_principal(account), None, PORTAL_APP_ID, LEAVE_GRACE)
     return Response(status_code=204)
 
 

@@ -20,6 +20,7 @@ from presenced.clock import real_now
 from presenced.oauth.errors import OAuthError
 from presenced.oauth.server import AuthorizationServer
 from presenced.oauth.signin import SignIn
+from presenced.wiring import services_of
 
 SESSION_COOKIE = "presenced_session"
 CSRF_COOKIE = "presenced_csrf"
@@ -64,12 +65,12 @@ def message(request: Request, heading: str, *lines: str, status: int = 200, code
 
 
 def oauth_server(request: Request) -> AuthorizationServer:
-    server: AuthorizationServer = request.app.state.oauth
+    server: AuthorizationServer = services_of(request).oauth
     return server
 
 
 def sign_in(request: Request) -> SignIn:
-    signin: SignIn = request.app.state.signin
+    signin: SignIn = services_of(request).signin
     return signin
 
 
@@ -121,7 +122,7 @@ def oauth_error_json(request: Request, error: OAuthError) -> JSONResponse:
         "timestamp": now,
         "trace_id": trace,
         "correlation_id": correlation,
-        "error_uri": f"{request.app.state.base_url}/error?code={error.aadsts}",
+        "error_uri": f"{services_of(request).base_url}/error?code={error.aadsts}",
     }
     if error.suberror:
         body["suberror"] = error.suberror

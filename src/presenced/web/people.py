@@ -11,6 +11,7 @@ from presenced.services.ports import Account
 from presenced.services.presence import MAX_IDS, PresenceService
 from presenced.web.portal import page, portal_principal, signed_in
 from presenced.web.presence_words import VOCABULARY, initials, shown
+from presenced.wiring import services_of
 
 #: The most people one page shows (and one stream watches); a search narrows a bigger organization.
 PAGE_LIMIT = MAX_IDS
@@ -18,14 +19,14 @@ PAGE_LIMIT = MAX_IDS
 
 async def _people(request: Request, account: Account) -> Response:
     query = request.query_params.get("q", "").strip()[:200]
-    accounts = await request.app.state.identity.store.list_accounts(account.user.tenant_id)
+    accounts = await services_of(request).identity.store.list_accounts(account.user.tenant_id)
     words = query.lower().split()
     matching = sorted(
         (a for a in accounts if all(w in f"{a.user.display_name} {a.user.user_principal_name}".lower() for w in words)),
         key=lambda a: (a.user.display_name.lower(), a.user.user_principal_name),
     )
     listed = matching[:PAGE_LIMIT]
-    presence: PresenceService = request.app.state.presence
+    presence: PresenceService = services_of(request).presence
     views = await presence.get_presences(portal_principal(account), [a.user.id for a in listed]) if listed else []
     by_id = {v.user_id: v for v in views}
     people = [

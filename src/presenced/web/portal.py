@@ -36,6 +36,7 @@ from presenced.web.pages import (
     set_cookie,
     sign_in,
 )
+from presenced.wiring import services_of
 
 #: The portal's app id: the ``sessionId`` of the presence session a page keeps alive.
 PORTAL_APP_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://presenced/portal"))
@@ -166,7 +167,7 @@ async def signout(request: Request) -> Response:
         # Signing out of the portal ends its presence session at once (the page's own "leave" does not
         # fire for a form, which stays within the portal).
         with contextlib.suppress(PresencedError):
-            await request.app.state.actions.clear_presence(portal_principal(account), None, PORTAL_APP_ID)
+            await services_of(request).actions.clear_presence(portal_principal(account), None, PORTAL_APP_ID)
     await sign_in(request).end_session(request.cookies.get(SESSION_COOKIE))
     response = render(
         request, "message.html", heading="You signed out", lines=("You can close this window.",),

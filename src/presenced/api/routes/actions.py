@@ -14,6 +14,7 @@ from presenced.auth.operations import Operation
 from presenced.auth.principal import Principal
 from presenced.errors import BadRequest
 from presenced.services.actions import PresenceActions
+from presenced.wiring import services_of
 
 #: The three paths every action is bound to, with the operation-id prefix of each.
 PREFIXES = (
@@ -29,7 +30,7 @@ def _action(body_type: type, call: Call, status: int, optional: bool) -> Callabl
     async def handler(request: Request) -> Response:
         principal = await principal_of(request)
         body: object = await json_body(request, body_type, optional=optional)
-        await call(request.app.state.actions, principal, request.path_params.get("id"), body)
+        await call(services_of(request).actions, principal, request.path_params.get("id"), body)
         return empty_response(request, status)
 
     return handler

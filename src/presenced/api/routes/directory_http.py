@@ -16,6 +16,7 @@ from presenced.auth.policy import Operation, Target, authorize
 from presenced.auth.principal import Principal
 from presenced.errors import BadRequest, ResourceNotFound
 from presenced.services.identity import IdentityService
+from presenced.wiring import services_of
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CLAUSE = re.compile(r"\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*(?:and\s+(.*))?", re.IGNORECASE | re.DOTALL)
@@ -29,13 +30,13 @@ async def caller(request: Request, operation: Operation) -> Principal:
 
 
 def identity(request: Request) -> IdentityService:
-    service: IdentityService = request.app.state.identity
+    service: IdentityService = services_of(request).identity
     return service
 
 
 def now(request: Request) -> datetime:
     """The token issuer's time: secrets must be valid by the clock that checks them."""
-    instant: datetime = request.app.state.oauth.now()
+    instant: datetime = services_of(request).oauth.now()
     return instant
 
 
@@ -61,7 +62,7 @@ def not_found(ref: str) -> ResourceNotFound:
 
 def context(request: Request, path: str) -> str:
     version = request.scope["path"].split("/", 2)[1]
-    return f"{request.app.state.base_url}/{version}/$metadata#{path}"
+    return f"{services_of(request).base_url}/{version}/$metadata#{path}"
 
 
 def _properties(kind: type) -> frozenset[str]:

@@ -8,11 +8,21 @@ from starlette.responses import Response
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
 from presenced.api.http import json_body, json_response
-from presenced.errors import BadRequest
+from presenced.errors import BadRequest, ResourceNotFound
+from presenced.services.emulator import EmulatorClock
+from presenced.wiring import services_of
+
+
+def _emulator(request: Request) -> EmulatorClock:
+    """The manual clock's controls (these routes are only served with one)."""
+    emulator = services_of(request).emulator
+    if emulator is None:
+        raise ResourceNotFound("The emulator's clock is not running: start the server with --clock manual.")
+    return emulator
 
 
 async def get_clock(request: Request) -> Response:
-    now = await request.app.state.emulator.now()
+    now = await _emulator(request).now()
     return json_response(request, wire.encode(wire.ClockReading(now=wire.graph_datetime(now))))
 
 
@@ -20,7 +30,7 @@ async def move_clock(request: Request) -> Response:
     body = await json_body(request, wire.ClockMove)
     if body.to is not None and body.to.tzinfo is None:
         raise BadRequest("'set' must be an instant with an offset, e.g. 2026-03-02T09:00:00Z.")
-    now = await request.app.state.emulator.move(advance=body.advance, to=body.to)
+    now = await _emulator(request).move(advance=body.advance, to=body.to)
     return json_response(request, wire.encode(wire.ClockReading(now=wire.graph_datetime(now))))
 
 

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -12,9 +10,10 @@ from presenced.api.endpoints import Endpoint, on_user
 from presenced.api.http import bearer_token, json_body, json_response, principal_of, select_option
 from presenced.auth.operations import Operation, Target
 from presenced.auth.principal import Principal
+from presenced.wiring import Services, services_of
 
 
-def _metadata(state: Any, version: str) -> str:
+def _metadata(state: Services, version: str) -> str:
     return f"{state.base_url}/{version}/$metadata#"
 
 
@@ -23,7 +22,7 @@ def _entity(path: str, selected: tuple[str, ...] | None) -> str:
 
 
 async def presence_body(
-    state: Any, version: str, kind: str, ref: str, authorization: str | None, selected: tuple[str, ...] | None
+    state: Services, version: str, kind: str, ref: str, authorization: str | None, selected: tuple[str, ...] | None
 ) -> bytes:
     """The body of a single presence read; ``kind`` is ``me``, ``users`` or ``communications``.
 
@@ -46,7 +45,7 @@ async def _single(request: Request, kind: str) -> Response:
     selected = select_option(request, wire.PRESENCE_PROPERTIES)
     version = request.scope["path"].split("/", 2)[1]
     ref = request.path_params.get("id", "")
-    body = await presence_body(request.app.state, version, kind, ref, request.headers.get("authorization"), selected)
+    body = await presence_body(services_of(request), version, kind, ref, request.headers.get("authorization"), selected)
     return json_response(request, body)
 
 
@@ -66,11 +65,11 @@ async def get_presences_by_user_id(request: Request) -> Response:
     selected = select_option(request, wire.PRESENCE_PROPERTIES)
     principal = await principal_of(request)
     body = await json_body(request, wire.GetPresencesByUserIdRequest)
-    views = await request.app.state.presence.get_presences(principal, body.ids)
+    views = await services_of(request).presence.get_presences(principal, body.ids)
     version = request.scope["path"].split("/", 2)[1]
-    context = _metadata(request.app.state, version) + "Collection(microsoft.graph.presence)"
+    context = _metadata(services_of(request), version) + "Collection(microsoft.graph.presence)"
     if selected is None:
-        return json_response(request, request.app.state.encoder.collection(views, context))
+        return json_response(request, services_of(request).encoder.collection(views, context))
     items = [wire.select(wire.presence(view), selected) for view in views]
     return json_response(request, wire.encode({"@odata.context": context, "value": items}))
 

@@ -12,11 +12,12 @@ from presenced.auth.operations import Operation
 from presenced.domain.model import MailboxSettings
 from presenced.services.mailbox import LocalTime, RepliesPatch
 from presenced.services.ports import User
+from presenced.wiring import services_of
 
 
 def _render(request: Request, user: User, settings: MailboxSettings) -> Response:
     version = request.scope["path"].split("/", 2)[1]
-    context = f"{request.app.state.base_url}/{version}/$metadata#users('{user.id}')/mailboxSettings"
+    context = f"{services_of(request).base_url}/{version}/$metadata#users('{user.id}')/mailboxSettings"
     return json_response(request, wire.encode(wire.mailbox_settings(settings, context)))
 
 
@@ -26,7 +27,7 @@ def _local(value: wire.DateTimeTimeZoneInput | None) -> LocalTime | None:
 
 async def get_mailbox_settings(request: Request) -> Response:
     principal = await principal_of(request)
-    user, settings = await request.app.state.mailbox.get(principal, request.path_params.get("id"))
+    user, settings = await services_of(request).mailbox.get(principal, request.path_params.get("id"))
     return _render(request, user, settings)
 
 
@@ -44,7 +45,7 @@ async def patch_mailbox_settings(request: Request) -> Response:
             scheduled_start=_local(replies.scheduledStartDateTime),
             scheduled_end=_local(replies.scheduledEndDateTime),
         )
-    user, settings = await request.app.state.mailbox.update(
+    user, settings = await services_of(request).mailbox.update(
         principal, request.path_params.get("id"), body.timeZone, patch
     )
     return _render(request, user, settings)

@@ -29,6 +29,7 @@ from presenced.services.feed import ChangeFeed, Listener
 from presenced.services.ports import LoggedChange
 from presenced.services.presence import PresenceView
 from presenced.web.portal import current_account, portal_principal
+from presenced.wiring import services_of
 
 MAX_USERS = 650
 HEARTBEAT_SECONDS = 15.0
@@ -57,8 +58,8 @@ def _last_event_id(request: Request) -> int | None:
 
 
 def _event(request: Request, view: PresenceView) -> bytes:
-    context = f"{request.app.state.base_url}/v1.0/$metadata#communications/presences/$entity"
-    body: bytes = request.app.state.encoder.one(view, context)
+    context = f"{services_of(request).base_url}/v1.0/$metadata#communications/presences/$entity"
+    body: bytes = services_of(request).encoder.one(view, context)
     return b"event: presence\nid: " + f"{view.state.sequence:020d}".encode() + b"\ndata: " + body + b"\n\n"
 
 
@@ -77,14 +78,14 @@ async def stream_presences(request: Request) -> Response:
     principal = await _caller(request)
     ids = _ids(request)
     resume_after = _last_event_id(request)
-    presence = request.app.state.presence
+    presence = services_of(request).presence
     # The same permissions as reading them: this also resolves UPNs and drops unknown users.
     views: list[PresenceView] = (
         [await presence.get_presence(principal, ids[0])]
         if len(ids) == 1
         else await presence.get_presences(principal, ids)
     )
-    feed: ChangeFeed = request.app.state.feed
+    feed: ChangeFeed = services_of(request).feed
     return StreamingResponse(
         _events(request, principal, views, resume_after, feed),
         media_type="text/event-stream",
@@ -104,7 +105,7 @@ async def _events(
             for view in views:
                 yield _event(request, view)
         else:
-            changes = await request.app.state.change_log.changes_since(
+            changes = await services_of(request).change_log.changes_since(
                 principal.tenant_id, user_ids, resume_after, RESUME_LIMIT
             )
             for change in changes:

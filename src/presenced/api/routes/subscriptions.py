@@ -15,6 +15,7 @@ from presenced.auth.operations import Operation, Target
 from presenced.errors import BadRequest
 from presenced.services.ports import Subscription
 from presenced.services.subscriptions import NewSubscription, SubscriptionService
+from presenced.wiring import services_of
 
 
 class SubscriptionRequest(Struct, kw_only=True, forbid_unknown_fields=True):
@@ -64,7 +65,7 @@ class SubscriptionCollection(Struct, kw_only=True, rename={"odata_context": "@od
 
 
 def _service(request: Request) -> SubscriptionService:
-    service: SubscriptionService = request.app.state.subscriptions
+    service: SubscriptionService = services_of(request).subscriptions
     return service
 
 
@@ -98,7 +99,7 @@ def _fields(s: Subscription) -> dict[str, object]:
 
 def _context(request: Request, suffix: str) -> str:
     version = request.scope["path"].split("/", 2)[1]
-    return f"{request.app.state.base_url}/{version}/$metadata#subscriptions{suffix}"
+    return f"{services_of(request).base_url}/{version}/$metadata#subscriptions{suffix}"
 
 
 def _one(request: Request, s: Subscription, status: int = 200) -> Response:

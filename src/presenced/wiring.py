@@ -1,0 +1,97 @@
+"""What the HTTP adapters (the Graph API and the portal) are given: the services, typed, in one object.
+
+``api.app.create_app`` builds it and puts it on the application; a handler asks ``services_of``
+for it. Nothing else reads the application's state, so every use is type-checked.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from starlette.requests import HTTPConnection
+
+from presenced.auth.operations import Access
+from presenced.oauth.keys import SigningKeys
+from presenced.oauth.server import AuthorizationServer
+from presenced.oauth.signin import SignIn
+from presenced.oauth.tokens import TokenVerifier
+from presenced.services.actions import PresenceActions
+from presenced.services.emulator import EmulatorClock
+from presenced.services.feed import ChangeFeed
+from presenced.services.identity import IdentityService
+from presenced.services.mailbox import MailboxService
+from presenced.services.ports import ChangeLog
+from presenced.services.presence import PresenceService, PresenceView
+from presenced.services.subscriptions import SubscriptionService
+
+
+class PresenceEncoding(Protocol):
+    """The Graph API's encoder of presences (``api.wire.PresenceEncoder``), whose cache is per application."""
+
+    def one(self, view: PresenceView, context: str) -> bytes: ...
+    def collection(self, views: list[PresenceView], context: str) -> bytes: ...
+
+
+class GraphEndpoint(Protocol):
+    """What the portal's explorer reads of an endpoint of the API's route table (``api.endpoints``)."""
+
+    @property
+    def method(self) -> str: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def operation_id(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def versioned(self) -> bool: ...
+    @property
+    def access(self) -> tuple[Access, ...]: ...
+    @property
+    def response_body(self) -> type | None: ...
+    @property
+    def delegated_only(self) -> bool: ...
+    def paths(self) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    #: The public URL without a trailing slash: the base of ``@odata.context`` and of the sign-in endpoints.
+    base_url: str
+    presence: PresenceService
+    actions: PresenceActions
+    mailbox: MailboxService
+    #: The manual clock's controls; None on real time.
+    emulator: EmulatorClock | None
+    verifier: TokenVerifier
+    keys: SigningKeys
+    oauth: AuthorizationServer
+    signin: SignIn
+    identity: IdentityService
+    subscriptions: SubscriptionService
+    feed: ChangeFeed
+    change_log: ChangeLog
+    #: The local CA's certificate, served at /tls/ca.pem; None with certificates of one's own.
+    ca_certificate: Path | None
+    encoder: PresenceEncoding
+    #: The Graph API's route table, which the permissions explorer describes.
+    endpoints: Sequence[GraphEndpoint]
+
+
+def install(app: Any, services: Services) -> None:
+    """Give the application (a Starlette app) its services."""
+    app.state.services = services
+
+
+def installed(app: Any) -> Services:
+    """The services of an application ``install`` was given them."""
+    found: Services = app.state.services
+    return found
+
+
+def services_of(connection: HTTPConnection) -> Services:
+    """The services of the application a request (or stream) came to."""
+    return installed(connection.app)
