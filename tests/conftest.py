@@ -12,7 +12,7 @@ import asyncpg
 import httpx
 import pytest
 
-from presenced.api.app import create_app
+from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
 from presenced.oauth.keys import SigningKeys
 from presenced.services.demo import DemoTenant, seed_demo

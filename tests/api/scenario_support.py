@@ -15,7 +15,7 @@ import msgspec
 import pytest
 from sqlalchemy import Table, delete, insert, select
 
-from presenced.api.app import create_app
+from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
 from presenced.services.ports import Tenant, User
 from presenced.store.clock import StoredClock

@@ -9,7 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from presenced.api.app import create_app
+from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
 from tests.support import BASE_URL, TABLES, make_settings
 

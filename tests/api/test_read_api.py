@@ -10,7 +10,7 @@ import httpx
 import pytest
 from joserfc.jwk import RSAKey
 
-from presenced.api.app import create_app
+from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
 from presenced.oauth.keys import rotate
 from presenced.services.demo import DemoTenant, demo_user_id

@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from presenced.api.app import create_app
+from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
 from tests.support import BASE_URL, T0, TABLES, FixedClock, make_settings
 

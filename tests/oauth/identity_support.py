@@ -14,7 +14,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 
-from presenced.api.app import create_app
+from presenced.app import create_app
 from presenced.auth.permissions import GRAPH_APP_ID, Permission
 from presenced.bootstrap import Runtime
 from presenced.oauth.tokens import decode_own_token

@@ -7,7 +7,7 @@ import re
 import httpx
 import pytest
 
-from presenced.api.app import create_app
+from presenced.app import create_app
 from presenced.bootstrap import Runtime
 from tests.oauth.identity_support import World
 from tests.support import Tokens

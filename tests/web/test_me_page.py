@@ -17,9 +17,9 @@ from presenced.domain.model import (
     WorkLocationType,
 )
 from presenced.domain.sequence import PresenceState
+from presenced.portal_session import PORTAL_APP_ID, portal_principal
 from presenced.services.mailbox import LocalTime, RepliesPatch
 from presenced.web.me import LEAVE_GRACE
-from presenced.web.portal import PORTAL_APP_ID, portal_principal
 from tests.oauth.identity_support import World, account
 from tests.support import T0, FixedClock
 from tests.web.portal_support import csrf_of, page_error, portal_sign_in, text_of

@@ -1,34 +1,22 @@
-"""The ASGI application: routes, error translation, and the services it calls."""
+"""The Graph API's routes: every endpoint's table, ``/openapi.json`` and ``/health``."""
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
-from typing import Any
-
-from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
-from presenced.api.fastpath import PresenceFastPath
-from presenced.api.http import error_response
 from presenced.api.openapi import openapi_document
 from presenced.api.routes import actions, directory, emulator, graph, mailbox, stream, subscriptions
-from presenced.bootstrap import Runtime
-from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
-from presenced.web import routes as web_routes
-from presenced.web.pages import message
-from presenced.wiring import Services, install
 
-log = logging.getLogger("presenced.api")
+#: Paths of the APIs: their errors are Graph's JSON body whoever asks.
+API_PREFIXES = ("/v1.0/", "/beta/", "/_", "/openapi.json", "/health")
 
 
-def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> PresenceFastPath:
-    """The application serving ``runtime``'s services (``ca_certificate``: the local CA, offered to browsers)."""
+def graph_endpoints(with_emulator: bool) -> tuple[Endpoint, ...]:
+    """The API's endpoints (the emulator's clock only when the manual clock runs)."""
     endpoints: tuple[Endpoint, ...] = (
         graph.ENDPOINTS
         + actions.ENDPOINTS
@@ -37,8 +25,11 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
         + subscriptions.ENDPOINTS
         + stream.ENDPOINTS
     )
-    if runtime.emulator is not None:
-        endpoints += emulator.ENDPOINTS
+    return endpoints + emulator.ENDPOINTS if with_emulator else endpoints
+
+
+def graph_routes(endpoints: tuple[Endpoint, ...]) -> list[Route]:
+    """The endpoints' routes, with the OpenAPI document that describes them and the health check."""
     openapi = wire.encode(openapi_document(endpoints))
 
     async def openapi_json(request: Request) -> Response:
@@ -48,66 +39,6 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
         return JSONResponse({"status": "ok"})
 
     routes = [Route(path, e.handler, methods=[e.method]) for e in endpoints for path in e.paths()]
-    routes += [
-        Route("/openapi.json", openapi_json, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
-    ]
-    routes += web_routes.ROUTES
-    app = Starlette(
-        routes=routes,
-        exception_handlers={PresencedError: _presenced_error, HTTPException: _http_error, Exception: _crash},
-    )
-    install(
-        app,
-        Services(
-            base_url=runtime.settings.base_url,
-            presence=runtime.presence,
-            actions=runtime.actions,
-            mailbox=runtime.mailbox,
-            emulator=runtime.emulator,
-            verifier=runtime.verifier,
-            keys=runtime.keys,
-            oauth=runtime.oauth,
-            signin=runtime.signin,
-            identity=runtime.identity,
-            subscriptions=runtime.subscriptions,
-            feed=runtime.feed,
-            change_log=runtime.change_log,
-            ca_certificate=ca_certificate,
-            encoder=wire.PresenceEncoder(),
-            endpoints=endpoints,
-        ),
-    )
-    return PresenceFastPath(app)
-
-
-async def _presenced_error(request: Request, exc: Any) -> Response:
-    return error_response(request, exc)
-
-
-#: Paths of the APIs: their errors are Graph's JSON body whoever asks.
-_API_PREFIXES = ("/v1.0/", "/beta/", "/_", "/openapi.json", "/health")
-
-
-def _for_a_person(request: Request) -> bool:
-    """Whether the request is a browser's navigation to a page, which should get a page back, not JSON."""
-    return not request.url.path.startswith(_API_PREFIXES) and "text/html" in request.headers.get("accept", "")
-
-
-async def _http_error(request: Request, exc: Any) -> Response:
-    if _for_a_person(request) and exc.status_code in {404, 405}:
-        return message(request, "Page not found", "There is no page at this address.", status=exc.status_code)
-    if exc.status_code == 405:
-        return error_response(request, MethodNotAllowed(f"The method {request.method} is not allowed here."))
-    if exc.status_code == 404:
-        return error_response(request, ResourceNotFound(f"Resource not found for the segment '{request.url.path}'."))
-    return error_response(request, PresencedError(str(exc.detail), status=exc.status_code, code="BadRequest"))
-
-
-async def _crash(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
-    if _for_a_person(request):
-        return message(
-            request, "Something went wrong", "The server could not complete this. Try again in a moment.", status=500
-        )
-    return error_response(request, PresencedError("An internal error occurred."))
+    routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
+    routes.append(Route("/health", health, methods=["GET"]))
+    return routes

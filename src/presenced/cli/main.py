@@ -251,7 +251,7 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
 
     import uvicorn
 
-    from presenced.api.app import create_app
+    from presenced.app import create_app
     from presenced.bootstrap import build, prepare_data_dir
     from presenced.config import record_serving_url
     from presenced.services.demo import seed_demo, seed_demo_identity

@@ -8,13 +8,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from presenced.oauth.errors import OAuthError
+from presenced.portal_session import current_account
 from presenced.web.pages import (
     message,
     oauth_error_json,
     oauth_server,
     read_form,
 )
-from presenced.web.portal import current_account, page
+from presenced.web.portal import page
 from presenced.wiring import services_of
 
 

@@ -27,9 +27,11 @@ from starlette.routing import Route
 
 from presenced.auth.allowances import Allowance, allowances
 from presenced.auth.permissions import CATALOG, Permission, PermissionKind, find
+from presenced.portal_session import current_account
 from presenced.web import samples as code_samples
+from presenced.web.permission_entries import Entry, Method, Variant
 from presenced.web.permission_exports import csv_text, export, json_bytes
-from presenced.web.portal import current_account, page, problem
+from presenced.web.portal import page, problem
 from presenced.web.resource_properties import Property, resource_properties
 from presenced.wiring import GraphEndpoint, services_of
 
@@ -37,53 +39,6 @@ _DELEGATED, _APPLICATION = PermissionKind.DELEGATED, PermissionKind.APPLICATION
 
 
 # ---- the index: each permission value with what it allows ----
-
-
-@dataclass(frozen=True, slots=True)
-class Method:
-    """An endpoint that the delegated or the application variant of a permission allows."""
-
-    method: str
-    #: The full paths: one per Graph version, or the one path of an extension.
-    paths: tuple[str, ...]
-    versioned: bool
-    summary: str
-    operation_id: str
-    delegated: Allowance | None
-    application: Allowance | None
-
-
-@dataclass(frozen=True, slots=True)
-class Variant:
-    """The delegated or the application permission of one value, with its code samples."""
-
-    permission: Permission
-    #: The operation id of the endpoint the samples call (None: no sample, e.g. an OpenID Connect scope).
-    sample_call: str | None
-    samples: tuple[code_samples.Sample, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Entry:
-    """One permission value: its variants, what they allow and expose, and its exports."""
-
-    value: str
-    delegated: Variant | None
-    application: Variant | None
-    methods: tuple[Method, ...]
-    properties: tuple[Property, ...]
-    #: What the list's search matches: the value and the display names.
-    search: str
-    json: bytes
-    csv: str
-
-    @property
-    def variants(self) -> tuple[Variant, ...]:
-        return tuple(v for v in (self.delegated, self.application) if v is not None)
-
-    @property
-    def openid(self) -> bool:
-        return any(v.permission.openid for v in self.variants)
 
 
 def _allowance(found: Iterable[Allowance], permission: Permission | None) -> Allowance | None:

@@ -22,7 +22,6 @@ from presenced.oauth.server import AuthorizationServer
 from presenced.oauth.signin import SignIn
 from presenced.wiring import services_of
 
-SESSION_COOKIE = "presenced_session"
 CSRF_COOKIE = "presenced_csrf"
 MAX_FORM = 64 * 1024
 FORM_FIELDS = frozenset({"csrf", "step", "username", "password", "decision", "for_all", "user_code"})

@@ -11,13 +11,11 @@ import csv
 import io
 import json
 from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from presenced.auth.allowances import Allowance
 from presenced.auth.permissions import Permission, PermissionKind
-
-if TYPE_CHECKING:  # the explorer builds its entries with these exports, so its Entry is named for typing only
-    from presenced.web.explorer import Entry
+from presenced.web.permission_entries import Entry
 
 _DELEGATED = PermissionKind.DELEGATED
 

@@ -11,9 +11,7 @@ or, when the input is refused, the page again with the reason.
 from __future__ import annotations
 
 import contextlib
-import uuid
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
 from importlib import resources
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -21,14 +19,12 @@ from urllib.parse import quote, urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from presenced.auth.principal import Principal
-from presenced.clock import real_now
 from presenced.errors import PresencedError
 from presenced.oauth.errors import OAuthError
 from presenced.oauth.signin import SignInRefused
+from presenced.portal_session import PORTAL_APP_ID, SESSION_COOKIE, current_account, portal_principal
 from presenced.services.ports import Account
 from presenced.web.pages import (
-    SESSION_COOKIE,
     client_address,
     csrf_ok,
     read_form,
@@ -38,30 +34,7 @@ from presenced.web.pages import (
 )
 from presenced.wiring import services_of
 
-#: The portal's app id: the ``sessionId`` of the presence session a page keeps alive.
-PORTAL_APP_ID = str(uuid.uuid5(uuid.NAMESPACE_URL, "https://presenced/portal"))
-PORTAL_NAME = "presenced portal"
-#: What the portal may do for the signed-in person, as a Teams client may.
-PORTAL_SCOPES = frozenset({"Presence.ReadWrite", "Presence.Read.All", "MailboxSettings.ReadWrite", "User.Read"})
-
 Handler = Callable[[Request, Account], Awaitable[Response]]
-
-
-def portal_principal(account: Account) -> Principal:
-    """The signed-in person acting through the portal."""
-    return Principal(
-        tenant_id=account.user.tenant_id,
-        app_id=PORTAL_APP_ID,
-        expires_at=real_now() + timedelta(hours=1),
-        user_id=account.user.id,
-        scopes=PORTAL_SCOPES,
-        directory_admin=account.is_admin,
-    )
-
-
-async def current_account(request: Request) -> Account | None:
-    session = await sign_in(request).session(request.cookies.get(SESSION_COOKIE))
-    return None if session is None else session.account
 
 
 def page(

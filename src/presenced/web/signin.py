@@ -18,10 +18,10 @@ from presenced.oauth.scopes import parse_scopes
 from presenced.oauth.server import AuthorizationServer, AuthorizeRequest, normal_user_code
 from presenced.oauth.signin import Session, SignInRefused
 from presenced.oauth.tokens import decode_own_token
+from presenced.portal_session import SESSION_COOKIE
 from presenced.services.ports import Account, Application
 from presenced.web.pages import (
     FORM_FIELDS,
-    SESSION_COOKIE,
     client_address,
     csrf_ok,
     message,

@@ -25,10 +25,10 @@ from presenced.api.http import graph_headers, principal_of
 from presenced.auth.operations import Operation, Target
 from presenced.auth.principal import Principal
 from presenced.errors import BadRequest
+from presenced.portal_session import current_account, portal_principal
 from presenced.services.feed import ChangeFeed, Listener
 from presenced.services.ports import LoggedChange
 from presenced.services.presence import PresenceView
-from presenced.web.portal import current_account, portal_principal
 from presenced.wiring import services_of
 
 MAX_USERS = 650
