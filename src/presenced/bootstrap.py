@@ -6,7 +6,7 @@ import ipaddress
 import os
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
@@ -30,6 +30,7 @@ from presenced.services.emulator import EmulatorClock
 from presenced.services.feed import ChangeFeed
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
+from presenced.services.ports import ChangeLog, PresenceReader, PresenceWriter, UnitOfWork
 from presenced.services.presence import PresenceService
 from presenced.services.subscriptions import SubscriptionLifecycle, SubscriptionService
 from presenced.services.sweeper import Sweeper
@@ -47,14 +48,20 @@ from presenced.store.subscriptions import SqlSubscriptionStore
 
 @dataclass
 class Runtime:
+    """The services of one process, typed by what they are to their users (ports and services), and
+    what closes them."""
+
     settings: Settings
+    #: The SQLAlchemy engine of the store (migrations, tools, tests).
     engine: AsyncEngine
-    store: SqlStore
+    #: Transactions over the directory and presence facts (SQL).
+    store: UnitOfWork
     keys: SigningKeys
     clock: Clock
-    reader: SqlitePresenceReader | PostgresPresenceReader
+    #: The read hot path (bare driver).
+    reader: PresenceReader
     #: Every write of presence facts goes through it (group commit).
-    writer: GroupCommit
+    writer: PresenceWriter
     presence: PresenceService
     verifier: TokenVerifier
     actions: PresenceActions
@@ -68,17 +75,16 @@ class Runtime:
     subscriptions: SubscriptionService
     deliveries: Deliveries
     lifecycle: SubscriptionLifecycle
-    change_log: SqlChangeLog
+    change_log: ChangeLog
     feed: ChangeFeed
+    #: Other processes' changes (Redis), or this one's alone.
     fanout: LocalFanout
+    #: What ``close`` closes, in this order.
+    closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 
     async def close(self) -> None:
-        await self.writer.close()
-        await self.fanout.close()
-        await self.reader.close()
-        if isinstance(self.clock, StoredClock):
-            await self.clock.close()
-        await self.engine.dispose()
+        for close in self.closing:
+            await close()
 
 
 def prepare_data_dir(data_dir: Path) -> None:
@@ -189,6 +195,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         change_log=change_log,
         feed=feed,
         fanout=fanout,
+        closing=[writer.close, fanout.close, *reversed(opened)],
     )
 
 
