@@ -345,7 +345,7 @@ async def add_users(
 
     from presenced.bootstrap import build
     from presenced.config import Settings
-    from presenced.services.ports import User
+    from presenced.services.entities import User
 
     runtime = await build(Settings(data_dir=data_dir, database_url=database_url))
     try:

@@ -76,7 +76,7 @@ async def _seed(data_dir: Path, database_url: str | None, count: int) -> str:
     """A tenant with ``count`` users, each with a fresh Available session; the tenant's id."""
     from presenced.bootstrap import build
     from presenced.config import Settings
-    from presenced.services.ports import Tenant, User
+    from presenced.services.entities import Tenant, User
 
     runtime = await build(Settings(data_dir=data_dir, database_url=database_url, clock="manual"))
     try:
@@ -120,7 +120,7 @@ async def _new_sessions(runtime: Any, users: list[Any]) -> None:
 async def _refresh(data_dir: Path, database_url: str | None, tenant_id: str, count: int) -> None:
     from presenced.bootstrap import build
     from presenced.config import Settings
-    from presenced.services.ports import User
+    from presenced.services.entities import User
 
     runtime = await build(Settings(data_dir=data_dir, database_url=database_url))
     try:

@@ -13,7 +13,7 @@ from starlette.requests import HTTPConnection
 
 from presenced.auth.principal import Principal
 from presenced.clock import real_now
-from presenced.services.ports import Account
+from presenced.services.entities import Account
 from presenced.wiring import services_of
 
 SESSION_COOKIE = "presenced_session"

@@ -17,7 +17,7 @@ from sqlalchemy import Table, delete, insert, select
 
 from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
-from presenced.services.ports import Tenant, User
+from presenced.services.entities import Tenant, User
 from presenced.store.clock import StoredClock
 from presenced.store.codec import decode_visible, from_us
 from presenced.store.schema import metadata, presence_changes

@@ -14,7 +14,7 @@ from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
 from presenced.oauth.keys import rotate
 from presenced.services.demo import DemoTenant, demo_user_id
-from presenced.services.ports import Tenant, User
+from presenced.services.entities import Tenant, User
 from tests.support import BASE_URL, T0, FixedClock, Tokens, bearer
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")

@@ -38,7 +38,7 @@ from presenced.bootstrap import build
 from presenced.config import Settings
 from presenced.oauth.keys import SigningKeys
 from presenced.oauth.tokens import mint_access_token
-from presenced.services.ports import Tenant, User
+from presenced.services.entities import Tenant, User
 from presenced.store.codec import decode_visible
 from presenced.store.schema import presence_changes
 

@@ -27,7 +27,7 @@ from presenced.services.demo import (
     seed_demo,
     seed_demo_identity,
 )
-from presenced.services.ports import Account, ApiScope, Application, RequiredAccess
+from presenced.services.entities import Account, ApiScope, Application, RequiredAccess
 from tests.support import BASE_URL
 
 GRAPH = "https://graph.microsoft.com"

@@ -15,8 +15,8 @@ from joserfc.jwk import RSAKey
 
 from presenced.bootstrap import Runtime
 from presenced.oauth.tokens import issuer, mint_access_token
+from presenced.services.entities import Application
 from presenced.services.identity import GRAPH as GRAPH_RESOURCE
-from presenced.services.ports import Application
 from tests.oauth.identity_support import (
     CALLBACK,
     GRANT_DEVICE_CODE,

@@ -9,8 +9,8 @@ from datetime import UTC, datetime
 from presenced.domain.model import OFFLINE
 from presenced.domain.sequence import PresenceState
 from presenced.services import feed as feed_module
+from presenced.services.entities import LoggedChange
 from presenced.services.feed import ChangeFeed
-from presenced.services.ports import LoggedChange
 
 TENANT = "00000000-0000-0000-0000-000000000001"
 ANNA, BEN = "00000000-0000-0000-0000-0000000000a1", "00000000-0000-0000-0000-0000000000b1"

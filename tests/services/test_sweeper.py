@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from presenced.bootstrap import Runtime, build
 from presenced.domain.model import Activity, Availability, PresenceFacts, Session
-from presenced.services.ports import Tenant, User
+from presenced.services.entities import Tenant, User
 from presenced.services.sweeper import Sweeper
 from presenced.services.writes import deciding
 from presenced.store.schema import presence_changes

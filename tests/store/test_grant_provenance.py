@@ -12,7 +12,7 @@ from sqlalchemy import select, text
 from sqlalchemy.engine import Connection
 
 from presenced.bootstrap import Runtime
-from presenced.services.ports import Account, AppRoleAssignment, PermissionGrant, ServicePrincipal, Tenant, User
+from presenced.services.entities import Account, AppRoleAssignment, PermissionGrant, ServicePrincipal, Tenant, User
 from presenced.store.codec import to_us
 from presenced.store.engine import MIGRATIONS
 from presenced.store.schema import permission_grants

@@ -29,7 +29,8 @@ from presenced.domain.model import (
     Session,
 )
 from presenced.errors import BadRequest, ResourceNotFound
-from presenced.services.ports import Decide, Decision, StoredPresence, Subscription, Tenant, User
+from presenced.services.entities import Decision, StoredPresence, Subscription, Tenant, User
+from presenced.services.ports import Decide
 from presenced.services.writes import deciding
 from presenced.store.codec import decode_visible
 from presenced.store.group_commit import MAX_SWEEP

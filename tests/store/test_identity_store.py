@@ -7,7 +7,7 @@ from datetime import timedelta
 
 from presenced.bootstrap import Runtime
 from presenced.services.credentials import digest
-from presenced.services.ports import Account, AuthorizationCode, DeviceCode, RefreshToken, Tenant, User
+from presenced.services.entities import Account, AuthorizationCode, DeviceCode, RefreshToken, Tenant, User
 from tests.support import T0
 
 TENANT = Tenant(str(uuid.UUID(int=1)), "Contoso")

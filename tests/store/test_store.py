@@ -26,7 +26,7 @@ from presenced.domain.model import (
     WorkLocationType,
 )
 from presenced.domain.sequence import Change, initial_state
-from presenced.services.ports import Decision, StoredPresence, Tenant, User
+from presenced.services.entities import Decision, StoredPresence, Tenant, User
 from presenced.services.writes import deciding
 from presenced.store.bare_directory import newest_revision
 from presenced.store.engine import upgrade

@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from presenced.bootstrap import Runtime
 from presenced.domain import changes as change
 from presenced.domain.model import Activity, Availability, PresenceFacts, Session, VisiblePresence
-from presenced.services.ports import Tenant, User
+from presenced.services.entities import Tenant, User
 from presenced.services.writes import deciding
 from presenced.store.codec import decode_visible
 from presenced.store.engine import MIGRATIONS

@@ -13,7 +13,7 @@ import pytest
 from presenced.bootstrap import Runtime
 from presenced.oauth.errors import OAuthError
 from presenced.oauth.tokens import GLOBAL_ADMINISTRATOR
-from presenced.services.ports import Account
+from presenced.services.entities import Account
 from tests.oauth.identity_support import (
     CALLBACK,
     GRAPH,

@@ -13,7 +13,7 @@ import pytest
 from presenced.auth.permissions import APP_PRESENCE_READ_ALL
 from presenced.bootstrap import Runtime
 from presenced.services.demo import demo_password
-from presenced.services.ports import Application
+from presenced.services.entities import Application
 from tests.oauth.identity_support import (
     CALLBACK,
     GRANT_DEVICE_CODE,

@@ -21,7 +21,7 @@ from presenced.errors import ConfigurationError, PresencedError
 # Commands import what they need when they run (see ``presenced.cli.main``).
 if TYPE_CHECKING:
     from presenced.bootstrap import Runtime
-    from presenced.services.ports import Application, RequiredAccess
+    from presenced.services.entities import Application, RequiredAccess
 
 PLATFORMS = ("web", "spa", "public")
 
@@ -166,7 +166,7 @@ def app() -> None:
 def _permission_access(values: tuple[str, ...]) -> tuple[RequiredAccess, ...]:
     """``Presence.Read`` (delegated) or ``Presence.Read.All:application`` → requiredResourceAccess entries."""
     from presenced.auth.permissions import GRAPH_APP_ID, PermissionKind, find
-    from presenced.services.ports import RequiredAccess
+    from presenced.services.entities import RequiredAccess
 
     access = []
     for raw in values:
@@ -222,7 +222,7 @@ def app_create(
     tenant_id = _tenant(tenant_ref)
 
     async def create(rt: Runtime) -> dict[str, Any]:
-        from presenced.services.ports import Application
+        from presenced.services.entities import Application
 
         now = _now()
         registration = Application(

@@ -25,7 +25,7 @@ from presenced.notify.outbound import (
     validate_endpoint,
 )
 from presenced.services.deliveries import Answer
-from presenced.services.ports import PendingNotification
+from presenced.services.entities import PendingNotification
 
 #: A 2xx within this counts as delivered (Graph's rule).
 DELIVERY_TIMEOUT = 3.0

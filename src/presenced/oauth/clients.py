@@ -21,8 +21,8 @@ from presenced.oauth.keys import SigningKeys
 from presenced.oauth.scopes import ScopeRequest
 from presenced.oauth.tokens import DEFAULT_LIFETIME, mint_access_token
 from presenced.services.credentials import same_digest
+from presenced.services.entities import Account, Application
 from presenced.services.identity import IdentityService, Resource
-from presenced.services.ports import Account, Application
 
 TENANT_ALIASES = frozenset({"common", "organizations"})
 CODE_LIFETIME = timedelta(minutes=10)

@@ -29,8 +29,8 @@ from presenced.oauth.operator import operator_token
 from presenced.oauth.scopes import ScopeRequest, parse_scopes
 from presenced.oauth.tokens import DEFAULT_LIFETIME, LEEWAY, decode_own_token, issuer, mint_id_token
 from presenced.services.credentials import digest, new_opaque, new_user_code, pkce_matches
+from presenced.services.entities import DeviceCode, RefreshToken
 from presenced.services.identity import Resource
-from presenced.services.ports import DeviceCode, RefreshToken
 
 
 class TokenEndpoint(ServerCore):

@@ -19,7 +19,7 @@ from presenced.auth.permissions import PermissionKind, find
 from presenced.oauth.errors import OAuthError, invalid_scope
 from presenced.oauth.keys import SigningKeys
 from presenced.oauth.tokens import DEFAULT_LIFETIME, mint_access_token
-from presenced.services.ports import Account, Application, ServicePrincipal
+from presenced.services.entities import Account, Application, ServicePrincipal
 
 
 class OperatorDirectory(Protocol):

@@ -16,8 +16,8 @@ from presenced.oauth.errors import OAuthError, invalid_scope, missing_parameter
 from presenced.oauth.grants import TokenEndpoint
 from presenced.oauth.scopes import ScopeRequest, parse_scopes
 from presenced.services.credentials import digest, new_opaque
+from presenced.services.entities import Account, Application, AuthorizationCode, DeviceCode
 from presenced.services.identity import Resource, ResourcePermission
-from presenced.services.ports import Account, Application, AuthorizationCode, DeviceCode
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from presenced.clock import real_now
 from presenced.errors import PresencedError
 from presenced.services.credentials import digest, new_opaque
-from presenced.services.ports import Account, IdentityStore, SecretHasher
+from presenced.services.entities import Account
+from presenced.services.ports import IdentityStore, SecretHasher
 
 #: Entra's smart-lockout defaults: 10 failures lock an account for a minute.
 ACCOUNT_LIMIT, ACCOUNT_LOCK = 10, timedelta(minutes=1)

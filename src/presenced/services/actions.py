@@ -21,8 +21,9 @@ from presenced.domain.model import (
 )
 from presenced.domain.sequence import Change
 from presenced.errors import BadRequest, ResourceNotFound, UserNotFound
+from presenced.services.entities import User, UserRef
 from presenced.services.inputs import duration_value, enum_value, guid_value, local_instant, text_value
-from presenced.services.ports import PresenceWriter, User, UserFinder, UserRef
+from presenced.services.ports import PresenceWriter, UserFinder
 from presenced.services.writes import Mutation, deciding
 
 MAX_STATUS_LENGTH = 280

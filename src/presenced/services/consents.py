@@ -12,8 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from presenced.errors import Forbidden, ResourceNotFound
-from presenced.services.identity import IdentityService, Resource
-from presenced.services.ports import (
+from presenced.services.entities import (
     Account,
     Application,
     AppRoleAssignment,
@@ -21,6 +20,7 @@ from presenced.services.ports import (
     RequiredAccess,
     ServicePrincipal,
 )
+from presenced.services.identity import IdentityService, Resource
 
 
 @dataclass(frozen=True, slots=True)

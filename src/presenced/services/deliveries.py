@@ -20,8 +20,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from presenced.services.entities import DeliveryResult, PendingNotification
 from presenced.services.loops import repeat
-from presenced.services.ports import DeliveryResult, PendingNotification, SubscriptionStore
+from presenced.services.ports import SubscriptionStore
 
 log = logging.getLogger("presenced.deliveries")
 

@@ -45,8 +45,9 @@ from presenced.services.demo_ids import (
     NAMESPACE,
     demo_user_id,
 )
+from presenced.services.entities import Application, RequiredAccess, Tenant, User
 from presenced.services.identity import IdentityService
-from presenced.services.ports import Application, PresenceWriter, RequiredAccess, Tenant, UnitOfWork, User
+from presenced.services.ports import PresenceWriter, UnitOfWork
 from presenced.services.writes import deciding
 
 

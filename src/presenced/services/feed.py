@@ -24,8 +24,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
+from presenced.services.entities import LoggedChange
 from presenced.services.loops import repeat
-from presenced.services.ports import ChangeLog, LoggedChange
+from presenced.services.ports import ChangeLog
 
 log = logging.getLogger("presenced.feed")
 

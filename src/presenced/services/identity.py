@@ -29,20 +29,19 @@ from presenced.auth.permissions import (
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
 from presenced.services import registrations
 from presenced.services.credentials import digest, new_client_secret
-from presenced.services.loops import repeat
-from presenced.services.ports import (
+from presenced.services.entities import (
     Account,
     Application,
     AppRoleAssignment,
     ClientSecret,
-    IdentityStore,
     PermissionGrant,
     RequiredAccess,
-    SecretHasher,
     ServicePrincipal,
     Tenant,
     User,
 )
+from presenced.services.loops import repeat
+from presenced.services.ports import IdentityStore, SecretHasher
 
 log = logging.getLogger("presenced.identity")
 

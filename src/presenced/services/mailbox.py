@@ -13,8 +13,9 @@ from presenced.domain import changes as change
 from presenced.domain.model import AutoReplyStatus, MailboxSettings, PresenceFacts
 from presenced.errors import BadRequest
 from presenced.services.actions import PresenceActions
+from presenced.services.entities import Decision, StoredPresence, User
 from presenced.services.inputs import enum_value, local_instant, text_value, zone_name
-from presenced.services.ports import Decision, Directory, StoredPresence, User
+from presenced.services.ports import Directory
 from presenced.services.writes import change_facts
 
 EXTERNAL_AUDIENCES = ("none", "contactsOnly", "all")

@@ -18,7 +18,8 @@ from presenced.auth.policy import Operation, Target, authorize, require_delegate
 from presenced.auth.principal import Principal
 from presenced.domain.sequence import PresenceState
 from presenced.errors import BadRequest, ResourceNotFound
-from presenced.services.ports import PresenceReader, UserPresence
+from presenced.services.entities import UserPresence
+from presenced.services.ports import PresenceReader
 
 #: getPresencesByUserId takes at most this many ids (docs/graph-api.md, "Paths").
 MAX_IDS = 650

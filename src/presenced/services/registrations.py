@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 from presenced.auth.permissions import CATALOG, GRAPH_APP_ID, Permission, PermissionKind
 from presenced.errors import BadRequest, ResourceNotFound
-from presenced.services.ports import Application, RequiredAccess
+from presenced.services.entities import Application, RequiredAccess
 
 SIGN_IN_AUDIENCES = (
     "AzureADMyOrg",

@@ -20,8 +20,9 @@ from presenced.auth.policy import Operation, Target, authorize
 from presenced.auth.principal import Principal
 from presenced.clock import Clock
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
+from presenced.services.entities import Subscription
 from presenced.services.loops import repeat
-from presenced.services.ports import Directory, Subscription, SubscriptionStore
+from presenced.services.ports import Directory, SubscriptionStore
 
 log = logging.getLogger("presenced.subscriptions")
 

@@ -19,7 +19,8 @@ from functools import partial
 
 from presenced.domain.model import PresenceFacts
 from presenced.domain.sequence import Change, PresenceState, advance, recompute
-from presenced.services.ports import Decide, Decision, StoredPresence
+from presenced.services.entities import Decision, StoredPresence
+from presenced.services.ports import Decide
 
 Mutation = Callable[[PresenceFacts, datetime], PresenceFacts]
 

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from presenced.errors import ConfigurationError
-from presenced.services.ports import Account, Application, ServicePrincipal
+from presenced.services.entities import Account, Application, ServicePrincipal
 from presenced.store.identity_rows import (
     account_from_row,
     application_from_row,

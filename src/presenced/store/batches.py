@@ -19,7 +19,8 @@ from typing import Any
 from presenced.domain.model import PresenceFacts, Session
 from presenced.domain.sequence import Change, PresenceState
 from presenced.errors import UserNotFound
-from presenced.services.ports import Advance, Decide, Decision, StoredPresence, User, UserRef
+from presenced.services.entities import Decision, StoredPresence, User, UserRef
+from presenced.services.ports import Advance, Decide
 from presenced.store.codec import encode_steps, encode_visible, opt_to_us, to_us
 from presenced.store.rows import state_from_columns, stored_from_columns
 

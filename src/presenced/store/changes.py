@@ -9,7 +9,7 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from presenced.domain.sequence import PresenceState
-from presenced.services.ports import LoggedChange
+from presenced.services.entities import LoggedChange
 from presenced.store.codec import decode_visible, from_us
 from presenced.store.schema import presence_changes
 

@@ -29,7 +29,8 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
-from presenced.services.ports import Advance, Decide, Decision, User, UserRef
+from presenced.services.entities import Decision, User, UserRef
+from presenced.services.ports import Advance, Decide
 from presenced.store.batches import Batch, Sweep, SweepPart, Write
 
 log = logging.getLogger("presenced.store")

@@ -13,7 +13,7 @@ from sqlalchemy import delete, insert, or_, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from presenced.services.ports import (
+from presenced.services.entities import (
     Account,
     Application,
     AppRoleAssignment,

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from presenced.services.ports import (
+from presenced.services.entities import (
     Account,
     ApiScope,
     Application,

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from presenced.domain.model import MailboxSettings, PresenceFacts
 from presenced.domain.sequence import PresenceState, initial_state, upcoming_of
-from presenced.services.ports import StoredPresence, Tenant, User
+from presenced.services.entities import StoredPresence, Tenant, User
 from presenced.store.codec import decode_steps, encode_steps, encode_visible, opt_to_us, to_us
 from presenced.store.engine import WRITER
 from presenced.store.rows import facts_from_rows, mailbox_from_row, session_from_row, state_from_row, user_from_row

@@ -25,7 +25,7 @@ from typing import Any
 import asyncpg
 from sqlalchemy.engine import make_url
 
-from presenced.services.ports import User, UserPresence
+from presenced.services.entities import User, UserPresence
 from presenced.store.rows import user_presence
 
 #: The columns every variant of the read query returns, in order.

@@ -21,7 +21,7 @@ from presenced.domain.model import (
     WorkLocationType,
 )
 from presenced.domain.sequence import PresenceState, upcoming_of
-from presenced.services.ports import StoredPresence, User, UserPresence
+from presenced.services.entities import StoredPresence, User, UserPresence
 from presenced.store.batch_sql import MAILBOX
 from presenced.store.codec import decode_steps, decode_visible, from_us, opt_from_us, opt_to_us, to_us
 

@@ -20,7 +20,7 @@ from typing import Any
 import msgspec
 
 from presenced.clock import LocalClock, real_now
-from presenced.services.ports import StoredPresence
+from presenced.services.entities import StoredPresence
 from presenced.store.batch_sql import SQLITE as SQL
 from presenced.store.batches import Batch, Recent, loaded_from_columns
 from presenced.store.codec import from_us, to_us

@@ -12,7 +12,7 @@ from sqlalchemy import delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from presenced.services.ports import DeliveryResult, PendingNotification, Subscription
+from presenced.services.entities import DeliveryResult, PendingNotification, Subscription
 from presenced.store.codec import decode_visible, from_us, to_us
 from presenced.store.presence import SqlStore
 from presenced.store.schema import delivery_attempts, notifications, subscription_users, subscriptions

@@ -28,8 +28,8 @@ from presenced.auth.permissions import CATALOG, PermissionKind
 from presenced.errors import BadRequest, PresencedError, ResourceNotFound
 from presenced.services import registrations
 from presenced.services.consents import Consents
+from presenced.services.entities import Account, Application, RequiredAccess
 from presenced.services.identity import IdentityService, NewSecret
-from presenced.services.ports import Account, Application, RequiredAccess
 from presenced.web import consents
 from presenced.web.pages import read_form
 from presenced.web.portal import page, signed_in

@@ -18,7 +18,7 @@ from starlette.routing import Route
 
 from presenced.errors import PresencedError
 from presenced.services.consents import ApplicationConsent, ClientConsents, Consents, DelegatedConsent
-from presenced.services.ports import Account
+from presenced.services.entities import Account
 from presenced.web.pages import read_form
 from presenced.web.portal import page, signed_in
 from presenced.wiring import services_of

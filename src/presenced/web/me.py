@@ -21,8 +21,8 @@ from starlette.routing import Route
 from presenced.domain import timezones
 from presenced.errors import BadRequest, PresencedError
 from presenced.portal_session import PORTAL_APP_ID, portal_principal
+from presenced.services.entities import Account
 from presenced.services.mailbox import LocalTime, MailboxService, RepliesPatch
-from presenced.services.ports import Account
 from presenced.web.pages import read_form
 from presenced.web.portal import page, signed_in
 from presenced.web.presence_words import CHOICES, LOCATION_WORDS, VOCABULARY, initials, shown

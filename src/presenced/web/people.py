@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from presenced.portal_session import portal_principal
-from presenced.services.ports import Account
+from presenced.services.entities import Account
 from presenced.services.presence import MAX_IDS, PresenceService
 from presenced.web.portal import page, signed_in
 from presenced.web.presence_words import VOCABULARY, initials, shown

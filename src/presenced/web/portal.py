@@ -23,7 +23,7 @@ from presenced.errors import PresencedError
 from presenced.oauth.errors import OAuthError
 from presenced.oauth.signin import SignInRefused
 from presenced.portal_session import PORTAL_APP_ID, SESSION_COOKIE, current_account, portal_principal
-from presenced.services.ports import Account
+from presenced.services.entities import Account
 from presenced.web.pages import (
     client_address,
     csrf_ok,

@@ -19,7 +19,7 @@ from presenced.oauth.server import AuthorizationServer, AuthorizeRequest, normal
 from presenced.oauth.signin import Session, SignInRefused
 from presenced.oauth.tokens import decode_own_token
 from presenced.portal_session import SESSION_COOKIE
-from presenced.services.ports import Account, Application
+from presenced.services.entities import Account, Application
 from presenced.web.pages import (
     FORM_FIELDS,
     client_address,

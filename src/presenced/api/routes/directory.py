@@ -26,7 +26,7 @@ from presenced.api.routes.directory_http import caller, guid, identity, many, no
 from presenced.auth.permissions import GRAPH_APP_ID, GRAPH_AUDIENCES
 from presenced.auth.policy import Operation, Target
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
-from presenced.services.ports import ApiScope, Application, RequiredAccess, ServicePrincipal
+from presenced.services.entities import ApiScope, Application, RequiredAccess, ServicePrincipal
 
 _SKEW = timedelta(minutes=5)
 

@@ -13,8 +13,8 @@ from presenced.api.routes import directory_wire as dw
 from presenced.api.routes.directory_http import caller, guid, identity, many, not_found, now, object_id, one
 from presenced.auth.policy import Operation, Target, authorize, require_delegated
 from presenced.errors import BadRequest, Conflict, Forbidden, ResourceNotFound
+from presenced.services.entities import Account, Application, PermissionGrant, ServicePrincipal
 from presenced.services.identity import IdentityService, Resource
-from presenced.services.ports import Account, Application, PermissionGrant, ServicePrincipal
 
 # ---- oauth2PermissionGrants ----
 

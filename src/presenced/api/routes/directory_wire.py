@@ -15,9 +15,9 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from presenced.api.wire import graph_datetime
 from presenced.auth.permissions import GRAPH_APP_ID
+from presenced.services.entities import Account, Application, AppRoleAssignment, ClientSecret, PermissionGrant
+from presenced.services.entities import ServicePrincipal as ServicePrincipalRecord
 from presenced.services.identity import Resource
-from presenced.services.ports import Account, Application, AppRoleAssignment, ClientSecret, PermissionGrant
-from presenced.services.ports import ServicePrincipal as ServicePrincipalRecord
 
 #: The tenant that owns Microsoft's first-party applications (Graph's ``appOwnerOrganizationId``).
 MICROSOFT_SERVICES_TENANT = "f8cdef31-a31e-4b4a-93e4-5f571e91255a"

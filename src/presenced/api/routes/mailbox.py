@@ -10,8 +10,8 @@ from presenced.api.endpoints import Endpoint, on_user
 from presenced.api.http import json_body, json_response, principal_of
 from presenced.auth.operations import Operation
 from presenced.domain.model import MailboxSettings
+from presenced.services.entities import User
 from presenced.services.mailbox import LocalTime, RepliesPatch
-from presenced.services.ports import User
 from presenced.wiring import services_of
 
 

@@ -26,8 +26,8 @@ from presenced.auth.operations import Operation, Target
 from presenced.auth.principal import Principal
 from presenced.errors import BadRequest
 from presenced.portal_session import current_account, portal_principal
+from presenced.services.entities import LoggedChange
 from presenced.services.feed import ChangeFeed, Listener
-from presenced.services.ports import LoggedChange
 from presenced.services.presence import PresenceView
 from presenced.wiring import services_of
 

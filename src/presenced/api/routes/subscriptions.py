@@ -13,7 +13,7 @@ from presenced.api.endpoints import Endpoint
 from presenced.api.http import empty_response, json_body, json_response, principal_of
 from presenced.auth.operations import Operation, Target
 from presenced.errors import BadRequest
-from presenced.services.ports import Subscription
+from presenced.services.entities import Subscription
 from presenced.services.subscriptions import NewSubscription, SubscriptionService
 from presenced.wiring import services_of
 
