@@ -111,13 +111,7 @@ class ServerCore:
     ) -> Client:
         """The calling client (``app``, if the caller already looked it up); ``secret_required`` when the grant
         is for confidential clients only."""
-        client_id, secret = requested_client_id(form, headers), form.get("client_secret")
-        basic = headers.get("authorization", "")
-        if basic[:6].lower() == "basic ":
-            try:
-                secret = base64.b64decode(basic[6:].strip()).decode().partition(":")[2]
-            except (ValueError, UnicodeDecodeError):
-                raise OAuthError("invalid_client", 7000215, "Invalid client secret provided.", status=401) from None
+        client_id, secret = client_credentials(form, headers)
         if app is None:
             app = await self.application(client_id, tenant_id)
         if form.get("client_assertion") or form.get("client_assertion_type"):
@@ -263,16 +257,18 @@ class ServerCore:
         )  # fmt: skip
 
 
-def requested_client_id(form: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
-    """The client a token request is from: HTTP Basic's user name, else ``client_id``; two different ones are refused."""
+def client_credentials(form: Mapping[str, str], headers: Mapping[str, str]) -> tuple[str | None, str | None]:
+    """The client a token request is from and its secret: HTTP Basic's, else the form's
+    ``client_id`` and ``client_secret``. A Basic header that does not decode, or that names another
+    client than the form, is refused."""
     basic = headers.get("authorization", "")
-    from_header = None
-    if basic[:6].lower() == "basic ":
-        try:
-            from_header = base64.b64decode(basic[6:].strip()).decode().partition(":")[0]
-        except (ValueError, UnicodeDecodeError):
-            raise OAuthError("invalid_client", 7000215, "Invalid client secret provided.", status=401) from None
     from_form = form.get("client_id")
+    if basic[:6].lower() != "basic ":
+        return from_form, form.get("client_secret")
+    try:
+        from_header, _, secret = base64.b64decode(basic[6:].strip()).decode().partition(":")
+    except (ValueError, UnicodeDecodeError):
+        raise OAuthError("invalid_client", 7000215, "Invalid client secret provided.", status=401) from None
     if from_header and from_form and from_header.lower() != from_form.lower():
         raise OAuthError(
             "invalid_client",
@@ -280,7 +276,12 @@ def requested_client_id(form: Mapping[str, str], headers: Mapping[str, str]) -> 
             "The client_id of the request body and of the Authorization header differ.",
             status=401,
         )
-    return from_header or from_form
+    return from_header or from_form, secret
+
+
+def requested_client_id(form: Mapping[str, str], headers: Mapping[str, str]) -> str | None:
+    """The client a token request is from (``client_credentials``'s first half)."""
+    return client_credentials(form, headers)[0]
 
 
 _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
