@@ -62,6 +62,8 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
 
 
 async def _presenced_error(request: Request, exc: Any) -> Response:
+    if exc.status >= 500:  # not a refusal but a failure: its message is for the log, not the client
+        return await _crash(request, exc)
     return error_response(request, exc)
 
 

@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
-import os
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from presenced.clock import Clock, LocalClock, SystemClock, real_now
-from presenced.config import Settings
-from presenced.errors import ConfigurationError
+from presenced.config import Settings, prepare_data_dir
 from presenced.notify.encryption import load_encryption_certificate
 from presenced.notify.fanout import LocalFanout, RedisFanout
 from presenced.notify.outbound import OutboundPolicy
@@ -85,22 +81,6 @@ class Runtime:
     async def close(self) -> None:
         for close in self.closing:
             await close()
-
-
-def prepare_data_dir(data_dir: Path) -> None:
-    """Create the data directory and prove it can be written."""
-    try:
-        created = not data_dir.exists()
-        data_dir.mkdir(parents=True, exist_ok=True)
-        if created:
-            # Keys, the database and certificates never belong in a repository the directory is in.
-            (data_dir / ".gitignore").write_text("# presenced's data: signing keys, database, certificates\n*\n")
-        # One probe per process: processes starting together must not delete each other's.
-        probe = data_dir / f".write-test-{os.getpid()}-{uuid.uuid4().hex}"
-        probe.write_bytes(b"")
-        probe.unlink()
-    except OSError as exc:
-        raise ConfigurationError(f"cannot write the data directory {data_dir}: {exc.strerror}") from None
 
 
 async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock | None = None) -> Runtime:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -114,11 +115,11 @@ class Settings:
             if scheme not in {"sqlite", "postgresql", "postgres"}:
                 raise ConfigurationError(
                     "--database-url (PRESENCED_DATABASE_URL) must be postgresql://user@host/db or "
-                    f"sqlite:///path, not {self.database_url!r}"
+                    f"sqlite:///path, not {redacted_url(self.database_url)!r}"
                 )
         if self.redis_url is not None and urlsplit(self.redis_url).scheme not in {"redis", "rediss", "unix"}:
             raise ConfigurationError(
-                f"Redis URL must start with redis://, rediss:// or unix://, not {self.redis_url!r}"
+                f"--redis-url must start with redis://, rediss:// or unix://, not {redacted_url(self.redis_url)!r}"
             )
         if self.tls not in {"local", "files", "off"}:
             raise ConfigurationError(f"tls must be 'local', 'files' or 'off', not {self.tls!r}")
@@ -174,3 +175,36 @@ def recorded_url(data_dir: Path) -> str | None:
     except (OSError, ValueError, AttributeError):
         return None
     return value if isinstance(value, str) else None
+
+
+def redacted_url(url: str) -> str:
+    """``url`` without its secrets: a password in the user part, or in a ``password`` query parameter,
+    becomes ``PASSWORD`` (for messages and the start-up lines, which end up in logs)."""
+    parts = urlsplit(url)
+    if not parts.password and "password" not in parts.query.lower():
+        return url
+    netloc = parts.netloc
+    if parts.password:
+        user, _, host = netloc.rpartition("@")
+        netloc = f"{user.partition(':')[0]}:PASSWORD@{host}"
+    query = "&".join(
+        f"{key}=PASSWORD" if "password" in key.lower() else f"{key}={value}" if sep else key
+        for key, sep, value in (item.partition("=") for item in parts.query.split("&") if item)
+    )
+    return parts._replace(netloc=netloc, query=query).geturl()
+
+
+def prepare_data_dir(data_dir: Path) -> None:
+    """Create the data directory and prove it can be written."""
+    try:
+        created = not data_dir.exists()
+        data_dir.mkdir(parents=True, exist_ok=True)
+        if created:
+            # Keys, the database and certificates never belong in a repository the directory is in.
+            (data_dir / ".gitignore").write_text("# presenced's data: signing keys, database, certificates\n*\n")
+        # One probe per process: processes starting together must not delete each other's.
+        probe = data_dir / f".write-test-{os.getpid()}-{uuid.uuid4().hex}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigurationError(f"cannot write the data directory {data_dir}: {exc.strerror}") from None

@@ -1,6 +1,6 @@
 """What the HTTP adapters (the Graph API and the portal) are given: the services, typed, in one object.
 
-``api.app.create_app`` builds it and puts it on the application; a handler asks ``services_of``
+``presenced.app.create_app`` builds it and puts it on the application; a handler asks ``services_of``
 for it. Nothing else reads the application's state, so every use is type-checked.
 """
 

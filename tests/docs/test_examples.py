@@ -154,6 +154,10 @@ def marking_problems(page: Path) -> list[str]:
             problems.append(f"{block.where}: an output block must come right after a 'run' block")
         if block.output is not None and block.output.language not in OUTPUTS:
             problems.append(f"{block.output.where}: an output block is one of {sorted(OUTPUTS)}")
+        if block.output is not None and not block.output.text.replace(ELLIPSIS, "").strip():
+            problems.append(f"{block.output.where}: an output block that shows nothing checks nothing")
+        if block.runs and block.output is None and "curl " in block.text and "--fail" not in block.text:
+            problems.append(f"{block.where}: a curl without an output block needs --fail, or an error passes")
     args = serve_arguments(page)
     if not args or args[0] != "serve" or any(a == "--port" or a.startswith("--port=") for a in args):
         problems.append(f"{page.relative_to(ROOT)}: '<!-- examples: serve ... -->' names serve's flags, not --port")
@@ -411,6 +415,10 @@ TOOLS = ("bash", "curl", "jq")
 
 @pytest.fixture
 def workdir() -> Iterator[Path]:
+    # The pages run `.venv/bin/presenced`: it must be the installation under test.
+    documented = ROOT / ".venv" / "bin" / "presenced"
+    if documented.resolve() != (BIN / "presenced").resolve():
+        pytest.fail(f"the examples run {documented}, but the tests run {BIN / 'presenced'}: run `python3 dev.py test`")
     missing = [tool for tool in TOOLS if shutil.which(tool) is None]
     if missing:
         pytest.fail(f"the documentation's examples need {', '.join(missing)}: apt-get install {' '.join(missing)}")

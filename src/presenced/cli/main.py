@@ -19,7 +19,7 @@ from presenced import __version__
 from presenced.cli.admin import COMMANDS
 from presenced.cli.common import clock_option, guid, load_settings, permission_list, run, store_options, with_runtime
 from presenced.clock import real_now
-from presenced.config import Settings, default_data_dir
+from presenced.config import Settings, default_data_dir, redacted_url
 from presenced.errors import ConfigurationError
 
 # Each command imports what it needs when it runs: `presenced --help` and `presenced token` start
@@ -189,11 +189,7 @@ def command_words(settings: Settings, command: str) -> str:
     if settings.data_dir != default_data_dir():
         words += ["--data-dir", str(settings.data_dir)]
     if settings.database_url:
-        parts = urlsplit(settings.database_url)
-        url = settings.database_url
-        if parts.password:
-            url = parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":PASSWORD@", 1)).geturl()
-        words += ["--database-url", url]
+        words += ["--database-url", redacted_url(settings.database_url)]
     return " ".join(shlex.quote(word) for word in words)
 
 
@@ -252,8 +248,8 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
     import uvicorn
 
     from presenced.app import create_app
-    from presenced.bootstrap import build, prepare_data_dir
-    from presenced.config import record_serving_url
+    from presenced.bootstrap import build
+    from presenced.config import prepare_data_dir, record_serving_url
     from presenced.services.demo import seed_demo, seed_demo_identity
 
     prepare_data_dir(settings.data_dir)
@@ -385,7 +381,7 @@ def token(
 ) -> None:
     """Print an access token for scripting (delegated with --user, app-only with --app)."""
     # Only what signing needs: this command runs often, from scripts and tests.
-    from presenced.config import recorded_url
+    from presenced.config import prepare_data_dir, recorded_url
     from presenced.oauth.errors import OAuthError
     from presenced.oauth.keys import SigningKeys
     from presenced.oauth.operator import operator_token
@@ -410,11 +406,13 @@ def token(
     url_of_store = settings.database_url or f"sqlite:///{settings.data_dir / 'presenced.db'}"
 
     async def mint() -> str:
+        prepare_data_dir(settings.data_dir)
         directory = await BareDirectory.open(url_of_store)
         if directory is None:  # a new database, or one an earlier version wrote: migrate it first
             await with_runtime(settings, _noop)
             directory = await BareDirectory.open(url_of_store)
-            assert directory is not None
+        if directory is None:
+            raise ConfigurationError(f"cannot read the database at {redacted_url(url_of_store)} (--database-url)")
         try:
             if not await directory.tenant_exists(tenant_id):
                 hint = " (run 'presenced demo' first)" if tenant_id == DEMO_TENANT_ID else ""

@@ -58,20 +58,28 @@ class BareDirectory:
         """The directory of the database at ``url``, or None unless it exists at the newest schema."""
         parts = urlsplit(url)
         if parts.scheme.startswith("sqlite"):
-            path = Path(url.split(":///", 1)[1]) if ":///" in url else None
+            # As SQLAlchemy reads it: ``sqlite:///`` then the path, up to any query (``#`` is a file name's).
+            rest = url.split("://", 1)[1]
+            path = Path(rest[1:].split("?", 1)[0]) if rest.startswith("/") else None
             if path is None or not path.is_file():
-                return None
-            directory = cls(sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None))
-            directory._sqlite.row_factory = sqlite3.Row  # type: ignore[union-attr]
+                return None  # in memory, or not created yet: the ordinary path
+            connection = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, isolation_level=None)
+            connection.row_factory = sqlite3.Row
+            directory = cls(connection)
         else:
             import asyncpg
 
             dsn = urlunsplit(parts._replace(scheme="postgresql"))
             try:
                 directory = cls(None, await asyncpg.connect(dsn))
-            except (OSError, asyncpg.PostgresError) as exc:
+            except (OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
                 raise ConfigurationError(f"cannot reach the database (--database-url): {exc}") from None
-        if await directory._version() != newest_revision():
+        try:
+            current = await directory._version()
+        except BaseException:
+            await directory.close()
+            raise
+        if current != newest_revision():
             await directory.close()
             return None
         return directory
@@ -81,7 +89,7 @@ class BareDirectory:
         if self._sqlite is not None:
             try:
                 rows = self._sqlite.execute("SELECT version_num FROM alembic_version").fetchall()
-            except sqlite3.OperationalError:  # no such table
+            except sqlite3.DatabaseError:  # no such table, or not a database presenced wrote
                 return None
         else:
             import asyncpg
