@@ -107,9 +107,9 @@ class Settings:
 
     def validate(self) -> None:
         if self.clock not in {"system", "manual"}:
-            raise ConfigurationError(f"clock must be 'system' or 'manual', not {self.clock!r}")
+            raise ConfigurationError(f"--clock (PRESENCED_CLOCK) must be 'system' or 'manual', not {self.clock!r}")
         if not 0 <= self.port < 65536:
-            raise ConfigurationError(f"port must be between 1 and 65535, not {self.port}")
+            raise ConfigurationError(f"--port (PRESENCED_PORT) must be between 0 and 65535, not {self.port}")
         if self.database_url is not None:
             scheme = urlsplit(self.database_url).scheme
             if scheme not in {"sqlite", "postgresql", "postgres"}:
@@ -122,26 +122,30 @@ class Settings:
                 f"--redis-url must start with redis://, rediss:// or unix://, not {redacted_url(self.redis_url)!r}"
             )
         if self.tls not in {"local", "files", "off"}:
-            raise ConfigurationError(f"tls must be 'local', 'files' or 'off', not {self.tls!r}")
+            raise ConfigurationError(f"TLS must be 'local', 'files' or 'off' (--http, --tls-cert), not {self.tls!r}")
         if self.tls == "files" and (self.tls_cert is None or self.tls_key is None):
             raise ConfigurationError("--tls-cert and --tls-key go together: give both")
         if not 1 <= self.reauthorization_lead_minutes < self.subscription_max_minutes:
             raise ConfigurationError(
-                "the reauthorization lead must be at least a minute and under the maximum lifetime"
+                "PRESENCED_REAUTHORIZATION_LEAD_MINUTES must be at least 1 and under PRESENCED_SUBSCRIPTION_MAX_MINUTES"
             )
         if not 45 <= self.subscription_max_minutes <= 60 * 24 * 7:
-            raise ConfigurationError("the subscription maximum must be between 45 minutes and 7 days")
+            raise ConfigurationError(
+                "PRESENCED_SUBSCRIPTION_MAX_MINUTES must be between 45 (minutes) and 10080 (7 days)"
+            )
         for network in filter(None, (n.strip() for n in self.webhook_allow_list.split(","))):
             try:
                 ipaddress.ip_network(network)
             except ValueError:
                 raise ConfigurationError(
-                    f"webhook allow-list: {network!r} is not a network (e.g. 10.1.0.0/16)"
+                    f"PRESENCED_WEBHOOK_ALLOW_LIST: {network!r} is not a network (e.g. 10.1.0.0/16)"
                 ) from None
         if not 1 <= self.device_code_interval <= 60:
-            raise ConfigurationError("the device-code interval must be between 1 and 60 seconds")
+            raise ConfigurationError("--device-code-interval must be between 1 and 60 seconds")
         if self.public_url is not None and urlsplit(self.public_url).scheme not in {"http", "https"}:
-            raise ConfigurationError(f"public URL must be http:// or https://, not {self.public_url!r}")
+            raise ConfigurationError(
+                f"--public-url (PRESENCED_PUBLIC_URL) must be http:// or https://, not {self.public_url!r}"
+            )
 
     @property
     def base_url(self) -> str:
