@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -118,3 +120,21 @@ class FixedClock:
 
     def advance(self, by: timedelta) -> None:
         self._at += by
+
+
+def listening_url(process: subprocess.Popen[str], timeout: float, lines: list[str] | None = None) -> str:
+    """The URL in ``serve``'s "listening on" line, read from the process's standard output (the
+    lines read are kept in ``lines``); the process is killed and the output shown if it never comes."""
+    assert process.stdout is not None
+    seen = [] if lines is None else lines
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            break
+        seen.append(line)
+        match = re.search(r"listening on (https?://\S+)", line)
+        if match:
+            return match.group(1)
+    process.kill()
+    raise AssertionError("the server did not start:\n" + "".join(seen))

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 import os
-import re
 import shutil
 import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.support import listening_url
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -29,21 +29,9 @@ def start(data_dir: Path) -> tuple[subprocess.Popen[str], int]:
         env=env,
         cwd=ROOT,
     )
-    assert process.stdout is not None
-    lines: list[str] = []
-    deadline = time.monotonic() + 180  # a first run installs into .venv first
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        match = re.search(r"listening on (https?://\S+)", line)
-        if match:
-            port = urlsplit(match.group(1)).port
-            assert port is not None
-            return process, port
-    process.kill()
-    raise AssertionError("dev.py serve did not start:\n" + "".join(lines))
+    port = urlsplit(listening_url(process, timeout=180)).port  # a first run installs into .venv first
+    assert port is not None
+    return process, port
 
 
 def answers(port: int) -> bool:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
 import ssl
 import subprocess
@@ -16,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support import bearer, stop_process
+from tests.support import bearer, listening_url, stop_process
 
 
 class Server:
@@ -48,19 +47,7 @@ def start_server(data_dir: Path, *extra: str) -> Server:
         text=True,
         env=env,
     )
-    assert process.stdout is not None
-    deadline = time.monotonic() + 60
-    lines: list[str] = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            break
-        lines.append(line)
-        match = re.search(r"listening on (https?://\S+)", line)
-        if match:
-            return Server(process, match.group(1), data_dir, env)
-    process.kill()
-    raise AssertionError("server did not start:\n" + "".join(lines))
+    return Server(process, listening_url(process, timeout=60), data_dir, env)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
