@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -43,10 +43,6 @@ def _admin(work: Any, data_dir: Path | None, database_url: str | None) -> Any:
     return run(lambda: with_runtime(settings, guarded))
 
 
-def _now() -> datetime:
-    return real_now()
-
-
 def _tenant(ref: str | None) -> str:
     from presenced.services.demo_ids import DEMO_TENANT_ID
 
@@ -68,7 +64,7 @@ def tenant() -> None:
 def tenant_create(data_dir: Path | None, database_url: str | None, display_name: str, tenant_id: str | None) -> None:
     """Create a tenant."""
     chosen = guid(tenant_id, "--id") if tenant_id else None
-    created = _admin(lambda rt: rt.identity.create_tenant(display_name, _now(), chosen), data_dir, database_url)
+    created = _admin(lambda rt: rt.identity.create_tenant(display_name, real_now(), chosen), data_dir, database_url)
     click.echo(created.id)
 
 
@@ -109,7 +105,7 @@ def user_create(
 
     async def create(rt: Runtime) -> Any:
         return await rt.identity.create_user(
-            _tenant(tenant_ref), user_principal_name, name, password, _now(), is_admin=admin
+            _tenant(tenant_ref), user_principal_name, name, password, real_now(), is_admin=admin
         )
 
     account = _admin(create, data_dir, database_url)
@@ -224,7 +220,7 @@ def app_create(
     async def create(rt: Runtime) -> dict[str, Any]:
         from presenced.services.entities import Application
 
-        now = _now()
+        now = real_now()
         registration = Application(
             id=str(uuid.uuid4()),
             app_id=str(uuid.uuid4()),
@@ -298,7 +294,7 @@ def app_add_secret(
 
     async def add(rt: Runtime) -> Any:
         registration = await _find_app(rt, _tenant(tenant_ref), app_ref)
-        now = _now()
+        now = real_now()
         return await rt.identity.add_password(registration, display_name, now, now + timedelta(days=days))
 
     secret = _admin(add, data_dir, database_url)
@@ -334,7 +330,7 @@ def app_grant(data_dir: Path | None, database_url: str | None, tenant_ref: str |
     async def grant(rt: Runtime) -> Any:
         tenant_id = _tenant(tenant_ref)
         registration = await _find_app(rt, tenant_id, app_ref)
-        return await rt.identity.grant_admin_consent(tenant_id, registration, _now())
+        return await rt.identity.grant_admin_consent(tenant_id, registration, real_now())
 
     grants, assignments = _admin(grant, data_dir, database_url)
     scopes = sorted({s for g in grants for s in g.scopes})
