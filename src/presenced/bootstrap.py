@@ -21,12 +21,14 @@ from presenced.oauth.server import AuthorizationServer
 from presenced.oauth.signin import SignIn
 from presenced.oauth.tokens import TokenVerifier, mint_access_token
 from presenced.services.actions import PresenceActions
+from presenced.services.consents import Consents
 from presenced.services.deliveries import Deliveries
+from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
 from presenced.services.feed import ChangeFeed
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
-from presenced.services.ports import ChangeLog, PresenceReader, PresenceWriter, UnitOfWork
+from presenced.services.ports import ChangeLog, IdentityStore, PresenceReader, PresenceWriter, UnitOfWork
 from presenced.services.presence import PresenceService
 from presenced.services.subscriptions import SubscriptionLifecycle, SubscriptionService
 from presenced.services.sweeper import Sweeper
@@ -66,6 +68,11 @@ class Runtime:
     #: The manual clock's controls; None on real time.
     emulator: EmulatorClock | None
     identity: IdentityService
+    #: The directory as administrators change it: every call authorized inside.
+    directory: DirectoryService
+    consents: Consents
+    #: Where the directory and sign-in state are kept (the services' port; tests and tools).
+    identity_store: IdentityStore
     oauth: AuthorizationServer
     signin: SignIn
     subscriptions: SubscriptionService
@@ -113,7 +120,9 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     hasher = Argon2Hasher()
     identity_store = SqlIdentityStore(store)
     identity = IdentityService(identity_store, hasher)
-    oauth = AuthorizationServer(identity, keys, settings.base_url, device_interval=settings.device_code_interval)
+    oauth = AuthorizationServer(
+        identity, identity_store, keys, settings.base_url, device_interval=settings.device_code_interval
+    )
     policy = OutboundPolicy(
         allow_loopback=settings.allow_loopback_webhooks,
         allowed_networks=tuple(
@@ -167,6 +176,9 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         sweeper=sweeper,
         emulator=None if manual is None else EmulatorClock(manual, sweeper),
         identity=identity,
+        directory=DirectoryService(identity, identity_store),
+        consents=Consents(identity, identity_store),
+        identity_store=identity_store,
         oauth=oauth,
         signin=SignIn(identity_store, hasher),
         subscriptions=subscriptions,

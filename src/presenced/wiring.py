@@ -19,6 +19,8 @@ from presenced.oauth.server import AuthorizationServer
 from presenced.oauth.signin import SignIn
 from presenced.oauth.tokens import TokenVerifier
 from presenced.services.actions import PresenceActions
+from presenced.services.consents import Consents
+from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
 from presenced.services.feed import ChangeFeed
 from presenced.services.identity import IdentityService
@@ -71,6 +73,8 @@ class Services:
     oauth: AuthorizationServer
     signin: SignIn
     identity: IdentityService
+    directory: DirectoryService
+    consents: Consents
     subscriptions: SubscriptionService
     feed: ChangeFeed
     change_log: ChangeLog

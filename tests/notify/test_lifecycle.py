@@ -81,10 +81,10 @@ async def test_a_revoked_role_removes_the_subscription(
     created = await _subscribe(api, token, receiver, user.id)
     await _round(hooked)
     assert _events(receiver) == []
-    sp = await hooked.identity.store.find_service_principal(demo.tenant.id, DEMO_DAEMON_APP_ID)
+    sp = await hooked.identity_store.find_service_principal(demo.tenant.id, DEMO_DAEMON_APP_ID)
     assert sp is not None
-    for assignment in await hooked.identity.store.list_assignments(demo.tenant.id, sp.id):
-        await hooked.identity.store.delete_assignment(demo.tenant.id, assignment.id)
+    for assignment in await hooked.identity_store.list_assignments(demo.tenant.id, sp.id):
+        await hooked.identity_store.delete_assignment(demo.tenant.id, assignment.id)
     await _round(hooked)
     assert _events(receiver) == ["subscriptionRemoved"]
     assert (await api.get(f"/v1.0/subscriptions/{created['id']}", headers=bearer(token))).status_code == 404
@@ -110,7 +110,7 @@ async def test_a_deleted_user_removes_their_subscription(
     await _subscribe(api, token, receiver, demo.users[0].id)
     await _round(hooked)
     assert _events(receiver) == []
-    assert await hooked.identity.store.delete_user(demo.tenant.id, user.id)
+    assert await hooked.identity_store.delete_user(demo.tenant.id, user.id)
     await _round(hooked)
     assert _events(receiver) == ["subscriptionRemoved"]
 

@@ -130,7 +130,7 @@ def pkce() -> tuple[str, str]:
 
 
 async def account(runtime: Runtime, tenant_id: str, nickname: str) -> Account:
-    found = await runtime.identity.store.find_account(tenant_id, upn(nickname))
+    found = await runtime.identity_store.find_account(tenant_id, upn(nickname))
     assert found is not None
     return found
 

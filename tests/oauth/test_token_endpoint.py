@@ -421,7 +421,7 @@ async def test_a_code_without_consent_is_a_65001(client: httpx.AsyncClient, runt
 async def test_a_code_of_a_deleted_user_is_refused(client: httpx.AsyncClient, runtime: Runtime, world: World) -> None:
     """A code whose user was deleted since gives no token (the code goes with the user)."""
     code, verifier = await code_for(runtime, world)
-    assert await runtime.identity.store.delete_user(world.tenant_id, world.user_id("alex"))
+    assert await runtime.identity_store.delete_user(world.tenant_id, world.user_id("alex"))
     response = await post_token(client, world.tenant_id, code_form(world, code, verifier))
     assert_oauth_error(response, status=400, error="invalid_grant", code=9002313)
 
@@ -525,7 +525,7 @@ async def test_revoking_consent_makes_the_next_refresh_a_65001(
 ) -> None:
     """After the user's grant is revoked, the next refresh is refused with 65001 consent_required."""
     tokens = await user_tokens(client, runtime, world)
-    grants = await runtime.identity.store.list_grants(world.tenant_id, principal_id=world.user_id("alex"))
+    grants = await runtime.identity_store.list_grants(world.tenant_id, principal_id=world.user_id("alex"))
     assert grants
     for grant in grants:
         await runtime.identity.revoke_grant(world.tenant_id, grant.id)
@@ -538,7 +538,7 @@ async def test_revoking_consent_stops_the_next_refresh(
 ) -> None:
     """After the user's grant is revoked, the refresh token no longer gives tokens."""
     tokens = await user_tokens(client, runtime, world)
-    for grant in await runtime.identity.store.list_grants(world.tenant_id, principal_id=world.user_id("alex")):
+    for grant in await runtime.identity_store.list_grants(world.tenant_id, principal_id=world.user_id("alex")):
         await runtime.identity.revoke_grant(world.tenant_id, grant.id)
     response = await post_token(client, world.tenant_id, refresh_form(world, tokens["refresh_token"]))
     assert (response.status_code, response.json()["error"]) == (400, "invalid_grant")
@@ -756,7 +756,7 @@ async def test_an_assertion_for_a_user_who_is_gone_is_a_50034(
 ) -> None:
     """An assertion for a user no longer in the directory is refused with 50034."""
     token = assertion_for(runtime, world.tenant_id, api.app.app_id, user_id=world.user_id("alex"))
-    assert await runtime.identity.store.delete_user(world.tenant_id, world.user_id("alex"))
+    assert await runtime.identity_store.delete_user(world.tenant_id, world.user_id("alex"))
     response = await post_token(client, world.tenant_id, obo_form(api, token))
     assert_oauth_error(response, status=400, error="invalid_grant", code=50034)
 

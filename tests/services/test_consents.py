@@ -9,7 +9,7 @@ import pytest
 from presenced.auth.permissions import APP_PRESENCE_READ_ALL, PRESENCE_READ, PRESENCE_READ_ALL
 from presenced.bootstrap import Runtime
 from presenced.errors import Forbidden, ResourceNotFound
-from presenced.services.consents import Consents
+from presenced.services.directory import Actor
 from presenced.services.identity import GRAPH
 from tests.oauth.identity_support import World, access, account, register_app, seed_world
 
@@ -33,7 +33,7 @@ async def test_a_users_consent_names_them_and_a_widening_names_who_widened_it(ru
     widened = await identity.consent_for_user(
         world.tenant_id, world.public, GRAPH, megan, {"User.Read"}, later, granted_by=adele
     )
-    stored = await identity.store.get_grant(world.tenant_id, first.id)
+    stored = await runtime.identity_store.get_grant(world.tenant_id, first.id)
     assert stored == widened
     assert (widened.scopes, widened.granted_by, widened.granted_at, widened.created) == (
         ("Presence.Read", "User.Read"),
@@ -61,7 +61,7 @@ async def test_requested_permissions_are_granted_by_kind(runtime: Runtime, world
         runtime, world.tenant_id, "Both kinds", required=access(PRESENCE_READ_ALL, APP_PRESENCE_READ_ALL)
     )
     await runtime.identity.consent_for_all(world.tenant_id, app, GRAPH, {"Presence.Read.All"}, T)
-    listed = await Consents(runtime.identity).requested(world.tenant_id, app)
+    listed = await runtime.consents.requested(world.tenant_id, app)
     assert [(p.value, p.delegated, p.admin_consent_required, p.granted) for p in listed] == [
         ("Presence.Read.All", True, False, True),
         ("Presence.Read.All", False, True, False),
@@ -73,16 +73,16 @@ async def test_revoking_admin_consent_keeps_users_own_consents(runtime: Runtime,
     app = await register_app(runtime, world.tenant_id, "Mixed", required=access(PRESENCE_READ, APP_PRESENCE_READ_ALL))
     await runtime.identity.grant_admin_consent(world.tenant_id, app, T)
     own = await runtime.identity.consent_for_user(world.tenant_id, app, GRAPH, world.user_id("alex"), {"User.Read"}, T)
-    assert await Consents(runtime.identity).revoke_admin_consent(world.tenant_id, app) == 2
-    sp = await runtime.identity.store.find_service_principal(world.tenant_id, app.app_id)
+    assert await runtime.directory.revoke_admin_consent(Actor.operator(world.tenant_id), app) == 2
+    sp = await runtime.identity_store.find_service_principal(world.tenant_id, app.app_id)
     assert sp is not None
-    assert await runtime.identity.store.list_grants(world.tenant_id, client_id=sp.id) == [own]
-    assert await runtime.identity.store.list_assignments(world.tenant_id, sp.id) == []
+    assert await runtime.identity_store.list_grants(world.tenant_id, client_id=sp.id) == [own]
+    assert await runtime.identity_store.list_assignments(world.tenant_id, sp.id) == []
 
 
 async def test_a_person_sees_and_revokes_only_their_own_consents(runtime: Runtime, world: World) -> None:
     """The overview of a non-administrator holds their own grants only; revoking anything else is refused."""
-    consents, store = Consents(runtime.identity), runtime.identity.store
+    consents, store = runtime.consents, runtime.identity_store
     megan, alex = await account(runtime, world.tenant_id, "megan"), await account(runtime, world.tenant_id, "alex")
     mine = await runtime.identity.consent_for_user(
         world.tenant_id, world.public, GRAPH, megan.user.id, {"Presence.Read"}, T, granted_by=megan.user.id
@@ -111,7 +111,7 @@ async def test_the_administrators_overview_names_granters_and_apps(runtime: Runt
     await runtime.identity.consent_for_all(
         world.tenant_id, world.public, GRAPH, {"Presence.Read"}, T, granted_by=adele.user.id
     )
-    overview = await Consents(runtime.identity).overview(adele)
+    overview = await runtime.consents.overview(adele)
     assert [c.client.display_name for c in overview] == ["Presence Daemon (demo)", "Presence Desktop (demo)"]
     daemon, desktop = overview
     assert sorted(a.permission for a in daemon.application) == ["Presence.Read.All", "Presence.ReadWrite.All"]

@@ -31,7 +31,7 @@ async def test_the_lookups_answer_as_the_identity_store_does(runtime: Runtime) -
     world = await seed_world(runtime)
     app = await register_app(runtime, world.tenant_id, "Bare Lookup Daemon")
     await runtime.identity.add_password(app, "ci", datetime.now(UTC))
-    store = runtime.identity.store
+    store = runtime.identity_store
     directory = await BareDirectory.open(_url(runtime))
     assert directory is not None
     try:

@@ -27,7 +27,7 @@ ROLE = str(uuid.UUID(int=401))
 
 
 async def _seed(runtime: Runtime) -> None:
-    store = runtime.identity.store
+    store = runtime.identity_store
     await store.create_tenant(TENANT, T0)
     await store.create_account(Account(ADMIN, None, True), T0)
     await store.create_account(Account(NICK, None, False), T0)
@@ -44,7 +44,7 @@ def _grant(grant_id: str, scopes: tuple[str, ...], granted_by: str | None) -> Pe
 async def test_a_grant_keeps_who_granted_it_and_when(runtime: Runtime) -> None:
     """A saved grant comes back with its granter and grant time; saving it again replaces both, not ``created``."""
     await _seed(runtime)
-    store = runtime.identity.store
+    store = runtime.identity_store
     await store.save_grant(_grant("g1", ("Presence.Read",), NICK.id))
     assert await store.get_grant(TENANT.id, "g1") == _grant("g1", ("Presence.Read",), NICK.id)
     later = T0 + timedelta(hours=2)
@@ -59,8 +59,8 @@ async def test_a_grant_keeps_who_granted_it_and_when(runtime: Runtime) -> None:
 async def test_a_grant_without_a_person_has_no_granter(runtime: Runtime) -> None:
     """A grant given by no signed-in person (the CLI) is stored with no granter."""
     await _seed(runtime)
-    await runtime.identity.store.save_grant(_grant("g2", ("Presence.Read",), None))
-    found = await runtime.identity.store.get_grant(TENANT.id, "g2")
+    await runtime.identity_store.save_grant(_grant("g2", ("Presence.Read",), None))
+    found = await runtime.identity_store.get_grant(TENANT.id, "g2")
     assert found is not None
     assert (found.granted_by, found.granted_at) == (None, T0)
 
@@ -68,7 +68,7 @@ async def test_a_grant_without_a_person_has_no_granter(runtime: Runtime) -> None
 async def test_an_assignment_keeps_who_assigned_it(runtime: Runtime) -> None:
     """An app role assignment comes back, listed and by id, with its granter; assigning the role again keeps it."""
     await _seed(runtime)
-    store = runtime.identity.store
+    store = runtime.identity_store
     assignment = AppRoleAssignment("a1", TENANT.id, CLIENT.id, RESOURCE.id, ROLE, T0, ADMIN.id, T0)
     await store.add_assignment(assignment)
     again = replace(assignment, id="a2", granted_by=None, granted_at=T0 + timedelta(days=1))
@@ -100,7 +100,7 @@ async def test_the_migration_dates_existing_grants_and_names_no_granter(runtime:
             {"tenant": TENANT.id, "client": CLIENT.id, "resource": RESOURCE.id, "created": to_us(T0)},
         )
         await conn.run_sync(_migrate, "head", True)
-    found = await runtime.identity.store.get_grant(TENANT.id, "old")
+    found = await runtime.identity_store.get_grant(TENANT.id, "old")
     assert found is not None
     assert (found.scopes, found.granted_by, found.granted_at) == (("Presence.Read",), None, T0)
     async with runtime.engine.connect() as conn:

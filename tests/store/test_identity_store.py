@@ -16,8 +16,8 @@ APP = str(uuid.UUID(int=101))
 
 
 async def _seed(runtime: Runtime) -> None:
-    await runtime.identity.store.create_tenant(TENANT, T0)
-    await runtime.identity.store.create_account(Account(ANNA, None, False), T0)
+    await runtime.identity_store.create_tenant(TENANT, T0)
+    await runtime.identity_store.create_account(Account(ANNA, None, False), T0)
 
 
 def _code(name: str, expires_in: timedelta) -> AuthorizationCode:
@@ -39,7 +39,7 @@ def _device(name: str, expires_in: timedelta) -> DeviceCode:
 async def test_purging_removes_expired_sign_in_state_and_keeps_the_rest(runtime: Runtime) -> None:
     """purge_expired deletes codes, refresh tokens, device codes and sessions past their expiry, nothing else."""
     await _seed(runtime)
-    store = runtime.identity.store
+    store = runtime.identity_store
     for name, life in (("old", timedelta(minutes=-1)), ("live", timedelta(minutes=5))):
         await store.save_code(_code(name, life))
         await store.save_refresh_token(_refresh(name, life))
@@ -59,9 +59,9 @@ async def test_purging_removes_expired_sign_in_state_and_keeps_the_rest(runtime:
 async def test_a_code_redeems_once(runtime: Runtime) -> None:
     """The first redemption returns the code unredeemed; the second returns it marked redeemed."""
     await _seed(runtime)
-    await runtime.identity.store.save_code(_code("c", timedelta(minutes=10)))
-    first = await runtime.identity.store.redeem_code(digest("c"), T0)
-    second = await runtime.identity.store.redeem_code(digest("c"), T0 + timedelta(seconds=1))
+    await runtime.identity_store.save_code(_code("c", timedelta(minutes=10)))
+    first = await runtime.identity_store.redeem_code(digest("c"), T0)
+    second = await runtime.identity_store.redeem_code(digest("c"), T0 + timedelta(seconds=1))
     assert first is not None
     assert first.redeemed is None
     assert second is not None
@@ -71,7 +71,7 @@ async def test_a_code_redeems_once(runtime: Runtime) -> None:
 async def test_deleting_a_user_takes_their_sign_in_state(runtime: Runtime) -> None:
     """A deleted user's codes, refresh tokens and sessions go with them."""
     await _seed(runtime)
-    store = runtime.identity.store
+    store = runtime.identity_store
     await store.save_code(_code("c", timedelta(minutes=10)))
     await store.save_refresh_token(_refresh("r", timedelta(days=1)))
     await store.create_session(digest("s"), ANNA.id, T0, T0 + timedelta(hours=1))

@@ -171,7 +171,7 @@ async def test_redirect_uris_are_added_and_removed_per_platform(
     twice = await post(browser, path, csrf, platform="web", uri="http://localhost:3000")
     assert twice.status_code == 400
     assert "one platform only" in page_error(twice)
-    app = await runtime.identity.store.find_application(app_id)
+    app = await runtime.identity_store.find_application(app_id)
     assert app is not None
     assert (app.spa_redirect_uris, app.public_client_redirect_uris, app.web_redirect_uris) == (
         ("http://localhost:3000",),
@@ -181,7 +181,7 @@ async def test_redirect_uris_are_added_and_removed_per_platform(
     removed = await post(browser, f"{path}/remove", csrf, platform="spa", uri="http://localhost:3000")
     assert removed.status_code == 303
     assert "The redirect URI is removed." in shown(await browser.get(removed.headers["location"]))
-    app = await runtime.identity.store.find_application(app_id)
+    app = await runtime.identity_store.find_application(app_id)
     assert app is not None
     assert (app.spa_redirect_uris, app.public_client_redirect_uris) == ((), ("myapp://auth",))
 
@@ -191,7 +191,7 @@ async def test_refused_input_says_why_and_changes_nothing(
 ) -> None:
     """An empty name, a script redirect URI, an unknown permission and a stale form are refused with a reason."""
     csrf = await portal_sign_in(browser, world, "adele", "/apps")
-    before = await runtime.identity.store.list_applications(world.tenant_id)
+    before = await runtime.identity_store.list_applications(world.tenant_id)
 
     empty = await post(browser, "/apps/new", csrf, name="  ", audience="AzureADMyOrg", platform="web")
     assert (empty.status_code, page_error(empty)) == (400, "Enter a name for the app.")
@@ -207,10 +207,10 @@ async def test_refused_input_says_why_and_changes_nothing(
     assert script.status_code == 400
     assert "scheme 'javascript', which is not allowed" in page_error(script)
     assert 'value="Evil"' in script.text  # what was typed is kept
-    assert await runtime.identity.store.list_applications(world.tenant_id) == before
+    assert await runtime.identity_store.list_applications(world.tenant_id) == before
 
     app_id = await register(browser, csrf)
-    registered = await runtime.identity.store.find_application(app_id)
+    registered = await runtime.identity_store.find_application(app_id)
     bad_uri = await post(browser, f"/apps/{app_id}/redirect-uris", csrf, platform="spa", uri="javascript:alert(1)")
     assert bad_uri.status_code == 400
     assert "not allowed" in page_error(bad_uri)
@@ -232,7 +232,7 @@ async def test_refused_input_says_why_and_changes_nothing(
     bad_expiry = await post(browser, f"/apps/{app_id}/secrets", csrf, description="x", expires="9999")
     assert (bad_expiry.status_code, page_error(bad_expiry)) == (400, "Choose when the secret expires.")
     assert new_secret(bad_expiry) is None
-    assert await runtime.identity.store.find_application(app_id) == registered
+    assert await runtime.identity_store.find_application(app_id) == registered
 
 
 async def test_only_administrators_reach_app_registrations(
@@ -252,14 +252,14 @@ async def test_only_administrators_reach_app_registrations(
         (f"/apps/{daemon}/delete", {"confirm": "yes"}),
         ("/apps/new", {"name": "Sneaky", "audience": "AzureADMyOrg", "platform": "web"}),
     )
-    before = await runtime.identity.store.list_applications(world.tenant_id)
-    assignments = await runtime.identity.store.list_assignments(world.tenant_id)
+    before = await runtime.identity_store.list_applications(world.tenant_id)
+    assignments = await runtime.identity_store.list_assignments(world.tenant_id)
     for path, fields in forged:
         response = await post(browser, path, csrf, **fields)
         assert response.status_code == 403, path
         assert new_secret(response) is None
-    assert await runtime.identity.store.list_applications(world.tenant_id) == before
-    assert await runtime.identity.store.list_assignments(world.tenant_id) == assignments
+    assert await runtime.identity_store.list_applications(world.tenant_id) == before
+    assert await runtime.identity_store.list_assignments(world.tenant_id) == assignments
 
 
 async def test_signing_in_leads_back_to_app_registrations(browser: httpx.AsyncClient, world: World) -> None:
@@ -294,9 +294,9 @@ async def test_delegated_admin_consent_is_listed_as_given_by_the_administrator(
     assert (await post(browser, f"/apps/{app_id}/consent", csrf)).status_code == 303
     [grant] = [
         g
-        for g in await runtime.identity.store.list_grants(world.tenant_id)
+        for g in await runtime.identity_store.list_grants(world.tenant_id)
         if g.consent_type == "AllPrincipals"
-        and (sp := await runtime.identity.store.get_service_principal(world.tenant_id, g.client_id))
+        and (sp := await runtime.identity_store.get_service_principal(world.tenant_id, g.client_id))
         and sp.app_id == app_id
     ]
     assert grant.scopes == ("Presence.Read",)
@@ -309,7 +309,7 @@ async def test_delegated_admin_consent_is_listed_as_given_by_the_administrator(
     text = shown(await browser.get(revoked.headers["location"]))
     assert "Admin consent is revoked" in text
     assert "Not granted" in text
-    assert await runtime.identity.store.get_grant(world.tenant_id, grant.id) is None
+    assert await runtime.identity_store.get_grant(world.tenant_id, grant.id) is None
 
 
 async def test_deleting_an_app_needs_the_box_ticked_and_then_it_is_gone(
@@ -328,7 +328,7 @@ async def test_deleting_an_app_needs_the_box_ticked_and_then_it_is_gone(
     assert (await browser.get(f"/apps/{app_id}")).status_code == 404
     refused = await post_token(browser, world.tenant_id, client_credentials(app_id, secret))
     assert refused.status_code in {400, 401}
-    assert await runtime.identity.store.find_application(app_id) is None
+    assert await runtime.identity_store.find_application(app_id) is None
 
 
 async def test_the_permission_choices_name_each_permission_and_its_kind(

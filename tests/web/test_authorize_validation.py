@@ -214,7 +214,7 @@ async def test_an_admins_consent_for_the_organization_lets_other_users_in_withou
         consent = await sign_in(admin, await admin.get(flow.path()), "adele")
         back = redirect_params(await submit(admin, page_form(consent), decision="accept", for_all="1"))
         assert back["code"]
-    grants = await runtime.identity.store.list_grants(world.tenant_id)
+    grants = await runtime.identity_store.list_grants(world.tenant_id)
     for_all = [g for g in grants if g.consent_type == "AllPrincipals" and "User.Read.All" in g.scopes]
     assert len(for_all) == 1
     assert for_all[0].principal_id is None
@@ -253,7 +253,7 @@ async def test_an_operator_token_with_an_unknown_permission_is_refused(runtime: 
 async def test_an_app_only_operator_token_has_the_apps_service_principal_as_oid(runtime: Runtime, world: World) -> None:
     """An app-only operator token for a registered app has the app's service principal id as oid."""
     app = await register_app(runtime, world.tenant_id, "Operator Daemon")
-    sp = await runtime.identity.store.find_service_principal(world.tenant_id, app.app_id)
+    sp = await runtime.identity_store.find_service_principal(world.tenant_id, app.app_id)
     assert sp is not None
     token = await runtime.oauth.operator_token(world.tenant_id, app.app_id, permissions=["Presence.Read.All"])
     found = claims(token, runtime)

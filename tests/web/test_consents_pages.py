@@ -55,7 +55,7 @@ async def refresh(client: httpx.AsyncClient, world: World, refresh_token: str) -
 
 
 async def own_grant_id(runtime: Runtime, world: World, nickname: str) -> str:
-    [grant] = await runtime.identity.store.list_grants(world.tenant_id, principal_id=world.user_id(nickname))
+    [grant] = await runtime.identity_store.list_grants(world.tenant_id, principal_id=world.user_id(nickname))
     return grant.id
 
 
@@ -151,7 +151,7 @@ async def test_a_forged_revocation_of_someone_elses_grant_is_refused_and_changes
     everyone = await runtime.identity.consent_for_all(
         world.tenant_id, world.public, GRAPH, {"User.Read"}, datetime.now(UTC), granted_by=world.user_id("adele")
     )
-    store = runtime.identity.store
+    store = runtime.identity_store
     grants, assignments = await store.list_grants(world.tenant_id), await store.list_assignments(world.tenant_id)
     csrf = await portal_sign_in(browser, world, "megan", "/consents")
     for grant_id in (await own_grant_id(runtime, world, "alex"), everyone.id, "no-such-grant"):
@@ -191,7 +191,7 @@ async def test_a_stale_form_revokes_nothing(browser: httpx.AsyncClient, runtime:
     response = await browser.post("/consents/grants/revoke", data={"csrf": "forged", "grant_id": grant_id})
     assert response.status_code == 400
     assert "The form expired" in shown(response)
-    assert await runtime.identity.store.get_grant(world.tenant_id, grant_id) is not None
+    assert await runtime.identity_store.get_grant(world.tenant_id, grant_id) is not None
 
 
 async def test_signed_out_visitors_are_sent_to_sign_in(
@@ -204,4 +204,4 @@ async def test_signed_out_visitors_are_sent_to_sign_in(
     assert (page.status_code, page.headers["location"]) == (303, "/signin?next=%2Fconsents")
     response = await browser.post("/consents/grants/revoke", data={"csrf": "x", "grant_id": grant_id})
     assert response.status_code == 401
-    assert await runtime.identity.store.get_grant(world.tenant_id, grant_id) is not None
+    assert await runtime.identity_store.get_grant(world.tenant_id, grant_id) is not None

@@ -134,7 +134,7 @@ async def test_a_nul_in_any_form_is_refused(runtime: Runtime, world: World, brow
     response = await browser.post("/apps/new", data={"csrf": csrf, "name": "a\x00b", "audience": "AzureADMyOrg"})
     assert response.status_code == 400
     assert "not allowed" in response.text
-    names = [a.display_name for a in await runtime.identity.store.list_applications(world.tenant_id)]
+    names = [a.display_name for a in await runtime.identity_store.list_applications(world.tenant_id)]
     assert not any("\x00" in n for n in names)
 
 

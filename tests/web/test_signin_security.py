@@ -289,7 +289,7 @@ async def test_a_consent_without_the_csrf_token_records_nothing(
         fields["csrf"] = csrf
     response = await browser.post(consent.action, data=fields)
     assert is_error_page(response)
-    assert await runtime.identity.store.list_grants(world.tenant_id, principal_id=world.user_id("alex")) == []
+    assert await runtime.identity_store.list_grants(world.tenant_id, principal_id=world.user_id("alex")) == []
     assert page_form(await browser.get(flow.path())).step == "consent"
 
 

@@ -21,6 +21,7 @@ from presenced.errors import ConfigurationError, PresencedError
 # Commands import what they need when they run (see ``presenced.cli.main``).
 if TYPE_CHECKING:
     from presenced.bootstrap import Runtime
+    from presenced.services.directory import Actor
     from presenced.services.entities import Application, RequiredAccess
 
 PLATFORMS = ("web", "spa", "public")
@@ -49,6 +50,13 @@ def _tenant(ref: str | None) -> str:
     return guid(ref, "--tenant") if ref else DEMO_TENANT_ID
 
 
+def _operator(tenant_ref: str | None) -> Actor:
+    """Whoever runs the command line: the server's operator, acting in the tenant of ``--tenant``."""
+    from presenced.services.directory import Actor
+
+    return Actor.operator(_tenant(tenant_ref))
+
+
 # ---- tenants ----
 
 
@@ -72,7 +80,7 @@ def tenant_create(data_dir: Path | None, database_url: str | None, display_name:
 @store_options
 def tenant_list(data_dir: Path | None, database_url: str | None) -> None:
     """List the tenants."""
-    for item in _admin(lambda rt: rt.identity.store.list_tenants(), data_dir, database_url):
+    for item in _admin(lambda rt: rt.identity.list_tenants(), data_dir, database_url):
         click.echo(f"{item.id}  {item.display_name}")
 
 
@@ -104,8 +112,8 @@ def user_create(
     name = display_name or user_principal_name.split("@")[0]
 
     async def create(rt: Runtime) -> Any:
-        return await rt.identity.create_user(
-            _tenant(tenant_ref), user_principal_name, name, password, real_now(), is_admin=admin
+        return await rt.directory.create_user(
+            _operator(tenant_ref), user_principal_name, name, password, real_now(), is_admin=admin
         )
 
     account = _admin(create, data_dir, database_url)
@@ -117,7 +125,7 @@ def user_create(
 @_tenant_option
 def user_list(data_dir: Path | None, database_url: str | None, tenant_ref: str | None) -> None:
     """List the tenant's users."""
-    for account in _admin(lambda rt: rt.identity.store.list_accounts(_tenant(tenant_ref)), data_dir, database_url):
+    for account in _admin(lambda rt: rt.directory.list_users(_operator(tenant_ref)), data_dir, database_url):
         flags = " (admin)" if account.is_admin else ""
         click.echo(f"{account.user.id}  {account.user.user_principal_name}  {account.user.display_name}{flags}")
 
@@ -131,7 +139,7 @@ def user_set_password(
     data_dir: Path | None, database_url: str | None, tenant_ref: str | None, user_ref: str, password: str
 ) -> None:
     """Set a user's password."""
-    _admin(lambda rt: rt.identity.set_password(_tenant(tenant_ref), user_ref, password), data_dir, database_url)
+    _admin(lambda rt: rt.directory.set_password(_operator(tenant_ref), user_ref, password), data_dir, database_url)
     click.echo("password set")
 
 
@@ -143,8 +151,13 @@ def user_delete(data_dir: Path | None, database_url: str | None, tenant_ref: str
     """Delete a user (UPN or object id), with their presence, sessions and consents."""
 
     async def delete(rt: Runtime) -> bool:
-        account = await rt.identity.store.find_account(_tenant(tenant_ref), user_ref)
-        return account is not None and await rt.identity.store.delete_user(account.user.tenant_id, account.user.id)
+        from presenced.errors import ResourceNotFound
+
+        try:
+            await rt.directory.delete_user(_operator(tenant_ref), user_ref)
+        except ResourceNotFound:
+            return False
+        return True
 
     if not _admin(delete, data_dir, database_url):
         raise ConfigurationError(f"no user {user_ref!r} in tenant {_tenant(tenant_ref)}")
@@ -236,14 +249,14 @@ def app_create(
             api_scopes=(),
             created=now,
         )
-        await rt.identity.register_application(registration, now)
+        await rt.directory.register_application(_operator(tenant_ref), registration, now)
         result: dict[str, Any] = {"id": registration.id, "appId": registration.app_id, "displayName": display_name}
         if with_secret:
-            secret = await rt.identity.add_password(registration, "cli", now)
+            secret = await rt.directory.add_password(_operator(tenant_ref), registration, "cli", now)
             result["clientSecret"] = secret.text
             result["secretExpires"] = secret.secret.end.isoformat()
         if grant:
-            await rt.identity.grant_admin_consent(tenant_id, registration, now)
+            await rt.directory.grant_admin_consent(_operator(tenant_ref), registration, now)
             result["adminConsent"] = True
         return result
 
@@ -261,19 +274,20 @@ def app_create(
 @_tenant_option
 def app_list(data_dir: Path | None, database_url: str | None, tenant_ref: str | None) -> None:
     """List the tenant's app registrations."""
-    for item in _admin(lambda rt: rt.identity.store.list_applications(_tenant(tenant_ref)), data_dir, database_url):
+    for item in _admin(lambda rt: rt.directory.list_applications(_operator(tenant_ref)), data_dir, database_url):
         kind = "public" if item.is_fallback_public_client else "confidential" if item.secrets else "no secret"
         click.echo(f"{item.app_id}  {item.display_name}  ({kind}, {len(item.secrets)} secrets)")
 
 
 async def _find_app(rt: Runtime, tenant_id: str, ref: str) -> Application:
     """An app of the tenant by app id or object id."""
-    found = await rt.identity.store.find_application(ref) if len(ref) == 36 else None
-    if found is None or found.tenant_id != tenant_id:
-        found = await rt.identity.store.get_application(tenant_id, ref.lower())
-    if found is None:
-        raise ConfigurationError(f"no application {ref!r} in tenant {tenant_id}")
-    return found
+    from presenced.errors import ResourceNotFound
+    from presenced.services.directory import Actor
+
+    try:
+        return await rt.directory.find_application(Actor.operator(tenant_id), ref)
+    except ResourceNotFound:
+        raise ConfigurationError(f"no application {ref!r} in tenant {tenant_id}") from None
 
 
 @app.command("add-secret")
@@ -295,7 +309,9 @@ def app_add_secret(
     async def add(rt: Runtime) -> Any:
         registration = await _find_app(rt, _tenant(tenant_ref), app_ref)
         now = real_now()
-        return await rt.identity.add_password(registration, display_name, now, now + timedelta(days=days))
+        return await rt.directory.add_password(
+            _operator(tenant_ref), registration, display_name, now, now + timedelta(days=days)
+        )
 
     secret = _admin(add, data_dir, database_url)
     click.echo(f"{secret.text}\nkey id {secret.secret.key_id}, expires {secret.secret.end.isoformat()}")
@@ -312,8 +328,14 @@ def app_remove_secret(
     """Remove a client secret by its key id."""
 
     async def remove(rt: Runtime) -> bool:
+        from presenced.errors import ResourceNotFound
+
         registration = await _find_app(rt, _tenant(tenant_ref), app_ref)
-        return await rt.identity.store.remove_secret(registration.id, key_id)
+        try:
+            await rt.directory.remove_password(_operator(tenant_ref), registration, key_id)
+        except ResourceNotFound:
+            return False
+        return True
 
     if not _admin(remove, data_dir, database_url):
         raise ConfigurationError(f"the app has no secret with key id {key_id!r}")
@@ -330,7 +352,7 @@ def app_grant(data_dir: Path | None, database_url: str | None, tenant_ref: str |
     async def grant(rt: Runtime) -> Any:
         tenant_id = _tenant(tenant_ref)
         registration = await _find_app(rt, tenant_id, app_ref)
-        return await rt.identity.grant_admin_consent(tenant_id, registration, real_now())
+        return await rt.directory.grant_admin_consent(_operator(tenant_ref), registration, real_now())
 
     grants, assignments = _admin(grant, data_dir, database_url)
     scopes = sorted({s for g in grants for s in g.scopes})
@@ -344,10 +366,9 @@ def app_grant(data_dir: Path | None, database_url: str | None, tenant_ref: str |
 def app_delete(data_dir: Path | None, database_url: str | None, tenant_ref: str | None, app_ref: str) -> None:
     """Delete an app registration, with its service principals, consents and refresh tokens."""
 
-    async def delete(rt: Runtime) -> bool:
-        tenant_id = _tenant(tenant_ref)
-        registration = await _find_app(rt, tenant_id, app_ref)
-        return await rt.identity.store.delete_application(tenant_id, registration.id)
+    async def delete(rt: Runtime) -> None:
+        registration = await _find_app(rt, _tenant(tenant_ref), app_ref)
+        await rt.directory.delete_application(_operator(tenant_ref), registration.id)
 
     _admin(delete, data_dir, database_url)
     click.echo("deleted")

@@ -265,7 +265,7 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
             tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
             demo_identity = await seed_demo_identity(runtime.identity, real_now())
         record_serving_url(settings)
-        tenants = [] if demo else await runtime.identity.store.list_tenants()
+        tenants = [] if demo else await runtime.identity.list_tenants()
         for line in startup_message(
             settings,
             local,

@@ -23,6 +23,7 @@ from presenced.oauth.tokens import DEFAULT_LIFETIME, mint_access_token
 from presenced.services.credentials import same_digest
 from presenced.services.entities import Account, Application
 from presenced.services.identity import IdentityService, Resource
+from presenced.services.ports import IdentityStore
 
 TENANT_ALIASES = frozenset({"common", "organizations"})
 CODE_LIFETIME = timedelta(minutes=10)
@@ -43,6 +44,7 @@ class ServerCore:
     def __init__(
         self,
         identity: IdentityService,
+        store: IdentityStore,
         keys: SigningKeys,
         base_url: str,
         *,
@@ -50,7 +52,7 @@ class ServerCore:
         now: Callable[[], datetime] = real_now,
     ) -> None:
         self.identity = identity
-        self.store = identity.store
+        self.store = store
         self.keys = keys
         self.base_url = base_url
         self.device_interval = device_interval

@@ -1,4 +1,4 @@
-"""Who granted what: a tenant's consents as people see and revoke them, and an app's admin consent.
+"""Who granted what: a tenant's consents as people see and revoke them, and what an app registration asks for.
 
 An administrator sees and revokes every grant of the tenant: delegated grants (for everyone or
 for one user) and application permissions. Anyone else sees and revokes only the consents they
@@ -21,6 +21,7 @@ from presenced.services.entities import (
     ServicePrincipal,
 )
 from presenced.services.identity import IdentityService, Resource
+from presenced.services.ports import IdentityStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,9 +70,9 @@ class RequestedPermission:
 
 
 class Consents:
-    def __init__(self, identity: IdentityService) -> None:
+    def __init__(self, identity: IdentityService, store: IdentityStore) -> None:
         self.identity = identity
-        self.store = identity.store
+        self.store = store
 
     async def overview(self, viewer: Account) -> list[ClientConsents]:
         """The grants ``viewer`` may see (all of the tenant's for an administrator), by app."""
@@ -172,18 +173,3 @@ class Consents:
             name, required = resource.display_name, found.admin_consent_required
             listed.append(RequestedPermission(access, name, found.value, found.display_name, required, granted))
         return listed
-
-    async def revoke_admin_consent(self, tenant_id: str, app: Application) -> int:
-        """Remove the tenant-wide consent to the app: its grants for all users and its application
-        permissions (users' own consents stay). How many grants and permissions were removed."""
-        sp = await self.store.find_service_principal(tenant_id, app.app_id)
-        if sp is None:
-            return 0
-        removed = 0
-        for grant in await self.store.list_grants(tenant_id, client_id=sp.id):
-            if grant.consent_type == "AllPrincipals" and await self.store.delete_grant(tenant_id, grant.id):
-                removed += 1
-        for assignment in await self.store.list_assignments(tenant_id, sp.id):
-            if await self.store.delete_assignment(tenant_id, assignment.id):
-                removed += 1
-        return removed

@@ -230,19 +230,17 @@ async def seed_demo_identity(identity: IdentityService, now: datetime) -> DemoId
     passwords = {}
     for nick, _, _ in SCENARIOS:
         password = demo_password(nick)
-        await identity.store.set_password(demo_user_id(nick), _demo_hash(identity, password), nick == DEMO_ADMIN)
+        await identity.set_password_hash(demo_user_id(nick), _demo_hash(identity, password), nick == DEMO_ADMIN)
         passwords[demo_user_id(nick)] = password
     daemon_permissions = (APP_PRESENCE_READ_ALL, APP_PRESENCE_READWRITE_ALL)
-    daemon = await _reset_app(
-        identity,
+    daemon = await identity.reset_application(
         _demo_app(DEMO_DAEMON_APP_ID, "Presence Daemon (demo)", now, required=_access(*daemon_permissions)),
         now,
     )
     secret = await identity.add_password(daemon, "demo", now, now + timedelta(days=365))
     await identity.grant_admin_consent(DEMO_TENANT_ID, daemon, now)
     public_permissions = (PRESENCE_READ, PRESENCE_READ_ALL, PRESENCE_READWRITE)
-    public = await _reset_app(
-        identity,
+    public = await identity.reset_application(
         _demo_app(
             DEMO_PUBLIC_APP_ID,
             "Presence Desktop (demo)",
@@ -287,9 +285,3 @@ def _demo_app(
         created=now,
     )
 
-
-async def _reset_app(identity: IdentityService, app: Application, now: datetime) -> Application:
-    """Put the demo app back as it was first created: settings, no secrets, no user consents."""
-    if await identity.store.get_application(app.tenant_id, app.id) is not None:
-        await identity.store.delete_application(app.tenant_id, app.id)
-    return await identity.register_application(app, now)

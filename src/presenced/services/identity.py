@@ -131,19 +131,23 @@ class NewSecret:
 
 class IdentityService:
     def __init__(self, store: IdentityStore, hasher: SecretHasher) -> None:
-        self.store = store
+        self._store = store
         self.hasher = hasher
+
+    async def list_tenants(self) -> list[Tenant]:
+        """Every tenant of the server (its operator's view: the command line, the start-up message)."""
+        return await self._store.list_tenants()
 
     # ---- tenants and users ----
 
     async def create_tenant(self, display_name: str, now: datetime, tenant_id: str | None = None) -> Tenant:
         tenant = Tenant(tenant_id or str(uuid.uuid4()), display_name)
-        await self.store.create_tenant(tenant, now)
+        await self._store.create_tenant(tenant, now)
         await self.graph_principal(tenant.id, now)
         return tenant
 
     async def require_tenant(self, tenant_id: str) -> Tenant:
-        tenant = await self.store.get_tenant(tenant_id)
+        tenant = await self._store.get_tenant(tenant_id)
         if tenant is None:
             raise ResourceNotFound(f"Tenant '{tenant_id}' does not exist.")
         return tenant
@@ -165,23 +169,27 @@ class IdentityService:
         if password is not None and len(password) < 8:
             raise BadRequest("passwordProfile.password must be at least 8 characters long.")
         # UPNs are unique across tenants, as in Entra: sign-in on common/organizations finds users by it.
-        existing = await self.store.find_account(tenant_id, user_principal_name) or await self.store.find_account(
+        existing = await self._store.find_account(tenant_id, user_principal_name) or await self._store.find_account(
             None, user_principal_name
         )
         if existing is not None and existing.user.id != user_id:
             raise Conflict("Another object with the same value for property userPrincipalName already exists.")
         user = User(user_id or str(uuid.uuid4()), tenant_id, user_principal_name, display_name)
         account = Account(user, None if password is None else self.hasher.hash_password(password), is_admin)
-        await self.store.create_account(account, now)
+        await self._store.create_account(account, now)
         return account
 
+    async def set_password_hash(self, user_id: str, password_hash: str, is_admin: bool) -> None:
+        """Give a user a password already hashed (the demo's, hashed once per process)."""
+        await self._store.set_password(user_id, password_hash, is_admin)
+
     async def set_password(self, tenant_id: str, ref: str, password: str, is_admin: bool | None = None) -> Account:
-        account = await self.store.find_account(tenant_id, ref)
+        account = await self._store.find_account(tenant_id, ref)
         if account is None:
             raise ResourceNotFound(f"User '{ref}' does not exist in tenant '{tenant_id}'.")
         if len(password) < 8:
             raise BadRequest("The password must be at least 8 characters long.")
-        await self.store.set_password(account.user.id, self.hasher.hash_password(password), is_admin)
+        await self._store.set_password(account.user.id, self.hasher.hash_password(password), is_admin)
         return account
 
     # ---- applications ----
@@ -189,25 +197,38 @@ class IdentityService:
     async def register_application(self, app: Application, now: datetime) -> Application:
         """Store a new registration and create its service principal in its home tenant."""
         await self.require_tenant(app.tenant_id)
-        self.validate_application(app)
-        if await self.store.find_application(app.app_id) is not None:
+        await self.validate_application(app)
+        if await self._store.find_application(app.app_id) is not None:
             raise Conflict(f"An application with appId '{app.app_id}' already exists.")
-        await self.store.save_application(app)
-        await self.store.ensure_service_principal(
+        await self._store.save_application(app)
+        await self._store.ensure_service_principal(
             ServicePrincipal(str(uuid.uuid4()), app.tenant_id, app.app_id, app.display_name, app.tenant_id), now
         )
         return app
 
     async def update_application(self, app: Application) -> Application:
-        self.validate_application(app)
-        await self.store.save_application(app)
+        await self.validate_application(app)
+        await self._store.save_application(app)
         return app
 
-    def validate_application(self, app: Application) -> None:
+    async def validate_application(self, app: Application) -> None:
+        """The registration's own rules, and no identifier URI that another app of the tenant has."""
         registrations.validate(app)
+        keys = {u.rstrip("/").lower() for u in app.identifier_uris}
+        if not keys:
+            return
+        for other in await self._store.list_applications(app.tenant_id):
+            if other.id != app.id and keys & {u.rstrip("/").lower() for u in other.identifier_uris}:
+                raise BadRequest("identifierUris: another application already uses one of these identifier URIs.")
+
+    async def reset_application(self, app: Application, now: datetime) -> Application:
+        """Register ``app`` afresh: an earlier registration with its id goes, with its secrets and consents."""
+        if await self._store.get_application(app.tenant_id, app.id) is not None:
+            await self._store.delete_application(app.tenant_id, app.id)
+        return await self.register_application(app, now)
 
     async def require_application(self, tenant_id: str, object_id: str) -> Application:
-        app = await self.store.get_application(tenant_id, object_id)
+        app = await self._store.get_application(tenant_id, object_id)
         if app is None:
             raise ResourceNotFound(
                 f"Resource '{object_id}' does not exist or one of its queried "
@@ -225,16 +246,16 @@ class IdentityService:
             raise BadRequest("endDateTime must be at most two years after startDateTime.")
         text = new_client_secret()
         secret = ClientSecret(str(uuid.uuid4()), display_name, text[:3], digest(text), now, end)
-        await self.store.add_secret(app.id, secret)
+        await self._store.add_secret(app.id, secret)
         return NewSecret(secret, text)
 
     async def remove_password(self, app: Application, key_id: str) -> None:
-        if not await self.store.remove_secret(app.id, key_id):
+        if not await self._store.remove_secret(app.id, key_id):
             raise ResourceNotFound(f"The application has no password credential with keyId '{key_id[:64]}'.")
 
     async def delete_application(self, tenant_id: str, object_id: str) -> None:
         """Delete the registration with its service principals, their grants and its refresh tokens."""
-        if not await self.store.delete_application(tenant_id, object_id):
+        if not await self._store.delete_application(tenant_id, object_id):
             raise ResourceNotFound(
                 f"Resource '{object_id[:64]}' does not exist or one of its queried "
                 "reference-property objects are not present."
@@ -244,7 +265,7 @@ class IdentityService:
 
     async def graph_principal(self, tenant_id: str, now: datetime) -> ServicePrincipal:
         """Graph's service principal in the tenant, created on first use (its id is derived from the tenant's)."""
-        return await self.store.ensure_service_principal(
+        return await self._store.ensure_service_principal(
             ServicePrincipal(graph_principal_id(tenant_id), tenant_id, GRAPH_APP_ID, GRAPH_DISPLAY_NAME, None), now
         )
 
@@ -252,19 +273,19 @@ class IdentityService:
         """For reading grants: the resource's service principal id, without creating anything."""
         if resource.app_id == GRAPH_APP_ID:
             return graph_principal_id(tenant_id)
-        found = await self.store.find_service_principal(tenant_id, resource.app_id)
+        found = await self._store.find_service_principal(tenant_id, resource.app_id)
         return None if found is None else found.id
 
     async def client_principal(self, tenant_id: str, app: Application, now: datetime) -> ServicePrincipal:
         """The app's service principal in ``tenant_id``, created on first use (as consent does in Entra)."""
-        return await self.store.ensure_service_principal(
+        return await self._store.ensure_service_principal(
             ServicePrincipal(str(uuid.uuid4()), tenant_id, app.app_id, app.display_name, app.tenant_id), now
         )
 
     async def resource_principal(self, tenant_id: str, resource: Resource, now: datetime) -> ServicePrincipal:
         if resource.app_id == GRAPH_APP_ID:
             return await self.graph_principal(tenant_id, now)
-        found = await self.store.find_service_principal(tenant_id, resource.app_id)
+        found = await self._store.find_service_principal(tenant_id, resource.app_id)
         if found is None:
             raise ResourceNotFound(
                 f"The resource '{resource.app_id}' has no service principal in tenant '{tenant_id}'."
@@ -276,7 +297,7 @@ class IdentityService:
         lowered = identifier.rstrip("/").lower()
         if lowered in {i.lower() for i in GRAPH.identifiers}:
             return GRAPH
-        for app in await self.store.list_applications(tenant_id):
+        for app in await self._store.list_applications(tenant_id):
             if lowered in {i.rstrip("/").lower() for i in (*app.identifier_uris, app.app_id)}:
                 return api_resource(app)
         return None
@@ -284,7 +305,7 @@ class IdentityService:
     async def resource_by_app_id(self, tenant_id: str, app_id: str) -> Resource | None:
         if app_id == GRAPH_APP_ID:
             return GRAPH
-        app = await self.store.find_application(app_id)
+        app = await self._store.find_application(app_id)
         return None if app is None else api_resource(app)
 
     # ---- consent ----
@@ -293,11 +314,11 @@ class IdentityService:
         self, tenant_id: str, client: Application, resource: Resource, user_id: str | None
     ) -> set[str]:
         """The delegated permissions of ``resource`` that ``client`` may use for the user."""
-        client_sp = await self.store.find_service_principal(tenant_id, client.app_id)
+        client_sp = await self._store.find_service_principal(tenant_id, client.app_id)
         resource_sp_id = await self._resource_principal_id(tenant_id, resource)
         if client_sp is None or resource_sp_id is None:
             return set()
-        grants = await self.store.grants_for(client_sp.id, resource_sp_id, user_id)
+        grants = await self._store.grants_for(client_sp.id, resource_sp_id, user_id)
         return {scope for grant in grants for scope in grant.scopes}
 
     async def granted_roles(
@@ -305,7 +326,7 @@ class IdentityService:
     ) -> tuple[ServicePrincipal | None, set[str]]:
         """The client's service principal in the tenant, and the application permissions of ``resource``
         assigned to it."""
-        client_sp = await self.store.find_service_principal(tenant_id, client.app_id)
+        client_sp = await self._store.find_service_principal(tenant_id, client.app_id)
         resource_sp_id = await self._resource_principal_id(tenant_id, resource)
         if client_sp is None or resource_sp_id is None:
             return client_sp, set()
@@ -313,7 +334,7 @@ class IdentityService:
 
     async def _roles(self, tenant_id: str, client_sp_id: str, resource_sp_id: str, resource: Resource) -> set[str]:
         roles = set()
-        for assignment in await self.store.list_assignments(tenant_id, client_sp_id):
+        for assignment in await self._store.list_assignments(tenant_id, client_sp_id):
             if assignment.resource_id == resource_sp_id:
                 role = resource.role_by_id(assignment.app_role_id)
                 if role is not None:
@@ -325,11 +346,11 @@ class IdentityService:
     ) -> tuple[set[str], set[str]]:
         """What ``client`` holds of ``resource`` for the whole tenant: the delegated permissions granted for
         all users, and the application permissions; each service principal is looked up once."""
-        client_sp = await self.store.find_service_principal(tenant_id, client.app_id)
+        client_sp = await self._store.find_service_principal(tenant_id, client.app_id)
         resource_sp_id = await self._resource_principal_id(tenant_id, resource)
         if client_sp is None or resource_sp_id is None:
             return set(), set()
-        grants = await self.store.grants_for(client_sp.id, resource_sp_id, None)
+        grants = await self._store.grants_for(client_sp.id, resource_sp_id, None)
         scopes = {scope for grant in grants for scope in grant.scopes}
         return scopes, await self._roles(tenant_id, client_sp.id, resource_sp_id, resource)
 
@@ -378,7 +399,7 @@ class IdentityService:
         existing = next(
             (
                 g
-                for g in await self.store.grants_for(client_sp.id, resource_sp.id, user_id)
+                for g in await self._store.grants_for(client_sp.id, resource_sp.id, user_id)
                 if g.consent_type == consent_type and g.principal_id == user_id
             ),
             None,
@@ -399,7 +420,7 @@ class IdentityService:
                 granted_by,
                 now,
             )
-        await self.store.save_grant(grant)
+        await self._store.save_grant(grant)
         return grant
 
     async def assign_role(
@@ -421,7 +442,7 @@ class IdentityService:
         assignment = AppRoleAssignment(
             str(uuid.uuid4()), tenant_id, client_sp.id, resource_sp.id, role.id, now, granted_by, now
         )
-        return await self.store.add_assignment(assignment)
+        return await self._store.add_assignment(assignment)
 
     async def required_permissions(self, tenant_id: str, client: Application) -> list[ResourcePermission]:
         """Everything the registration's ``requiredResourceAccess`` asks for, delegated and application."""
@@ -463,14 +484,14 @@ class IdentityService:
 
     async def purge_forever(self, interval: float, now: Callable[[], datetime]) -> None:
         """Remove expired codes, refresh tokens, device codes and sessions every ``interval`` seconds."""
-        await repeat(lambda: self.store.purge_expired(now()), interval, "purging expired sign-in state", log)
+        await repeat(lambda: self._store.purge_expired(now()), interval, "purging expired sign-in state", log)
 
     async def may_keep_subscription(self, tenant_id: str, app_id: str, creator_id: str | None, delegated: bool) -> bool:
         """Whether the grant (or user) behind a presence subscription still stands.
 
         Apps unknown to the directory hold operator tokens (``presenced token``): nothing to check.
         """
-        app = await self.store.find_application(app_id)
+        app = await self._store.find_application(app_id)
         if app is None:
             return True
         allowing_ = allowing(
@@ -487,15 +508,15 @@ class IdentityService:
     async def revoke_grant(self, tenant_id: str, grant_id_: str) -> None:
         # Refresh tokens stay: every refresh checks the grants as they are, so the next one gets
         # consent_required (65001), which tells the app to ask the user again, as Entra does.
-        if not await self.store.delete_grant(tenant_id, grant_id_):
+        if not await self._store.delete_grant(tenant_id, grant_id_):
             raise ResourceNotFound(f"Permission grant '{grant_id_}' does not exist.")
 
     async def revoke_assignment(self, tenant_id: str, principal_id: str | None, assignment_id: str) -> None:
         """Remove an application permission (of the service principal ``principal_id``, when given)."""
-        found = await self.store.get_assignment(tenant_id, assignment_id)
+        found = await self._store.get_assignment(tenant_id, assignment_id)
         if found is None or (principal_id is not None and found.principal_id != principal_id):
             raise ResourceNotFound(f"App role assignment '{assignment_id}' does not exist.")
-        await self.store.delete_assignment(tenant_id, assignment_id)
+        await self._store.delete_assignment(tenant_id, assignment_id)
 
 
 def graph_principal_id(tenant_id: str) -> str:

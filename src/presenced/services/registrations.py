@@ -13,7 +13,7 @@ from dataclasses import replace
 from datetime import datetime
 from urllib.parse import urlsplit
 
-from presenced.auth.permissions import CATALOG, GRAPH_APP_ID, Permission, PermissionKind
+from presenced.auth.permissions import CATALOG, GRAPH_APP_ID, GRAPH_AUDIENCES, Permission, PermissionKind
 from presenced.errors import BadRequest, ResourceNotFound
 from presenced.services.entities import Application, RequiredAccess
 
@@ -45,6 +45,8 @@ def validate(app: Application) -> None:
     """Refuse a registration that breaks any rule, with the first broken rule as the reason."""
     if not app.display_name.strip():
         raise BadRequest("displayName must not be empty.")
+    if len(app.display_name) > 256:
+        raise BadRequest("The name (displayName) may be at most 256 characters long.")
     if app.sign_in_audience not in SIGN_IN_AUDIENCES:
         raise BadRequest(f"signInAudience must be one of {', '.join(SIGN_IN_AUDIENCES)}.")
     for uri in (*app.web_redirect_uris, *app.spa_redirect_uris):
@@ -62,6 +64,12 @@ def validate(app: Application) -> None:
     everywhere = [uri for uris in platforms for uri in set(uris)]
     if len(everywhere) != len(set(everywhere)):
         raise BadRequest("A redirect URI may be registered for one platform only (web, spa or publicClient).")
+    for uri in app.identifier_uris:
+        parts = urlsplit(uri)
+        if not parts.scheme or not (parts.netloc or parts.path) or any(c.isspace() or c in "#*" for c in uri):
+            raise BadRequest(f"identifierUris: '{uri[:64]}' is not a valid absolute URI without a fragment.")
+    if {u.rstrip("/").lower() for u in app.identifier_uris} & GRAPH_AUDIENCES:
+        raise BadRequest("identifierUris: Microsoft Graph's identifiers cannot be used.")
     values = [s.value for s in app.api_scopes]
     if len(set(values)) != len(values):
         raise BadRequest("api.oauth2PermissionScopes values must be unique.")

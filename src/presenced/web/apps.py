@@ -3,8 +3,8 @@
 ``/apps`` lists the tenant's registrations, ``/apps/new`` registers one, and
 ``/apps/{appId}`` is one app's page: overview, redirect URIs, client secrets,
 API permissions with admin consent, deletion. Every change goes through the
-services the directory API uses (``IdentityService``, ``services.registrations``,
-``services.consents``), which validate it the same way. A change answers with a
+service the directory API uses (``services.directory``, with ``services.registrations`` for
+single changes), which validates and authorizes it the same way. A change answers with a
 redirect back to the page and a notice, or the page again with the reason and a
 4xx; a new client secret is the exception: its value is shown in the answer to
 the form that added it (``render`` sends pages with ``Cache-Control: no-store``)
@@ -15,7 +15,6 @@ The routes of the granted-permissions page (``web.consents``) are listed here to
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
@@ -27,9 +26,9 @@ from starlette.routing import Route
 from presenced.auth.permissions import CATALOG, PermissionKind
 from presenced.errors import BadRequest, PresencedError, ResourceNotFound
 from presenced.services import registrations
-from presenced.services.consents import Consents
+from presenced.services.directory import Actor, DirectoryService
 from presenced.services.entities import Account, Application, RequiredAccess
-from presenced.services.identity import IdentityService, NewSecret
+from presenced.services.identity import NewSecret
 from presenced.web import consents
 from presenced.web.pages import read_form
 from presenced.web.portal import page, signed_in
@@ -58,8 +57,8 @@ DONE = {
 }
 
 
-def _identity(request: Request) -> IdentityService:
-    service: IdentityService = services_of(request).identity
+def _directory(request: Request) -> DirectoryService:
+    service: DirectoryService = services_of(request).directory
     return service
 
 
@@ -101,13 +100,8 @@ def _access(raw: str) -> tuple[str, str]:
 
 async def _registration(request: Request, account: Account) -> Application:
     """The path's app registration, if it is one of the administrator's tenant."""
-    raw: str = request.path_params["app_id"]
-    try:
-        app_id = str(uuid.UUID(raw)) if len(raw) == 36 else None
-    except ValueError:
-        app_id = None
-    app = await _identity(request).store.find_application(app_id) if app_id else None
-    if app is None or app.tenant_id != account.user.tenant_id:
+    app = await _directory(request).application_by_app_id(Actor.signed_in(account), request.path_params["app_id"])
+    if app is None:
         raise ResourceNotFound("Your organization has no app registration with this application (client) id.")
     return app
 
@@ -116,7 +110,7 @@ async def _registration(request: Request, account: Account) -> Application:
 
 
 async def _list(request: Request, account: Account) -> Response:
-    apps = await _identity(request).store.list_applications(account.user.tenant_id)
+    apps = await _directory(request).list_applications(Actor.signed_in(account))
     return page(
         request, "apps.html", account, "apps",
         notice=DONE.get(request.query_params.get("done", "")), apps=apps, audiences=AUDIENCES, when=when,
@@ -124,7 +118,7 @@ async def _list(request: Request, account: Account) -> Response:
 
 
 async def _new(request: Request, account: Account) -> Response:
-    tenant = await _identity(request).require_tenant(account.user.tenant_id)
+    tenant = await _directory(request).tenant(Actor.signed_in(account))
     form = await read_form(request) if request.method == "POST" else {}
     if request.method == "POST":
         try:
@@ -143,15 +137,13 @@ async def _register(request: Request, account: Account, form: dict[str, str]) ->
     name = form.get("name", "").strip()
     if not name:
         raise BadRequest("Enter a name for the app.")
-    if len(name) > 256:
-        raise BadRequest("The name may be at most 256 characters long.")
     audience = form.get("audience", "")
     if audience not in AUDIENCES:
         raise BadRequest("Choose who may use the app (supported account types).")
     now = _now(request)
     tenant_id, platform, uri = account.user.tenant_id, form.get("platform"), form.get("redirect_uri")
     app = registrations.new_application(tenant_id, name, audience, now, platform=platform, redirect_uri=uri)
-    return await _identity(request).register_application(app, now)
+    return await _directory(request).register_application(Actor.signed_in(account), app, now)
 
 
 # ---- one app's page ----
@@ -165,10 +157,10 @@ async def _show(
     error: str | None = None,
     new_secret: NewSecret | None = None,
 ) -> Response:
-    identity = _identity(request)
-    tenant = await identity.require_tenant(app.tenant_id)
+    directory, actor = _directory(request), Actor.signed_in(account)
+    tenant = await directory.tenant(actor)
     base_url: str = services_of(request).base_url
-    sp = await identity.store.find_service_principal(app.tenant_id, app.app_id)
+    sp = await directory.service_principal_of(actor, app.app_id, _now(request))
     return page(
         request,
         "app.html",
@@ -189,7 +181,7 @@ async def _show(
         lifetimes=SECRET_LIFETIMES,
         default_lifetime=DEFAULT_LIFETIME,
         new_secret=new_secret,
-        requested=await Consents(identity).requested(app.tenant_id, app),
+        requested=await services_of(request).consents.requested(app.tenant_id, app),
         permission_choices=PERMISSION_CHOICES,
         when=when,
     )
@@ -223,13 +215,13 @@ def _change(done: str, anchor: str) -> Callable[[Change], Callable[[Request], Aw
 @_change("uri-added", "redirect-uris")
 async def add_redirect_uri(request: Request, account: Account, app: Application, form: dict[str, str]) -> None:
     changed = registrations.with_redirect_uri(app, form.get("platform", ""), form.get("uri", ""))
-    await _identity(request).update_application(changed)
+    await _directory(request).update_application(Actor.signed_in(account), changed)
 
 
 @_change("uri-removed", "redirect-uris")
 async def remove_redirect_uri(request: Request, account: Account, app: Application, form: dict[str, str]) -> None:
     changed = registrations.without_redirect_uri(app, form.get("platform", ""), form.get("uri", ""))
-    await _identity(request).update_application(changed)
+    await _directory(request).update_application(Actor.signed_in(account), changed)
 
 
 @_change("secret-removed", "secrets")
@@ -237,13 +229,13 @@ async def remove_secret(request: Request, account: Account, app: Application, fo
     key_id = form.get("key_id", "")
     if not any(s.key_id == key_id for s in app.secrets):
         raise ResourceNotFound("The app has no such client secret (any more).")
-    await _identity(request).remove_password(app, key_id)
+    await _directory(request).remove_password(Actor.signed_in(account), app, key_id)
 
 
 @_change("permission-added", "permissions")
 async def add_permission(request: Request, account: Account, app: Application, form: dict[str, str]) -> None:
     changed = registrations.with_permission(app, *_access(form.get("permission", "")))
-    await _identity(request).update_application(changed)
+    await _directory(request).update_application(Actor.signed_in(account), changed)
 
 
 @_change("permission-removed", "permissions")
@@ -251,19 +243,19 @@ async def remove_permission(request: Request, account: Account, app: Application
     access_type, permission_id = _access(form.get("permission", ""))
     resource_app_id = form.get("resource", "")
     changed = registrations.without_permission(app, RequiredAccess(resource_app_id, permission_id, access_type))
-    await _identity(request).update_application(changed)
+    await _directory(request).update_application(Actor.signed_in(account), changed)
 
 
 @_change("consented", "permissions")
 async def grant_consent(request: Request, account: Account, app: Application, form: dict[str, str]) -> None:
     if not app.required_resource_access:
         raise BadRequest("The app asks for no permissions yet: add them first.")
-    await _identity(request).grant_admin_consent(app.tenant_id, app, _now(request), granted_by=account.user.id)
+    await _directory(request).grant_admin_consent(Actor.signed_in(account), app, _now(request))
 
 
 @_change("consent-revoked", "permissions")
 async def revoke_consent(request: Request, account: Account, app: Application, form: dict[str, str]) -> None:
-    await Consents(_identity(request)).revoke_admin_consent(app.tenant_id, app)
+    await _directory(request).revoke_admin_consent(Actor.signed_in(account), app)
 
 
 async def _add_secret(request: Request, account: Account) -> Response:
@@ -273,12 +265,11 @@ async def _add_secret(request: Request, account: Account) -> Response:
     description = form.get("description", "").strip()
     days = form.get("expires", "")
     try:
-        if len(description) > 256:
-            raise BadRequest("The description may be at most 256 characters long.")
         if days not in SECRET_LIFETIMES:
             raise BadRequest("Choose when the secret expires.")
         now = _now(request)
-        added = await _identity(request).add_password(app, description or None, now, now + timedelta(days=int(days)))
+        end = now + timedelta(days=int(days))
+        added = await _directory(request).add_password(Actor.signed_in(account), app, description or None, now, end)
     except PresencedError as error:
         return await _show(request, account, app, error.status, error.message)
     return await _show(request, account, await _registration(request, account), new_secret=added)
@@ -289,7 +280,7 @@ async def _delete(request: Request, account: Account) -> Response:
     form = await read_form(request)
     if form.get("confirm") != "yes":
         return await _show(request, account, app, 400, "Tick the box to confirm that the app registration goes.")
-    await _identity(request).delete_application(app.tenant_id, app.id)
+    await _directory(request).delete_application(Actor.signed_in(account), app.id)
     return RedirectResponse("/apps?done=deleted", 303)
 
 

@@ -18,6 +18,7 @@ from starlette.routing import Route
 
 from presenced.errors import PresencedError
 from presenced.services.consents import ApplicationConsent, ClientConsents, Consents, DelegatedConsent
+from presenced.services.directory import Actor
 from presenced.services.entities import Account
 from presenced.web.pages import read_form
 from presenced.web.portal import page, signed_in
@@ -32,7 +33,8 @@ NO_PERSON = "presenced CLI or an app"
 
 
 def _consents(request: Request) -> Consents:
-    return Consents(services_of(request).identity)
+    consents: Consents = services_of(request).consents
+    return consents
 
 
 def _when(instant: datetime) -> str:
@@ -89,12 +91,12 @@ def _client(item: ClientConsents) -> dict[str, Any]:
 
 
 async def _show(request: Request, account: Account, status: int = 200, error: str | None = None) -> Response:
-    identity = services_of(request).identity
-    tenant = await identity.require_tenant(account.user.tenant_id)
+    directory, actor = services_of(request).directory, Actor.signed_in(account)
+    tenant = await directory.tenant(actor)
     clients = await _consents(request).overview(account)
     registered = set()
     if account.is_admin:
-        registered = {a.app_id for a in await identity.store.list_applications(account.user.tenant_id)}
+        registered = {a.app_id for a in await directory.list_applications(actor)}
     return page(
         request, "consents.html", account, "consents", status,
         notice=None if error else DONE.get(request.query_params.get("done", "")), page_error=error,

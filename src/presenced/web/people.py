@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from presenced.portal_session import portal_principal
+from presenced.services.directory import Actor
 from presenced.services.entities import Account
 from presenced.services.presence import MAX_IDS, PresenceService
 from presenced.web.portal import page, signed_in
@@ -20,7 +21,7 @@ PAGE_LIMIT = MAX_IDS
 
 async def _people(request: Request, account: Account) -> Response:
     query = request.query_params.get("q", "").strip()[:200]
-    accounts = await services_of(request).identity.store.list_accounts(account.user.tenant_id)
+    accounts = await services_of(request).directory.list_users(Actor.signed_in(account))
     words = query.lower().split()
     matching = sorted(
         (a for a in accounts if all(w in f"{a.user.display_name} {a.user.user_principal_name}".lower() for w in words)),

@@ -1,9 +1,9 @@
 """The Graph management API for automation: applications and service principals (consent and users are in
 ``directory_consent``); ``ENDPOINTS`` lists the whole directory surface.
 
-Everything happens in the caller's tenant (its token's ``tid``); the policy
-decides who may read or change what (directory permissions, and for delegated
-callers a directory administrator).
+Each handler translates HTTP into one call of ``services.directory``, which acts in the caller's
+tenant (its token's ``tid``) and decides who may read or change what (directory permissions, and
+for delegated callers a directory administrator).
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ import uuid
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from urllib.parse import urlsplit
 
 from msgspec import UnsetType
 from starlette.requests import Request
@@ -22,10 +21,10 @@ from presenced.api.endpoints import Endpoint
 from presenced.api.http import empty_response, json_body
 from presenced.api.routes import directory_consent
 from presenced.api.routes import directory_wire as dw
-from presenced.api.routes.directory_http import caller, guid, identity, many, not_found, now, object_id, one
-from presenced.auth.permissions import GRAPH_APP_ID, GRAPH_AUDIENCES
+from presenced.api.routes.directory_http import actor, directory, many, now, one
 from presenced.auth.policy import Operation, Target
-from presenced.errors import BadRequest, Conflict, ResourceNotFound
+from presenced.errors import BadRequest
+from presenced.services.directory import not_found
 from presenced.services.entities import ApiScope, Application, RequiredAccess, ServicePrincipal
 
 _SKEW = timedelta(minutes=5)
@@ -66,22 +65,8 @@ def _required(inputs: list[dw.RequiredResourceAccessInput]) -> tuple[RequiredAcc
     return tuple(found.values())
 
 
-async def _identifier_uris(request: Request, app: Application, uris: list[str]) -> tuple[str, ...]:
-    for uri in uris:
-        parts = urlsplit(uri)
-        if not parts.scheme or not (parts.netloc or parts.path) or any(c.isspace() or c in "#*" for c in uri):
-            raise BadRequest(f"identifierUris: '{uri[:64]}' is not a valid absolute URI without a fragment.")
-    keys = {u.rstrip("/").lower() for u in uris}
-    if keys & GRAPH_AUDIENCES:
-        raise BadRequest("identifierUris: Microsoft Graph's identifiers cannot be used.")
-    for other in await identity(request).store.list_applications(app.tenant_id):
-        if other.id != app.id and keys & {u.rstrip("/").lower() for u in other.identifier_uris}:
-            raise BadRequest("identifierUris: another application already uses one of these identifier URIs.")
-    return tuple(dict.fromkeys(uris))
-
-
-async def _patched(request: Request, app: Application, body: dw.ApplicationInput) -> Application:
-    """``app`` with the properties ``body`` sets (the others as they were)."""
+def _patched(app: Application, body: dw.ApplicationInput) -> Application:
+    """``app`` with the properties ``body`` sets (the others as they were); the service checks the result."""
     changes: dict[str, Any] = {}
     if not isinstance(body.displayName, UnsetType):
         changes["display_name"] = body.displayName
@@ -95,19 +80,14 @@ async def _patched(request: Request, app: Application, body: dw.ApplicationInput
     if not isinstance(body.requiredResourceAccess, UnsetType):
         changes["required_resource_access"] = _required(body.requiredResourceAccess)
     if not isinstance(body.identifierUris, UnsetType):
-        changes["identifier_uris"] = await _identifier_uris(request, app, body.identifierUris)
+        changes["identifier_uris"] = tuple(dict.fromkeys(body.identifierUris))
     if not isinstance(body.api, UnsetType) and not isinstance(body.api.oauth2PermissionScopes, UnsetType):
         changes["api_scopes"] = _scopes(body.api.oauth2PermissionScopes)
     return replace(app, **changes)
 
 
-async def _application(request: Request, tenant_id: str) -> Application:
-    return await identity(request).require_application(tenant_id, object_id(request))
-
-
 async def list_applications(request: Request) -> Response:
-    principal = await caller(request, Operation.READ_APPLICATIONS)
-    apps = await identity(request).store.list_applications(principal.tenant_id)
+    apps = await directory(request).list_applications(await actor(request))
     return many(
         request,
         [dw.application(a) for a in apps],
@@ -118,39 +98,33 @@ async def list_applications(request: Request) -> Response:
 
 
 async def create_application(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_APPLICATIONS)
+    who = await actor(request)
     body = await json_body(request, dw.ApplicationInput)
     if isinstance(body.displayName, UnsetType):
         raise BadRequest("displayName is required.")
     at = now(request)
     blank = Application(
-        str(uuid.uuid4()), str(uuid.uuid4()), principal.tenant_id, "", "AzureADMyOrg", False, (), (), (), (), (), (), at
+        str(uuid.uuid4()), str(uuid.uuid4()), who.tenant_id, "", "AzureADMyOrg", False, (), (), (), (), (), (), at
     )
-    app = await identity(request).register_application(await _patched(request, blank, body), at)
+    app = await directory(request).register_application(who, _patched(blank, body), at)
     return one(request, dw.application(app), "applications/$entity", 201)
 
 
 async def get_application(request: Request) -> Response:
-    principal = await caller(request, Operation.READ_APPLICATIONS)
-    app = await _application(request, principal.tenant_id)
+    app = await directory(request).application(await actor(request), request.path_params["id"])
     return one(request, dw.application(app), "applications/$entity")
 
 
 async def update_application(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_APPLICATIONS)
-    app = await _application(request, principal.tenant_id)
+    who, service = await actor(request), directory(request)
+    app = await service.application(who, request.path_params["id"])
     body = await json_body(request, dw.ApplicationInput)
-    await identity(request).update_application(await _patched(request, app, body))
+    await service.update_application(who, _patched(app, body))
     return empty_response(request, 204)
 
 
 async def delete_application(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_APPLICATIONS)
-    ref = object_id(request)
-    try:
-        await identity(request).delete_application(principal.tenant_id, ref)
-    except ResourceNotFound:
-        raise not_found(ref) from None
+    await directory(request).delete_application(await actor(request), request.path_params["id"])
     return empty_response(request, 204)
 
 
@@ -165,8 +139,8 @@ def _instant(value: str | None, name: str) -> datetime | None:
 
 
 async def add_password(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_APPLICATIONS)
-    app = await _application(request, principal.tenant_id)
+    who, service = await actor(request), directory(request)
+    app = await service.application(who, request.path_params["id"])
     body = await json_body(request, dw.AddPasswordInput, optional=True)
     wanted = body.passwordCredential or dw.PasswordCredentialInput()
     at = now(request)
@@ -174,15 +148,15 @@ async def add_password(request: Request) -> Response:
     start = _instant(wanted.startDateTime, "startDateTime")
     if start is not None and start > at + _SKEW:
         raise BadRequest("passwordCredential.startDateTime: a secret starts when it is added; it cannot be later.")
-    added = await identity(request).add_password(app, wanted.displayName, at, end)
+    added = await service.add_password(who, app, wanted.displayName, at, end)
     return one(request, dw.password_credential(added.secret, added.text), "microsoft.graph.passwordCredential")
 
 
 async def remove_password(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_APPLICATIONS)
-    app = await _application(request, principal.tenant_id)
+    who, service = await actor(request), directory(request)
+    app = await service.application(who, request.path_params["id"])
     body = await json_body(request, dw.RemovePasswordInput)
-    await identity(request).remove_password(app, str(body.keyId))
+    await service.remove_password(who, app, str(body.keyId))
     return empty_response(request, 204)
 
 
@@ -190,14 +164,11 @@ async def remove_password(request: Request) -> Response:
 
 
 async def _sp_body(request: Request, sp: ServicePrincipal) -> dw.ServicePrincipalBody:
-    return dw.service_principal(sp, await identity(request).resource_by_app_id(sp.tenant_id, sp.app_id))
+    return dw.service_principal(sp, await directory(request).exposed_api(sp))
 
 
 async def list_service_principals(request: Request) -> Response:
-    principal = await caller(request, Operation.READ_APPLICATIONS)
-    service = identity(request)
-    await service.graph_principal(principal.tenant_id, now(request))
-    sps = await service.store.list_service_principals(principal.tenant_id)
+    sps = await directory(request).list_service_principals(await actor(request), now(request))
     return many(
         request,
         [await _sp_body(request, sp) for sp in sps],
@@ -208,54 +179,27 @@ async def list_service_principals(request: Request) -> Response:
 
 
 async def get_service_principal(request: Request) -> Response:
-    principal = await caller(request, Operation.READ_APPLICATIONS)
-    ref = object_id(request)
-    sp = await identity(request).store.get_service_principal(principal.tenant_id, ref)
-    if sp is None:
-        raise not_found(ref)
+    sp = await directory(request).service_principal(await actor(request), request.path_params["id"])
     return one(request, await _sp_body(request, sp), "servicePrincipals/$entity")
 
 
 async def get_service_principal_by_app_id(request: Request) -> Response:
-    principal = await caller(request, Operation.READ_APPLICATIONS)
     raw: str = request.path_params["app_id"]
-    app_id = guid(raw)
-    service = identity(request)
-    sp = None
-    if app_id == GRAPH_APP_ID:
-        sp = await service.graph_principal(principal.tenant_id, now(request))
-    elif app_id is not None:
-        sp = await service.store.find_service_principal(principal.tenant_id, app_id)
+    sp = await directory(request).service_principal_of(await actor(request), raw, now(request))
     if sp is None:
         raise not_found(f"appId='{raw}'")
     return one(request, await _sp_body(request, sp), "servicePrincipals/$entity")
 
 
 async def create_service_principal(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_APPLICATIONS)
+    who = await actor(request)
     body = await json_body(request, dw.ServicePrincipalInput)
-    app_id, tenant_id, service = str(body.appId), principal.tenant_id, identity(request)
-    if app_id == GRAPH_APP_ID or await service.store.find_service_principal(tenant_id, app_id) is not None:
-        raise Conflict(f"A service principal for appId '{app_id}' already exists in this tenant.")
-    app = await service.store.find_application(app_id)
-    if app is None:
-        raise BadRequest(f"appId: no application has appId '{app_id}'.")
-    if app.tenant_id != tenant_id and app.sign_in_audience == "AzureADMyOrg":
-        raise BadRequest(f"appId: application '{app_id}' is single-tenant (AzureADMyOrg); it exists only at home.")
-    sp = await service.client_principal(tenant_id, app, now(request))
+    sp = await directory(request).create_service_principal(who, str(body.appId), now(request))
     return one(request, await _sp_body(request, sp), "servicePrincipals/$entity", 201)
 
 
 async def delete_service_principal(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_APPLICATIONS)
-    ref = object_id(request)
-    store = identity(request).store
-    sp = await store.get_service_principal(principal.tenant_id, ref)
-    if sp is None:
-        raise not_found(ref)
-    if sp.app_id == GRAPH_APP_ID:
-        raise BadRequest("Microsoft Graph's service principal cannot be deleted.")
-    await store.delete_service_principal(principal.tenant_id, ref)
+    await directory(request).delete_service_principal(await actor(request), request.path_params["id"])
     return empty_response(request, 204)
 
 

@@ -2,57 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from starlette.requests import Request
 from starlette.responses import Response
 
 from presenced.api.endpoints import Endpoint
-from presenced.api.http import empty_response, json_body, principal_of
+from presenced.api.http import empty_response, json_body
 from presenced.api.routes import directory_wire as dw
-from presenced.api.routes.directory_http import caller, guid, identity, many, not_found, now, object_id, one
-from presenced.auth.policy import Operation, Target, authorize, require_delegated
-from presenced.errors import BadRequest, Conflict, Forbidden, ResourceNotFound
-from presenced.services.entities import Account, Application, PermissionGrant, ServicePrincipal
-from presenced.services.identity import IdentityService, Resource
+from presenced.api.routes.directory_http import actor, directory, many, now, one
+from presenced.auth.policy import Operation, Target
+from presenced.errors import BadRequest
 
 # ---- oauth2PermissionGrants ----
 
 
-async def _principal_in(service: IdentityService, tenant_id: str, ref: str, field: str) -> ServicePrincipal:
-    sp = await service.store.get_service_principal(tenant_id, ref)
-    if sp is None:
-        raise BadRequest(f"{field}: no service principal '{ref}' exists in this tenant.")
-    return sp
-
-
-async def _client_app(service: IdentityService, sp: ServicePrincipal, field: str) -> Application:
-    app = await service.store.find_application(sp.app_id)
-    if app is None:
-        raise BadRequest(f"{field}: service principal '{sp.id}' is not an application's that can be a client.")
-    return app
-
-
-async def _resource(service: IdentityService, sp: ServicePrincipal) -> Resource:
-    resource = await service.resource_by_app_id(sp.tenant_id, sp.app_id)
-    if resource is None:
-        raise BadRequest(f"resourceId: service principal '{sp.id}' exposes no API.")
-    return resource
-
-
-def _scope_values(resource: Resource, raw: str) -> set[str]:
-    values = set(raw.split())
-    if not values:
-        raise BadRequest("scope must name at least one delegated permission.")
-    unknown = sorted(values - set(resource.scopes))
-    if unknown:
-        raise BadRequest(f"scope: '{resource.display_name}' has no delegated permission '{unknown[0][:64]}'.")
-    return values
-
-
 async def list_grants(request: Request) -> Response:
-    principal = await caller(request, Operation.READ_APPLICATIONS)
-    grants = await identity(request).store.list_grants(principal.tenant_id)
+    grants = await directory(request).list_grants(await actor(request))
     return many(
         request,
         [dw.grant(g) for g in grants],
@@ -63,142 +27,63 @@ async def list_grants(request: Request) -> Response:
 
 
 async def create_grant(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_PERMISSION_GRANTS)
+    who = await actor(request)
     body = await json_body(request, dw.GrantInput)
-    tenant_id, service = principal.tenant_id, identity(request)
-    if body.consentType not in {"AllPrincipals", "Principal"}:
-        raise BadRequest("consentType must be AllPrincipals or Principal.")
-    if (body.consentType == "Principal") != (body.principalId is not None):
-        raise BadRequest("principalId is required when consentType is Principal, and only then.")
-    client_sp = await _principal_in(service, tenant_id, str(body.clientId), "clientId")
-    resource_sp = await _principal_in(service, tenant_id, str(body.resourceId), "resourceId")
-    client = await _client_app(service, client_sp, "clientId")
-    resource = await _resource(service, resource_sp)
-    scopes = _scope_values(resource, body.scope)
     user_id = None if body.principalId is None else str(body.principalId)
-    if user_id is not None and await service.store.find_account(tenant_id, user_id) is None:
-        raise BadRequest(f"principalId: no user '{user_id}' exists in this tenant.")
-    existing = await service.store.grants_for(client_sp.id, resource_sp.id, user_id)
-    if any(g.consent_type == body.consentType and g.principal_id == user_id for g in existing):
-        raise Conflict("Permission entry already exists; change its scope with PATCH instead.")
-    at = now(request)
-    by = principal.user_id
-    if user_id is None:
-        grant = await service.consent_for_all(tenant_id, client, resource, scopes, at, granted_by=by)
-    else:
-        grant = await service.consent_for_user(tenant_id, client, resource, user_id, scopes, at, granted_by=by)
+    grant = await directory(request).create_grant(
+        who, str(body.clientId), str(body.resourceId), body.consentType, user_id, body.scope, now(request)
+    )
     return one(request, dw.grant(grant), "oauth2PermissionGrants/$entity", 201)
 
 
-async def _grant(request: Request, tenant_id: str) -> PermissionGrant:
-    ref: str = request.path_params["id"]
-    found = guid(ref)
-    grant = None if found is None else await identity(request).store.get_grant(tenant_id, found)
-    if grant is None:
-        raise not_found(ref)
-    return grant
-
-
 async def get_grant(request: Request) -> Response:
-    principal = await caller(request, Operation.READ_APPLICATIONS)
-    grant = await _grant(request, principal.tenant_id)
+    grant = await directory(request).grant(await actor(request), request.path_params["id"])
     return one(request, dw.grant(grant), "oauth2PermissionGrants/$entity")
 
 
 async def update_grant(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_PERMISSION_GRANTS)
-    grant = await _grant(request, principal.tenant_id)
+    who = await actor(request)
     body = await json_body(request, dw.GrantPatch)
-    service = identity(request)
-    resource_sp = await service.store.get_service_principal(principal.tenant_id, grant.resource_id)
-    if resource_sp is None:
-        raise not_found(grant.id)
-    scopes = _scope_values(await _resource(service, resource_sp), body.scope)
-    changed = replace(grant, scopes=tuple(sorted(scopes)), granted_by=principal.user_id, granted_at=now(request))
-    await service.store.save_grant(changed)
+    await directory(request).update_grant(who, request.path_params["id"], body.scope, now(request))
     return empty_response(request, 204)
 
 
 async def delete_grant(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_PERMISSION_GRANTS)
-    grant = await _grant(request, principal.tenant_id)
-    await identity(request).revoke_grant(principal.tenant_id, grant.id)
+    await directory(request).delete_grant(await actor(request), request.path_params["id"])
     return empty_response(request, 204)
 
 
 # ---- appRoleAssignments ----
 
 
-async def _owner(request: Request, tenant_id: str) -> ServicePrincipal:
-    ref = object_id(request)
-    sp = await identity(request).store.get_service_principal(tenant_id, ref)
-    if sp is None:
-        raise not_found(ref)
-    return sp
-
-
 async def list_assignments(request: Request) -> Response:
-    principal = await caller(request, Operation.READ_APPLICATIONS)
-    sp = await _owner(request, principal.tenant_id)
-    store = identity(request).store
-    names = {s.id: s.display_name for s in await store.list_service_principals(principal.tenant_id)}
-    items = [
-        dw.assignment(a, sp.display_name, names.get(a.resource_id, ""))
-        for a in await store.list_assignments(principal.tenant_id, sp.id)
-    ]
+    sp, held = await directory(request).list_assignments(await actor(request), request.path_params["id"])
+    items = [dw.assignment(a, sp.display_name, resource_name) for a, resource_name in held]
     path = f"servicePrincipals('{sp.id}')/appRoleAssignments"
     return many(request, items, dw.AssignmentBody, path, frozenset({"id", "resourceId", "appRoleId"}))
 
 
 async def create_assignment(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_APP_ROLE_ASSIGNMENTS)
-    sp = await _owner(request, principal.tenant_id)
+    who = await actor(request)
     body = await json_body(request, dw.AssignmentInput)
-    service = identity(request)
-    if str(body.principalId) != sp.id:
-        raise BadRequest(f"principalId must be the service principal of the path, '{sp.id}'.")
-    resource_sp = await _principal_in(service, principal.tenant_id, str(body.resourceId), "resourceId")
-    resource = await _resource(service, resource_sp)
-    role = resource.role_by_id(str(body.appRoleId))
-    if role is None:
-        raise BadRequest(f"appRoleId: '{resource.display_name}' has no application permission '{body.appRoleId}'.")
-    client = await _client_app(service, sp, "principalId")
-    held = await service.store.list_assignments(principal.tenant_id, sp.id)
-    if any(a.resource_id == resource_sp.id and a.app_role_id == role.id for a in held):
-        raise BadRequest("appRoleId: Permission being assigned already exists on the object.")
-    assignment = await service.assign_role(
-        principal.tenant_id, client, resource, role.value, now(request), granted_by=principal.user_id
+    sp, resource_sp, assignment = await directory(request).create_assignment(
+        who, request.path_params["id"], str(body.principalId), str(body.resourceId), str(body.appRoleId), now(request)
     )
     body_out = dw.assignment(assignment, sp.display_name, resource_sp.display_name)
     return one(request, body_out, f"servicePrincipals('{sp.id}')/appRoleAssignments/$entity", 201)
 
 
 async def delete_assignment(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_APP_ROLE_ASSIGNMENTS)
-    sp = await _owner(request, principal.tenant_id)
-    ref = object_id(request, "assignment_id")
-    try:
-        await identity(request).revoke_assignment(principal.tenant_id, sp.id, ref)
-    except ResourceNotFound:
-        raise not_found(ref) from None
+    path = request.path_params
+    await directory(request).delete_assignment(await actor(request), path["id"], path["assignment_id"])
     return empty_response(request, 204)
 
 
 # ---- users ----
 
 
-async def _account(request: Request, tenant_id: str, ref: str) -> Account:
-    found = None
-    if guid(ref) is not None or "@" in ref:
-        found = await identity(request).store.find_account(tenant_id, ref)
-    if found is None:
-        raise not_found(ref)
-    return found
-
-
 async def list_users(request: Request) -> Response:
-    principal = await caller(request, Operation.READ_USERS)
-    accounts = await identity(request).store.list_accounts(principal.tenant_id)
+    accounts = await directory(request).list_users(await actor(request))
     return many(
         request,
         [dw.user(a) for a in accounts],
@@ -209,50 +94,28 @@ async def list_users(request: Request) -> Response:
 
 
 async def create_user(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_USERS)
+    who = await actor(request)
     body = await json_body(request, dw.UserInput)
     if not body.accountEnabled:
         raise BadRequest("accountEnabled: disabled accounts are not supported; create the user enabled.")
-    if not body.displayName.strip():
-        raise BadRequest("displayName must not be empty.")
-    account = await identity(request).create_user(
-        principal.tenant_id, body.userPrincipalName, body.displayName, body.passwordProfile.password, now(request)
+    account = await directory(request).create_user(
+        who, body.userPrincipalName, body.displayName, body.passwordProfile.password, now(request)
     )
     return one(request, dw.user(account), "users/$entity", 201)
 
 
 async def get_user(request: Request) -> Response:
-    principal = await principal_of(request)
-    ref: str = request.path_params["id"]
-    try:
-        authorize(principal, Operation.READ_USERS, Target.ANY)
-    except Forbidden as refusal:
-        # A user may read their own profile with User.Read, by id or UPN.
-        if not principal.is_delegated:
-            raise
-        try:
-            account = await _account(request, principal.tenant_id, ref)
-        except ResourceNotFound:
-            raise refusal from None
-        if not principal.is_self(account.user.id):
-            raise
-        authorize(principal, Operation.READ_PROFILE, Target.OWN)
-        return one(request, dw.user(account), "users/$entity")
-    return one(request, dw.user(await _account(request, principal.tenant_id, ref)), "users/$entity")
+    account = await directory(request).user(await actor(request), request.path_params["id"])
+    return one(request, dw.user(account), "users/$entity")
 
 
 async def delete_user(request: Request) -> Response:
-    principal = await caller(request, Operation.WRITE_USERS)
-    account = await _account(request, principal.tenant_id, request.path_params["id"])
-    await identity(request).store.delete_user(principal.tenant_id, account.user.id)
+    await directory(request).delete_user(await actor(request), request.path_params["id"])
     return empty_response(request, 204)
 
 
 async def get_me(request: Request) -> Response:
-    principal = await principal_of(request)
-    user_id = require_delegated(principal)
-    authorize(principal, Operation.READ_PROFILE, Target.OWN)
-    return one(request, dw.user(await _account(request, principal.tenant_id, user_id)), "users/$entity")
+    return one(request, dw.user(await directory(request).me(await actor(request))), "users/$entity")
 
 
 _GRANTS = ((Operation.WRITE_PERMISSION_GRANTS, Target.ANY),)

@@ -1,4 +1,4 @@
-"""What the directory routes share: the caller's check, ids, ``$select``/``$filter``, and rendering."""
+"""What the directory routes share: the acting caller, ``$select``/``$filter``, and rendering."""
 
 from __future__ import annotations
 
@@ -12,25 +12,20 @@ from starlette.responses import Response
 
 from presenced.api import wire
 from presenced.api.http import json_response, principal_of
-from presenced.auth.policy import Operation, Target, authorize
-from presenced.auth.principal import Principal
-from presenced.errors import BadRequest, ResourceNotFound
-from presenced.services.identity import IdentityService
+from presenced.errors import BadRequest
+from presenced.services.directory import Actor, DirectoryService
 from presenced.wiring import services_of
 
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 _CLAUSE = re.compile(r"\s*(\w+)\s+eq\s+'((?:[^']|'')*)'\s*(?:and\s+(.*))?", re.IGNORECASE | re.DOTALL)
 
 
-async def caller(request: Request, operation: Operation) -> Principal:
-    """The verified caller, allowed ``operation`` on the directory of its tenant."""
-    principal = await principal_of(request)
-    authorize(principal, operation, Target.ANY)
-    return principal
+async def actor(request: Request) -> Actor:
+    """The verified caller, acting on the directory of its tenant (the service decides what it may do)."""
+    return Actor.calling(await principal_of(request))
 
 
-def identity(request: Request) -> IdentityService:
-    service: IdentityService = services_of(request).identity
+def directory(request: Request) -> DirectoryService:
+    service: DirectoryService = services_of(request).directory
     return service
 
 
@@ -38,26 +33,6 @@ def now(request: Request) -> datetime:
     """The token issuer's time: secrets must be valid by the clock that checks them."""
     instant: datetime = services_of(request).oauth.now()
     return instant
-
-
-def guid(value: str) -> str | None:
-    """``value`` as a lower-case GUID, or None if it is not one."""
-    return value.lower() if _GUID.fullmatch(value) else None
-
-
-def object_id(request: Request, name: str = "id") -> str:
-    """The path's object id; anything but a GUID is a 400, as Graph answers."""
-    value: str = request.path_params[name]
-    found = guid(value)
-    if found is None:
-        raise BadRequest(f"Invalid object identifier '{value[:64]}'.")
-    return found
-
-
-def not_found(ref: str) -> ResourceNotFound:
-    return ResourceNotFound(
-        f"Resource '{ref[:64]}' does not exist or one of its queried reference-property objects are not present."
-    )
 
 
 def context(request: Request, path: str) -> str:
