@@ -6,18 +6,23 @@ Protocol mechanics live here; who granted what lives in ``IdentityService``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
 
 from presenced.auth.permissions import OPENID_SCOPES
+from presenced.clock import real_now
+from presenced.oauth.admin_consent import AdminConsent
 from presenced.oauth.clients import CODE_LIFETIME, is_public_redirect, registered_redirect
 from presenced.oauth.errors import OAuthError, invalid_scope, missing_parameter
 from presenced.oauth.grants import TokenEndpoint
+from presenced.oauth.keys import SigningKeys
+from presenced.oauth.logout import Logout
 from presenced.oauth.scopes import ScopeRequest, parse_scopes
 from presenced.services.credentials import digest, new_opaque
 from presenced.services.entities import Account, Application, AuthorizationCode, DeviceCode
-from presenced.services.identity import Resource, ResourcePermission
+from presenced.services.identity import IdentityService, Resource, ResourcePermission
+from presenced.services.ports import IdentityStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,6 +51,21 @@ def normal_user_code(typed: str) -> str:
 
 
 class AuthorizationServer(TokenEndpoint):
+    def __init__(
+        self,
+        identity: IdentityService,
+        store: IdentityStore,
+        keys: SigningKeys,
+        base_url: str,
+        *,
+        device_interval: int = 5,
+        now: Callable[[], datetime] = real_now,
+    ) -> None:
+        super().__init__(identity, store, keys, base_url, device_interval=device_interval, now=now)
+        #: The interactive steps that are not sign-in itself, each its own collaborator.
+        self.admin_consent = AdminConsent(self)
+        self.logout = Logout(self)
+
     async def pending_device_code(self, user_code: str) -> tuple[DeviceCode, Application]:
         """The device flow waiting for ``user_code``; ``OAuthError`` if there is none (or it expired)."""
         code = await self.store.find_device_code(user_code=digest(normal_user_code(user_code)))

@@ -357,9 +357,7 @@ class DirectoryService:
         by = actor.user_id
         if user_id is None:
             return await self._identity.consent_for_all(tenant_id, client, resource, scopes, now, granted_by=by)
-        return await self._identity.consent_for_user(
-            tenant_id, client, resource, user_id, scopes, now, granted_by=by
-        )
+        return await self._identity.consent_for_user(tenant_id, client, resource, user_id, scopes, now, granted_by=by)
 
     async def update_grant(self, actor: Actor, ref: str, scope: str, now: datetime) -> PermissionGrant:
         """Replace a grant's delegated permissions."""

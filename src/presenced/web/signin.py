@@ -10,14 +10,12 @@ from urllib.parse import urlencode, urlsplit
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from presenced.clock import real_now
 from presenced.errors import PresencedError
-from presenced.oauth.clients import TENANT_ALIASES, registered_redirect
+from presenced.oauth.admin_consent import AdminConsentRequest
+from presenced.oauth.clients import TENANT_ALIASES
 from presenced.oauth.errors import OAuthError
-from presenced.oauth.scopes import parse_scopes
 from presenced.oauth.server import AuthorizationServer, AuthorizeRequest, normal_user_code
 from presenced.oauth.signin import Session, SignInRefused
-from presenced.oauth.tokens import decode_own_token
 from presenced.portal_session import SESSION_COOKIE
 from presenced.services.entities import Account, Application
 from presenced.web.pages import (
@@ -290,7 +288,10 @@ async def logout(request: Request) -> Response:
     await signin.end_session(request.cookies.get(SESSION_COOKIE))
     target = params.get("post_logout_redirect_uri")
     response: Response
-    if target and await _may_return_to(request, target, params, session):
+    session_tenant = session.account.user.tenant_id if session else None
+    if target and await oauth_server(request).logout.may_return_to(
+        target, params, request.path_params["tenant"], session_tenant
+    ):
         state = params.get("state")
         query = f"{'&' if '?' in target else '?'}{urlencode({'state': state})}" if state else ""
         response = RedirectResponse(target + query, 302)
@@ -298,34 +299,6 @@ async def logout(request: Request) -> Response:
         response = message(request, "You signed out of your account", "It's a good idea to close all browser windows.")
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
-
-
-async def _may_return_to(request: Request, uri: str, params: Mapping[str, str], session: Session | None) -> bool:
-    """A post-logout redirect must be a redirect URI of the app signing out: named by ``client_id`` or the
-    ``id_token_hint``'s audience, else any app of the tenant (the path's, or the signed-in user's)."""
-    server = oauth_server(request)
-    client_id = params.get("client_id") or _hinted_client(server, params.get("id_token_hint"))
-    if client_id:
-        app = await server.store.find_application(client_id) if len(client_id) == 36 else None
-        apps = [app] if app else []
-    else:
-        try:
-            tenant_id = await server.tenant_of(request.path_params["tenant"])
-        except OAuthError:
-            return False
-        tenant_id = tenant_id or (session.account.user.tenant_id if session else None)
-        apps = await server.store.list_applications(tenant_id) if tenant_id else []
-    return any(registered_redirect(app, uri) for app in apps)
-
-
-def _hinted_client(server: AuthorizationServer, hint: str | None) -> str | None:
-    if not hint:
-        return None
-    try:
-        audience = decode_own_token(server.keys, hint).get("aud")
-    except ValueError:
-        return None
-    return audience if isinstance(audience, str) else None
 
 
 async def admin_consent(request: Request) -> Response:
@@ -341,19 +314,10 @@ async def admin_consent(request: Request) -> Response:
     params = {**dict(request.query_params), **{k: v for k, v in form.items() if k not in FORM_FIELDS}}
     server, signin = oauth_server(request), sign_in(request)
     try:
-        tenant_id = await server.tenant_of(tenant)
-        app = await server.application(params.get("client_id"), tenant_id)
+        consent = await server.admin_consent.request(tenant, params, v2=v2)
     except OAuthError as error:
         return message(request, "Admin consent failed", error.description, status=400, code=error.aadsts)
-    redirect_uri = params.get("redirect_uri") or (app.web_redirect_uris or app.public_client_redirect_uris or ("",))[0]
-    if redirect_uri not in (*app.web_redirect_uris, *app.spa_redirect_uris, *app.public_client_redirect_uris):
-        return message(
-            request, "Admin consent failed", "The redirect URI is not registered for this app.", status=400, code=50011
-        )
-    if v2 and not params.get("scope"):
-        return message(
-            request, "Admin consent failed", "The request must contain a 'scope' parameter.", status=400, code=900144
-        )
+    app, tenant_id = consent.app, consent.tenant_id
     action = f"{request.url.path}?{urlencode(params)}"
     step = form.get("step")
     if step is not None and not csrf_ok(request, form):
@@ -370,56 +334,27 @@ async def admin_consent(request: Request) -> Response:
         new_session_id, session = await signin.start_session(account)
     elif session is None:
         return _signin_page(request, action, app, None, None)
-    response = await _admin_decision(request, server, app, session, params, form, action, redirect_uri, v2)
+    response = await _admin_decision(request, server, consent, session, form, action, params.get("state"))
     if new_session_id is not None:
         set_cookie(request, response, SESSION_COOKIE, new_session_id, max_age=None)
     return response
 
 
 async def _admin_decision(
-    request: Request, server: AuthorizationServer, app: Application, session: Session, params: Mapping[str, str],
-    form: Mapping[str, str], action: str, redirect_uri: str, v2: bool,
+    request: Request, server: AuthorizationServer, consent: AdminConsentRequest, session: Session,
+    form: Mapping[str, str], action: str, state: str | None,
 ) -> Response:  # fmt: skip
-    account = session.account
-    tenant_id = account.user.tenant_id
-    state = params.get("state")
+    """The consent page, then the answer to the app's redirect URI: consent given, declined, or refused."""
+    account, redirect_uri = session.account, consent.redirect_uri
 
     def back(values: dict[str, str | None]) -> Response:
         fields = [(k, v) for k, v in {**values, "state": state}.items() if v is not None]
         return RedirectResponse(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode(fields)}", 302)
 
-    path_tenant = request.path_params["tenant"].lower()
-    if path_tenant not in TENANT_ALIASES and path_tenant != tenant_id:
-        return back(
-            {
-                "error": "access_denied",
-                "error_description": "AADSTS50020: The signed-in administrator belongs to another tenant.",
-            }
-        )
-    if not account.is_admin:
-        return back(
-            {"error": "access_denied", "error_description": "AADSTS90094: The grant requires admin permission."}
-        )
-    if app.sign_in_audience == "AzureADMyOrg" and app.tenant_id != tenant_id:
-        return back(
-            {
-                "error": "access_denied",
-                "error_description": "AADSTS50020: The app is not available in your organization.",
-            }
-        )
-    scope = params.get("scope", "")
-    dynamic = v2 and ".default" not in scope
     try:
-        # What the page shows is exactly what Accept grants: the registration's permissions, or the scopes asked.
-        if dynamic:
-            scopes = parse_scopes(scope)
-            resource = await server.resource_for(scopes, tenant_id)
-            asked = set(scopes.permissions) | set(scopes.openid)
-            permissions = [resource.scopes[v] for v in sorted(asked) if v in resource.scopes]
-        else:
-            permissions = await server.identity.required_permissions(tenant_id, app)
+        permissions = await server.admin_consent.permissions(consent, account)
         if form.get("step") != "consent":
-            return _consent_page(request, action, app, permissions, account, [])
+            return _consent_page(request, action, consent.app, permissions, account, [])
         if form.get("decision") != "accept":
             return back(
                 {
@@ -428,16 +363,12 @@ async def _admin_decision(
                     "error_description": "AADSTS65004: The admin declined to consent to access the app.",
                 }
             )
-        now = real_now()
-        if dynamic:
-            await server.identity.consent_for_all(tenant_id, app, resource, asked, now, granted_by=account.user.id)
-        else:
-            await server.identity.grant_admin_consent(tenant_id, app, now, granted_by=account.user.id)
+        await server.admin_consent.grant(consent, account)
     except OAuthError as error:
         return back({"error": error.error, "error_description": f"AADSTS{error.aadsts}: {error.description}"})
     except PresencedError as error:
         return back({"error": "invalid_request", "error_description": f"AADSTS650056: {error.message}"})
-    values: dict[str, str | None] = {"admin_consent": "True", "tenant": tenant_id}
-    if v2:
-        values["scope"] = scope
+    values: dict[str, str | None] = {"admin_consent": "True", "tenant": account.user.tenant_id}
+    if consent.v2:
+        values["scope"] = consent.scope
     return back(values)
