@@ -173,3 +173,17 @@ def test_handlers_get_their_services_typed_from_one_helper() -> None:
         if path != SRC / "wiring.py" and "app.state" in path.read_text()
     ]
     assert touching == []
+
+
+def test_the_adapters_reach_the_store_only_through_services() -> None:
+    """No ``.store`` (or ``_store``) attribute is read in the Graph API, the portal, the command line or the app
+    composition: what they need of stored data, a service gives them, with its rules and authorization applied.
+    (Importing the store package is the import contract's to forbid.)"""
+    adapters = [SRC / "app.py", *(p for name in ("api", "web", "cli") for p in (SRC / name).rglob("*.py"))]
+    found = [
+        f"{path.relative_to(SRC)}:{node.lineno}"
+        for path in adapters
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr in {"store", "_store", "identity_store"}
+    ]
+    assert found == []

@@ -23,6 +23,7 @@ from presenced.oauth.tokens import TokenVerifier, mint_access_token
 from presenced.services.actions import PresenceActions
 from presenced.services.consents import Consents
 from presenced.services.deliveries import Deliveries
+from presenced.services.demo import DemoIdentity, DemoTenant, seed_demo, seed_demo_identity
 from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
 from presenced.services.feed import ChangeFeed
@@ -212,3 +213,19 @@ async def _reader(engine: AsyncEngine) -> SqlitePresenceReader | PostgresPresenc
     if engine.dialect.name == "sqlite":
         return SqlitePresenceReader(engine.url.database or ":memory:")
     return await PostgresPresenceReader.connect(engine.url.render_as_string(hide_password=False))
+
+
+async def seed_demo_data(runtime: Runtime) -> tuple[DemoTenant, DemoIdentity]:
+    """Create or reset the demo tenant: its people with their presence, their passwords and the demo apps."""
+    tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
+    return tenant, await seed_demo_identity(runtime.identity, real_now())
+
+
+async def remove_manual_clock(runtime: Runtime) -> bool:
+    """Remove the database's manual clock, so that every process started afterwards runs on real time;
+    whether there was one."""
+    stored = StoredClock.open(runtime.settings.database_url or sqlite_url(runtime.settings.data_dir))
+    try:
+        return await stored.remove()
+    finally:
+        await stored.close()

@@ -248,9 +248,8 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
     import uvicorn
 
     from presenced.app import create_app
-    from presenced.bootstrap import build
+    from presenced.bootstrap import build, seed_demo_data
     from presenced.config import prepare_data_dir, record_serving_url
-    from presenced.services.demo import seed_demo, seed_demo_identity
 
     prepare_data_dir(settings.data_dir)
     local = _local_tls(settings) if settings.tls == "local" else None
@@ -262,8 +261,7 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
     runtime = await build(settings)
     try:
         if demo:
-            tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
-            demo_identity = await seed_demo_identity(runtime.identity, real_now())
+            tenant, demo_identity = await seed_demo_data(runtime)
         record_serving_url(settings)
         tenants = [] if demo else await runtime.identity.list_tenants()
         for line in startup_message(
@@ -299,16 +297,12 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
 @click.option("--json", "as_json", is_flag=True, help="Print the tenant and users as JSON.")
 def demo(data_dir: Path | None, database_url: str | None, as_json: bool) -> None:
     """Create or reset the demo tenant and its users."""
+    from presenced.bootstrap import seed_demo_data
     from presenced.config import recorded_url
-    from presenced.services.demo import seed_demo, seed_demo_identity
 
     settings = load_settings(data_dir=data_dir, database_url=database_url)
 
-    async def seed(runtime: Runtime) -> tuple[DemoTenant, DemoIdentity]:
-        tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
-        return tenant, await seed_demo_identity(runtime.identity, real_now())
-
-    tenant, identity = run(lambda: with_runtime(settings, seed))
+    tenant, identity = run(lambda: with_runtime(settings, seed_demo_data))
     base = recorded_url(settings.data_dir) or settings.base_url
     ca = _local_tls(settings).ca_cert if urlsplit(base).scheme == "https" and settings.tls == "local" else None
     if as_json:
@@ -385,8 +379,8 @@ def token(
     from presenced.oauth.errors import OAuthError
     from presenced.oauth.keys import SigningKeys
     from presenced.oauth.operator import operator_token
+    from presenced.quick import open_directory
     from presenced.services.demo_ids import DEMO_TENANT_ID
-    from presenced.store.bare_directory import BareDirectory
 
     if (user_ref is None) == (app_ref is None):
         raise click.UsageError("give exactly one of --user or --app")
@@ -407,10 +401,10 @@ def token(
 
     async def mint() -> str:
         prepare_data_dir(settings.data_dir)
-        directory = await BareDirectory.open(url_of_store)
+        directory = await open_directory(url_of_store)
         if directory is None:  # a new database, or one an earlier version wrote: migrate it first
             await with_runtime(settings, _noop)
-            directory = await BareDirectory.open(url_of_store)
+            directory = await open_directory(url_of_store)
         if directory is None:
             raise ConfigurationError(f"cannot read the database at {redacted_url(url_of_store)} (--database-url)")
         try:
@@ -468,19 +462,10 @@ def clock() -> None:
 @store_options
 def clock_reset(data_dir: Path | None, database_url: str | None) -> None:
     """Remove the database's manual clock: every process started afterwards runs on real time."""
-    from presenced.store.clock import StoredClock
-    from presenced.store.engine import sqlite_url
+    from presenced.bootstrap import remove_manual_clock
 
     settings = load_settings(data_dir=data_dir, database_url=database_url)
-
-    async def reset(runtime: Runtime) -> bool:
-        stored = StoredClock.open(runtime.settings.database_url or sqlite_url(runtime.settings.data_dir))
-        try:
-            return await stored.remove()
-        finally:
-            await stored.close()
-
-    removed = run(lambda: with_runtime(settings, reset))
+    removed = run(lambda: with_runtime(settings, remove_manual_clock))
     click.echo("manual clock removed: real time from now on" if removed else "there was no manual clock")
 
 
