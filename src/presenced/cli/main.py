@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     import uvicorn
 
     from presenced.bootstrap import Runtime
-    from presenced.oauth.tls import LocalTls
+    from presenced.tls import LocalTls
     from presenced.services.demo import DemoIdentity, DemoTenant
 
 #: The application id that ``presenced token --user`` tokens carry unless told otherwise.
@@ -175,7 +175,7 @@ def _background(runtime: Runtime) -> list[asyncio.Task[None]]:
 
 
 def _local_tls(settings: Settings) -> LocalTls:
-    from presenced.oauth.tls import ensure_local_tls
+    from presenced.tls import ensure_local_tls
 
     return ensure_local_tls(settings.data_dir / "tls", [settings.host])
 
@@ -203,7 +203,7 @@ def startup_message(
     worker: bool,
 ) -> list[str]:
     """What ``serve`` prints once it listens: where, and commands to paste that work for this run."""
-    from presenced.oauth.tls import trust_instructions
+    from presenced.tls import trust_instructions
 
     base = settings.base_url
     where = (settings.database_url and "PostgreSQL") or f"SQLite in {settings.data_dir}"

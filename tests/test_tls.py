@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
 from presenced.errors import ConfigurationError
-from presenced.oauth.tls import LocalTls, ensure_local_tls, trust_instructions
+from presenced.tls import LocalTls, ensure_local_tls, trust_instructions
 
 FILES = ("ca.pem", "ca-key.pem", "server.pem", "server-key.pem", "bundle.pem")
 
