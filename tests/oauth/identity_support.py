@@ -159,20 +159,20 @@ async def issue_code(
     if nonce is not None:
         params["nonce"] = nonce
     server = runtime.oauth
-    request = await server.authorize_request(tenant_id, params)
+    request = await server.authorize.request(tenant_id, params)
     user = await account(runtime, tenant_id, nickname)
     if consent:
-        await server.record_consent(tenant_id, app, request.scopes, request.resource, user)
-    return await server.issue_code(request, user, datetime.now(UTC))
+        await server.consent.record_consent(tenant_id, app, request.scopes, request.resource, user)
+    return await server.authorize.issue_code(request, user, datetime.now(UTC))
 
 
 async def approve_device_code(
     runtime: Runtime, tenant_id: str, user_code: str, nickname: str, *, approve: bool
 ) -> None:
     """The user enters ``user_code`` and approves (with consent) or declines, as the device page does."""
-    code, _app = await runtime.oauth.pending_device_code(user_code)
+    code, _app = await runtime.oauth.device_approval.pending(user_code)
     user = await account(runtime, tenant_id, nickname)
-    await runtime.oauth.finish_device_code(code, user, datetime.now(UTC), approved=approve, consented=approve)
+    await runtime.oauth.device_approval.finish(code, user, datetime.now(UTC), approved=approve, consented=approve)
 
 
 def token_path(tenant: str) -> str:

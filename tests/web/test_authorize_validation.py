@@ -232,7 +232,7 @@ async def test_an_admins_consent_for_the_organization_lets_other_users_in_withou
 async def test_an_operator_token_for_an_admin_names_the_role_and_the_app(runtime: Runtime, world: World) -> None:
     """A delegated operator token for an administrator carries the Global Administrator wids and the app's name."""
     app = await register_app(runtime, world.tenant_id, "Operator Script")
-    token = await runtime.oauth.operator_token(
+    token = await runtime.oauth.minter.operator_token(
         world.tenant_id, app.app_id, user_ref=upn("adele"), permissions=["Presence.Read"]
     )
     found = claims(token, runtime)
@@ -244,7 +244,7 @@ async def test_an_operator_token_for_an_admin_names_the_role_and_the_app(runtime
 async def test_an_operator_token_with_an_unknown_permission_is_refused(runtime: Runtime, world: World) -> None:
     """An operator token naming a permission Graph does not have is refused with an OAuthError (70011)."""
     with pytest.raises(OAuthError) as refused:
-        await runtime.oauth.operator_token(
+        await runtime.oauth.minter.operator_token(
             world.tenant_id, world.public.app_id, user_ref=upn("adele"), permissions=["Presence.Nothing"]
         )
     assert refused.value.aadsts == 70011
@@ -255,7 +255,7 @@ async def test_an_app_only_operator_token_has_the_apps_service_principal_as_oid(
     app = await register_app(runtime, world.tenant_id, "Operator Daemon")
     sp = await runtime.identity_store.find_service_principal(world.tenant_id, app.app_id)
     assert sp is not None
-    token = await runtime.oauth.operator_token(world.tenant_id, app.app_id, permissions=["Presence.Read.All"])
+    token = await runtime.oauth.minter.operator_token(world.tenant_id, app.app_id, permissions=["Presence.Read.All"])
     found = claims(token, runtime)
     assert (found["oid"], found["roles"], found["idtyp"]) == (sp.id, ["Presence.Read.All"], "app")
     assert found["oid"] != app.app_id
@@ -323,7 +323,7 @@ async def test_an_unknown_tenants_discovery_is_a_90002(browser: httpx.AsyncClien
 async def test_an_app_only_operator_token_needs_an_app_of_the_tenant(runtime: Runtime, world: World) -> None:
     """The operator chooses an app token's roles, but not an app that does not exist in the tenant (700016)."""
     with pytest.raises(OAuthError) as refused:
-        await runtime.oauth.operator_token(
+        await runtime.oauth.minter.operator_token(
             world.tenant_id, "0f9b2b84-1d2c-4c47-a8f1-3f5b9f3c2f10", permissions=["Presence.Read.All"]
         )
     assert refused.value.aadsts == 700016
@@ -334,5 +334,7 @@ async def test_an_operator_token_without_permissions_is_refused(runtime: Runtime
     """A token that would carry no permission at all is refused, for a user and for an app."""
     for user in (upn("adele"), None):
         with pytest.raises(OAuthError) as refused:
-            await runtime.oauth.operator_token(world.tenant_id, world.public.app_id, user_ref=user, permissions=[])
+            await runtime.oauth.minter.operator_token(
+                world.tenant_id, world.public.app_id, user_ref=user, permissions=[]
+            )
         assert refused.value.aadsts == 70011

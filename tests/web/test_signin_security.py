@@ -303,7 +303,7 @@ async def test_a_device_code_post_without_the_csrf_token_is_refused(
         "/devicelogin", data={**page.fields, "csrf": "forged", "user_code": started["user_code"]}
     )
     assert is_error_page(response)
-    code, _app = await runtime.oauth.pending_device_code(started["user_code"])
+    code, _app = await runtime.oauth.device_approval.pending(started["user_code"])
     assert code.status == "pending"
 
 

@@ -30,8 +30,8 @@ if TYPE_CHECKING:
     import uvicorn
 
     from presenced.bootstrap import Runtime
-    from presenced.tls import LocalTls
     from presenced.services.demo import DemoIdentity, DemoTenant
+    from presenced.tls import LocalTls
 
 #: The application id that ``presenced token --user`` tokens carry unless told otherwise.
 CLI_APP_ID = "de8bc8b5-d9f9-48b1-a8ad-b748da725064"

@@ -9,14 +9,17 @@ URI (or shows, when there is no redirect URI to trust).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
-from presenced.oauth.clients import TENANT_ALIASES, ServerCore, registered_redirect
+from presenced.clock import real_now
+from presenced.oauth.clients import TENANT_ALIASES, Clients, registered_redirect
+from presenced.oauth.consent import Consent
 from presenced.oauth.errors import OAuthError
 from presenced.oauth.scopes import ScopeRequest, parse_scopes
 from presenced.services.entities import Account, Application
-from presenced.services.identity import Resource, ResourcePermission
+from presenced.services.identity import IdentityService, Resource, ResourcePermission
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,13 +42,18 @@ class AdminConsentRequest:
 
 
 class AdminConsent:
-    def __init__(self, server: ServerCore) -> None:
-        self._server = server
+    def __init__(
+        self, clients: Clients, consent: Consent, identity: IdentityService, now: Callable[[], datetime] = real_now
+    ) -> None:
+        self._clients = clients
+        self._consent = consent
+        self._identity = identity
+        self._now = now
 
     async def request(self, tenant_ref: str, params: Mapping[str, str], *, v2: bool) -> AdminConsentRequest:
         """The request's app (known in the tenant) and redirect URI (one of the app's), and on v2.0 a scope."""
-        tenant_id = await self._server.tenant_of(tenant_ref)
-        app = await self._server.application(params.get("client_id"), tenant_id)
+        tenant_id = await self._clients.tenant_of(tenant_ref)
+        app = await self._clients.application(params.get("client_id"), tenant_id)
         registered = app.web_redirect_uris or app.public_client_redirect_uris or ("",)
         redirect_uri = params.get("redirect_uri") or registered[0]
         if not registered_redirect(app, redirect_uri):
@@ -72,13 +80,13 @@ class AdminConsent:
             scopes, resource = await self._asked(request, account)
             asked = set(scopes.permissions) | set(scopes.openid)
             return [resource.scopes[v] for v in sorted(asked) if v in resource.scopes]
-        return await self._server.identity.required_permissions(account.user.tenant_id, request.app)
+        return await self._identity.required_permissions(account.user.tenant_id, request.app)
 
     async def grant(self, request: AdminConsentRequest, account: Account) -> None:
         """Record the consent for the whole organization, as given by ``account``."""
         self.check_administrator(request, account)
-        tenant_id, now, by = account.user.tenant_id, self._server.now(), account.user.id
-        identity = self._server.identity
+        tenant_id, now, by = account.user.tenant_id, self._now(), account.user.id
+        identity = self._identity
         if request.dynamic:
             scopes, resource = await self._asked(request, account)
             asked = set(scopes.permissions) | set(scopes.openid)
@@ -88,4 +96,4 @@ class AdminConsent:
 
     async def _asked(self, request: AdminConsentRequest, account: Account) -> tuple[ScopeRequest, Resource]:
         scopes = parse_scopes(request.scope)
-        return scopes, await self._server.resource_for(scopes, account.user.tenant_id)
+        return scopes, await self._consent.resource_for(scopes, account.user.tenant_id)

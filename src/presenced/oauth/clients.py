@@ -1,7 +1,7 @@
-"""The authorization server's groundwork: tenants, client authentication, resources and scopes, and
-the one place access tokens are built (the token endpoint, ``presenced token`` and nothing else call it).
+"""Tenants and clients: which tenant a path names, which app a ``client_id`` is, and how a client proves
+itself (a secret, by HTTP Basic or in the form), with Entra's errors (docs/identity.md, "Endpoints").
 
-Times are real time: tokens never follow the emulator's clock.
+Times are real time: secrets never follow the emulator's clock.
 """
 
 from __future__ import annotations
@@ -11,18 +11,12 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
-from presenced.auth.permissions import GRAPH_AUDIENCES, GRAPH_RESOURCE, OPENID_SCOPES
 from presenced.clock import real_now
-from presenced.oauth.errors import OAuthError, consent_required, invalid_scope, missing_parameter
-from presenced.oauth.keys import SigningKeys
-from presenced.oauth.scopes import ScopeRequest
-from presenced.oauth.tokens import DEFAULT_LIFETIME, mint_access_token
+from presenced.oauth.errors import OAuthError, missing_parameter
 from presenced.services.credentials import same_digest
-from presenced.services.entities import Account, Application
-from presenced.services.identity import IdentityService, Resource
+from presenced.services.entities import Application
 from presenced.services.ports import IdentityStore
 
 TENANT_ALIASES = frozenset({"common", "organizations"})
@@ -40,23 +34,10 @@ class Client:
     authenticated: bool
 
 
-class ServerCore:
-    def __init__(
-        self,
-        identity: IdentityService,
-        store: IdentityStore,
-        keys: SigningKeys,
-        base_url: str,
-        *,
-        device_interval: int = 5,
-        now: Callable[[], datetime] = real_now,
-    ) -> None:
-        self.identity = identity
-        self.store = store
-        self.keys = keys
-        self.base_url = base_url
-        self.device_interval = device_interval
-        self.now = now
+class Clients:
+    def __init__(self, store: IdentityStore, now: Callable[[], datetime] = real_now) -> None:
+        self._store = store
+        self._now = now
 
     # ---- tenants ----
 
@@ -69,7 +50,7 @@ class ServerCore:
             tenant_id = str(uuid.UUID(lowered))
         except ValueError:
             tenant_id = ""
-        if len(lowered) != 36 or await self.store.get_tenant(tenant_id) is None:
+        if len(lowered) != 36 or await self._store.get_tenant(tenant_id) is None:
             raise OAuthError(
                 "invalid_request",
                 90002,
@@ -85,7 +66,7 @@ class ServerCore:
             raise missing_parameter("client_id")
         app = None
         try:
-            app = await self.store.find_application(str(uuid.UUID(client_id))) if len(client_id) == 36 else None
+            app = await self._store.find_application(str(uuid.UUID(client_id))) if len(client_id) == 36 else None
         except ValueError:
             app = None
         # A single-tenant app exists only in its home tenant.
@@ -132,7 +113,7 @@ class ServerCore:
                     "Client is public so neither 'client_assertion' nor 'client_secret' should be presented.",
                     status=401,
                 )
-            now = self.now()
+            now = self._now()
             matching = [s for s in app.secrets if same_digest(secret, s.secret_hash)]
             if not matching:
                 raise OAuthError(
@@ -161,6 +142,8 @@ class ServerCore:
         return Client(app, False)
 
     def check_tenant_allows(self, app: Application, tenant_id: str, tenant_ref: str) -> None:
+        """A user of ``tenant_id`` may sign in to ``app`` on the path's tenant: theirs (or common), and an app
+        available there."""
         if tenant_ref.lower() not in TENANT_ALIASES and tenant_ref.lower() != tenant_id:
             raise OAuthError("invalid_request", 50020, "The user does not belong to the tenant this sign-in is for.")
         if app.sign_in_audience == "AzureADMyOrg" and app.tenant_id != tenant_id:
@@ -170,93 +153,6 @@ class ServerCore:
                 f"User account from identity provider does not exist in tenant '{app.tenant_id}' and cannot access "
                 f"the application '{app.app_id}' ({app.display_name}) in that tenant.",
             )
-
-    # ---- resources and scopes ----
-
-    async def resource_for(self, scopes: ScopeRequest, tenant_id: str) -> Resource:
-        resource = await self.identity.find_resource(tenant_id, scopes.resource or "https://graph.microsoft.com")
-        if resource is None:
-            raise OAuthError(
-                "invalid_resource",
-                500011,
-                f"The resource principal named {scopes.resource} was not found in the tenant named {tenant_id}. This "
-                "can happen if the application has not been installed by the administrator of the tenant or consented "
-                "to by any user in the tenant. You might have sent your authentication request to the wrong tenant.",
-            )
-        for value in scopes.permissions:
-            if value not in resource.scopes:
-                raise invalid_scope(
-                    f"The provided value for the input parameter 'scope' is not valid. The scope "
-                    f"'{scopes.qualified(value)}' does not exist on the resource '{resource.display_name}'."
-                )
-        return resource
-
-    def static_scopes(self, client: Application, resource: Resource) -> set[str]:
-        """The delegated permissions the registration lists for ``resource`` (what ``/.default`` asks for)."""
-        return {
-            p.value
-            for a in client.required_resource_access
-            if a.resource_app_id == resource.app_id
-            and a.type == "Scope"
-            and (p := resource.scope_by_id(a.permission_id))
-        }
-
-    async def delegated_scopes(
-        self, tenant_id: str, client: Application, scopes: ScopeRequest, resource: Resource, user_id: str
-    ) -> list[str]:
-        """The permissions a delegated token carries: those requested and granted; anything missing is 65001."""
-        granted = await self.identity.granted_scopes(tenant_id, client, resource, user_id)
-        granted -= OPENID_SCOPES
-        if scopes.default:
-            if not granted and scopes.resource is not None:
-                raise consent_required(client.app_id, client.display_name)
-            return sorted(granted)
-        missing = [p for p in scopes.permissions if p not in granted]
-        if missing:
-            raise consent_required(client.app_id, client.display_name)
-        return list(scopes.permissions)
-
-    # ---- access tokens: every way of getting one ends here ----
-
-    def app_access_token(
-        self,
-        tenant_id: str,
-        app_id: str,
-        app_name: str | None,
-        principal_id: str | None,
-        roles: list[str],
-        audience: str = GRAPH_RESOURCE,
-        *,
-        now: datetime,
-        extra: dict[str, Any] | None = None,
-        lifetime: timedelta = DEFAULT_LIFETIME,
-    ) -> str:
-        return mint_access_token(
-            self.keys, self.base_url, tenant_id, app_id=app_id, now=now, roles=roles, audience=audience,
-            app_display_name=app_name, client_authenticated=True, object_id=principal_id, extra=extra,
-            lifetime=lifetime,
-        )  # fmt: skip
-
-    def user_access_token(
-        self,
-        account: Account,
-        app_id: str,
-        app_name: str | None,
-        scopes: list[str],
-        audience: str = GRAPH_RESOURCE,
-        *,
-        now: datetime,
-        authenticated: bool,
-        extra: dict[str, Any] | None = None,
-        lifetime: timedelta = DEFAULT_LIFETIME,
-    ) -> str:
-        user = account.user
-        return mint_access_token(
-            self.keys, self.base_url, user.tenant_id, app_id=app_id, now=now, user_id=user.id,
-            user_principal_name=user.user_principal_name, name=user.display_name, scopes=scopes, audience=audience,
-            app_display_name=app_name, directory_admin=account.is_admin and audience in GRAPH_AUDIENCES,
-            client_authenticated=authenticated, extra=extra, lifetime=lifetime,
-        )  # fmt: skip
 
 
 def client_credentials(form: Mapping[str, str], headers: Mapping[str, str]) -> tuple[str | None, str | None]:

@@ -1,40 +1,53 @@
-"""The token endpoint: Entra v2.0's grants and their errors (docs/identity.md, "Endpoints").
+"""The token endpoint and its grants, each a collaborator of its own: Entra v2.0's grants and their
+errors (docs/identity.md, "Endpoints").
 
 Every grant checks the consent as it is now, so revoking a grant stops new tokens at once.
 """
 
 from __future__ import annotations
 
-import base64
-import json
-import uuid
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from presenced.oauth.clients import (
     DEVICE_CODE_LIFETIME,
     GRANT_DEVICE_CODE,
     GRANT_JWT_BEARER,
-    REFRESH_LIFETIME,
     TENANT_ALIASES,
-    Client,
-    ServerCore,
+    Clients,
     is_public_redirect,
     requested_client_id,
 )
+from presenced.oauth.consent import Consent
 from presenced.oauth.errors import OAuthError, missing_parameter
-from presenced.oauth.operator import operator_token
-from presenced.oauth.scopes import ScopeRequest, parse_scopes
-from presenced.oauth.tokens import DEFAULT_LIFETIME, LEEWAY, decode_own_token, issuer, mint_id_token
+from presenced.oauth.keys import SigningKeys
+from presenced.oauth.minting import TokenMinter, audience_of, cae, token_body
+from presenced.oauth.scopes import parse_scopes
+from presenced.oauth.tokens import LEEWAY, decode_own_token, issuer
 from presenced.services.credentials import digest, new_opaque, new_user_code, pkce_matches
-from presenced.services.entities import DeviceCode, RefreshToken
-from presenced.services.identity import Resource
+from presenced.services.entities import DeviceCode
+from presenced.services.identity import IdentityService
+from presenced.services.ports import IdentityStore
 
 
-class TokenEndpoint(ServerCore):
-    # ---- the token endpoint ----
+class Grant(Protocol):
+    async def __call__(
+        self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
+    ) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class TokenEndpoint:
+    """``/{tenant}/oauth2/v2.0/token``: checks what every request shares, then hands it to its grant."""
+
+    clients: Clients
+    client_credentials: Grant
+    authorization_code: Grant
+    refresh_token: Grant
+    device_code: Grant
+    on_behalf_of: Grant
 
     async def token(self, tenant_ref: str, form: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, Any]:
         """Answer a token request, or raise ``OAuthError``."""
@@ -44,25 +57,36 @@ class TokenEndpoint(ServerCore):
         grant_type = form.get("grant_type")
         if not grant_type:
             raise missing_parameter("grant_type")
-        tenant_id = await self.tenant_of(tenant_ref)
+        tenant_id = await self.clients.tenant_of(tenant_ref)
         if grant_type == "client_credentials":
-            return await self._client_credentials(tenant_id, form, headers)
+            return await self.client_credentials(tenant_id, form, headers)
         if grant_type == "authorization_code":
-            return await self._authorization_code(tenant_id, form, headers)
+            return await self.authorization_code(tenant_id, form, headers)
         if grant_type == "refresh_token":
-            return await self._refresh_token(tenant_id, form, headers)
+            return await self.refresh_token(tenant_id, form, headers)
         # MSAL for Node and MSAL.NET send the short name, which Entra accepts too.
         if grant_type in {GRANT_DEVICE_CODE, "device_code"}:
-            return await self._device_code(tenant_id, form, headers)
+            return await self.device_code(tenant_id, form, headers)
         if grant_type == GRANT_JWT_BEARER and form.get("requested_token_use") == "on_behalf_of":
-            return await self._on_behalf_of(tenant_id, form, headers)
+            return await self.on_behalf_of(tenant_id, form, headers)
         raise OAuthError(
             "unsupported_grant_type",
             70003,
             f"The app requested an unsupported grant type '{grant_type[:64]}'.",
         )
 
-    async def _client_credentials(
+
+@dataclass(frozen=True, slots=True)
+class ClientCredentialsGrant:
+    """``client_credentials``: an app's own token, with the application permissions assigned to it."""
+
+    clients: Clients
+    consent: Consent
+    minter: TokenMinter
+    identity: IdentityService
+    now: Callable[[], datetime]
+
+    async def __call__(
         self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
     ) -> dict[str, Any]:
         if tenant_id is None:
@@ -72,7 +96,7 @@ class TokenEndpoint(ServerCore):
                 "No tenant-identifying information found in either the request or implied by any provided "
                 "credentials. Client credentials need the tenant id in the path, not common or organizations.",
             )
-        client = await self.authenticate_client(form, headers, tenant_id, secret_required=True)
+        client = await self.clients.authenticate_client(form, headers, tenant_id, secret_required=True)
         raw = form.get("scope")
         if not raw:
             raise missing_parameter("scope")
@@ -84,7 +108,7 @@ class TokenEndpoint(ServerCore):
                 f"The provided value for scope {raw[:256]} is not valid. Client credential flows must have a scope "
                 "value with /.default suffixed to the resource identifier (application ID URI).",
             )
-        resource = await self.resource_for(scopes, tenant_id)
+        resource = await self.consent.resource_for(scopes, tenant_id)
         now = self.now()
         sp, granted = await self.identity.granted_roles(tenant_id, client.app, resource)
         if sp is None:
@@ -95,13 +119,23 @@ class TokenEndpoint(ServerCore):
                 f"Application with identifier '{client.app.app_id}' was not found in the directory '{tenant_id}'. This can happen if the application has not been installed by the administrator of the tenant or consented to by any user in the tenant.",
             )
         roles = sorted(granted)
-        token = self.app_access_token(
+        token = self.minter.app_access_token(
             tenant_id, client.app.app_id, client.app.display_name, sp.id, roles, audience_of(scopes, resource),
-            now=now, extra=_cae(form),
+            now=now, extra=cae(form),
         )  # fmt: skip
-        return _token_body(token, None)
+        return token_body(token, None)
 
-    async def _authorization_code(
+
+@dataclass(frozen=True, slots=True)
+class AuthorizationCodeGrant:
+    """``authorization_code``: a code from the authorize endpoint, redeemed once, with PKCE or a secret."""
+
+    clients: Clients
+    minter: TokenMinter
+    store: IdentityStore
+    now: Callable[[], datetime]
+
+    async def __call__(
         self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
     ) -> dict[str, Any]:
         raw_code = form.get("code")
@@ -110,9 +144,9 @@ class TokenEndpoint(ServerCore):
         redirect_uri = form.get("redirect_uri")
         if not redirect_uri:
             raise missing_parameter("redirect_uri")
-        app = await self.application(requested_client_id(form, headers), tenant_id)
+        app = await self.clients.application(requested_client_id(form, headers), tenant_id)
         public = is_public_redirect(app, redirect_uri)
-        client = await self.authenticate_client(form, headers, tenant_id, secret_required=not public, app=app)
+        client = await self.clients.authenticate_client(form, headers, tenant_id, secret_required=not public, app=app)
         code = await self.store.redeem_code(digest(raw_code), self.now())
         if code is None or code.client_app_id != client.app.app_id or (tenant_id and code.tenant_id != tenant_id):
             raise OAuthError(
@@ -153,7 +187,7 @@ class TokenEndpoint(ServerCore):
                     "The Code_Verifier does not match the code_challenge supplied in the authorization request.",
                 )
         scopes = parse_scopes(" ".join(code.scopes))
-        return await self._user_tokens(
+        return await self.minter.user_tokens(
             code.tenant_id,
             client,
             code.user_id,
@@ -164,14 +198,25 @@ class TokenEndpoint(ServerCore):
             public=public or not client.authenticated,
         )
 
-    async def _refresh_token(
+
+@dataclass(frozen=True, slots=True)
+class RefreshTokenGrant:
+    """``refresh_token``: a new token set for a refresh token, which is spent (rotation; reuse kills its family)."""
+
+    clients: Clients
+    consent: Consent
+    minter: TokenMinter
+    store: IdentityStore
+    now: Callable[[], datetime]
+
+    async def __call__(
         self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
     ) -> dict[str, Any]:
         raw = form.get("refresh_token")
         if not raw:
             raise missing_parameter("refresh_token")
         now = self.now()
-        app = await self.application(requested_client_id(form, headers), tenant_id)
+        app = await self.clients.application(requested_client_id(form, headers), tenant_id)
         token = await self.store.find_refresh_token(digest(raw))
         if token is None or token.client_app_id != app.app_id or (tenant_id and token.tenant_id != tenant_id):
             raise OAuthError(
@@ -187,18 +232,20 @@ class TokenEndpoint(ServerCore):
                 700082,
                 "The refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
             )
-        client = await self.authenticate_client(form, headers, tenant_id, secret_required=not token.public_client)
+        client = await self.clients.authenticate_client(
+            form, headers, tenant_id, secret_required=not token.public_client
+        )
         scopes = parse_scopes(form.get("scope") or " ".join(token.scopes))
         # A refresh always returns a new refresh token (the presented one is spent), as Entra's does.
         scopes = replace(scopes, openid=scopes.openid | {"offline_access"})
         # Everything that can refuse the request is checked before the token is spent, so a refusal
         # (say, a scope nobody consented to) leaves the client its refresh token.
-        resource = await self.resource_for(scopes, token.tenant_id)
-        granted = await self.delegated_scopes(token.tenant_id, client.app, scopes, resource, token.user_id)
+        resource = await self.consent.resource_for(scopes, token.tenant_id)
+        granted = await self.consent.delegated_scopes(token.tenant_id, client.app, scopes, resource, token.user_id)
         spent = await self.store.use_refresh_token(token.token_hash, now)
         if spent is None or spent.used is not None:
             raise await self._reused(token.family_id)
-        return await self._user_tokens(
+        return await self.minter.user_tokens(
             token.tenant_id,
             client,
             token.user_id,
@@ -220,14 +267,24 @@ class TokenEndpoint(ServerCore):
             "The provided refresh token has already been used. All refresh tokens of this sign-in are revoked; sign in again.",
         )
 
-    async def _device_code(
+
+@dataclass(frozen=True, slots=True)
+class DeviceCodeGrant:
+    """The device code grant: polled until the user approves or declines on ``/devicelogin``."""
+
+    clients: Clients
+    minter: TokenMinter
+    store: IdentityStore
+    now: Callable[[], datetime]
+
+    async def __call__(
         self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
     ) -> dict[str, Any]:
         raw = form.get("device_code") or form.get("code")
         if not raw:
             raise missing_parameter("device_code")
-        app = await self.application(requested_client_id(form, headers), tenant_id)
-        client = await self.authenticate_client(
+        app = await self.clients.application(requested_client_id(form, headers), tenant_id)
+        client = await self.clients.authenticate_client(
             form, headers, tenant_id, secret_required=not app.is_fallback_public_client, app=app
         )
         now = self.now()
@@ -260,7 +317,7 @@ class TokenEndpoint(ServerCore):
             raise OAuthError("invalid_grant", 70000, "The provided value for the 'device_code' was already redeemed.")
         if code.tenant_id is None or code.user_id is None or code.auth_time is None:
             raise OAuthError("invalid_grant", 70000, "The provided value for the 'device_code' is not valid.")
-        return await self._user_tokens(
+        return await self.minter.user_tokens(
             code.tenant_id,
             client,
             code.user_id,
@@ -271,13 +328,24 @@ class TokenEndpoint(ServerCore):
             public=not client.authenticated,
         )
 
-    async def _on_behalf_of(
+
+@dataclass(frozen=True, slots=True)
+class OnBehalfOfGrant:
+    """On-behalf-of (``jwt-bearer``): an API trades the user's token it received for one to call another."""
+
+    clients: Clients
+    minter: TokenMinter
+    keys: SigningKeys
+    base_url: str
+    now: Callable[[], datetime]
+
+    async def __call__(
         self, tenant_id: str | None, form: Mapping[str, str], headers: Mapping[str, str]
     ) -> dict[str, Any]:
         assertion = form.get("assertion")
         if not assertion:
             raise missing_parameter("assertion")
-        client = await self.authenticate_client(form, headers, tenant_id, secret_required=True)
+        client = await self.clients.authenticate_client(form, headers, tenant_id, secret_required=True)
         try:
             claims = decode_own_token(self.keys, assertion)
         except ValueError:
@@ -307,11 +375,11 @@ class TokenEndpoint(ServerCore):
             )
         if claims.get("iss") != issuer(self.base_url, token_tenant) or (tenant_id and tenant_id != token_tenant):
             raise OAuthError("invalid_grant", 50027, "JWT token is invalid: issued for another tenant.")
-        self.check_tenant_allows(client.app, token_tenant, tenant_id or "common")
+        self.clients.check_tenant_allows(client.app, token_tenant, tenant_id or "common")
         raw = form.get("scope")
         if not raw:
             raise missing_parameter("scope")
-        return await self._user_tokens(
+        return await self.minter.user_tokens(
             token_tenant,
             client,
             user_id,
@@ -323,107 +391,29 @@ class TokenEndpoint(ServerCore):
             id_token=False,
         )
 
-    async def _user_tokens(
-        self,
-        tenant_id: str,
-        client: Client,
-        user_id: str,
-        scopes: ScopeRequest,
-        form: Mapping[str, str],
-        *,
-        auth_time: datetime,
-        nonce: str | None,
-        public: bool,
-        family_id: str | None = None,
-        id_token: bool = True,
-        checked: tuple[Resource, list[str]] | None = None,
-    ) -> dict[str, Any]:
-        """The token response of a user flow: access token, and ID token, refresh token, client_info as asked.
 
-        ``checked``: the resource and granted scopes, when the caller has resolved them already.
-        """
-        account = await self.store.find_account(tenant_id, user_id)
-        if account is None:
-            raise OAuthError("invalid_grant", 50034, "The user account does not exist in the directory. Sign in again.")
-        if checked is None:
-            resource = await self.resource_for(scopes, tenant_id)
-            granted = await self.delegated_scopes(tenant_id, client.app, scopes, resource, user_id)
-        else:
-            resource, granted = checked
-        now = self.now()
-        access = self.user_access_token(
-            account, client.app.app_id, client.app.display_name, granted, audience_of(scopes, resource),
-            now=now, authenticated=client.authenticated, extra=_cae(form),
-        )  # fmt: skip
-        shown = [scopes.qualified(v) for v in granted] + sorted(scopes.openid - {"offline_access"})
-        body = _token_body(access, " ".join(shown))
-        if "openid" in scopes.openid and id_token:
-            body["id_token"] = mint_id_token(
-                self.keys,
-                self.base_url,
-                tenant_id,
-                client_id=client.app.app_id,
-                user_id=user_id,
-                user_principal_name=account.user.user_principal_name,
-                name=account.user.display_name,
-                now=now,
-                auth_time=auth_time,
-                nonce=nonce,
-                email="email" in scopes.openid,
-            )
-        if "offline_access" in scopes.openid:
-            refresh = new_opaque()
-            requested = [*(scopes.qualified(p) for p in scopes.permissions), *sorted(scopes.openid)]
-            if scopes.default:
-                requested.append(f"{scopes.resource or 'https://graph.microsoft.com'}/.default")
-            await self.store.save_refresh_token(
-                RefreshToken(
-                    digest(refresh),
-                    family_id or str(uuid.uuid4()),
-                    tenant_id,
-                    client.app.app_id,
-                    user_id,
-                    tuple(requested),
-                    public,
-                    auth_time,
-                    now + REFRESH_LIFETIME,
-                )
-            )
-            body["refresh_token"] = refresh
-            body["scope"] = f"{body['scope']} offline_access".strip()
-        if form.get("client_info") == "1":
-            info = json.dumps({"uid": user_id, "utid": tenant_id}, separators=(",", ":")).encode()
-            body["client_info"] = base64.urlsafe_b64encode(info).rstrip(b"=").decode()
-        return body
+@dataclass(frozen=True, slots=True)
+class DeviceAuthorization:
+    """The device authorization endpoint: a device code and a user code for a device flow."""
 
-    async def operator_token(
-        self,
-        tenant_id: str,
-        app_id: str,
-        *,
-        user_ref: str | None = None,
-        permissions: list[str],
-        lifetime: timedelta = DEFAULT_LIFETIME,
-    ) -> str:
-        """A token for whoever runs the server (``presenced token``): ``presenced.oauth.operator``."""
-        return await operator_token(
-            self.store, self.keys, self.base_url, tenant_id, app_id,
-            user_ref=user_ref, permissions=permissions, now=self.now(), lifetime=lifetime,
-        )  # fmt: skip
+    clients: Clients
+    consent: Consent
+    store: IdentityStore
+    base_url: str
+    interval: int
+    now: Callable[[], datetime]
 
-    # ---- device authorization ----
-
-    async def device_authorization(
+    async def __call__(
         self, tenant_ref: str, form: Mapping[str, str], headers: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
-        tenant_id = await self.tenant_of(tenant_ref)
-        app = await self.application(requested_client_id(form, headers or {}), tenant_id)
+        tenant_id = await self.clients.tenant_of(tenant_ref)
+        app = await self.clients.application(requested_client_id(form, headers or {}), tenant_id)
         raw = form.get("scope")
         if not raw:
             raise missing_parameter("scope")
         scopes = parse_scopes(raw)
         if tenant_id is not None:
-            await self.resource_for(scopes, tenant_id)
+            await self.consent.resource_for(scopes, tenant_id)
         device_code, user_code = new_opaque(), new_user_code()
         now = self.now()
         await self.store.save_device_code(
@@ -434,7 +424,7 @@ class TokenEndpoint(ServerCore):
                 app.app_id,
                 tuple(raw.split()),
                 "pending",
-                self.device_interval,
+                self.interval,
                 now + DEVICE_CODE_LIFETIME,
             )
         )
@@ -444,39 +434,7 @@ class TokenEndpoint(ServerCore):
             "device_code": device_code,
             "verification_uri": uri,
             "expires_in": int(DEVICE_CODE_LIFETIME.total_seconds()),
-            "interval": self.device_interval,
+            "interval": self.interval,
             "message": f"To sign in, use a web browser to open the page {uri} and enter the code {user_code} to "
             "authenticate.",
         }
-
-
-def _token_body(access_token: str, scope: str | None) -> dict[str, Any]:
-    lifetime = int(DEFAULT_LIFETIME.total_seconds())
-    body: dict[str, Any] = {
-        "token_type": "Bearer",
-        "expires_in": lifetime,
-        "ext_expires_in": lifetime,
-        "access_token": access_token,
-    }
-    if scope is not None:
-        body["scope"] = scope
-    return body
-
-
-def audience_of(scopes: ScopeRequest, resource: Resource) -> str:
-    """Graph's tokens name Graph as the client did (URL or GUID); an app's API is named by its app id, which,
-    unlike an identifier URI, no other tenant can share."""
-    return scopes.audience if scopes.is_graph else resource.app_id
-
-
-def _cae(form: Mapping[str, str]) -> dict[str, Any]:
-    """``xms_cc`` when the client says it handles claims challenges (CAE), as Kiota does."""
-    raw = form.get("claims")
-    if not raw:
-        return {}
-    try:
-        claims = json.loads(raw)
-        values = claims["access_token"]["xms_cc"]["values"]
-    except (ValueError, KeyError, TypeError):
-        return {}
-    return {"xms_cc": [v for v in values if isinstance(v, str)][:8]} if isinstance(values, list) else {}

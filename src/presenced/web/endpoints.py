@@ -23,7 +23,7 @@ async def openid_configuration(request: Request) -> Response:
     tenant = request.path_params["tenant"]
     base = services_of(request).base_url
     try:
-        tenant_id = await oauth_server(request).tenant_of(tenant)
+        tenant_id = await oauth_server(request).clients.tenant_of(tenant)
     except OAuthError as error:
         return oauth_error_json(request, error)
     segment = tenant.lower() if tenant_id is None else tenant_id

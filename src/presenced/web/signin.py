@@ -12,9 +12,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from presenced.errors import PresencedError
 from presenced.oauth.admin_consent import AdminConsentRequest
+from presenced.oauth.authorize import AuthorizeRequest
 from presenced.oauth.clients import TENANT_ALIASES
+from presenced.oauth.device import normal_user_code
 from presenced.oauth.errors import OAuthError
-from presenced.oauth.server import AuthorizationServer, AuthorizeRequest, normal_user_code
+from presenced.oauth.server import AuthorizationServer
 from presenced.oauth.signin import Session, SignInRefused
 from presenced.portal_session import SESSION_COOKIE
 from presenced.services.entities import Account, Application
@@ -43,7 +45,7 @@ async def authorize(request: Request) -> Response:
     params = {**dict(request.query_params), **{k: v for k, v in form.items() if k not in FORM_FIELDS}}
     server = oauth_server(request)
     try:
-        auth = await server.authorize_request(tenant, params)
+        auth = await server.authorize.request(tenant, params)
     except OAuthError as error:
         if error.redirect_uri is not None:
             # Raised once the client and its redirect URI were found good: the app hears about it.
@@ -88,31 +90,33 @@ async def _after_signin(
     tenant_id = account.user.tenant_id
     step = form.get("step")
     try:
-        server.check_tenant_allows(auth.client, tenant_id, auth.tenant_ref)
+        server.clients.check_tenant_allows(auth.client, tenant_id, auth.tenant_ref)
         resource = auth.resource
         if resource.app_id != auth.client.app_id:
-            resource = await server.resource_for(auth.scopes, tenant_id)
+            resource = await server.consent.resource_for(auth.scopes, tenant_id)
         if step == "consent":
             if form.get("decision") != "accept":
                 return _redirect_error(
                     auth, "access_denied", 65004, "User declined to consent to access the app.", subcode="cancel"
                 )
-            needed = await server.consent_needed(tenant_id, auth.client, auth.scopes, resource, account, force=True)
-            if server.admin_needed(needed, account):
+            needed = await server.consent.consent_needed(
+                tenant_id, auth.client, auth.scopes, resource, account, force=True
+            )
+            if server.consent.admin_needed(needed, account):
                 return _admin_needed(request, auth.client, needed)
             for_all = form.get("for_all") == "1" and account.is_admin
-            await server.record_consent(tenant_id, auth.client, auth.scopes, resource, account, for_all=for_all)
+            await server.consent.record_consent(tenant_id, auth.client, auth.scopes, resource, account, for_all=for_all)
         else:
-            needed = await server.consent_needed(
+            needed = await server.consent.consent_needed(
                 tenant_id, auth.client, auth.scopes, resource, account, force=auth.prompt == "consent"
             )
             if needed:
                 if auth.prompt == "none":
                     return _redirect_error(auth, "consent_required", 65001, "The user has not consented to the app.")
-                if server.admin_needed(needed, account):
+                if server.consent.admin_needed(needed, account):
                     return _admin_needed(request, auth.client, needed)
                 return _consent_page(request, action, auth.client, needed, account, [])
-        code = await server.issue_code(auth, account, session.auth_time)
+        code = await server.authorize.issue_code(auth, account, session.auth_time)
     except OAuthError as error:
         return _redirect_error(auth, error.error, error.aadsts, error.description, suberror=error.suberror)
     return _respond(auth, {"code": code, "state": auth.state, "session_state": account.user.id})
@@ -223,7 +227,7 @@ async def devicelogin(request: Request) -> Response:
     server, signin = oauth_server(request), sign_in(request)
     user_code = form.get("user_code", "")
     try:
-        code, app = await server.pending_device_code(user_code)
+        code, app = await server.device_approval.pending(user_code)
     except OAuthError as error:
         return render(request, "device.html", 400, action=action, error=error.description, user_code=user_code)
     hidden = [("user_code", normal_user_code(user_code))]
@@ -253,19 +257,19 @@ async def _device_decision(
 ) -> Response:  # fmt: skip
     account = session.account
     try:
-        needed = await server.device_consent_needed(code, app, account)
+        needed = await server.device_approval.consent_needed(code, app, account)
         if step != "consent":
-            if server.admin_needed(needed, account):
+            if server.consent.admin_needed(needed, account):
                 return _admin_needed(request, app, needed)
             return _consent_page(request, "/devicelogin", app, needed, account, hidden, device=True)
         if form.get("decision") != "accept":
-            await server.finish_device_code(code, account, session.auth_time, approved=False, consented=False)
+            await server.device_approval.finish(code, account, session.auth_time, approved=False, consented=False)
             return message(
                 request, "Sign-in declined", f"You declined to sign in to {app.display_name} on your device."
             )
-        if server.admin_needed(needed, account):
+        if server.consent.admin_needed(needed, account):
             return _admin_needed(request, app, needed)
-        await server.finish_device_code(code, account, session.auth_time, approved=True, consented=bool(needed))
+        await server.device_approval.finish(code, account, session.auth_time, approved=True, consented=bool(needed))
     except OAuthError as error:
         return message(request, "Sign-in failed", error.description, status=400, code=error.aadsts)
     return message(
