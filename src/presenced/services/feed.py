@@ -59,6 +59,11 @@ class ChangeFeed:
         self._seen_set: set[int] = set()
         self._wake = asyncio.Event()
 
+    @property
+    def listening(self) -> int:
+        """How many listeners are attached (each live stream has one)."""
+        return self._count
+
     def wake(self) -> None:
         """Something was committed: look now rather than at the next tick."""
         self._wake.set()

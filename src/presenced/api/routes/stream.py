@@ -115,7 +115,10 @@ async def _events(
 
 
 async def _live(request: Request, listener: Listener, own: dict[str, bool]) -> AsyncIterator[bytes]:
+    """Each change as it comes, a comment every 15 s while none does, until the client goes or falls behind.
+    Whichever way it ends (the client gone mid-wait included), both waits it started are cancelled."""
     overflow = asyncio.ensure_future(listener.overflowed.wait())
+    getting: asyncio.Future[LoggedChange] | None = None
     try:
         while True:
             getting = asyncio.ensure_future(listener.queue.get())
@@ -133,6 +136,8 @@ async def _live(request: Request, listener: Listener, own: dict[str, bool]) -> A
             yield b": keep-alive\n\n"
     finally:
         overflow.cancel()
+        if getting is not None:
+            getting.cancel()
 
 
 #: As reading the users' presence: one user (perhaps the caller), or many.
