@@ -144,6 +144,16 @@ async def test_applications_are_listed_and_fetched_by_object_id(
     assert fetched == app
 
 
+@pytest.mark.parametrize("path", ["/v1.0/applications", "/v1.0/users", "/v1.0/servicePrincipals"])
+async def test_a_select_that_names_nothing_is_a_bad_request(
+    client: httpx.AsyncClient, admin: dict[str, str], path: str
+) -> None:
+    """The directory's $select, too, must name a property: an empty one is a 400, not the whole entity."""
+    response = await client.get(f"{path}?$select=%20,", headers=admin)
+    assert response.status_code == 400
+    assert "at least one property" in response.json()["error"]["message"]
+
+
 async def test_patch_changes_only_the_properties_given(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     """PATCH /applications/{id} answers 204 and leaves the properties it does not name as they were."""
     app = await create_app(client, admin, spa={"redirectUris": ["https://spa.example/"]})

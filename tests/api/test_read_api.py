@@ -149,6 +149,31 @@ async def test_unknown_select_property_or_query_option_is_a_bad_request(
     assert named in str(error["message"])
 
 
+@pytest.mark.parametrize("value", ["", ",", "%20,%0b", "%0b"])
+@pytest.mark.parametrize(
+    "path", ["/v1.0/me/presence", "/v1.0/users/{ADELE}/presence", "/v1.0/communications/presences/{ADELE}"]
+)
+async def test_a_select_that_names_nothing_is_a_bad_request(
+    client: httpx.AsyncClient, tokens: Tokens, path: str, value: str
+) -> None:
+    """An empty $select (nothing, or only commas, blanks and control characters) is a 400 saying so, not a
+    presence of only its id."""
+    url = path.format(ADELE=ADELE) + f"?$select={value}"
+    response = await client.get(url, headers=bearer(tokens.user(ADELE, "Presence.Read.All")))
+    assert response.status_code == 400
+    assert "at least one property" in str(error_of(response)["message"])
+
+
+async def test_a_batch_read_with_an_empty_select_is_a_bad_request(client: httpx.AsyncClient, tokens: Tokens) -> None:
+    response = await client.post(
+        "/v1.0/communications/getPresencesByUserId?$select=",
+        json={"ids": [ADELE]},
+        headers=bearer(tokens.app("Presence.Read.All")),
+    )
+    assert response.status_code == 400
+    assert "at least one property" in str(error_of(response)["message"])
+
+
 async def test_sequence_number_is_stable_across_reads(client: httpx.AsyncClient, tokens: Tokens) -> None:
     """Reading does not change the sequence number."""
     headers = bearer(tokens.user(ADELE, "Presence.Read"))

@@ -168,6 +168,8 @@ def select_option(request: Request, allowed: frozenset[str]) -> tuple[str, ...] 
         if name.lower() != "$select":
             raise BadRequest(f"Query option '{name}' is not supported on this resource.")
         properties = tuple(p.strip() for p in value.split(",") if p.strip())
+        if not properties:
+            raise BadRequest("$select must name at least one property of microsoft.graph.presence.")
         for prop in properties:
             if prop not in allowed:
                 raise BadRequest(f"Could not find a property named '{prop}' on type 'microsoft.graph.presence'.")

@@ -54,7 +54,10 @@ def _options(request: Request, kind: type, filterable: frozenset[str]) -> tuple[
             continue
         option = name.lower()
         if option == "$select":
-            for prop in (p.strip() for p in value.split(",") if p.strip()):
+            named = [p.strip() for p in value.split(",") if p.strip()]
+            if not named:
+                raise BadRequest("$select must name at least one property.")
+            for prop in named:
                 if prop not in properties:
                     raise BadRequest(f"$select: could not find a property named '{prop[:64]}'.")
                 selected = (selected or set()) | {prop}
