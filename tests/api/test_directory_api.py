@@ -154,6 +154,21 @@ async def test_a_select_that_names_nothing_is_a_bad_request(
     assert "at least one property" in response.json()["error"]["message"]
 
 
+async def test_a_nul_in_a_public_clients_redirect_uri_is_refused(
+    client: httpx.AsyncClient, admin: dict[str, str]
+) -> None:
+    """A redirect URI with a NUL is a 400 on create and on PATCH, and the app keeps its URIs."""
+    body = {"displayName": "Nul", "publicClient": {"redirectUris": ["http://localhost\u0000/cb"]}}
+    response = await client.post("/v1.0/applications", json=body, headers=admin)
+    assert response.status_code == 400
+    assert "control character" in response.json()["error"]["message"]
+    app = await create_app(client, admin, publicClient={"redirectUris": ["http://localhost/cb"]})
+    patch = {"publicClient": {"redirectUris": ["http://localhost/cb\u0000"]}}
+    assert (await client.patch(f"/v1.0/applications/{app['id']}", json=patch, headers=admin)).status_code == 400
+    fetched = (await client.get(f"/v1.0/applications/{app['id']}", headers=admin)).json()
+    assert fetched["publicClient"]["redirectUris"] == ["http://localhost/cb"]
+
+
 async def test_patch_changes_only_the_properties_given(client: httpx.AsyncClient, admin: dict[str, str]) -> None:
     """PATCH /applications/{id} answers 204 and leaves the properties it does not name as they were."""
     app = await create_app(client, admin, spa={"redirectUris": ["https://spa.example/"]})

@@ -210,3 +210,23 @@ async def test_an_object_id_that_is_not_a_guid_is_a_bad_request(runtime: Runtime
     with pytest.raises(BadRequest, match="Invalid object identifier"):
         await runtime.directory.delete_service_principal(operator, "42")
     assert len(await runtime.directory.list_applications(operator)) == 2
+
+
+@pytest.mark.parametrize(
+    "uri", ["http://localhost\x00/cb", "myapp://cb\x07", "https://app.example/a b", "ms-app://x\x7f"]
+)
+async def test_a_redirect_uri_with_a_control_character_is_refused_however_it_is_registered(
+    runtime: Runtime, world: World, uri: str
+) -> None:
+    """NUL and the other control characters (and blanks) are refused in a redirect URI of any platform, on
+    registering and on changing an app, whoever does it; nothing is stored."""
+    operator = Actor.operator(world.tenant_id)
+    draft = replace(new_app(world.tenant_id, "Control"), public_client_redirect_uris=(uri,))
+    with pytest.raises(BadRequest, match="control character"):
+        await runtime.directory.register_application(operator, draft, T)
+    assert draft.app_id not in {a.app_id for a in await runtime.directory.list_applications(operator)}
+    for field in ("web_redirect_uris", "spa_redirect_uris", "public_client_redirect_uris"):
+        with pytest.raises(BadRequest, match="control character"):
+            await runtime.directory.update_application(operator, replace(world.public, **{field: (uri,)}))
+    stored = await runtime.directory.application_by_app_id(operator, world.public.app_id)
+    assert stored == world.public

@@ -77,8 +77,11 @@ def validate(app: Application) -> None:
 
 def check_redirect_uri(uri: str, *, web: bool) -> None:
     """A web or single-page app's URI is https (http on localhost only); no URI may run script or read files."""
+    if any(c.isspace() or ord(c) < 32 or ord(c) == 127 for c in uri):
+        shown = uri[:256].encode("unicode_escape").decode("ascii")
+        raise BadRequest(f"Redirect URI '{shown}' contains a blank or a control character.")
     parts = urlsplit(uri)
-    if not parts.scheme or len(uri) > 256 or "#" in uri or any(c.isspace() for c in uri):
+    if not parts.scheme or len(uri) > 256 or "#" in uri:
         raise BadRequest(f"Redirect URI '{uri[:256]}' is not a valid absolute URI without a fragment.")
     if parts.scheme.lower() in _FORBIDDEN_SCHEMES:
         raise BadRequest(f"Redirect URI '{uri}' uses the scheme '{parts.scheme}', which is not allowed.")
