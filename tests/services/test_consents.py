@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -118,3 +119,16 @@ async def test_the_administrators_overview_names_granters_and_apps(runtime: Runt
     assert {a.granted_by for a in daemon.application} == {None}
     [admin_grant] = desktop.delegated
     assert (admin_grant.user, admin_grant.granted_by, admin_grant.resource_name) == (None, adele, "Microsoft Graph")
+
+
+async def test_consents_given_at_once_keep_every_scope(runtime: Runtime, world: World) -> None:
+    """Consents to different scopes given at the same moment (two tabs, two devices) widen one grant: each
+    is merged inside the store's transaction, so none is lost."""
+    megan = world.user_id("megan")
+    scopes = ["Presence.Read", "Presence.Read.All", "Presence.ReadWrite", "User.Read", "openid", "profile", "email"]
+    await asyncio.gather(
+        *(runtime.identity.consent_for_user(world.tenant_id, world.public, GRAPH, megan, {s}, T) for s in scopes)
+    )
+    assert await runtime.identity.granted_scopes(world.tenant_id, world.public, GRAPH, megan) == set(scopes)
+    grants = await runtime.identity_store.list_grants(world.tenant_id, principal_id=megan)
+    assert len(grants) == 1

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from presenced.auth.operations import Operation, Target
@@ -396,32 +396,20 @@ class IdentityService:
         client_sp = await self.client_principal(tenant_id, client, now)
         resource_sp = await self.resource_principal(tenant_id, resource, now)
         consent_type = "AllPrincipals" if user_id is None else "Principal"
-        existing = next(
-            (
-                g
-                for g in await self._store.grants_for(client_sp.id, resource_sp.id, user_id)
-                if g.consent_type == consent_type and g.principal_id == user_id
-            ),
-            None,
+        # The same consent twice is one grant (its id is derived), widened in the store's transaction.
+        grant = PermissionGrant(
+            grant_id(client_sp.id, resource_sp.id, user_id),
+            tenant_id,
+            client_sp.id,
+            consent_type,
+            user_id,
+            resource_sp.id,
+            tuple(sorted(scopes)),
+            now,
+            granted_by,
+            now,
         )
-        if existing is not None:
-            merged = tuple(dict.fromkeys((*existing.scopes, *sorted(scopes - set(existing.scopes)))))
-            grant = replace(existing, scopes=merged, granted_by=granted_by, granted_at=now)
-        else:
-            grant = PermissionGrant(
-                grant_id(client_sp.id, resource_sp.id, user_id),
-                tenant_id,
-                client_sp.id,
-                consent_type,
-                user_id,
-                resource_sp.id,
-                tuple(sorted(scopes)),
-                now,
-                granted_by,
-                now,
-            )
-        await self._store.save_grant(grant)
-        return grant
+        return await self._store.merge_grant(grant)
 
     async def assign_role(
         self,

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
 from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -308,6 +310,33 @@ class SqlIdentityStore:
             )
             if updated.rowcount == 0:
                 await conn.execute(insert(permission_grants).values(id=grant.id, **values, **consent))
+
+    async def merge_grant(self, grant: PermissionGrant) -> PermissionGrant:
+        consent = {"granted_by": grant.granted_by, "granted_at_us": opt_to_us(grant.granted_at)}
+        async with self._write() as conn:
+            # The row first (a concurrent insert of the same id waits for ours, or we for it), then locked.
+            row_insert = _insert_ignoring_conflict(conn, permission_grants).values(
+                id=grant.id,
+                tenant_id=grant.tenant_id,
+                client_id=grant.client_id,
+                consent_type=grant.consent_type,
+                principal_id=grant.principal_id,
+                resource_id=grant.resource_id,
+                scope="",
+                created_us=to_us(grant.created),
+                **consent,
+            )
+            await conn.execute(row_insert)
+            locked = select(permission_grants).where(permission_grants.c.id == grant.id).with_for_update()
+            row = (await conn.execute(locked)).mappings().one()
+            stored = row["scope"].split()
+            merged = (*stored, *sorted(set(grant.scopes) - set(stored)))
+            await conn.execute(
+                update(permission_grants)
+                .where(permission_grants.c.id == grant.id)
+                .values(scope=" ".join(merged), **consent)
+            )
+        return replace(grant, scopes=merged, created=from_us(row["created_us"]))
 
     async def get_grant(self, tenant_id: str, grant_id: str) -> PermissionGrant | None:
         row = await self._row(
@@ -669,3 +698,10 @@ def _device(row: RowMapping) -> DeviceCode:
         user_id=row["user_id"],
         auth_time=opt_from_us(row["auth_time_us"]),
     )
+
+
+def _insert_ignoring_conflict(conn: AsyncConnection, table: Any) -> Any:
+    """``INSERT … ON CONFLICT DO NOTHING`` in the connection's dialect."""
+    if conn.dialect.name == "postgresql":
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
