@@ -1,7 +1,8 @@
 """Delivering change notifications: at least once, in order per user, never held up by a slow receiver.
 
-The worker takes due notifications from the outbox (leasing them, so a worker
-that dies mid-send leaves them to be taken again), groups them per
+The worker takes due notifications from the outbox, leasing them for a few seconds and renewing
+the lease while it holds them (queued or in flight), so a worker that dies mid-send leaves them
+to be taken again within seconds; it groups them per
 notification URL, and sends each group as one ``changeNotificationCollection``.
 One URL has one request in flight at a time, so a user's changes arrive in
 sequence order — except after a worker dies mid-send: what it had taken goes out
@@ -26,8 +27,10 @@ from presenced.services.ports import SubscriptionStore
 
 log = logging.getLogger("presenced.deliveries")
 
-#: How long a taken notification is reserved for the worker that took it.
-LEASE = timedelta(seconds=30)
+#: How long a taken notification is reserved for the worker that took it, unless renewed.
+LEASE = timedelta(seconds=6)
+#: How often the leases of what a worker holds are renewed (a third of the lease: two renewals may fail).
+RENEW = timedelta(seconds=2)
 FIRST_RETRY = timedelta(seconds=5)
 MAX_RETRY = timedelta(minutes=15)
 GIVE_UP_AFTER = timedelta(hours=4)
@@ -80,6 +83,9 @@ class Deliveries:
         self._queues: dict[str, list[PendingNotification]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._wake = asyncio.Event()
+        #: What this worker holds (queued or in flight), whose leases it renews.
+        self._held: set[str] = set()
+        self._renewed: datetime | None = None
 
     def wake(self) -> None:
         """Look for new notifications now rather than at the next tick."""
@@ -89,9 +95,15 @@ class Deliveries:
         await repeat(self.deliver_due, self._interval, "delivery round", log, self._wake)
 
     async def deliver_due(self) -> None:
-        """Take what is due and queue it per URL; a URL without a request in flight gets a sender task."""
-        due = await self._store.claim_due(self._now(), LEASE, BATCH)
+        """Renew the leases held, take what is due and queue it per URL; a URL without a request in flight
+        gets a sender task."""
+        now = self._now()
+        if self._held and (self._renewed is None or now - self._renewed >= RENEW):
+            await self._store.renew_leases(sorted(self._held), now + LEASE)
+            self._renewed = now
+        due = await self._store.claim_due(now, LEASE, BATCH)
         for item in due:
+            self._held.add(item.id)
             url = item.url
             queue = self._queues.setdefault(url, [])
             queue.append(item)
@@ -108,16 +120,21 @@ class Deliveries:
 
     async def _send_all(self, url: str) -> None:
         """Send the URL's queue in order, one request at a time, until it is empty."""
+        chunk: list[PendingNotification] = []
         try:
             while self._queues.get(url):
                 chunk = self._queues[url][:PER_REQUEST]
                 del self._queues[url][:PER_REQUEST]
                 answer = await self._sender.send(url, chunk)
                 await self._store.record([self._result(item, answer) for item in chunk], self._now())
+                self._held.difference_update(item.id for item in chunk)
+                chunk = []
         except Exception:
             log.exception("sending to a notification URL failed")
         finally:
-            self._queues.pop(url, None)
+            # Whatever was not recorded is let go: its lease lapses and a round takes it again.
+            for item in (*chunk, *self._queues.pop(url, ())):
+                self._held.discard(item.id)
             self._busy_urls.discard(url)
 
     def _result(self, item: PendingNotification, answer: Answer) -> DeliveryResult:

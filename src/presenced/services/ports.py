@@ -270,6 +270,10 @@ class SubscriptionStore(Protocol):
         """Store each attempt and its outcome."""
         ...
 
+    async def renew_leases(self, ids: Sequence[str], until: datetime) -> None:
+        """Extend the lease of these notifications (still pending, taken by this worker) to ``until``."""
+        ...
+
     async def delete_expired_subscriptions(self, before: datetime) -> int:
         """Remove subscriptions that expired before ``before`` (with anything still undelivered)."""
         ...

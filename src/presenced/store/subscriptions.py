@@ -161,6 +161,16 @@ class SqlSubscriptionStore:
             if row["subscription_id"] in by_id
         ]
 
+    async def renew_leases(self, ids: Sequence[str], until: datetime) -> None:
+        if not ids:
+            return
+        async with self._store.begin() as tx:
+            await tx.conn.execute(
+                update(notifications)
+                .where(notifications.c.id.in_(list(ids)), notifications.c.state == "pending")
+                .values(next_attempt_us=to_us(until))
+            )
+
     async def record(self, results: Sequence[DeliveryResult], now: datetime) -> None:
         if not results:
             return

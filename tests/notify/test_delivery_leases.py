@@ -1,0 +1,73 @@
+"""A worker holding a notification keeps it while it lives, by renewing its lease; once it stops (dies), another
+worker takes the notification seconds later. Two delivery workers on one real store; their clock is driven by the
+test, and their sender is the port's simplest implementation: one that holds the POST until told."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import httpx
+
+from presenced.bootstrap import Runtime
+from presenced.services.deliveries import LEASE, RENEW, Answer, Deliveries
+from presenced.services.demo import seed_demo
+from presenced.services.entities import PendingNotification
+from presenced.store.subscriptions import SqlSubscriptionStore
+from tests.notify.conftest import Receiver
+from tests.notify.subscribing import subscribe
+from tests.support import Tokens, bearer
+
+
+class Sender:
+    """Records what it is asked to send; while ``held`` is not set, each POST waits (a slow receiver)."""
+
+    def __init__(self) -> None:
+        self.sent: list[str] = []
+        self.held = asyncio.Event()
+
+    async def send(self, url: str, notifications: Sequence[PendingNotification]) -> Answer:
+        self.sent += [n.id for n in notifications]
+        await self.held.wait()
+        return Answer(202, 1, None)
+
+
+async def test_a_held_lease_is_renewed_and_lapses_when_its_worker_stops(
+    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
+    tokens = Tokens(hooked, demo.tenant.id)
+    user = demo.users[-1]
+    created = await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
+    assert created.status_code == 201, created.text
+    body = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": "Busy", "activity": "InACall"}
+    headers = bearer(tokens.app("Presence.ReadWrite.All"))
+    assert (
+        await api.post(f"/v1.0/users/{user.id}/presence/setPresence", json=body, headers=headers)
+    ).status_code == 200
+
+    now = [datetime.now(UTC) + timedelta(minutes=1)]
+    store = SqlSubscriptionStore(hooked.store)
+    first, second = Sender(), Sender()
+    a = Deliveries(store, first, lambda: now[0])
+    b = Deliveries(store, second, lambda: now[0])
+    second.held.set()
+
+    await a.deliver_due()
+    await asyncio.sleep(0.05)
+    assert len(first.sent) == 1, "worker A took the notification and is sending it"
+    # A lives on, its POST still in flight: its rounds renew the lease past the first one's end.
+    now[0] += RENEW
+    await a.deliver_due()
+    now[0] += LEASE - RENEW + timedelta(seconds=1)
+    await b.deliver_due()
+    await b.drain()
+    assert second.sent == [], "worker B took a notification that A held and renewed"
+    # A stops renewing (as if killed): within a lease, B takes the notification again.
+    now[0] += LEASE
+    await b.deliver_due()
+    await b.drain()
+    assert second.sent == first.sent
+    first.held.set()
+    await a.drain()
