@@ -57,6 +57,15 @@ class Settings:
     subscription_max_minutes: int = 60
     #: How long before a subscription expires reauthorizationRequired is sent, in minutes.
     reauthorization_lead_minutes: int = 10
+    #: Request limits (docs/configuration.md, "Request limits"): open connections per process, seconds
+    #: to send the headers and then the body, bytes of one header line and of the whole request head
+    #: (request line and headers), and the number of headers.
+    max_connections: int = 4096
+    header_timeout: int = 10
+    body_timeout: int = 30
+    max_header_bytes: int = 16_384
+    max_head_bytes: int = 65_536
+    max_headers: int = 100
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -96,6 +105,10 @@ class Settings:
             values["reauthorization_lead_minutes"] = _port(
                 env["PRESENCED_REAUTHORIZATION_LEAD_MINUTES"], "PRESENCED_REAUTHORIZATION_LEAD_MINUTES"
             )
+        for name, (low, high) in LIMITS.items():
+            variable = f"PRESENCED_{name.upper()}"
+            if variable in env:
+                values[name] = _whole(env[variable], variable, low, high)
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:
             values["forwarded_allow_ips"] = env["PRESENCED_FORWARDED_ALLOW_IPS"]
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -155,6 +168,27 @@ class Settings:
         host = f"[{self.host}]" if ":" in self.host else self.host
         scheme = "http" if self.tls == "off" else "https"
         return f"{scheme}://{host}:{self.port}"
+
+
+#: The request limits' settings, with the values each may take.
+LIMITS = {
+    "max_connections": (16, 1_000_000),
+    "header_timeout": (1, 3600),
+    "body_timeout": (1, 3600),
+    "max_header_bytes": (1024, 1 << 20),
+    "max_head_bytes": (4096, 1 << 24),
+    "max_headers": (16, 10_000),
+}
+
+
+def _whole(raw: str, name: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        value = low - 1
+    if not low <= value <= high:
+        raise ConfigurationError(f"{name} must be a whole number from {low} to {high}, not {raw!r}")
+    return value
 
 
 def _port(raw: str, name: str) -> int:

@@ -78,5 +78,31 @@ class TooManyRequests(PresencedError):
         self.retry_after = retry_after
 
 
+class ServiceUnavailable(PresencedError):
+    """The service cannot answer now (its database is unreachable, or it is at its connection limit);
+    ``Retry-After`` says when to try again, as Graph does and its clients obey."""
+
+    status = 503
+    code = "ServiceUnavailable"
+
+    def __init__(self, message: str, retry_after: float = 2) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class RequestTimeout(PresencedError):
+    """The client took too long to send its request's headers or body."""
+
+    status = 408
+    code = "RequestTimeout"
+
+
+class RequestHeaderFieldsTooLarge(PresencedError):
+    """A header, or the headers together, exceed the limits (docs/configuration.md, "Request limits")."""
+
+    status = 431
+    code = "RequestHeaderFieldsTooLarge"
+
+
 class ConfigurationError(PresencedError):
     """Settings or environment that make the service unable to start (CLI: one line, exit 2)."""

@@ -116,10 +116,16 @@ def serve(
 
 
 def server_config(
-    app: Any, tls: tuple[Path, Path] | None = None, forwarded_allow_ips: str | None = None
+    app: Any,
+    tls: tuple[Path, Path] | None = None,
+    forwarded_allow_ips: str | None = None,
+    settings: Settings | None = None,
 ) -> uvicorn.Config:
-    """How ``serve`` runs an ASGI app (the benchmarks run their baseline the same way)."""
+    """How ``serve`` runs an ASGI app, with the request limits of ``settings`` (the benchmarks run their
+    baseline the same way)."""
     import uvicorn
+
+    from presenced.serving import bounded_protocol
 
     return uvicorn.Config(
         app,
@@ -129,7 +135,7 @@ def server_config(
         loop="none",
         proxy_headers=forwarded_allow_ips is not None,
         forwarded_allow_ips=forwarded_allow_ips,
-        http="auto",
+        http=bounded_protocol(settings or Settings()),
         server_header=False,
         date_header=True,
         # An idle TLS connection closes only once its client answers the TLS close (or after
@@ -274,7 +280,8 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
         ):
             click.echo(line)
         sys.stdout.flush()
-        config = server_config(create_app(runtime, local.ca_cert if local else None), tls, settings.forwarded_allow_ips)
+        app = create_app(runtime, local.ca_cert if local else None)
+        config = server_config(app, tls, settings.forwarded_allow_ips, settings)
         # Everything built so far lives as long as the process: keep the
         # collector from scanning it again and again under load.
         gc.collect()

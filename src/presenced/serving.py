@@ -1,0 +1,190 @@
+"""The HTTP server's own bounds, checked while a request is read, before the application sees it
+(docs/configuration.md, "Request limits").
+
+uvicorn's HTTP protocol (httptools) reads headers of any size and number and waits for them as long
+as a client likes. ``bounded_protocol`` returns it with limits: bytes of one header line and of the
+whole request head, the number of headers (431), the time to send the head and then the body (408),
+and open connections per process (503 with ``Retry-After``). Each refusal is Graph's error body,
+sent with ``Connection: close``; the connection then reads and drops what the client is still
+sending for a moment, so the client can read the answer rather than a reset.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from http import HTTPStatus
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from presenced.api.http import JSON_TYPE, error_parts, new_request_id
+from presenced.config import Settings
+from presenced.errors import PresencedError, RequestHeaderFieldsTooLarge, RequestTimeout, ServiceUnavailable
+
+log = logging.getLogger("presenced.http")
+
+#: How long a refused connection drains what its client still sends before it closes.
+LINGER_SECONDS = 2.0
+#: One log line per kind of refusal per this many seconds, whatever the number of refusals.
+LOG_EVERY = 10.0
+_last_logged: dict[str, float] = {}
+
+
+def _log_once_in_a_while(kind: str, message: str) -> None:
+    now = time.monotonic()
+    if now - _last_logged.get(kind, -LOG_EVERY) >= LOG_EVERY:
+        _last_logged[kind] = now
+        log.warning("%s (reported once per %d s)", message, LOG_EVERY)
+
+
+def bounded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
+    """uvicorn's httptools protocol with the request limits of ``settings``."""
+
+    class Bounded(_BoundedProtocol):
+        limits = settings
+
+    return Bounded
+
+
+class _BoundedProtocol(HttpToolsProtocol):
+    limits: Settings
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self._refusal: PresencedError | None = None
+        self._refused = False
+        #: Bytes received since the current request's head began, while it is being read.
+        self._head_received = 0
+        self._reading_head = True
+        self._header_count = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._arm(self.limits.header_timeout, self._head_too_slow)
+        #: Over the connection limit: the request is read, then answered 503.
+        self._over_limit = len(self.connections) > self.limits.max_connections
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def data_received(self, data: bytes) -> None:
+        if self._refused:
+            return  # draining: the answer is sent
+        if self._reading_head:
+            self._head_received += len(data)
+        super().data_received(data)
+        if self._refused:
+            return
+        if self._refusal is None and self._reading_head and self._head_received > self.limits.max_head_bytes:
+            self._refusal = RequestHeaderFieldsTooLarge(
+                f"The request's headers exceed {self.limits.max_head_bytes} bytes in all."
+            )
+        if self._refusal is not None:
+            self._refuse(self._refusal)
+
+    # ---- parser callbacks ----
+
+    def on_message_begin(self) -> None:
+        super().on_message_begin()
+        self._header_count = 0
+        self._arm(self.limits.header_timeout, self._head_too_slow)
+
+    def on_url(self, url: bytes) -> None:
+        if self._refusal is None:
+            super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if self._refusal is not None:
+            return
+        self._header_count += 1
+        if self._header_count > self.limits.max_headers:
+            self._refusal = RequestHeaderFieldsTooLarge(f"The request has more than {self.limits.max_headers} headers.")
+        elif len(name) + len(value) + 4 > self.limits.max_header_bytes:
+            shown = name.decode("latin-1")[:64]
+            self._refusal = RequestHeaderFieldsTooLarge(
+                f"The header '{shown}' exceeds {self.limits.max_header_bytes} bytes."
+            )
+        else:
+            super().on_header(name, value)
+
+    def on_headers_complete(self) -> None:
+        self._disarm()
+        if self._refusal is not None:
+            return
+        if self._over_limit:
+            _log_once_in_a_while("connections", f"over {self.limits.max_connections} connections: answering 503")
+            limit = self.limits.max_connections
+            self._refuse(
+                ServiceUnavailable(f"The server is at its limit of {limit} connections; try again shortly.", 1)
+            )
+            return
+        self._reading_head = False
+        self._arm(self.limits.body_timeout, self._body_too_slow)
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._refusal is None:
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if self._refusal is not None:
+            return
+        self._disarm()
+        self._reading_head = True
+        self._head_received = 0
+        super().on_message_complete()
+
+    # ---- timers and refusals ----
+
+    def _arm(self, seconds: float, handler: Any) -> None:
+        self._disarm()
+        self._timer = self.loop.call_later(seconds, handler)
+
+    def _disarm(self) -> None:
+        if getattr(self, "_timer", None) is not None:
+            assert self._timer is not None
+            self._timer.cancel()
+            self._timer = None
+
+    def _head_too_slow(self) -> None:
+        self._timer = None
+        if self._refused or self.transport.is_closing():
+            return
+        if self._head_received == 0 and (self.cycle is None or self.cycle.response_complete):
+            # A connection that never began a request (or an idle one between requests): just close it.
+            self.transport.close()
+            return
+        _log_once_in_a_while("head-timeout", "a client did not send its request headers in time: answering 408")
+        self._refuse(RequestTimeout(f"The request's headers did not arrive within {self.limits.header_timeout} s."))
+
+    def _body_too_slow(self) -> None:
+        self._timer = None
+        if self._refused or self.transport.is_closing():
+            return
+        _log_once_in_a_while("body-timeout", "a client did not send its request body in time: answering 408")
+        self._refuse(RequestTimeout(f"The request's body did not arrive within {self.limits.body_timeout} s."))
+
+    def _refuse(self, error: PresencedError) -> None:
+        """Answer ``error`` in Graph's body, close the writing side, and drain for a moment before closing."""
+        self._refused = True
+        self._disarm()
+        if error.status == 431:
+            _log_once_in_a_while("headers", f"refused a request's headers: {error.message}")
+        if self.cycle is not None and not self.cycle.response_complete:
+            # The application (waiting for a body that will not come) must not answer as well.
+            self.cycle.disconnected = True
+            self.cycle.message_event.set()
+        request_id = new_request_id()
+        client = next(
+            (v.decode("latin-1")[:128] for n, v in (self.headers or ()) if n == b"client-request-id"), request_id
+        )
+        headers, body = error_parts(error, request_id, client)
+        head = [f"HTTP/1.1 {error.status} {HTTPStatus(error.status).phrase}\r\n".encode()]
+        head += [name + b": " + value + b"\r\n" for name, value in self.server_state.default_headers]
+        fields = {**headers, "Content-Type": JSON_TYPE, "Content-Length": str(len(body)), "Connection": "close"}
+        head += [f"{name}: {value}\r\n".encode("latin-1") for name, value in fields.items()]
+        self.transport.write(b"".join(head) + b"\r\n" + body)
+        if self.transport.can_write_eof():
+            self.transport.write_eof()
+        self.loop.call_later(LINGER_SECONDS, self.transport.close)
