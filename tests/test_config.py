@@ -44,3 +44,28 @@ def test_an_empty_variable_is_unset(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PRESENCED_CLOCK", "  ")
     settings = Settings.from_env()
     assert (settings.port, settings.clock) == (Settings().port, Settings().clock)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("PRESENCED_MAX_CONNECTIONS", "0"),
+        ("PRESENCED_HEADER_TIMEOUT", "soon"),
+        ("PRESENCED_BODY_TIMEOUT", "-1"),
+        ("PRESENCED_MAX_HEADER_BYTES", "12"),
+        ("PRESENCED_MAX_HEAD_BYTES", "1e9"),
+        ("PRESENCED_MAX_HEADERS", "100000"),
+    ],
+)
+def test_a_wrong_request_limit_names_its_variable(variable: str, value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigurationError) as refused:
+        Settings.from_env()
+    assert variable in refused.value.message and "whole number" in refused.value.message
+
+
+def test_request_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PRESENCED_MAX_CONNECTIONS", "100")
+    monkeypatch.setenv("PRESENCED_HEADER_TIMEOUT", "3")
+    settings = Settings.from_env()
+    assert (settings.max_connections, settings.header_timeout, settings.max_headers) == (100, 3, 100)
