@@ -61,7 +61,8 @@ def test_a_wrong_request_limit_names_its_variable(variable: str, value: str, mon
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError) as refused:
         Settings.from_env()
-    assert variable in refused.value.message and "whole number" in refused.value.message
+    assert variable in refused.value.message
+    assert "whole number" in refused.value.message
 
 
 def test_request_limits_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
