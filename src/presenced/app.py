@@ -22,7 +22,7 @@ from presenced.api.app import API_PREFIXES, graph_endpoints, graph_routes
 from presenced.api.fastpath import PresenceFastPath
 from presenced.api.http import error_response
 from presenced.bootstrap import Runtime
-from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound
+from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound, ServiceUnavailable
 from presenced.web import routes as web_routes
 from presenced.web.pages import message
 from presenced.wiring import Services, install
@@ -64,6 +64,10 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
 
 
 async def _presenced_error(request: Request, exc: Any) -> Response:
+    if isinstance(exc, ServiceUnavailable):  # logged where it was found, once in a while; try again later
+        if _for_a_person(request):
+            return message(request, "Try again in a moment", exc.message, status=503)
+        return error_response(request, exc)
     if exc.status >= 500:  # not a refusal but a failure: its message is for the log, not the client
         return await _crash(request, exc)
     return error_response(request, exc)

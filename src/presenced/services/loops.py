@@ -3,6 +3,9 @@
 The sweeper, the change feed, webhook delivery, the subscription lifecycle and the purge of
 expired sign-in state all run this way. A round that fails is logged and the next comes after
 the same wait (the work is idempotent: what a failed round left undone is still there to do).
+While the database is unavailable, rounds back off (doubling the wait up to ``MAX_BACKOFF``) without
+a log line of their own: the store reports the outage once in a while; the first round that
+succeeds brings the usual pace back.
 """
 
 from __future__ import annotations
@@ -12,6 +15,11 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import NoReturn
+
+from presenced.errors import ServiceUnavailable
+
+#: The longest wait between rounds while the database is unavailable, in seconds.
+MAX_BACKOFF = 5.0
 
 
 async def repeat(
@@ -25,16 +33,20 @@ async def repeat(
 
     A failure is logged as "``what`` failed; retrying" with its traceback, never raised.
     """
+    wait = interval
     while True:
         try:
             await round_()
+            wait = interval
         except asyncio.CancelledError:
             raise
+        except ServiceUnavailable:
+            wait = min(max(wait, 0.1) * 2, MAX_BACKOFF)
         except Exception:
             log.exception("%s failed; retrying", what)
-        if wake is None:
-            await asyncio.sleep(interval)
+        if wake is None or wait > interval:
+            await asyncio.sleep(wait)
             continue
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(wake.wait(), interval)
+            await asyncio.wait_for(wake.wait(), wait)
         wake.clear()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import event
@@ -12,7 +13,8 @@ from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
-from presenced.errors import ConfigurationError
+from presenced.errors import ConfigurationError, ServiceUnavailable
+from presenced.store.outages import answer_outages_as_unavailable, is_outage, unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -29,6 +31,11 @@ def async_url(url: str) -> str:
     return parsed.set(drivername=name).render_as_string(hide_password=False)
 
 
+#: Seconds to wait for a connection to PostgreSQL (opening one, or one of the pool's) before a request is
+#: refused as unavailable.
+CONNECT_TIMEOUT = 3
+
+
 def create_engine(url: str, pool_size: int = 8) -> AsyncEngine:
     """An async engine; on SQLite with WAL, foreign keys and a busy timeout."""
     url = async_url(url)
@@ -37,7 +44,22 @@ def create_engine(url: str, pool_size: int = 8) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
-    return create_async_engine(url, pool_size=pool_size + 2, max_overflow=pool_size + 2)
+    dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+    async def connect() -> Any:
+        """A new connection, within ``CONNECT_TIMEOUT``; a database that cannot be reached is unavailable."""
+        try:
+            return await asyncpg.connect(dsn, timeout=CONNECT_TIMEOUT)
+        except Exception as error:
+            if is_outage(error):
+                raise unavailable(error) from None
+            raise
+
+    engine = create_async_engine(
+        url, pool_size=pool_size + 2, max_overflow=pool_size + 2, pool_timeout=CONNECT_TIMEOUT, async_creator=connect
+    )
+    answer_outages_as_unavailable(engine)
+    return engine
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
@@ -73,6 +95,9 @@ async def upgrade(engine: AsyncEngine) -> None:
     try:
         async with engine.begin() as connection:
             await connection.run_sync(_upgrade)
+    except ServiceUnavailable as exc:  # the engine's word for a database it cannot reach
+        cause = exc.__context__ or exc
+        raise ConfigurationError(f"cannot reach the database (--database-url): {_first_line(cause)}") from exc
     except (OperationalError, DBAPIError, OSError) as exc:
         raise ConfigurationError(f"cannot reach the database (--database-url): {_first_line(exc)}") from exc
 

@@ -32,6 +32,7 @@ from typing import Protocol
 from presenced.services.entities import Decision, User, UserRef
 from presenced.services.ports import Advance, Decide
 from presenced.store.batches import Batch, Sweep, SweepPart, Write
+from presenced.store.outages import is_outage, unavailable
 
 log = logging.getLogger("presenced.store")
 
@@ -104,8 +105,14 @@ class GroupCommit:
         try:
             while self._writes or self._sweeps:
                 batch = self._take()
-                if batch is not None:
+                if batch is None:
+                    continue
+                try:
                     await self._commit(batch)
+                except Exception as error:  # never leave a caller waiting, whatever failed
+                    log.exception("a batch failed unexpectedly")
+                    batch.fail(error)
+                    batch.answer()
         finally:
             self._drainer = None
 
@@ -148,7 +155,9 @@ class GroupCommit:
                 for write in batch.writes:
                     await self._commit(Batch([write]))
                 return
-            batch.fail(error)
+            # A database that failed refuses the batch's writes as unavailable (503, Retry-After): none
+            # of them committed, and the client may send them again.
+            batch.fail(unavailable(error) if is_outage(error) else error)
         batch.answer()
         if batch.logged:
             for hook in self.after_commit:

@@ -12,6 +12,7 @@ retried.
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -29,6 +30,8 @@ from presenced.store.batch_sql import (
 )
 from presenced.store.batches import Batch, Recent, loaded_from_columns
 from presenced.store.codec import from_us, to_us
+from presenced.store.engine import CONNECT_TIMEOUT
+from presenced.store.outages import is_outage, unavailable
 from presenced.store.rows import stored_from_columns
 
 #: Tries of a batch that PostgreSQL chose as a deadlock's victim.
@@ -49,14 +52,21 @@ class PostgresBatches:
     async def connect(cls, url: str, clock: LocalClock | None) -> PostgresBatches:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
         # One connection: this process's batches run one at a time. The pool reconnects after a failure.
-        return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=1), clock)
+        return cls(await asyncpg.create_pool(dsn, min_size=0, max_size=1, timeout=CONNECT_TIMEOUT), clock)
 
     async def run(self, batch: Batch) -> None:
         for attempt in range(1, DEADLOCK_TRIES + 1):
             try:
-                async with self._pool.acquire() as conn, conn.transaction():
-                    self.statements += 2  # BEGIN and COMMIT
-                    await self._run(conn, batch)
+                async with self._pool.acquire() as conn:
+                    try:
+                        async with conn.transaction():
+                            self.statements += 2  # BEGIN and COMMIT
+                            await self._run(conn, batch)
+                    except Exception as error:
+                        if is_outage(error):
+                            with contextlib.suppress(Exception):
+                                conn.terminate()  # a connection the failure left unusable never goes back
+                        raise
                 if batch.sweep is not None:
                     self._recent.forget(batch.sweep.user_ids)
                 else:
@@ -68,19 +78,18 @@ class PostgresBatches:
                 batch.reset()
 
     async def due(self, limit: int) -> list[str]:
-        async with self._pool.acquire() as conn:
-            return sorted(row[0] for row in await self._fetch(conn, SQL.due_ids, to_us(await self._now(conn)), limit))
+        try:
+            async with self._pool.acquire() as conn:
+                rows = await self._fetch(conn, SQL.due_ids, to_us(await self._now(conn)), limit)
+        except Exception as error:
+            if is_outage(error):
+                raise unavailable(error) from None
+            raise
+        return sorted(row[0] for row in rows)
 
     def unavailable(self, error: BaseException) -> bool:
         """The database, not one write, failed: no use retrying each write alone."""
-        return isinstance(
-            error,
-            OSError
-            | asyncpg.PostgresConnectionError
-            | asyncpg.InterfaceError
-            | asyncpg.CannotConnectNowError
-            | asyncpg.DeadlockDetectedError,
-        )
+        return is_outage(error) or isinstance(error, asyncpg.DeadlockDetectedError)
 
     async def close(self) -> None:
         await self._pool.close()

@@ -16,6 +16,7 @@ object id it touches only the user's ``presences`` row, which carries the tenant
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import sqlite3
 import threading
@@ -26,6 +27,8 @@ import asyncpg
 from sqlalchemy.engine import make_url
 
 from presenced.services.entities import User, UserPresence
+from presenced.store.engine import CONNECT_TIMEOUT
+from presenced.store.outages import is_outage, unavailable
 from presenced.store.rows import user_presence
 
 #: The columns every variant of the read query returns, in order.
@@ -149,18 +152,17 @@ class PostgresPresenceReader:
     @classmethod
     async def connect(cls, url: str) -> PostgresPresenceReader:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        return cls(await asyncpg.create_pool(dsn, min_size=1, max_size=10))
+        return cls(await asyncpg.create_pool(dsn, min_size=0, max_size=10, timeout=CONNECT_TIMEOUT))
 
     async def load(self, tenant_id: str, refs: Sequence[str]) -> list[UserPresence]:
         if len(refs) == 1 and "\x00" in refs[0]:
             return []
-        async with self._pool.acquire() as conn:
-            if len(refs) == 1:
-                column, key = _one(refs[0])
-                rows = await conn.fetch(_POSTGRES_ONE[column], tenant_id, key)
-            else:
-                ids, upns = split_refs(refs)
-                rows = await conn.fetch(_POSTGRES_MANY, tenant_id, ids, upns)
+        if len(refs) == 1:
+            column, key = _one(refs[0])
+            rows = await self._fetch("fetch", _POSTGRES_ONE[column], tenant_id, key)
+        else:
+            ids, upns = split_refs(refs)
+            rows = await self._fetch("fetch", _POSTGRES_MANY, tenant_id, ids, upns)
         return _distinct([user_presence(row) for row in rows])
 
     async def find_user(self, tenant_id: str, ref: str) -> User | None:
@@ -168,9 +170,28 @@ class PostgresPresenceReader:
         column, key = _one(ref)
         if "\x00" in key:
             return None
-        async with self._pool.acquire() as conn:
-            row = await conn.fetchrow(_POSTGRES_USER[column], tenant_id, key)
+        row = await self._fetch("fetchrow", _POSTGRES_USER[column], tenant_id, key)
         return None if row is None else User(*row)
+
+    async def _fetch(self, method: str, query: str, *args: Any) -> Any:
+        """Run a read; if the database failed under it, once more on a fresh connection (a read may be
+        repeated), then ``ServiceUnavailable``."""
+        for attempt in (1, 2):
+            try:
+                async with self._pool.acquire() as conn:
+                    try:
+                        return await getattr(conn, method)(query, *args)
+                    except Exception as error:
+                        if is_outage(error):
+                            with contextlib.suppress(Exception):
+                                conn.terminate()  # never back into the pool
+                        raise
+            except Exception as error:
+                if not is_outage(error):
+                    raise
+                if attempt == 2:
+                    raise unavailable(error) from None
+        raise AssertionError("unreachable")
 
     async def close(self) -> None:
         await self._pool.close()

@@ -1,0 +1,82 @@
+"""A database that cannot be reached is answered like a cloud service answers it: ``ServiceUnavailable``
+(503 with ``Retry-After``), never a traceback per request (docs/deployment.md, "When the database or
+Redis is down").
+
+``is_outage`` tells a failure of the database itself (refused or reset connections, a server shutting
+down or starting up, a connection left unusable) from a failure of one statement. The store's
+adapters turn the first kind into ``unavailable()``: the SQLAlchemy engine through its
+``handle_error`` hook, the bare-driver reader and writer where they call the driver. Each kind of
+failure is logged once per ``LOG_EVERY`` seconds, whatever the number of requests it refuses.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import asyncpg
+from sqlalchemy import event
+from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from presenced.errors import ServiceUnavailable
+
+log = logging.getLogger("presenced.store")
+
+#: What a refused request is told to wait, in seconds (Graph's clients obey Retry-After).
+RETRY_AFTER = 2
+LOG_EVERY = 10.0
+_last_logged: dict[str, float] = {}
+
+_OUTAGES: tuple[type[BaseException], ...] = (
+    OSError,  # refused, reset, unreachable, timed out connecting (TimeoutError is an OSError)
+    asyncpg.PostgresConnectionError,  # the connection failed or was lost
+    asyncpg.CannotConnectNowError,  # the server is starting up or shutting down
+    asyncpg.InterfaceError,  # a connection closed under its operation
+    asyncpg.exceptions.InternalClientError,  # a connection left mid-operation by a failure
+    asyncpg.exceptions.OperatorInterventionError,  # admin shutdown, crash shutdown, cancelled by the server
+    asyncpg.exceptions.InsufficientResourcesError,  # too many connections, out of memory or disk
+)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error`` (or what it wraps) is a failure of the database, not of one statement."""
+    seen = 0
+    current: BaseException | None = error
+    while current is not None and seen < 8:
+        if isinstance(current, (ServiceUnavailable, *_OUTAGES)):
+            # A pool this process closed is its own doing (shutting down), not the database's.
+            return not (isinstance(current, asyncpg.InterfaceError) and "pool is clos" in str(current))
+        if getattr(current, "connection_invalidated", False):
+            return True
+        current = getattr(current, "orig", None) or current.__cause__
+        seen += 1
+    return False
+
+
+def unavailable(error: BaseException) -> ServiceUnavailable:
+    """The refusal to answer for ``error``, logged once in a while (one line, no traceback)."""
+    if isinstance(error, ServiceUnavailable):
+        return error
+    root: BaseException = error
+    while getattr(root, "orig", None) is not None:
+        root = root.orig  # type: ignore[attr-defined]
+    kind = type(root).__name__
+    now = time.monotonic()
+    if now - _last_logged.get(kind, -LOG_EVERY) >= LOG_EVERY:
+        _last_logged[kind] = now
+        log.warning(
+            "the database is unavailable (%s: %s); answering 503 (reported once per %d s)", kind, root, LOG_EVERY
+        )
+    return ServiceUnavailable("The service is temporarily unavailable; try again shortly.", RETRY_AFTER)
+
+
+def answer_outages_as_unavailable(engine: AsyncEngine) -> None:
+    """Make every operation of ``engine`` that fails because the database did raise ``ServiceUnavailable``
+    (SQLAlchemy has already invalidated the connection, so the pool opens a fresh one next time)."""
+
+    def handle(context: ExceptionContext) -> None:
+        if context.is_disconnect or is_outage(context.original_exception):
+            raise unavailable(context.original_exception) from None
+
+    event.listen(engine.sync_engine, "handle_error", handle)
