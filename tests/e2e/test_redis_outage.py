@@ -56,13 +56,17 @@ def server(tmp_path: Path, key_folder: Path, proxy: TcpProxy) -> Iterator[Server
 def _stream(server: ServerProcess, token: str, events: list[dict[str, Any]], stop: threading.Event) -> None:
     context = ssl.create_default_context(cafile=str(server.bundle))
     # The server stops at the end with the stream still open: that ending is expected (events are the check).
-    with contextlib.suppress(httpx.HTTPError), httpx.Client(base_url=server.url, verify=context, timeout=30) as http:
-        with http.stream("GET", f"/_stream/presences?ids={NESTOR}", headers=bearer(token)) as response:
-            for line in response.iter_lines():
-                if line.startswith("data: "):
-                    events.append(json.loads(line[6:]))
-                if stop.is_set():
-                    return
+    url = f"/_stream/presences?ids={NESTOR}"
+    with (
+        contextlib.suppress(httpx.HTTPError),
+        httpx.Client(base_url=server.url, verify=context, timeout=30) as http,
+        http.stream("GET", url, headers=bearer(token)) as response,
+    ):
+        for line in response.iter_lines():
+            if line.startswith("data: "):
+                events.append(json.loads(line[6:]))
+            if stop.is_set():
+                return
 
 
 def test_without_redis_changes_still_arrive_and_fan_out_returns(server: ServerProcess, proxy: TcpProxy) -> None:
