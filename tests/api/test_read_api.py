@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+import json
 import re
 import uuid
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import httpx
 import pytest
+from cryptography.hazmat.primitives import serialization
 from joserfc.jwk import RSAKey
 
 from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
 from presenced.oauth.keys import rotate
+from presenced.oauth.tokens import mint_id_token
 from presenced.services.demo import DemoTenant, demo_user_id
 from presenced.services.entities import Tenant, User
-from tests.support import BASE_URL, T0, FixedClock, Tokens, bearer
+from tests.support import APP_ID, BASE_URL, T0, FixedClock, Tokens, bearer
 
 GUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 ADELE = demo_user_id("adele")
@@ -298,7 +305,49 @@ def _bad_tokens(tokens: Tokens) -> dict[str, str]:
         "audience object": tokens.sign(tokens.claims(ADELE, aud={"x": 1})),
         "expiry at the end of time": tokens.sign(tokens.claims(ADELE, exp=253402300799)),
         "alg none": "eyJhbGciOiJub25lIn0." + "eyJhIjoxfQ.",
+        "alg none with good claims": _unsigned({"alg": "none", "typ": "JWT"}, tokens.claims(ADELE)),
+        "HS256 keyed with the public key": _hs256_with_public_key(tokens, current),
+        "tampered claims": _tampered(tokens.sign(tokens.claims(ADELE)), scp="Presence.ReadWrite.All"),
+        "an ID token": mint_id_token(
+            tokens.runtime.keys,
+            BASE_URL,
+            tokens.tenant_id,
+            client_id=APP_ID,
+            user_id=ADELE,
+            user_principal_name="adele@contoso.example",
+            name="Adele",
+            now=datetime.now(UTC),
+            auth_time=datetime.now(UTC),
+            nonce=None,
+        ),
+        "a token for another API": tokens.sign(tokens.claims(ADELE, aud=APP_ID)),
     }
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+def _unsigned(header: dict[str, Any], claims: dict[str, Any]) -> str:
+    return f"{_b64(json.dumps(header).encode())}.{_b64(json.dumps(claims).encode())}."
+
+
+def _hs256_with_public_key(tokens: Tokens, key: Any) -> str:
+    """Key confusion: the server's public key (PEM), used as an HMAC secret."""
+    public = key.public_key
+    pem = public.public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    signing_input = (
+        f"{_b64(json.dumps({'alg': 'HS256', 'typ': 'JWT', 'kid': key.kid}).encode())}."
+        f"{_b64(json.dumps(tokens.claims(ADELE)).encode())}"
+    )
+    return f"{signing_input}.{_b64(hmac.new(pem, signing_input.encode(), hashlib.sha256).digest())}"
+
+
+def _tampered(token: str, **changes: Any) -> str:
+    """The token with claims changed and its signature kept."""
+    header, payload, signature = token.split(".")
+    claims = json.loads(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
+    return f"{header}.{_b64(json.dumps({**claims, **changes}).encode())}.{signature}"
 
 
 BAD_TOKEN_CASES = [
@@ -320,6 +369,11 @@ BAD_TOKEN_CASES = [
     "audience object",
     "expiry at the end of time",
     "alg none",
+    "alg none with good claims",
+    "HS256 keyed with the public key",
+    "tampered claims",
+    "an ID token",
+    "a token for another API",
 ]
 
 
