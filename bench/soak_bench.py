@@ -106,23 +106,31 @@ async def flat_out(traffic: Traffic, seconds: float) -> float:
 
 
 async def paced(traffic: Traffic, rate: float, seconds: float, minute: float, report: Any) -> None:
-    """``rate`` requests per second (started on schedule, whatever the answers' pace) for ``seconds``."""
+    """``rate`` requests per second for ``seconds``, from ``CONCURRENCY`` clients that each keep a schedule:
+    a client that falls behind sends at once, and at most ``CONCURRENCY`` requests are ever in flight (so a
+    slow moment cannot pile up work in this process)."""
     start = time.monotonic()
-    pending: set[asyncio.Task[None]] = set()
-    sent = 0
-    next_report = start + minute
-    while (now := time.monotonic()) < start + seconds:
-        due = int((now - start) * rate)
-        while sent < due:
-            task = asyncio.create_task(traffic.one())
-            pending.add(task)
-            task.add_done_callback(pending.discard)
-            sent += 1
-        if now >= next_report:
+    every = CONCURRENCY / rate
+
+    async def client(offset: float) -> None:
+        slot = start + offset
+        while slot < start + seconds:
+            delay = slot - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await traffic.one()
+            slot += every
+
+    async def reporter() -> None:
+        next_report = start + minute
+        while next_report <= start + seconds:
+            await asyncio.sleep(next_report - time.monotonic())
             report()
             next_report += minute
-        await asyncio.sleep(0.002)
-    await asyncio.gather(*pending)
+
+    reporting = asyncio.create_task(reporter())
+    await asyncio.gather(*(client(i * every / CONCURRENCY) for i in range(CONCURRENCY)))
+    reporting.cancel()
     report()
 
 
