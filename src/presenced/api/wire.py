@@ -157,28 +157,32 @@ def encode(value: Any) -> bytes:
 
 
 class PresenceEncoder:
-    """Encodes presences, keeping recent encodings.
+    """Encodes presences, keeping each user's latest encoding.
 
     A presence's JSON depends only on the user, the sequence number and whether
     the reader is the user: one sequence number is one visible presence (docs/graph-api.md, "The presence object").
-    So an encoding, once made, is right for as long as it is asked for, and the
-    cache (bounded, oldest out first) can never hold a stale one.
+    So an encoding is right for as long as its sequence number is the one read. The cache holds one
+    encoding per user and kind of reader, replaced when a newer sequence number is read: its size
+    follows the number of users read, not the number of changes (bounded, oldest out first).
     """
 
     def __init__(self, size: int = 10_000) -> None:
         self._size = size
-        self._members: dict[tuple[str, int, bool], bytes] = {}
+        self._members: dict[tuple[str, bool], tuple[int, bytes]] = {}
 
     def members(self, view: PresenceView) -> bytes:
         """The presence object's members, without the braces."""
-        key = (view.user_id, view.state.sequence, view.own)
+        key = (view.user_id, view.own)
+        sequence = view.state.sequence
         found = self._members.get(key)
-        if found is None:
-            found = _encoder.encode(presence(view))[1:-1]
-            if len(self._members) >= self._size:
-                del self._members[next(iter(self._members))]
-            self._members[key] = found
-        return found
+        if found is not None and found[0] == sequence:
+            return found[1]
+        encoded = _encoder.encode(presence(view))[1:-1]
+        if found is None and len(self._members) >= self._size:
+            del self._members[next(iter(self._members))]
+        if found is None or found[0] < sequence:
+            self._members[key] = (sequence, encoded)
+        return encoded
 
     def one(self, view: PresenceView, context: str) -> bytes:
         return b'{"@odata.context":' + _encoder.encode(context) + b"," + self.members(view) + b"}"
