@@ -14,7 +14,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from presenced.errors import ConfigurationError, ServiceUnavailable
-from presenced.store.outages import answer_outages_as_unavailable, is_outage, unavailable
+from presenced.store.outages import answer_outages_as_unavailable, is_outage, quiet, unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -93,8 +93,9 @@ WRITER = "presenced_writer"
 async def upgrade(engine: AsyncEngine) -> None:
     """Bring the schema to the newest migration."""
     try:
-        async with engine.begin() as connection:
-            await connection.run_sync(_upgrade)
+        with quiet():  # a database that cannot be reached is the one line below
+            async with engine.begin() as connection:
+                await connection.run_sync(_upgrade)
     except ServiceUnavailable as exc:  # the engine's word for a database it cannot reach
         cause = exc.__context__ or exc
         raise ConfigurationError(f"cannot reach the database (--database-url): {_first_line(cause)}") from exc

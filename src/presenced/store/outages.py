@@ -11,8 +11,11 @@ failure is logged once per ``LOG_EVERY`` seconds, whatever the number of request
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
+from collections.abc import Iterator
+from contextvars import ContextVar
 
 import asyncpg
 from sqlalchemy import event
@@ -27,6 +30,19 @@ log = logging.getLogger("presenced.store")
 RETRY_AFTER = 2
 LOG_EVERY = 10.0
 _last_logged: dict[str, float] = {}
+#: Set while the caller reports the failure itself (a command's start-up: one line, no log).
+_quiet: ContextVar[bool] = ContextVar("quiet", default=False)
+
+
+@contextlib.contextmanager
+def quiet() -> Iterator[None]:
+    """Within this block, an outage is not logged: the caller reports it in its own words."""
+    token = _quiet.set(True)
+    try:
+        yield
+    finally:
+        _quiet.reset(token)
+
 
 _OUTAGES: tuple[type[BaseException], ...] = (
     OSError,  # refused, reset, unreachable, timed out connecting (TimeoutError is an OSError)
@@ -63,7 +79,7 @@ def unavailable(error: BaseException) -> ServiceUnavailable:
         root = root.orig  # type: ignore[attr-defined]
     kind = type(root).__name__
     now = time.monotonic()
-    if now - _last_logged.get(kind, -LOG_EVERY) >= LOG_EVERY:
+    if not _quiet.get() and now - _last_logged.get(kind, -LOG_EVERY) >= LOG_EVERY:
         _last_logged[kind] = now
         log.warning(
             "the database is unavailable (%s: %s); answering 503 (reported once per %d s)", kind, root, LOG_EVERY
