@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from http import HTTPStatus
 from typing import Any
 
@@ -22,21 +21,12 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 from presenced.api.http import JSON_TYPE, error_parts, new_request_id
 from presenced.config import Settings
 from presenced.errors import PresencedError, RequestHeaderFieldsTooLarge, RequestTimeout, ServiceUnavailable
+from presenced.logs import warn_occasionally
 
 log = logging.getLogger("presenced.http")
 
 #: How long a refused connection drains what its client still sends before it closes.
 LINGER_SECONDS = 2.0
-#: One log line per kind of refusal per this many seconds, whatever the number of refusals.
-LOG_EVERY = 10.0
-_last_logged: dict[str, float] = {}
-
-
-def _log_once_in_a_while(kind: str, message: str) -> None:
-    now = time.monotonic()
-    if now - _last_logged.get(kind, -LOG_EVERY) >= LOG_EVERY:
-        _last_logged[kind] = now
-        log.warning("%s (reported once per %d s)", message, LOG_EVERY)
 
 
 def bounded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
@@ -113,7 +103,7 @@ class _BoundedProtocol(HttpToolsProtocol):
         if self._refusal is not None:
             return
         if self._over_limit:
-            _log_once_in_a_while("connections", f"over {self.limits.max_connections} connections: answering 503")
+            warn_occasionally(log, "connections", f"over {self.limits.max_connections} connections: answering 503")
             limit = self.limits.max_connections
             self._refuse(
                 ServiceUnavailable(f"The server is at its limit of {limit} connections; try again shortly.", 1)
@@ -155,14 +145,14 @@ class _BoundedProtocol(HttpToolsProtocol):
             # A connection that never began a request (or an idle one between requests): just close it.
             self.transport.close()
             return
-        _log_once_in_a_while("head-timeout", "a client did not send its request headers in time: answering 408")
+        warn_occasionally(log, "head-timeout", "a client did not send its request headers in time: answering 408")
         self._refuse(RequestTimeout(f"The request's headers did not arrive within {self.limits.header_timeout} s."))
 
     def _body_too_slow(self) -> None:
         self._timer = None
         if self._refused or self.transport.is_closing():
             return
-        _log_once_in_a_while("body-timeout", "a client did not send its request body in time: answering 408")
+        warn_occasionally(log, "body-timeout", "a client did not send its request body in time: answering 408")
         self._refuse(RequestTimeout(f"The request's body did not arrive within {self.limits.body_timeout} s."))
 
     def _refuse(self, error: PresencedError) -> None:
@@ -170,7 +160,7 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._refused = True
         self._disarm()
         if error.status == 431:
-            _log_once_in_a_while("headers", f"refused a request's headers: {error.message}")
+            warn_occasionally(log, "headers", f"refused a request's headers: {error.message}")
         if self.cycle is not None and not self.cycle.response_complete:
             # The application (waiting for a body that will not come) must not answer as well.
             self.cycle.disconnected = True

@@ -13,8 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import Callable
+
+from presenced.logs import warn_occasionally
 
 log = logging.getLogger("presenced.fanout")
 
@@ -22,8 +23,6 @@ CHANNEL = "presenced:changes"
 RECONNECT_SECONDS = 1.0
 #: Seconds to connect to Redis, or to publish, before giving up on this wake-up.
 REDIS_TIMEOUT = 2.0
-#: A failed publish is logged once per this many seconds.
-LOG_EVERY = 10.0
 
 
 #: What a wake-up message says: changes were logged, or notifications were queued too.
@@ -62,9 +61,8 @@ class RedisFanout(LocalFanout):
         super().__init__()
         from redis.asyncio import Redis
 
-        # Bounded: a Redis that does not answer must not hold up a publish (or a subscription) for long.
-        self._redis = Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT, socket_timeout=None)
-        self._publish_failed_at = -LOG_EVERY
+        # Bounded: a Redis that does not answer must not hold up a connection for long (a publish: below).
+        self._redis = Redis.from_url(url, socket_connect_timeout=REDIS_TIMEOUT)
         self._publishing: asyncio.Task[None] | None = None
         #: What the publish on its way should be followed by: nothing, changes, or notifications.
         self._again: bytes | None = None
@@ -85,12 +83,7 @@ class RedisFanout(LocalFanout):
             try:
                 await asyncio.wait_for(self._redis.publish(CHANNEL, message), REDIS_TIMEOUT)
             except Exception as error:  # the readers' polling covers for a lost wake-up
-                now = time.monotonic()
-                if now - self._publish_failed_at >= LOG_EVERY:
-                    self._publish_failed_at = now
-                    log.warning(
-                        "cannot publish to Redis (%s); polling covers (reported once per %d s)", error, LOG_EVERY
-                    )
+                warn_occasionally(log, "publish", "cannot publish to Redis (%s); polling covers", error)
                 return
             if self._again is None:
                 return

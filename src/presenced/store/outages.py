@@ -6,14 +6,13 @@ Redis is down").
 down or starting up, a connection left unusable) from a failure of one statement. The store's
 adapters turn the first kind into ``unavailable()``: the SQLAlchemy engine through its
 ``handle_error`` hook, the bare-driver reader and writer where they call the driver. Each kind of
-failure is logged once per ``LOG_EVERY`` seconds, whatever the number of requests it refuses.
+failure is logged once in a while (``logs.warn_occasionally``), whatever the number of requests it refuses.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import time
 from collections.abc import Iterator
 from contextvars import ContextVar
 
@@ -23,13 +22,12 @@ from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from presenced.errors import ServiceUnavailable
+from presenced.logs import warn_occasionally
 
 log = logging.getLogger("presenced.store")
 
 #: What a refused request is told to wait, in seconds (Graph's clients obey Retry-After).
 RETRY_AFTER = 2
-LOG_EVERY = 10.0
-_last_logged: dict[str, float] = {}
 #: Set while the caller reports the failure itself (a command's start-up: one line, no log).
 _quiet: ContextVar[bool] = ContextVar("quiet", default=False)
 
@@ -78,12 +76,8 @@ def unavailable(error: BaseException) -> ServiceUnavailable:
     while getattr(root, "orig", None) is not None:
         root = root.orig  # type: ignore[attr-defined]
     kind = type(root).__name__
-    now = time.monotonic()
-    if not _quiet.get() and now - _last_logged.get(kind, -LOG_EVERY) >= LOG_EVERY:
-        _last_logged[kind] = now
-        log.warning(
-            "the database is unavailable (%s: %s); answering 503 (reported once per %d s)", kind, root, LOG_EVERY
-        )
+    if not _quiet.get():
+        warn_occasionally(log, kind, "the database is unavailable (%s: %s); answering 503", kind, root)
     return ServiceUnavailable("The service is temporarily unavailable; try again shortly.", RETRY_AFTER)
 
 
