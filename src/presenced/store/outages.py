@@ -15,6 +15,7 @@ import contextlib
 import logging
 from collections.abc import Iterator
 from contextvars import ContextVar
+from typing import Any
 
 import asyncpg
 from sqlalchemy import event
@@ -66,6 +67,15 @@ def is_outage(error: BaseException) -> bool:
         current = getattr(current, "orig", None) or current.__cause__
         seen += 1
     return False
+
+
+def drop_if_broken(connection: Any, error: BaseException) -> None:
+    """Close ``connection`` (asyncpg's) at once if ``error`` is a failure of the database: a connection the
+    failure left unusable never goes back to its pool. (Called from ``except``, so a read that succeeds
+    pays nothing for it.)"""
+    if is_outage(error):
+        with contextlib.suppress(Exception):
+            connection.terminate()
 
 
 def unavailable(error: BaseException) -> ServiceUnavailable:

@@ -12,7 +12,6 @@ retried.
 
 from __future__ import annotations
 
-import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -31,7 +30,7 @@ from presenced.store.batch_sql import (
 from presenced.store.batches import Batch, Recent, loaded_from_columns
 from presenced.store.codec import from_us, to_us
 from presenced.store.engine import CONNECT_TIMEOUT
-from presenced.store.outages import is_outage, unavailable
+from presenced.store.outages import drop_if_broken, is_outage, unavailable
 from presenced.store.rows import stored_from_columns
 
 #: Tries of a batch that PostgreSQL chose as a deadlock's victim.
@@ -63,9 +62,7 @@ class PostgresBatches:
                             self.statements += 2  # BEGIN and COMMIT
                             await self._run(conn, batch)
                     except Exception as error:
-                        if is_outage(error):
-                            with contextlib.suppress(Exception):
-                                conn.terminate()  # a connection the failure left unusable never goes back
+                        drop_if_broken(conn, error)
                         raise
                 if batch.sweep is not None:
                     self._recent.forget(batch.sweep.user_ids)

@@ -16,7 +16,6 @@ object id it touches only the user's ``presences`` row, which carries the tenant
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import sqlite3
 import threading
@@ -28,7 +27,7 @@ from sqlalchemy.engine import make_url
 
 from presenced.services.entities import User, UserPresence
 from presenced.store.engine import CONNECT_TIMEOUT
-from presenced.store.outages import is_outage, unavailable
+from presenced.store.outages import drop_if_broken, is_outage, unavailable
 from presenced.store.rows import user_presence
 
 #: The columns every variant of the read query returns, in order.
@@ -182,9 +181,7 @@ class PostgresPresenceReader:
                     try:
                         return await getattr(conn, method)(query, *args)
                     except Exception as error:
-                        if is_outage(error):
-                            with contextlib.suppress(Exception):
-                                conn.terminate()  # never back into the pool
+                        drop_if_broken(conn, error)
                         raise
             except Exception as error:
                 if not is_outage(error):
