@@ -43,14 +43,15 @@ async def test_only_an_administrator_of_the_named_tenant_consents(runtime: Runti
     request = await consent.request(world.tenant_id, {"client_id": app.app_id}, v2=False)
     adele, megan = await account(runtime, world.tenant_id, "adele"), await account(runtime, world.tenant_id, "megan")
     with pytest.raises(OAuthError) as refused:
-        await consent.grant(request, megan)
+        await consent.offer(request, megan)
     assert (refused.value.error, refused.value.aadsts) == ("access_denied", 90094)
     elsewhere = replace(request, tenant_ref="11111111-1111-1111-1111-111111111111")
     with pytest.raises(OAuthError) as refused:
-        await consent.grant(elsewhere, adele)
+        await consent.offer(elsewhere, adele)
     assert refused.value.aadsts == 50020
-    assert [p.value for p in await consent.permissions(request, adele)] == ["Presence.Read.All", "Presence.Read"]
-    await consent.grant(request, adele)
+    offer = await consent.offer(request, adele)
+    assert [p.value for p in offer.permissions] == ["Presence.Read.All", "Presence.Read"]
+    await consent.grant(offer)
     scopes, roles = await runtime.identity.tenant_wide_grants(world.tenant_id, app, GRAPH)
     assert (scopes, roles) == ({"Presence.Read"}, {"Presence.Read.All"})
 

@@ -17,7 +17,7 @@ from presenced.clock import real_now
 from presenced.oauth.clients import TENANT_ALIASES, Clients, registered_redirect
 from presenced.oauth.consent import Consent
 from presenced.oauth.errors import OAuthError
-from presenced.oauth.scopes import ScopeRequest, parse_scopes
+from presenced.oauth.scopes import parse_scopes
 from presenced.services.entities import Account, Application
 from presenced.services.identity import IdentityService, Resource, ResourcePermission
 
@@ -39,6 +39,18 @@ class AdminConsentRequest:
     def dynamic(self) -> bool:
         """Consent to the scopes named, rather than to everything the registration asks for."""
         return self.v2 and ".default" not in self.scope
+
+
+@dataclass(frozen=True, slots=True)
+class AdminConsentOffer:
+    """What an administrator is asked, and what accepting grants."""
+
+    request: AdminConsentRequest
+    account: Account
+    permissions: list[ResourcePermission]
+    #: For the scopes named (v2.0 without ``/.default``): their resource and the scopes; else None.
+    resource: Resource | None = None
+    asked: frozenset[str] = frozenset()
 
 
 class AdminConsent:
@@ -73,27 +85,25 @@ class AdminConsent:
         if request.app.sign_in_audience == "AzureADMyOrg" and request.app.tenant_id != tenant_id:
             raise OAuthError("access_denied", 50020, "The app is not available in your organization.")
 
-    async def permissions(self, request: AdminConsentRequest, account: Account) -> list[ResourcePermission]:
-        """Exactly what accepting grants: the scopes named, or everything the registration asks for."""
+    async def offer(self, request: AdminConsentRequest, account: Account) -> AdminConsentOffer:
+        """What ``account`` is asked to consent to, once found to be an administrator who may: exactly what
+        accepting grants (the scopes named, or everything the registration asks for)."""
         self.check_administrator(request, account)
-        if request.dynamic:
-            scopes, resource = await self._asked(request, account)
-            asked = set(scopes.permissions) | set(scopes.openid)
-            return [resource.scopes[v] for v in sorted(asked) if v in resource.scopes]
-        return await self._identity.required_permissions(account.user.tenant_id, request.app)
-
-    async def grant(self, request: AdminConsentRequest, account: Account) -> None:
-        """Record the consent for the whole organization, as given by ``account``."""
-        self.check_administrator(request, account)
-        tenant_id, now, by = account.user.tenant_id, self._now(), account.user.id
-        identity = self._identity
-        if request.dynamic:
-            scopes, resource = await self._asked(request, account)
-            asked = set(scopes.permissions) | set(scopes.openid)
-            await identity.consent_for_all(tenant_id, request.app, resource, asked, now, granted_by=by)
-        else:
-            await identity.grant_admin_consent(tenant_id, request.app, now, granted_by=by)
-
-    async def _asked(self, request: AdminConsentRequest, account: Account) -> tuple[ScopeRequest, Resource]:
+        tenant_id = account.user.tenant_id
+        if not request.dynamic:
+            permissions = await self._identity.required_permissions(tenant_id, request.app)
+            return AdminConsentOffer(request, account, permissions)
         scopes = parse_scopes(request.scope)
-        return scopes, await self._consent.resource_for(scopes, account.user.tenant_id)
+        resource = await self._consent.resource_for(scopes, tenant_id)
+        asked = self._consent.wanted(request.app, scopes, resource)
+        permissions = [resource.scopes[v] for v in sorted(asked) if v in resource.scopes]
+        return AdminConsentOffer(request, account, permissions, resource, frozenset(asked))
+
+    async def grant(self, offer: AdminConsentOffer) -> None:
+        """Record the consent for the whole organization, as given by the offer's administrator."""
+        account, app = offer.account, offer.request.app
+        tenant_id, now, by = account.user.tenant_id, self._now(), account.user.id
+        if offer.resource is not None:
+            await self._identity.consent_for_all(tenant_id, app, offer.resource, set(offer.asked), now, granted_by=by)
+        else:
+            await self._identity.grant_admin_consent(tenant_id, app, now, granted_by=by)

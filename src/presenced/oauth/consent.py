@@ -51,6 +51,12 @@ class Consent:
             and (p := resource.scope_by_id(a.permission_id))
         }
 
+    def wanted(self, client: Application, scopes: ScopeRequest, resource: Resource) -> set[str]:
+        """What a request asks of ``resource``: the registration's permissions for ``/.default``, else the
+        ones named; with the OpenID scopes named."""
+        named = self.static_scopes(client, resource) if scopes.default else set(scopes.permissions)
+        return named | set(scopes.openid)
+
     async def delegated_scopes(
         self, tenant_id: str, client: Application, scopes: ScopeRequest, resource: Resource, user_id: str
     ) -> list[str]:
@@ -78,11 +84,10 @@ class Consent:
     ) -> list[ResourcePermission]:
         """The permissions to show on the consent screen (none: no screen needed)."""
         granted = await self._identity.granted_scopes(tenant_id, client, resource, account.user.id)
-        wanted = self.static_scopes(client, resource) if scopes.default else set(scopes.permissions)
         # /.default asks again only when nothing but sign-in was ever granted (the token needs more).
         if scopes.default and granted - OPENID_SCOPES and not force:
             return []
-        wanted |= set(scopes.openid)
+        wanted = self.wanted(client, scopes, resource)
         missing = wanted if force else wanted - granted
         if not missing:
             return []
@@ -104,8 +109,7 @@ class Consent:
         *,
         for_all: bool = False,
     ) -> None:
-        wanted = self.static_scopes(client, resource) if scopes.default else set(scopes.permissions)
-        wanted |= set(scopes.openid)
+        wanted = self.wanted(client, scopes, resource)
         by = account.user.id
         if for_all:
             await self._identity.consent_for_all(tenant_id, client, resource, wanted, self._now(), granted_by=by)

@@ -269,11 +269,7 @@ class DirectoryService:
 
     async def service_principal(self, actor: Actor, ref: str) -> ServicePrincipal:
         actor.require(Operation.READ_APPLICATIONS)
-        key = object_id(ref)
-        sp = await self._store.get_service_principal(actor.tenant_id, key)
-        if sp is None:
-            raise not_found(key)
-        return sp
+        return await self._owner(actor, ref)
 
     async def service_principal_of(self, actor: Actor, app_id: str, now: datetime) -> ServicePrincipal | None:
         """The service principal of an application id in the tenant (Graph's is made on first use), or None."""

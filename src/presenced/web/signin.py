@@ -356,9 +356,9 @@ async def _admin_decision(
         return RedirectResponse(f"{redirect_uri}{'&' if '?' in redirect_uri else '?'}{urlencode(fields)}", 302)
 
     try:
-        permissions = await server.admin_consent.permissions(consent, account)
+        offer = await server.admin_consent.offer(consent, account)
         if form.get("step") != "consent":
-            return _consent_page(request, action, consent.app, permissions, account, [])
+            return _consent_page(request, action, consent.app, offer.permissions, account, [])
         if form.get("decision") != "accept":
             return back(
                 {
@@ -367,7 +367,7 @@ async def _admin_decision(
                     "error_description": "AADSTS65004: The admin declined to consent to access the app.",
                 }
             )
-        await server.admin_consent.grant(consent, account)
+        await server.admin_consent.grant(offer)
     except OAuthError as error:
         return back({"error": error.error, "error_description": f"AADSTS{error.aadsts}: {error.description}"})
     except PresencedError as error:
