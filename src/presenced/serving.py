@@ -40,6 +40,8 @@ def bounded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
 
 class _BoundedProtocol(HttpToolsProtocol):
     limits: Settings
+    #: The head's or the body's deadline, while one runs (none before the connection is made).
+    _timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
@@ -49,7 +51,6 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._head_received = 0
         self._reading_head = True
         self._header_count = 0
-        self._timer: asyncio.TimerHandle | None = None
         self._arm(self.limits.header_timeout, self._head_too_slow)
         #: Over the connection limit: the request is read, then answered 503.
         self._over_limit = len(self.connections) > self.limits.max_connections
@@ -132,8 +133,7 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._timer = self.loop.call_later(seconds, handler)
 
     def _disarm(self) -> None:
-        if getattr(self, "_timer", None) is not None:
-            assert self._timer is not None
+        if self._timer is not None:
             self._timer.cancel()
             self._timer = None
 
