@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import pytest
+import redis
 
 from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
@@ -20,6 +21,8 @@ from tests.support import BASE_URL, T0, TABLES, FixedClock, Tokens, make_setting
 
 POSTGRES_ENV = "PRESENCED_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
+REDIS_ENV = "PRESENCED_TEST_REDIS_URL"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 
 
 async def _create_database(admin_url: str, name: str) -> None:
@@ -75,6 +78,20 @@ def clean_postgres_url(postgres_url: str) -> str:
     """The test PostgreSQL database, emptied (for tests that start servers on it)."""
     asyncio.run(_truncate(postgres_url))
     return postgres_url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """A reachable Redis: $PRESENCED_TEST_REDIS_URL, else the default; the tests skip without one."""
+    url = os.environ.get(REDIS_ENV) or DEFAULT_REDIS
+    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
+    try:
+        client.ping()
+    except (redis.RedisError, OSError) as exc:
+        pytest.skip(f"no Redis at {url} ({exc}; set {REDIS_ENV} to run these tests)")
+    finally:
+        client.close()
+    return url
 
 
 @pytest.fixture(scope="session")

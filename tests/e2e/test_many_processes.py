@@ -56,8 +56,6 @@ from tests.support import stop_process
 
 pytestmark = pytest.mark.postgres
 
-REDIS_ENV = "PRESENCED_TEST_REDIS_URL"
-DEFAULT_REDIS = "redis://127.0.0.1:6379/0"
 PRESENCED = (sys.executable, "-m", "presenced")
 START_TIMEOUT = 60.0
 #: How long anything may take when only eventual arrival is asserted.
@@ -87,20 +85,6 @@ USER_ID = demo_user_id("nestor")
 ROUNDS = (("Busy", "InACall"), ("DoNotDisturb", "Presenting"), ("Away", "Away"))
 #: What the control attempts through D set (the first differs from the last round).
 CONTROL_PAIRS = (("Busy", "InAConferenceCall"), ("Available", "Available"), ("DoNotDisturb", "Presenting"))
-
-
-@pytest.fixture(scope="module")
-def redis_url() -> str:
-    """A reachable Redis: $PRESENCED_TEST_REDIS_URL, else the default; the tests skip without one."""
-    url = os.environ.get(REDIS_ENV) or DEFAULT_REDIS
-    client = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2)
-    try:
-        client.ping()
-    except (redis.RedisError, OSError) as exc:
-        pytest.skip(f"no Redis at {url} ({exc}; set {REDIS_ENV} to run these tests)")
-    finally:
-        client.close()
-    return url
 
 
 # --------------------------------------------------------------------------- the webhook receiver
