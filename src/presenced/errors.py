@@ -69,25 +69,25 @@ class UnsupportedMediaType(PresencedError):
     code = "UnsupportedMediaType"
 
 
-class TooManyRequests(PresencedError):
-    status = 429
-    code = "TooManyRequests"
+class TryLater(PresencedError):
+    """A refusal that passes: ``Retry-After`` says when to try again (seconds), as Graph does and its clients
+    obey."""
 
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
 
-class ServiceUnavailable(PresencedError):
-    """The service cannot answer now (its database is unreachable, or it is at its connection limit);
-    ``Retry-After`` says when to try again, as Graph does and its clients obey."""
+class TooManyRequests(TryLater):
+    status = 429
+    code = "TooManyRequests"
+
+
+class ServiceUnavailable(TryLater):
+    """The service cannot answer now: its database is unreachable, or it is at its connection limit."""
 
     status = 503
     code = "ServiceUnavailable"
-
-    def __init__(self, message: str, retry_after: float = 2) -> None:
-        super().__init__(message)
-        self.retry_after = retry_after
 
 
 class RequestTimeout(PresencedError):

@@ -16,7 +16,7 @@ from starlette.responses import Response
 from presenced.api import wire
 from presenced.auth.principal import Principal
 from presenced.clock import real_now
-from presenced.errors import BadRequest, InvalidAuthenticationToken, PresencedError, UnsupportedMediaType
+from presenced.errors import BadRequest, InvalidAuthenticationToken, PresencedError, TryLater, UnsupportedMediaType
 from presenced.wiring import services_of
 
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
@@ -79,9 +79,8 @@ def error_parts(error: PresencedError, request_id: str, client_request_id: str) 
     body = wire.ErrorResponse(error=wire.ErrorDetail(code=error.code, message=error.message, inner_error=inner))
     if isinstance(error, InvalidAuthenticationToken):
         headers["WWW-Authenticate"] = 'Bearer realm="", error="invalid_token"'
-    retry_after = getattr(error, "retry_after", None)
-    if retry_after is not None:
-        headers["Retry-After"] = str(retry_after)
+    if isinstance(error, TryLater):
+        headers["Retry-After"] = str(error.retry_after)
     return headers, wire.encode(body)
 
 
