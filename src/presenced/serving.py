@@ -40,7 +40,8 @@ def bounded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
 
 class _BoundedProtocol(HttpToolsProtocol):
     limits: Settings
-    #: The head's or the body's deadline, while one runs (none before the connection is made).
+    #: The head's or the body's deadline, while one runs. Armed only once a read ends with a head or a body
+    #: incomplete: a request that arrives whole (the usual case) costs no timer.
     _timer: asyncio.TimerHandle | None = None
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -50,7 +51,9 @@ class _BoundedProtocol(HttpToolsProtocol):
         #: Bytes received since the current request's head began, while it is being read.
         self._head_received = 0
         self._reading_head = True
+        self._reading_body = False
         self._header_count = 0
+        # A connection that sends nothing at all is closed when this runs out.
         self._arm(self.limits.header_timeout, self._head_too_slow)
         #: Over the connection limit: the request is read, then answered 503.
         self._over_limit = len(self.connections) > self.limits.max_connections
@@ -73,13 +76,16 @@ class _BoundedProtocol(HttpToolsProtocol):
             )
         if self._refusal is not None:
             self._refuse(self._refusal)
+        elif self._timer is None and self._reading_body:
+            self._arm(self.limits.body_timeout, self._body_too_slow)
+        elif self._timer is None and self._head_received:
+            self._arm(self.limits.header_timeout, self._head_too_slow)
 
     # ---- parser callbacks ----
 
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_count = 0
-        self._arm(self.limits.header_timeout, self._head_too_slow)
 
     def on_url(self, url: bytes) -> None:
         if self._refusal is None:
@@ -110,8 +116,7 @@ class _BoundedProtocol(HttpToolsProtocol):
                 ServiceUnavailable(f"The server is at its limit of {limit} connections; try again shortly.", 1)
             )
             return
-        self._reading_head = False
-        self._arm(self.limits.body_timeout, self._body_too_slow)
+        self._reading_head, self._reading_body = False, True
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -122,7 +127,7 @@ class _BoundedProtocol(HttpToolsProtocol):
         if self._refusal is not None:
             return
         self._disarm()
-        self._reading_head = True
+        self._reading_head, self._reading_body = True, False
         self._head_received = 0
         super().on_message_complete()
 
