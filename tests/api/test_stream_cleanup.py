@@ -64,6 +64,10 @@ async def test_abandoned_streams_leave_no_listener_or_task(
             break
         await asyncio.sleep(0.05)
     assert runtime.feed.listening == 0
-    await asyncio.sleep(0.1)
-    left = _waiting_on_the_queue()
-    assert len(left) == before, [repr(t.get_coro()) for t in left]
+    # Other waits of the process (the feed's poll, the server's own) come and go: a leaked one stays.
+    for _ in range(50):
+        left = _waiting_on_the_queue()
+        if len(left) <= before:
+            break
+        await asyncio.sleep(0.1)
+    assert len(left) <= before, [repr(t.get_coro()) for t in left]
