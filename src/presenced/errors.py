@@ -50,6 +50,12 @@ class ResourceNotFound(PresencedError):
     code = "ResourceNotFound"
 
 
+class ImageNotFound(ResourceNotFound):
+    """A user without a profile photo, as Graph answers it."""
+
+    code = "ImageNotFound"
+
+
 class UserNotFound(ResourceNotFound):
     """The user a write names does not exist (in the caller's tenant)."""
 

@@ -77,18 +77,20 @@ def test_delegated_only_leaves_out_application_permissions() -> None:
     assert [a.permission.kind for a in found] == [PermissionKind.DELEGATED] * 3
 
 
-def test_directory_reads_are_for_administrators_when_delegated() -> None:
-    """Listing users asks a delegated caller for a directory role too; an application is not asked."""
-    access: Access = (Operation.READ_USERS, Target.ANY)
-    assert POLICY[access].admin_only
-    found = allowances((access,))
-    assert named(found) == [
-        ("User.Read.All", "delegated", False, True),
-        ("User.ReadWrite.All", "delegated", False, True),
+def test_reading_users_takes_a_permission_not_a_directory_role() -> None:
+    """As in Graph: User.ReadBasic.All (delegated) and User.Read.All list users without an administrator;
+    creating users still asks a delegated caller for the role."""
+    basic: Access = (Operation.READ_USERS_BASIC, Target.ANY)
+    assert not POLICY[basic].admin_only
+    assert named(allowances((basic,))) == [
+        ("User.ReadBasic.All", "delegated", False, False),
+        ("User.Read.All", "delegated", False, False),
+        ("User.ReadWrite.All", "delegated", False, False),
         ("User.Read.All", "application", False, False),
         ("User.ReadWrite.All", "application", False, False),
     ]
-    assert [a.note for a in found] == ["administrators only", "administrators only", "", ""]
+    write: Access = (Operation.WRITE_USERS, Target.ANY)
+    assert [a.note for a in allowances((write,))] == ["administrators only", ""]
 
 
 def test_the_own_only_note_names_what_is_limited() -> None:

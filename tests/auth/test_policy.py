@@ -372,9 +372,17 @@ def test_presence_permissions_are_user_consentable() -> None:
         assert next(p for p in CATALOG if p.value == value and p.kind is PermissionKind.DELEGATED).user_consentable
 
 
+USER_READS = frozenset({Operation.READ_USERS_BASIC, Operation.READ_USERS})
+
+
 @pytest.mark.parametrize(
     "operation",
-    [op for op in Operation if op not in PRESENCE_OPERATIONS | {Operation.READ_PROFILE, Operation.SUBSCRIBE_PRESENCE}],
+    [
+        op
+        for op in Operation
+        if op not in PRESENCE_OPERATIONS | {Operation.READ_PROFILE, Operation.SUBSCRIBE_PRESENCE} | USER_READS
+        and op is not Operation.WRITE_PHOTO
+    ],
 )
 def test_directory_operations_need_an_admin_user(operation: Operation) -> None:
     """A delegated directory operation needs both an allowing scope and an administrator user."""
@@ -386,6 +394,25 @@ def test_directory_operations_need_an_admin_user(operation: Operation) -> None:
     authorize(admin, operation, Target.ANY)
     role = sorted(rule.application)[0]
     authorize(app(role), operation, Target.ANY)
+
+
+@pytest.mark.parametrize("operation", sorted(USER_READS))
+def test_reading_users_needs_a_permission_but_no_administrator(operation: Operation) -> None:
+    for scope in sorted(POLICY[(operation, Target.ANY)].delegated):
+        authorize(user(scope), operation, Target.ANY)
+    with pytest.raises(Forbidden):
+        authorize(user(READ_ALL), operation, Target.ANY)
+    with pytest.raises(Forbidden):
+        authorize(user("User.ReadBasic.All"), Operation.READ_USERS, Target.ANY)
+
+
+def test_another_users_photo_is_changed_by_an_administrator_or_an_application() -> None:
+    with pytest.raises(Forbidden, match="not an administrator"):
+        authorize(user("User.ReadWrite.All"), Operation.WRITE_PHOTO, Target.OTHER)
+    authorize(user("User.ReadWrite"), Operation.WRITE_PHOTO, Target.OWN)
+    with pytest.raises(Forbidden):
+        authorize(user("User.ReadWrite"), Operation.WRITE_PHOTO, Target.OTHER)
+    authorize(app("User.ReadWrite.All"), Operation.WRITE_PHOTO, Target.OTHER)
 
 
 def test_presence_subscriptions_take_presence_read_all() -> None:

@@ -86,7 +86,7 @@ async def test_the_list_holds_every_value_of_the_catalog_once_with_a_link_to_its
     assert list(listed(page)) == VALUES
     for value in VALUES:
         assert f'href="/permissions/{value}"' in page.text
-    assert "17 of 17 shown" in text(page)
+    assert "19 of 19 shown" in text(page)
 
 
 async def test_the_search_box_is_labelled_and_filters_the_list(browser: httpx.AsyncClient) -> None:
@@ -116,7 +116,7 @@ async def test_searching_presence_shows_the_presence_permissions_and_hides_the_o
     page = await browser.get("/permissions", params={"q": "presence"})
     shown = [value for value, (_, hidden) in listed(page).items() if not hidden]
     assert shown == presence
-    assert "4 of 17 shown" in text(page)
+    assert "4 of 19 shown" in text(page)
 
 
 async def test_the_list_links_to_the_exports_of_the_whole_catalog(browser: httpx.AsyncClient) -> None:
@@ -463,9 +463,13 @@ async def test_the_openapi_document_words_permissions_from_the_catalog(browser: 
     assert described("/v1.0/users/{id}/presence/setManualLocation", "post") == (
         "Permissions: Delegated: Presence.ReadWrite (signed-in user only); Application: none."
     )
-    assert described("/v1.0/users", "get") == (
-        "Permissions: Delegated: User.Read.All (administrators), User.ReadWrite.All (administrators); "
+    assert described("/v1.0/users", "get").startswith(
+        "Permissions: Delegated: User.ReadBasic.All, User.Read.All, User.ReadWrite.All; "
         "Application: User.Read.All, User.ReadWrite.All."
+    )
+    assert described("/v1.0/users/{id}/photo/$value", "put") == (
+        "Permissions: Delegated: User.ReadWrite (signed-in user only), User.ReadWrite.All (administrators); "
+        "Application: User.ReadWrite.All."
     )
     assert described("/v1.0/subscriptions", "post").startswith(
         "Permissions: Delegated: Presence.Read.All; Application: Presence.Read.All. With application permissions"

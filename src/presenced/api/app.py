@@ -9,7 +9,7 @@ from starlette.routing import Route
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
 from presenced.api.openapi import openapi_document
-from presenced.api.routes import actions, batch, directory, emulator, graph, mailbox, stream, subscriptions
+from presenced.api.routes import actions, batch, directory, emulator, graph, mailbox, stream, subscriptions, users
 
 #: Paths of the APIs: their errors are Graph's JSON body whoever asks.
 API_PREFIXES = ("/v1.0/", "/beta/", "/_", "/openapi.json", "/health")
@@ -21,6 +21,7 @@ def graph_endpoints(with_emulator: bool) -> tuple[Endpoint, ...]:
         graph.ENDPOINTS
         + actions.ENDPOINTS
         + mailbox.ENDPOINTS
+        + users.ENDPOINTS
         + directory.ENDPOINTS
         + subscriptions.ENDPOINTS
         + stream.ENDPOINTS

@@ -140,17 +140,17 @@ def _without_annotations(value: Any) -> Any:
     return value
 
 
-async def read_body(declared: str | None, stream: AsyncIterator[bytes]) -> bytes:
-    """The body (``Content-Length`` as sent, the chunks), refused once it is larger than ``MAX_BODY``."""
-    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY:
-        raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
+async def read_body(declared: str | None, stream: AsyncIterator[bytes], limit: int = MAX_BODY) -> bytes:
+    """The body (``Content-Length`` as sent, the chunks), refused once it is larger than ``limit``."""
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"Request body must not exceed {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
     try:
         async for chunk in stream:
             size += len(chunk)
-            if size > MAX_BODY:
-                raise PayloadTooLarge(f"Request body must not exceed {MAX_BODY} bytes.")
+            if size > limit:
+                raise PayloadTooLarge(f"Request body must not exceed {limit} bytes.")
             chunks.append(chunk)
     except ClientDisconnect:
         # The client left before sending it all: nothing to do, and nobody to tell.

@@ -26,6 +26,7 @@ _OWN_NOUN = {
     Operation.READ_MAILBOX_SETTINGS: "mailbox settings",
     Operation.WRITE_MAILBOX_SETTINGS: "mailbox settings",
     Operation.READ_PROFILE: "profile",
+    Operation.WRITE_PHOTO: "photo",
 }
 
 

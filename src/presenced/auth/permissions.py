@@ -72,8 +72,9 @@ _MAILBOX_READ_OWN = _allows((_O.READ_MAILBOX_SETTINGS, _T.OWN))
 _MAILBOX_WRITE_OWN = _allows((_O.WRITE_MAILBOX_SETTINGS, _T.OWN))
 _MAILBOX_READ_ANY = _allows((_O.READ_MAILBOX_SETTINGS, _T.OWN), (_O.READ_MAILBOX_SETTINGS, _T.OTHER))
 _MAILBOX_WRITE_ANY = _allows((_O.WRITE_MAILBOX_SETTINGS, _T.OWN), (_O.WRITE_MAILBOX_SETTINGS, _T.OTHER))
-_USERS_READ = _allows((_O.READ_PROFILE, _T.OWN), (_O.READ_USERS, _T.ANY))
-_USERS_WRITE = _USERS_READ | _allows((_O.WRITE_USERS, _T.ANY))
+_USERS_BASIC = _allows((_O.READ_USERS_BASIC, _T.ANY))
+_USERS_READ = _USERS_BASIC | _allows((_O.READ_PROFILE, _T.OWN), (_O.READ_USERS, _T.ANY))
+_USERS_WRITE = _USERS_READ | _allows((_O.WRITE_USERS, _T.ANY), (_O.WRITE_PHOTO, _T.OWN), (_O.WRITE_PHOTO, _T.OTHER))
 _APPS_READ = _allows((_O.READ_APPLICATIONS, _T.ANY))
 _APPS_WRITE = _APPS_READ | _allows((_O.WRITE_APPLICATIONS, _T.ANY))
 
@@ -148,6 +149,22 @@ USER_READ = Permission(
     "Sign you in and read your profile",
     "Allows you to sign in to the app with your organizational account and let the app read your profile. It also allows the app to read basic company information.",  # noqa: E501
     False, _allows((_O.READ_PROFILE, _T.OWN)),
+)  # fmt: skip
+USER_READWRITE = Permission(
+    "User.ReadWrite", _D, "b4e74841-8e56-480b-be8b-910348b18b4c",
+    "Read and write access to user profile",
+    "Allows the app to read the full profile of the signed-in user. It also allows the app to update the profile information of the signed-in user on their behalf.",  # noqa: E501
+    "Read and update your profile",
+    "Allows the app to read your profile, and discover your group membership, reports and manager. It also allows the app to update your profile information on your behalf.",  # noqa: E501
+    False, _allows((_O.READ_PROFILE, _T.OWN), (_O.WRITE_PHOTO, _T.OWN)),
+)  # fmt: skip
+USER_READBASIC_ALL = Permission(
+    "User.ReadBasic.All", _D, "b340eb25-3456-403f-be2f-af7a0d370277",
+    "Read all users' basic profiles",
+    "Allows the app to read a basic set of profile properties of other users in your organization on behalf of the signed-in user. This includes display name, first and last name, email address and photo.",  # noqa: E501
+    "Read all users' basic profiles",
+    "Allows the app to read a basic set of profile properties of other users in your organization on your behalf. Includes display name, first and last name, email address and photo.",  # noqa: E501
+    False, _USERS_BASIC,
 )  # fmt: skip
 USER_READ_ALL = Permission(
     "User.Read.All", _D, "a154be20-db9c-4678-8ab7-66f6cc099a59",
@@ -271,6 +288,8 @@ CATALOG: tuple[Permission, ...] = (
     APP_MAILBOX_SETTINGS_READ,
     APP_MAILBOX_SETTINGS_READWRITE,
     USER_READ,
+    USER_READWRITE,
+    USER_READBASIC_ALL,
     USER_READ_ALL,
     APP_USER_READ_ALL,
     USER_READWRITE_ALL,

@@ -42,7 +42,6 @@ def _rule(operation: Operation, target: Target, refusal: str | None = None, admi
 
 _O, _T = Operation, Target
 _DIRECTORY = (
-    _O.READ_USERS,
     _O.WRITE_USERS,
     _O.READ_APPLICATIONS,
     _O.WRITE_APPLICATIONS,
@@ -67,6 +66,11 @@ POLICY: dict[tuple[Operation, Target], Rule] = {
         _O.WRITE_MAILBOX_SETTINGS, _T.OTHER, "Cannot change the mailbox settings of another user."
     ),
     (_O.READ_PROFILE, _T.OWN): _rule(_O.READ_PROFILE, _T.OWN),
+    # Reading the organization's users takes a permission, not a directory role (as in Graph).
+    (_O.READ_USERS_BASIC, _T.ANY): _rule(_O.READ_USERS_BASIC, _T.ANY),
+    (_O.READ_USERS, _T.ANY): _rule(_O.READ_USERS, _T.ANY),
+    (_O.WRITE_PHOTO, _T.OWN): _rule(_O.WRITE_PHOTO, _T.OWN),
+    (_O.WRITE_PHOTO, _T.OTHER): _rule(_O.WRITE_PHOTO, _T.OTHER, admin_only=True),
     (_O.SUBSCRIBE_PRESENCE, _T.ANY): _rule(_O.SUBSCRIBE_PRESENCE, _T.ANY),
     **{(op, _T.ANY): _rule(op, _T.ANY, admin_only=True) for op in _DIRECTORY},
 }

@@ -224,10 +224,18 @@ def _access(*permissions: Permission) -> tuple[RequiredAccess, ...]:
     return tuple(RequiredAccess(GRAPH_APP_ID, p.id, p.kind.graph_type) for p in permissions)
 
 
+async def seed_demo_profiles(identity: IdentityService) -> None:
+    """The demo people's given names, surnames and mail addresses (their UPNs)."""
+    for nick, name, _ in SCENARIOS:
+        given_name, _, surname = name.partition(" ")
+        await identity.set_profile(demo_user_id(nick), given_name, surname or None, f"{nick}@{DEMO_DOMAIN}")
+
+
 async def seed_demo_identity(identity: IdentityService, now: datetime) -> DemoIdentity:
     """Give the demo users passwords (Adele is the administrator) and (re)create the two demo apps."""
     await identity.graph_principal(DEMO_TENANT_ID, now)
     passwords = {}
+    await seed_demo_profiles(identity)
     for nick, _, _ in SCENARIOS:
         password = demo_password(nick)
         await identity.set_password_hash(demo_user_id(nick), _demo_hash(identity, password), nick == DEMO_ADMIN)
@@ -284,4 +292,3 @@ def _demo_app(
         api_scopes=(),
         created=now,
     )
-

@@ -14,24 +14,28 @@ from datetime import datetime
 
 from presenced.auth.operations import Operation, Target
 from presenced.auth.permissions import GRAPH_APP_ID
-from presenced.auth.policy import authorize
+from presenced.auth.policy import authorize, target_of
 from presenced.auth.principal import Principal
-from presenced.errors import BadRequest, Conflict, Forbidden, ResourceNotFound
+from presenced.errors import BadRequest, Conflict, Forbidden, ImageNotFound, ResourceNotFound
 from presenced.services.entities import (
     Account,
     Application,
     AppRoleAssignment,
     PermissionGrant,
+    Photo,
     ServicePrincipal,
     Tenant,
+    UserPage,
+    UserQuery,
 )
 from presenced.services.identity import IdentityService, NewSecret, Resource
+from presenced.services.photos import photo_from_bytes
 from presenced.services.ports import IdentityStore
 
 _GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 #: What a person signed in to the portal may do without being an administrator: see who is in the
 #: organization (the people page), as any member of an Entra directory may.
-_ANYONE_SIGNED_IN = frozenset({Operation.READ_USERS})
+_ANYONE_SIGNED_IN = frozenset({Operation.READ_USERS_BASIC, Operation.READ_USERS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +65,13 @@ class Actor:
         if self.principal is not None:
             return self.principal.user_id
         return None if self.person is None else self.person.user.id
+
+    def may(self, operation: Operation) -> bool:
+        try:
+            self.require(operation)
+        except Forbidden:
+            return False
+        return True
 
     def require(self, operation: Operation) -> None:
         """Raise ``Forbidden`` unless the actor may do ``operation`` on its tenant's directory."""
@@ -102,8 +113,57 @@ class DirectoryService:
     # ---- users ----
 
     async def list_users(self, actor: Actor) -> list[Account]:
-        actor.require(Operation.READ_USERS)
+        actor.require(Operation.READ_USERS_BASIC)
         return await self._store.list_accounts(actor.tenant_id)
+
+    async def page_users(self, actor: Actor, query: UserQuery) -> tuple[UserPage, bool]:
+        """One page of the tenant's users, and whether the actor may see their full profiles (else the
+        basic ones: id, names, mail, user principal name)."""
+        actor.require(Operation.READ_USERS_BASIC)
+        return await self._store.page_accounts(actor.tenant_id, query), actor.may(Operation.READ_USERS)
+
+    async def count_users(self, actor: Actor, query: UserQuery) -> int:
+        actor.require(Operation.READ_USERS_BASIC)
+        return await self._store.count_accounts(actor.tenant_id, query)
+
+    async def photo(self, actor: Actor, ref: str | None) -> Photo:
+        """The photo of a user (None: the signed-in user); ``ImageNotFound`` when they have none."""
+        account = await self._readable(actor, ref)
+        photo = await self._store.photo(account.user.id)
+        if photo is None:
+            raise ImageNotFound("The photo wasn't found.")
+        return photo
+
+    async def set_photo(self, actor: Actor, ref: str | None, data: bytes, now: datetime) -> Photo:
+        """Set the photo of a user (None: the signed-in user): their own, or anyone's for an administrator."""
+        account = await self._photo_owner(actor, ref)
+        photo = photo_from_bytes(data)
+        if not await self._store.put_photo(account.user.id, photo, now):
+            raise not_found(ref or account.user.id)
+        return photo
+
+    async def delete_photo(self, actor: Actor, ref: str | None) -> None:
+        account = await self._photo_owner(actor, ref)
+        if not await self._store.delete_photo(account.user.id):
+            raise ImageNotFound("The photo wasn't found.")
+
+    async def _photo_owner(self, actor: Actor, ref: str | None) -> Account:
+        """The user whose photo the actor would change, once it is clear that it may."""
+        principal = actor.principal
+        account = await (self.me(actor) if ref is None else self._account(actor, ref))
+        if principal is not None:
+            authorize(principal, Operation.WRITE_PHOTO, target_of(principal, account.user.id))
+        else:
+            actor.require(Operation.WRITE_USERS)
+        return account
+
+    async def _readable(self, actor: Actor, ref: str | None) -> Account:
+        """A user whose profile the actor may read: their own (User.Read), or anyone's (User.ReadBasic.All)."""
+        if ref is None:
+            return await self.me(actor)
+        if actor.may(Operation.READ_USERS_BASIC):
+            return await self._account(actor, ref)
+        return await self.user(actor, ref)
 
     async def _account(self, actor: Actor, ref: str) -> Account:
         found = None
@@ -116,7 +176,7 @@ class DirectoryService:
     async def user(self, actor: Actor, ref: str) -> Account:
         """A user by id or user principal name; a signed-in user may read their own profile with User.Read."""
         try:
-            actor.require(Operation.READ_USERS)
+            actor.require(Operation.READ_USERS_BASIC)
         except Forbidden as refusal:
             principal = actor.principal
             if principal is None or not principal.is_delegated:
@@ -148,12 +208,25 @@ class DirectoryService:
         now: datetime,
         *,
         is_admin: bool = False,
+        given_name: str | None = None,
+        surname: str | None = None,
+        mail: str | None = None,
     ) -> Account:
         actor.require(Operation.WRITE_USERS)
         if not display_name.strip():
             raise BadRequest("displayName must not be empty.")
+        if mail is not None and ("@" not in mail or mail.startswith("@") or any(c.isspace() for c in mail)):
+            raise BadRequest("mail must be an email address of the form alias@domain.")
         return await self._identity.create_user(
-            actor.tenant_id, user_principal_name, display_name, password, now, is_admin=is_admin
+            actor.tenant_id,
+            user_principal_name,
+            display_name,
+            password,
+            now,
+            is_admin=is_admin,
+            given_name=given_name,
+            surname=surname,
+            mail=mail,
         )
 
     async def set_password(self, actor: Actor, ref: str, password: str) -> Account:

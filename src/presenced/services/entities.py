@@ -74,6 +74,21 @@ class Account:
     user: User
     password_hash: str | None
     is_admin: bool
+    #: The profile Graph lists; None where it is not set.
+    given_name: str | None = None
+    surname: str | None = None
+    mail: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Photo:
+    """A user's profile photo: a JPEG or PNG, its size in pixels, and an etag that changes with it."""
+
+    content_type: str
+    width: int
+    height: int
+    data: bytes
+    etag: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,3 +294,38 @@ class LoggedChange:
     tenant_id: str
     user_id: str
     state: PresenceState
+
+
+@dataclass(frozen=True, slots=True)
+class UserClause:
+    """One test of a users query: ``startswith`` (a prefix, any case), ``eq``/``in`` (one of ``values``, any
+    case), or, on ``accountEnabled``, ``eq`` with ``true``/``false``."""
+
+    prop: str
+    op: str
+    values: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class UserQuery:
+    """Which of a tenant's users to list, in which order, from where (docs/graph-api.md, "Users")."""
+
+    clauses: tuple[UserClause, ...] = ()
+    #: The clauses are joined by ``or`` (else ``and``).
+    any_clause: bool = False
+    #: ``$search`` terms (property, word prefix); a user matches one of them, or all with ``all_terms``.
+    terms: tuple[tuple[str, str], ...] = ()
+    all_terms: bool = False
+    #: Ordered by display name (else by id), descending with ``descending``.
+    by_name: bool = False
+    descending: bool = False
+    #: The sort key of the last user of the previous page: the page starts after it.
+    after: tuple[str, ...] = ()
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True)
+class UserPage:
+    accounts: tuple[Account, ...]
+    #: Where the next page starts; None on the last page.
+    next_after: tuple[str, ...] | None

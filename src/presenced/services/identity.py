@@ -162,6 +162,9 @@ class IdentityService:
         *,
         is_admin: bool = False,
         user_id: str | None = None,
+        given_name: str | None = None,
+        surname: str | None = None,
+        mail: str | None = None,
     ) -> Account:
         await self.require_tenant(tenant_id)
         if "@" not in user_principal_name or user_principal_name.startswith("@"):
@@ -175,9 +178,13 @@ class IdentityService:
         if existing is not None and existing.user.id != user_id:
             raise Conflict("Another object with the same value for property userPrincipalName already exists.")
         user = User(user_id or str(uuid.uuid4()), tenant_id, user_principal_name, display_name)
-        account = Account(user, None if password is None else self.hasher.hash_password(password), is_admin)
+        password_hash = None if password is None else self.hasher.hash_password(password)
+        account = Account(user, password_hash, is_admin, given_name, surname, mail)
         await self._store.create_account(account, now)
         return account
+
+    async def set_profile(self, user_id: str, given_name: str | None, surname: str | None, mail: str | None) -> None:
+        await self._store.set_profile(user_id, given_name, surname, mail)
 
     async def set_password_hash(self, user_id: str, password_hash: str, is_admin: bool) -> None:
         """Give a user a password already hashed (the demo's, hashed once per process)."""

@@ -120,8 +120,8 @@ class BareDirectory:
             return None
         column = "upn_key" if "@" in ref else "id"
         sql = (
-            "SELECT id, tenant_id, user_principal_name, display_name, password_hash, is_admin "
-            f"FROM users WHERE {column} = ?"
+            "SELECT id, tenant_id, user_principal_name, display_name, password_hash, is_admin, "
+            f"given_name, surname, mail FROM users WHERE {column} = ?"
         )
         params = [ref.lower()]
         if tenant_id is not None:

@@ -10,7 +10,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import delete, insert, or_, select, update
+from sqlalchemy import ColumnElement, and_, delete, false, func, insert, or_, select, true, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,9 +23,13 @@ from presenced.services.entities import (
     ClientSecret,
     DeviceCode,
     PermissionGrant,
+    Photo,
     RefreshToken,
     ServicePrincipal,
     Tenant,
+    UserClause,
+    UserPage,
+    UserQuery,
 )
 from presenced.store.codec import from_us, opt_from_us, opt_to_us, to_us
 from presenced.store.identity_rows import account_from_row as _account
@@ -45,6 +49,7 @@ from presenced.store.schema import (
     sign_in_failures,
     sign_in_sessions,
     tenants,
+    user_photos,
     users,
 )
 
@@ -55,6 +60,9 @@ _ACCOUNT_COLUMNS = (
     users.c.display_name,
     users.c.password_hash,
     users.c.is_admin,
+    users.c.given_name,
+    users.c.surname,
+    users.c.mail,
 )
 
 
@@ -107,13 +115,78 @@ class SqlIdentityStore:
         query = select(*_ACCOUNT_COLUMNS).where(users.c.tenant_id == tenant_id).order_by(users.c.upn_key)
         return [_account(r) for r in await self._rows(query)]
 
+    async def page_accounts(self, tenant_id: str, query: UserQuery) -> UserPage:
+        key = func.lower(users.c.display_name) if query.by_name else users.c.id
+        order = (key.desc(), users.c.id.desc()) if query.descending else (key.asc(), users.c.id.asc())
+        statement = (
+            select(*_ACCOUNT_COLUMNS, key.label("sort_key"))
+            .where(users.c.tenant_id == tenant_id.lower(), *_user_conditions(query))
+            .order_by(*order)
+            .limit(query.limit + 1)
+        )
+        if query.after:
+            statement = statement.where(_after(key, query))
+        rows = await self._rows(statement)
+        accounts = tuple(_account(r) for r in rows[: query.limit])
+        if len(rows) <= query.limit:
+            return UserPage(accounts, None)
+        last = rows[query.limit - 1]
+        return UserPage(accounts, (last["sort_key"], last["id"]) if query.by_name else (last["id"],))
+
+    async def count_accounts(self, tenant_id: str, query: UserQuery) -> int:
+        statement = select(func.count().label("n")).where(
+            users.c.tenant_id == tenant_id.lower(), *_user_conditions(query)
+        )
+        return int((await self._rows(statement.select_from(users)))[0]["n"] or 0)
+
+    async def set_profile(self, user_id: str, given_name: str | None, surname: str | None, mail: str | None) -> None:
+        async with self._write() as conn:
+            await conn.execute(
+                update(users).where(users.c.id == user_id).values(given_name=given_name, surname=surname, mail=mail)
+            )
+
+    async def photo(self, user_id: str) -> Photo | None:
+        row = await self._row(select(user_photos).where(user_photos.c.user_id == user_id))
+        if row is None:
+            return None
+        return Photo(row["content_type"], row["width"], row["height"], bytes(row["data"]), row["etag"])
+
+    async def put_photo(self, user_id: str, photo: Photo, now: datetime) -> bool:
+        values = {
+            "content_type": photo.content_type,
+            "width": photo.width,
+            "height": photo.height,
+            "data": photo.data,
+            "etag": photo.etag,
+            "updated_us": to_us(now),
+        }
+        async with self._write() as conn:
+            # The user row is locked first, so a photo never outlives a user deleted at the same time.
+            found = await conn.execute(select(users.c.id).where(users.c.id == user_id).with_for_update())
+            if found.first() is None:
+                return False
+            changed = await conn.execute(update(user_photos).where(user_photos.c.user_id == user_id).values(**values))
+            if changed.rowcount == 0:
+                await conn.execute(insert(user_photos).values(user_id=user_id, **values))
+            return True
+
+    async def delete_photo(self, user_id: str) -> bool:
+        async with self._write() as conn:
+            return (await conn.execute(delete(user_photos).where(user_photos.c.user_id == user_id))).rowcount > 0
+
     async def create_account(self, account: Account, now: datetime) -> None:
         async with self._store.begin() as tx:
             await tx.put_user(account.user, now)
             await tx.conn.execute(
                 update(users)
                 .where(users.c.id == account.user.id)
-                .values(password_hash=account.password_hash, is_admin=account.is_admin)
+                .values(
+                    password_hash=account.password_hash,
+                    is_admin=account.is_admin,
+                    given_name=account.given_name,
+                    surname=account.surname,
+                    mail=account.mail,
+                )
             )
 
     async def set_password(self, user_id: str, password_hash: str | None, is_admin: bool | None = None) -> bool:
@@ -705,3 +778,59 @@ def _insert_ignoring_conflict(conn: AsyncConnection, table: Any) -> Any:
     if conn.dialect.name == "postgresql":
         return postgresql.insert(table).on_conflict_do_nothing()
     return sqlite.insert(table).on_conflict_do_nothing()
+
+
+_PROFILE_COLUMNS = {
+    "id": users.c.id,
+    "displayName": users.c.display_name,
+    "userPrincipalName": users.c.upn_key,
+    "mail": users.c.mail,
+    "givenName": users.c.given_name,
+    "surname": users.c.surname,
+}
+
+
+def _prefix(text: str) -> str:
+    """A LIKE pattern for text that starts with ``text`` (its wildcards taken literally)."""
+    return text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def _clause(clause: UserClause) -> ColumnElement[bool]:
+    if clause.prop == "accountEnabled":
+        # Every user is enabled: disabled accounts are not supported.
+        return true() if clause.values == ("true",) else false()
+    column = _PROFILE_COLUMNS[clause.prop]
+    if clause.op == "startswith":
+        return func.lower(column).like(_prefix(clause.values[0]), escape="\\")
+    if clause.prop in {"id", "userPrincipalName"}:
+        return column.in_([v.lower() for v in clause.values])
+    return func.lower(column).in_([v.lower() for v in clause.values])
+
+
+def _term(prop: str, word: str) -> ColumnElement[bool]:
+    """A ``$search`` term: a word of the property starts with ``word``."""
+    column = func.lower(users.c.display_name if prop == "displayName" else users.c.upn_key)
+    separators = (" ",) if prop == "displayName" else (" ", ".", "@", "\\_", "-")
+    pattern = _prefix(word)
+    return or_(column.like(pattern, escape="\\"), *(column.like(f"%{s}{pattern}", escape="\\") for s in separators))
+
+
+def _user_conditions(query: UserQuery) -> list[ColumnElement[bool]]:
+    conditions: list[ColumnElement[bool]] = []
+    if query.clauses:
+        clauses = [_clause(c) for c in query.clauses]
+        conditions.append(or_(*clauses) if query.any_clause else and_(*clauses))
+    if query.terms:
+        terms = [_term(prop, word) for prop, word in query.terms]
+        conditions.append(and_(*terms) if query.all_terms else or_(*terms))
+    return conditions
+
+
+def _after(key: Any, query: UserQuery) -> ColumnElement[bool]:
+    """The users after the last of the previous page, in the page's order (the key, then the id)."""
+    if not query.by_name:
+        return users.c.id < query.after[0] if query.descending else users.c.id > query.after[0]
+    name, last_id = query.after
+    if query.descending:
+        return or_(key < name, and_(key == name, users.c.id < last_id))
+    return or_(key > name, and_(key == name, users.c.id > last_id))

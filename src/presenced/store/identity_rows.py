@@ -34,7 +34,7 @@ _access_decoder = msgspec.json.Decoder(list[RequiredAccess])
 
 def account_from_row(row: Row) -> Account:
     user = User(row["id"], row["tenant_id"], row["user_principal_name"], row["display_name"])
-    return Account(user, row["password_hash"], bool(row["is_admin"]))
+    return Account(user, row["password_hash"], bool(row["is_admin"]), row["given_name"], row["surname"], row["mail"])
 
 
 def service_principal_from_row(row: Row) -> ServicePrincipal:

@@ -16,6 +16,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -59,7 +60,25 @@ users = Table(
     Column("password_hash", Text),
     # Holds the tenant's administrator role (admin consent, the directory API).
     Column("is_admin", Boolean, nullable=False, server_default=false()),
+    # The profile Graph lists (NULL: not set, as Graph answers it).
+    Column("given_name", String(64)),
+    Column("surname", String(64)),
+    Column("mail", String(320)),
     UniqueConstraint("tenant_id", "upn_key"),
+    sqlite_with_rowid=False,
+)
+
+#: A user's profile photo (``/users/{id}/photo``): the bytes as uploaded, checked to be a JPEG or PNG.
+user_photos = Table(
+    "user_photos",
+    metadata,
+    Column("user_id", GUID, ForeignKey("users.id", ondelete="CASCADE"), primary_key=True),
+    Column("content_type", String(32), nullable=False),
+    Column("width", Integer, nullable=False),
+    Column("height", Integer, nullable=False),
+    Column("data", LargeBinary, nullable=False),
+    Column("etag", String(64), nullable=False),
+    Column("updated_us", BigInteger, nullable=False),
     sqlite_with_rowid=False,
 )
 

@@ -82,24 +82,20 @@ async def delete_assignment(request: Request) -> Response:
 # ---- users ----
 
 
-async def list_users(request: Request) -> Response:
-    accounts = await directory(request).list_users(await actor(request))
-    return many(
-        request,
-        [dw.user(a) for a in accounts],
-        dw.UserBody,
-        "users",
-        frozenset({"id", "displayName", "userPrincipalName"}),
-    )
-
-
 async def create_user(request: Request) -> Response:
     who = await actor(request)
     body = await json_body(request, dw.UserInput)
     if not body.accountEnabled:
         raise BadRequest("accountEnabled: disabled accounts are not supported; create the user enabled.")
     account = await directory(request).create_user(
-        who, body.userPrincipalName, body.displayName, body.passwordProfile.password, now(request)
+        who,
+        body.userPrincipalName,
+        body.displayName,
+        body.passwordProfile.password,
+        now(request),
+        given_name=body.givenName,
+        surname=body.surname,
+        mail=body.mail,
     )
     return one(request, dw.user(account), "users/$entity", 201)
 
@@ -207,16 +203,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "Remove an application permission",
         _ASSIGN,
         status=204,
-    ),
-    Endpoint(
-        "GET",
-        "/users",
-        list_users,
-        "users.list",
-        "List the tenant's users",
-        _USERS_READ,
-        response_body=dw.UserCollection,
-        query=("$select", "$filter"),
     ),
     Endpoint(
         "POST",

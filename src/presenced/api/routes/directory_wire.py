@@ -131,6 +131,9 @@ class UserInput(Struct, kw_only=True, forbid_unknown_fields=True):
     userPrincipalName: Annotated[str, Meta(max_length=113)]
     passwordProfile: PasswordProfileInput
     mailNickname: Annotated[str, Meta(max_length=64)] | None = None
+    givenName: Annotated[str, Meta(max_length=64)] | None = None
+    surname: Annotated[str, Meta(max_length=64)] | None = None
+    mail: Annotated[str, Meta(max_length=320)] | None = None
 
 
 # --- output -----------------------------------------------------------------------------------------
@@ -264,6 +267,9 @@ class UserBody(Struct, kw_only=True, rename=_rename):
     odata_context: str | UnsetType = UNSET
     id: str
     display_name: str
+    given_name: str | None
+    surname: str | None
+    mail: str | None
     user_principal_name: str
 
 
@@ -388,4 +394,11 @@ def assignment(a: AppRoleAssignment, principal_name: str, resource_name: str) ->
 
 def user(account: Account) -> UserBody:
     u = account.user
-    return UserBody(id=u.id, display_name=u.display_name, user_principal_name=u.user_principal_name)
+    return UserBody(
+        id=u.id,
+        display_name=u.display_name,
+        given_name=account.given_name,
+        surname=account.surname,
+        mail=account.mail,
+        user_principal_name=u.user_principal_name,
+    )
