@@ -134,6 +134,11 @@ class DirectoryService:
             raise ImageNotFound("The photo wasn't found.")
         return photo
 
+    async def photo_tags(self, actor: Actor, user_ids: list[str]) -> dict[str, str]:
+        """Which of these users of the actor's tenant have a photo, with its etag (the portal's people list)."""
+        actor.require(Operation.READ_USERS_BASIC)
+        return await self._store.photo_tags(actor.tenant_id, user_ids)
+
     async def set_photo(self, actor: Actor, ref: str | None, data: bytes, now: datetime) -> Photo:
         """Set the photo of a user (None: the signed-in user): their own, or anyone's for an administrator."""
         account = await self._photo_owner(actor, ref)

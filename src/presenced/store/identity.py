@@ -170,6 +170,16 @@ class SqlIdentityStore:
                 await conn.execute(insert(user_photos).values(user_id=user_id, **values))
             return True
 
+    async def photo_tags(self, tenant_id: str, user_ids: Sequence[str]) -> dict[str, str]:
+        if not user_ids:
+            return {}
+        query = (
+            select(user_photos.c.user_id, user_photos.c.etag)
+            .join(users, users.c.id == user_photos.c.user_id)
+            .where(users.c.tenant_id == tenant_id.lower(), user_photos.c.user_id.in_(list(user_ids)))
+        )
+        return {row["user_id"]: row["etag"] for row in await self._rows(query)}
+
     async def delete_photo(self, user_id: str) -> bool:
         async with self._write() as conn:
             return (await conn.execute(delete(user_photos).where(user_photos.c.user_id == user_id))).rowcount > 0
@@ -790,9 +800,15 @@ _PROFILE_COLUMNS = {
 }
 
 
-def _prefix(text: str) -> str:
-    """A LIKE pattern for text that starts with ``text`` (its wildcards taken literally)."""
-    return text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+def _escaped(text: str) -> str:
+    """``text`` in a LIKE pattern, its wildcards taken literally."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _like(column: Any, pattern: str) -> ColumnElement[bool]:
+    """``column`` matches ``pattern`` without regard to case: both sides are folded by the database's own
+    ``lower``, so letters beyond ASCII compare alike whatever the database folds."""
+    return func.lower(column).like(func.lower(pattern), escape="\\")
 
 
 def _clause(clause: UserClause) -> ColumnElement[bool]:
@@ -801,18 +817,19 @@ def _clause(clause: UserClause) -> ColumnElement[bool]:
         return true() if clause.values == ("true",) else false()
     column = _PROFILE_COLUMNS[clause.prop]
     if clause.op == "startswith":
-        return func.lower(column).like(_prefix(clause.values[0]), escape="\\")
+        return _like(column, _escaped(clause.values[0]) + "%")
     if clause.prop in {"id", "userPrincipalName"}:
+        # Both stored folded by Python (GUIDs in lower case, the UPN's key), as the values are here.
         return column.in_([v.lower() for v in clause.values])
-    return func.lower(column).in_([v.lower() for v in clause.values])
+    return func.lower(column).in_([func.lower(v) for v in clause.values])
 
 
 def _term(prop: str, word: str) -> ColumnElement[bool]:
     """A ``$search`` term: a word of the property starts with ``word``."""
-    column = func.lower(users.c.display_name if prop == "displayName" else users.c.upn_key)
+    column = users.c.display_name if prop == "displayName" else users.c.upn_key
     separators = (" ",) if prop == "displayName" else (" ", ".", "@", "\\_", "-")
-    pattern = _prefix(word)
-    return or_(column.like(pattern, escape="\\"), *(column.like(f"%{s}{pattern}", escape="\\") for s in separators))
+    pattern = _escaped(word) + "%"
+    return or_(_like(column, pattern), *(_like(column, f"%{s}{pattern}") for s in separators))
 
 
 def _user_conditions(query: UserQuery) -> list[ColumnElement[bool]]:

@@ -21,6 +21,7 @@ from starlette.routing import Route
 from presenced.domain import timezones
 from presenced.errors import BadRequest, PresencedError
 from presenced.portal_session import PORTAL_APP_ID, portal_principal
+from presenced.services.directory import Actor
 from presenced.services.entities import Account
 from presenced.services.mailbox import LocalTime, MailboxService, RepliesPatch
 from presenced.web.pages import read_form
@@ -84,6 +85,7 @@ async def _show(request: Request, account: Account, status: int = 200, error: st
     replies = settings.automatic_replies
     visible = view.state.visible
     done = DONE.get(request.query_params.get("done", ""))
+    photo = await services_of(request).directory.photo_tags(Actor.signed_in(account), [account.user.id])
     return page(
         request,
         "me.html",
@@ -92,7 +94,11 @@ async def _show(request: Request, account: Account, status: int = 200, error: st
         status,
         notice=done,
         page_error=error,
-        me={"id": account.user.id, "initials": initials(account.user.display_name)},
+        me={
+            "id": account.user.id,
+            "initials": initials(account.user.display_name),
+            "photo": photo.get(account.user.id),
+        },
         presence=shown(visible),
         sequence=f"{view.state.sequence:020d}",
         status_expiry=(

@@ -31,12 +31,14 @@ async def _people(request: Request, account: Account) -> Response:
     presence: PresenceService = services_of(request).presence
     views = await presence.get_presences(portal_principal(account), [a.user.id for a in listed]) if listed else []
     by_id = {v.user_id: v for v in views}
+    photos = await services_of(request).directory.photo_tags(Actor.signed_in(account), [a.user.id for a in listed])
     people = [
         {
             "id": a.user.id,
             "name": a.user.display_name,
             "upn": a.user.user_principal_name,
             "initials": initials(a.user.display_name),
+            "photo": photos.get(a.user.id),
             "presence": shown(by_id[a.user.id].state.visible),
             "sequence": f"{by_id[a.user.id].state.sequence:020d}",
         }
@@ -58,3 +60,13 @@ async def _people(request: Request, account: Account) -> Response:
 
 
 people = signed_in(_people)
+
+
+async def _photo(request: Request, account: Account) -> Response:
+    """A person's photo for the portal's avatars; its address carries the etag, so it is kept a day."""
+    photo = await services_of(request).directory.photo(Actor.signed_in(account), request.path_params["id"])
+    headers = {"Cache-Control": "private, max-age=86400", "X-Content-Type-Options": "nosniff"}
+    return Response(photo.data, media_type=photo.content_type, headers=headers)
+
+
+person_photo = signed_in(_photo)
