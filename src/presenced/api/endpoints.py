@@ -37,6 +37,9 @@ class Endpoint:
     versioned: bool = True
     #: What the permissions alone do not say (shown after them in the OpenAPI description).
     note: str = ""
+    #: Media types of a body that is not JSON (a photo's bytes), taken or answered as raw bytes.
+    request_media: tuple[str, ...] = ()
+    response_media: tuple[str, ...] = ()
 
     def paths(self) -> list[str]:
         return [f"/{v}{self.path}" for v in VERSIONS] if self.versioned else [self.path]

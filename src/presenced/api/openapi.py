@@ -67,6 +67,8 @@ def _operation(version: str, endpoint: Endpoint, schema_of: dict[type, Any]) -> 
     success: dict[str, Any] = {"description": "Success"}
     if endpoint.response_body is not None:
         success["content"] = {"application/json": {"schema": schema_of[endpoint.response_body]}}
+    elif endpoint.response_media:
+        success["content"] = {m: {"schema": _raw(m)} for m in endpoint.response_media}
     operation: dict[str, Any] = {
         "operationId": f"{version}.{endpoint.operation_id}",
         "summary": endpoint.summary,
@@ -86,7 +88,17 @@ def _operation(version: str, endpoint: Endpoint, schema_of: dict[type, Any]) -> 
             "required": True,
             "content": {"application/json": {"schema": schema_of[endpoint.request_body]}},
         }
+    elif endpoint.request_media:
+        operation["requestBody"] = {
+            "required": True,
+            "content": {m: {"schema": _raw(m)} for m in endpoint.request_media},
+        }
     return operation
+
+
+def _raw(media_type: str) -> dict[str, str]:
+    """The schema of a body that is not JSON: text, or bytes."""
+    return {"type": "string"} if media_type.startswith("text/") else {"type": "string", "format": "binary"}
 
 
 def _named(allowed: Allowance) -> str:

@@ -349,6 +349,7 @@ _BASIC_READ = ((Operation.READ_USERS_BASIC, Target.ANY),)
 _OWN_PROFILE = ((Operation.READ_PROFILE, Target.OWN),)
 _OWN_PHOTO = ((Operation.WRITE_PHOTO, Target.OWN),)
 _ANY_PHOTO = ((Operation.WRITE_PHOTO, Target.OWN), (Operation.WRITE_PHOTO, Target.OTHER))
+_IMAGES = ("image/jpeg", "image/png")
 _LIST_QUERY = ("$select", "$filter", "$search", "$orderby", "$count", "$top", "$skiptoken")
 
 ENDPOINTS: tuple[Endpoint, ...] = (
@@ -372,6 +373,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         _BASIC_READ,
         query=("$filter", "$search"),
         note="Needs the header ConsistencyLevel: eventual.",
+        response_media=("text/plain",),
     ),
     Endpoint(
         "GET",
@@ -383,7 +385,13 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         response_body=ProfilePhoto,
     ),
     Endpoint(
-        "GET", "/me/photo/$value", get_photo_value, "me.getPhotoContent", "Get the signed-in user's photo", _OWN_PROFILE
+        "GET",
+        "/me/photo/$value",
+        get_photo_value,
+        "me.getPhotoContent",
+        "Get the signed-in user's photo",
+        _OWN_PROFILE,
+        response_media=_IMAGES,
     ),
     Endpoint(
         "PUT",
@@ -392,6 +400,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "me.setPhotoContent",
         "Set the signed-in user's photo (JPEG or PNG, at most 4 MiB)",
         _OWN_PHOTO,
+        request_media=_IMAGES,
     ),
     Endpoint(
         "GET",
@@ -409,6 +418,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "users.getPhotoContent",
         "Get a user's photo",
         _OWN_PROFILE + _BASIC_READ,
+        response_media=_IMAGES,
     ),
     Endpoint(
         "PUT",
@@ -417,14 +427,24 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "users.setPhotoContent",
         "Set a user's photo (JPEG or PNG, at most 4 MiB)",
         _ANY_PHOTO,
+        request_media=_IMAGES,
     ),
     *(
-        Endpoint(method, path, handler, f"{who}.{name}", summary, access)
+        Endpoint(
+            method,
+            path,
+            handler,
+            f"{who}.{name}",
+            summary,
+            access,
+            status=204 if method == "DELETE" else 200,
+            request_media=media,
+        )
         for who, base, access in (("me", "/me", _OWN_PHOTO), ("users", "/users/{id}", _ANY_PHOTO))
-        for method, path, handler, name, summary in (
-            ("PATCH", f"{base}/photo/$value", put_photo_value, "updatePhotoContent", "Set the photo (as PUT)"),
-            ("DELETE", f"{base}/photo", delete_photo, "deletePhoto", "Remove the photo"),
-            ("DELETE", f"{base}/photo/$value", delete_photo, "deletePhotoContent", "Remove the photo"),
+        for method, path, handler, name, summary, media in (
+            ("PATCH", f"{base}/photo/$value", put_photo_value, "updatePhotoContent", "Set the photo (as PUT)", _IMAGES),
+            ("DELETE", f"{base}/photo", delete_photo, "deletePhoto", "Remove the photo", ()),
+            ("DELETE", f"{base}/photo/$value", delete_photo, "deletePhotoContent", "Remove the photo", ()),
         )
     ),
 )
