@@ -242,7 +242,9 @@ async def test_a_batch_that_is_not_json_by_its_type_is_refused(
             {"method": "PUT", "url": "/me/photo/$value", "headers": {"Content-Type": "image/png"}, "body": "%%"},
             "base64",
         ),
-        ({"method": "GET", "url": "/me/presence xyz"}, "spaces"),
+        ({"method": "GET", "url": "/me/presence\txyz"}, "control characters"),
+        ({"method": "GET", "url": "/me/presence\x00"}, "control characters"),
+        ({"method": "GET", "url": "//example.com/me/presence"}, "relative"),
     ],
 )
 async def test_a_request_that_cannot_run_is_a_400_for_itself_alone(

@@ -470,3 +470,16 @@ async def test_a_photo_travels_through_a_batch_as_base64(
     assert answers["get"]["status"] == 200
     assert answers["get"]["headers"]["Content-Type"] == "image/png"
     assert base64.b64decode(answers["get"]["body"]) == _png()
+
+
+async def test_a_filter_with_letters_beyond_ascii_finds_the_same_alone_and_in_a_batch(
+    client: httpx.AsyncClient, tokens: Tokens, runtime: Runtime, demo: DemoTenant
+) -> None:
+    await runtime.identity.create_user(demo.tenant.id, "zoe@contoso.example", "Zoë Ærø", None, datetime.now(UTC))
+    headers = bearer(tokens.app("User.Read.All"))
+    url = "/users?$filter=startswith(displayName,'Zoë Æ')&$select=displayName"
+    alone = (await client.get("/v1.0" + url, headers=headers)).json()["value"]
+    assert [u["displayName"] for u in alone] == ["Zoë Ærø"]
+    batch = await client.post("/v1.0/$batch", json={"requests": [{"id": "1", "method": "GET", "url": url}]},
+                              headers=headers)  # fmt: skip
+    assert batch.json()["responses"][0]["body"].get("value") == alone, batch.text

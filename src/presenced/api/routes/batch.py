@@ -147,9 +147,11 @@ def _step(item: BatchItem, version: str, own_bases: tuple[str, ...]) -> _Step:
 
 def _target(url: str, version: str, own_bases: tuple[str, ...]) -> tuple[str, str]:
     """The path (with the version) and query string of an inner request's url."""
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in url):
-        raise BadRequest("The url must not contain spaces or control characters.")
+    if any(ord(c) < 0x20 or ord(c) == 0x7F for c in url):
+        raise BadRequest("The url must not contain control characters.")
     relative = url
+    if url.startswith("//"):
+        raise BadRequest(f"The url must be relative to /{version} (for example '/me/presence'), not '{url[:128]}'.")
     if "://" in url.split("?", 1)[0]:
         # msgraph-core puts the whole URL of this service here; anything else is another service.
         for base in own_bases:
@@ -284,7 +286,8 @@ class Batch:
             method=step.method,
             path=step.path,
             raw_path=quote(step.path, safe="/$'(),:@!*+;=").encode(),
-            query_string=step.query.encode("latin-1", "replace"),
+            # As a client sends it: anything not ASCII percent-encoded as UTF-8, escapes already made kept.
+            query_string=quote(step.query, safe="/?:@!$&'()*+,;=%~").encode(),
             headers=headers,
         )
         inner = _Inner(body)
