@@ -90,6 +90,7 @@ async def test_each_inner_request_needs_its_own_permission(
         {"id": "mailbox", "method": "GET", "url": "/me/mailboxSettings"},
         {"id": "write", **_set(ADELE)},
         {"id": "users", "method": "GET", "url": "/users"},
+        {"id": "subscriptions", "method": "GET", "url": "/subscriptions"},
     ]
     answers = _by_id(await _batch(client, token, requests))
     for item in requests:
