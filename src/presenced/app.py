@@ -58,6 +58,7 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
             ca_certificate=ca_certificate,
             encoder=wire.PresenceEncoder(),
             endpoints=endpoints,
+            throttle=runtime.throttle,
         ),
     )
     return PresenceFastPath(app)

@@ -33,6 +33,7 @@ from presenced.services.ports import ChangeLog, IdentityStore, PresenceReader, P
 from presenced.services.presence import PresenceService
 from presenced.services.subscriptions import SubscriptionLifecycle, SubscriptionService
 from presenced.services.sweeper import Sweeper
+from presenced.services.throttle import Limit, Throttle
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
 from presenced.store.engine import create_engine, sqlite_url, upgrade
@@ -43,6 +44,7 @@ from presenced.store.presence import SqlStore
 from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
 from presenced.store.sqlite_writer import SqliteBatches
 from presenced.store.subscriptions import SqlSubscriptionStore
+from presenced.store.throttle import RedisThrottleCounts, SqlThrottleCounts
 
 
 @dataclass
@@ -83,6 +85,8 @@ class Runtime:
     feed: ChangeFeed
     #: Other processes' changes (Redis), or this one's alone.
     fanout: LocalFanout
+    #: Graph's throttling of applications; None when it is off.
+    throttle: Throttle | None = None
     #: What ``close`` closes, in this order.
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 
@@ -162,6 +166,15 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     fanout.outbox_listeners.append(deliveries.wake)
     store.after_commit.append(fanout.changed)
     writer.after_commit.append(fanout.changed)
+    throttle = None
+    closing = [writer.close, fanout.close, *reversed(opened)]
+    if settings.throttle_limit is not None:
+        if settings.redis_url:
+            counts = RedisThrottleCounts(settings.redis_url)
+            closing.insert(0, counts.close)
+            throttle = Throttle(Limit(*settings.throttle_limit), counts)
+        else:
+            throttle = Throttle(Limit(*settings.throttle_limit), SqlThrottleCounts(engine))
     return Runtime(
         settings=settings,
         engine=engine,
@@ -188,7 +201,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         change_log=change_log,
         feed=feed,
         fanout=fanout,
-        closing=[writer.close, fanout.close, *reversed(opened)],
+        throttle=throttle,
+        closing=closing,
     )
 
 

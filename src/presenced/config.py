@@ -9,12 +9,19 @@ from __future__ import annotations
 import ipaddress
 import json
 import os
+import re
 import uuid
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from presenced.errors import ConfigurationError
+
+#: Graph's documented limit for presence (10,000 requests per 30 seconds per app per tenant), and the
+#: figure it documented before (1,500).
+THROTTLE_GRAPH = (10_000, 30)
+THROTTLE_GRAPH_1500 = (1_500, 30)
+_RATE = re.compile(r"(\d{1,9})/(\d{1,5})")
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8000
@@ -66,6 +73,8 @@ class Settings:
     max_header_bytes: int = 16_384
     max_head_bytes: int = 65_536
     max_headers: int = 100
+    #: Graph's throttling (docs/graph-api.md, "Throttling"): graph, graph-1500, off, or REQUESTS/SECONDS.
+    throttle: str = "graph"
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -109,6 +118,8 @@ class Settings:
             variable = f"PRESENCED_{name.upper()}"
             if variable in env:
                 values[name] = _whole(env[variable], variable, low, high)
+        if "PRESENCED_THROTTLE" in env:
+            values["throttle"] = env["PRESENCED_THROTTLE"]
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:
             values["forwarded_allow_ips"] = env["PRESENCED_FORWARDED_ALLOW_IPS"]
         values.update({k: v for k, v in overrides.items() if v is not None})
@@ -118,7 +129,13 @@ class Settings:
         settings.validate()
         return settings
 
+    @property
+    def throttle_limit(self) -> tuple[int, int] | None:
+        """(requests, seconds) per application per tenant, or None for no throttling."""
+        return parse_throttle(self.throttle)
+
     def validate(self) -> None:
+        parse_throttle(self.throttle)
         if self.clock not in {"system", "manual"}:
             raise ConfigurationError(f"--clock (PRESENCED_CLOCK) must be 'system' or 'manual', not {self.clock!r}")
         if not 0 <= self.port < 65536:
@@ -246,3 +263,21 @@ def prepare_data_dir(data_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigurationError(f"cannot write the data directory {data_dir}: {exc.strerror}") from None
+
+
+def parse_throttle(value: str) -> tuple[int, int] | None:
+    """``graph``, ``graph-1500``, ``off`` (None) or ``REQUESTS/SECONDS``; anything else is a configuration error."""
+    text = value.strip().lower()
+    if text == "off":
+        return None
+    if text == "graph":
+        return THROTTLE_GRAPH
+    if text == "graph-1500":
+        return THROTTLE_GRAPH_1500
+    match = _RATE.fullmatch(text)
+    if match is None or int(match.group(1)) < 1 or not 1 <= int(match.group(2)) <= 3600:
+        raise ConfigurationError(
+            "--throttle (PRESENCED_THROTTLE) must be graph, graph-1500, off or REQUESTS/SECONDS "
+            f"(1 to 3600 seconds), e.g. 100/30; not {value[:32]!r}"
+        )
+    return int(match.group(1)), int(match.group(2))

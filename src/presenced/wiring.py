@@ -28,6 +28,7 @@ from presenced.services.mailbox import MailboxService
 from presenced.services.ports import ChangeLog
 from presenced.services.presence import PresenceService, PresenceView
 from presenced.services.subscriptions import SubscriptionService
+from presenced.services.throttle import Throttle
 
 
 class PresenceEncoding(Protocol):
@@ -83,6 +84,8 @@ class Services:
     encoder: PresenceEncoding
     #: The Graph API's route table, which the permissions explorer describes.
     endpoints: Sequence[GraphEndpoint]
+    #: Graph's throttling of applications (docs/graph-api.md, "Throttling"); None when off.
+    throttle: Throttle | None = None
 
 
 def install(app: Any, services: Services) -> None:

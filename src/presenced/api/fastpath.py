@@ -26,7 +26,7 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
-from presenced.api.http import JSON_TYPE, bearer_token, decode_body, error_parts, new_request_id, read_body
+from presenced.api.http import ADMITTED, JSON_TYPE, admit, decode_body, error_parts, new_request_id, read_body
 from presenced.api.routes.actions import BY_NAME
 from presenced.api.routes.graph import presence_body
 from presenced.errors import PresencedError
@@ -112,7 +112,13 @@ class PresenceFastPath:
             elif name == b"client-request-id":
                 client_id = value[:128]
         try:
-            body = await presence_body(self.state, version, kind, ref, authorization, None)
+            principal = await admit(self.state, authorization)
+        except Exception:
+            return False
+        # A read that fails from here is answered by the route, as the same caller, admitted once.
+        scope[ADMITTED] = principal
+        try:
+            body = await presence_body(self.state, version, kind, ref, principal, None)
         except Exception:
             return False
         request_id = new_request_id().encode()
@@ -134,9 +140,7 @@ class PresenceFastPath:
         client_request_id = client[:128].decode("latin-1") if client else request_id
         try:
             authorization = _header(scope, b"authorization")
-            principal = await self.state.verifier.verify(
-                bearer_token(None if authorization is None else authorization.decode("latin-1"))
-            )
+            principal = await admit(self.state, None if authorization is None else authorization.decode("latin-1"))
             length = _header(scope, b"content-length")
             raw = await read_body(None if length is None else length.decode("latin-1"), _chunks(receive))
             content_type = (_header(scope, b"content-type") or b"").decode("latin-1")

@@ -17,7 +17,7 @@ from presenced.api import wire
 from presenced.auth.principal import Principal
 from presenced.clock import real_now
 from presenced.errors import BadRequest, InvalidAuthenticationToken, PresencedError, TryLater, UnsupportedMediaType
-from presenced.wiring import services_of
+from presenced.wiring import Services, services_of
 
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
 #: Request bodies larger than this are refused before they are read in full.
@@ -84,11 +84,23 @@ def error_parts(error: PresencedError, request_id: str, client_request_id: str) 
     return headers, wire.encode(body)
 
 
+#: Where the fast path leaves the caller it admitted, for the route that answers after it.
+ADMITTED = "presenced.principal"
+
+
 async def principal_of(request: Request) -> Principal:
-    """The verified caller of a request."""
-    principal: Principal = await services_of(request).verifier.verify(
-        bearer_token(request.headers.get("authorization"))
-    )
+    """The verified caller of a request, admitted by the throttle (once per request)."""
+    known: Principal | None = request.scope.get(ADMITTED)
+    if known is not None:
+        return known
+    return await admit(services_of(request), request.headers.get("authorization"))
+
+
+async def admit(state: Services, authorization: str | None) -> Principal:
+    """The caller of an ``Authorization`` header, once its token is verified and the throttle lets it in."""
+    principal: Principal = await state.verifier.verify(bearer_token(authorization))
+    if state.throttle is not None:
+        state.throttle.admit(principal.tenant_id, principal.app_id)
     return principal
 
 

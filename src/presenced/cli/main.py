@@ -70,6 +70,11 @@ def cli() -> None:
 )
 @click.option("--device-code-interval", type=click.IntRange(1, 60), help="Seconds between device-code polls (5).")
 @click.option(
+    "--throttle",
+    help="Graph's throttling per app per tenant: graph (10000/30, the default), graph-1500, off, or "
+    "REQUESTS/SECONDS such as 100/30. Env: PRESENCED_THROTTLE.",
+)
+@click.option(
     "--allow-loopback-webhooks",
     is_flag=True,
     default=None,
@@ -91,6 +96,7 @@ def serve(
     forwarded_allow_ips: str | None,
     redis_url: str | None,
     device_code_interval: int | None,
+    throttle: str | None,
     allow_loopback_webhooks: bool | None,
 ) -> None:
     """Serve the Graph presence API and the sign-in platform (and, unless --no-worker, the background worker)."""
@@ -108,6 +114,7 @@ def serve(
         "device_code_interval": device_code_interval,
         "redis_url": redis_url,
         "allow_loopback_webhooks": True if demo else allow_loopback_webhooks,
+        "throttle": throttle,
     }
     settings = load_settings(clock=clock, **options)
     sock = listen(settings.host, settings.port if port is None else port)
@@ -288,6 +295,8 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
         gc.freeze()
         # Every process hears the others' commits (Redis), worker or not: its streams need them.
         background = [asyncio.create_task(runtime.fanout.run()), *(_background(runtime) if worker else [])]
+        if runtime.throttle is not None:  # every serving process counts its requests with the others'
+            background.append(asyncio.create_task(runtime.throttle.run_forever()))
         try:
             await uvicorn.Server(config).serve(sockets=[sock])
         finally:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -301,6 +301,12 @@ class SubscriptionStore(Protocol):
     async def queue_lifecycle(self, subscription: Subscription, event: str, now: datetime) -> None:
         """Queue a lifecycle notification to the subscription's lifecycle URL (nothing if it has none);
         ``reauthorizationRequired`` once per expiry, ``subscriptionRemoved`` also ends the subscription."""
+        ...
+
+
+class ThrottleCounts(Protocol):
+    async def add(self, window: int, seconds: int, deltas: Mapping[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        """Add each (tenant, app)'s count to its counter of ``window`` (of ``seconds``); the totals after."""
         ...
 
 

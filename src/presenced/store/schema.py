@@ -68,6 +68,18 @@ users = Table(
     sqlite_with_rowid=False,
 )
 
+#: Requests each application made in each tenant per throttling window, added up by every process
+#: (``services.throttle``); windows before the last are deleted as new ones begin.
+throttle_counts = Table(
+    "throttle_counts",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("app_id", String(64), primary_key=True),
+    Column("window", BigInteger, primary_key=True),
+    Column("count", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 #: A user's profile photo (``/users/{id}/photo``): the bytes as uploaded, checked to be a JPEG or PNG.
 user_photos = Table(
     "user_photos",

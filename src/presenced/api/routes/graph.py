@@ -7,7 +7,7 @@ from starlette.responses import Response
 
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint, on_user
-from presenced.api.http import bearer_token, json_body, json_response, principal_of, select_option
+from presenced.api.http import json_body, json_response, principal_of, select_option
 from presenced.auth.operations import Operation, Target
 from presenced.auth.principal import Principal
 from presenced.wiring import Services, services_of
@@ -22,13 +22,12 @@ def _entity(path: str, selected: tuple[str, ...] | None) -> str:
 
 
 async def presence_body(
-    state: Services, version: str, kind: str, ref: str, authorization: str | None, selected: tuple[str, ...] | None
+    state: Services, version: str, kind: str, ref: str, principal: Principal, selected: tuple[str, ...] | None
 ) -> bytes:
     """The body of a single presence read; ``kind`` is ``me``, ``users`` or ``communications``.
 
     Shared by the Starlette routes and the raw-ASGI fast path (``presenced.api.fastpath``).
     """
-    principal: Principal = await state.verifier.verify(bearer_token(authorization))
     service = state.presence
     view = await (service.get_my_presence(principal) if kind == "me" else service.get_presence(principal, ref))
     if kind == "communications":
@@ -45,7 +44,7 @@ async def _single(request: Request, kind: str) -> Response:
     selected = select_option(request, wire.PRESENCE_PROPERTIES)
     version = request.scope["path"].split("/", 2)[1]
     ref = request.path_params.get("id", "")
-    body = await presence_body(services_of(request), version, kind, ref, request.headers.get("authorization"), selected)
+    body = await presence_body(services_of(request), version, kind, ref, await principal_of(request), selected)
     return json_response(request, body)
 
 
