@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping
 
 import redis.asyncio as redis
@@ -9,7 +10,11 @@ from sqlalchemy import delete
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from presenced.errors import ServiceUnavailable
+from presenced.logs import warn_occasionally
 from presenced.store.schema import throttle_counts
+
+log = logging.getLogger("presenced.throttle")
 
 Key = tuple[str, str]
 
@@ -49,12 +54,17 @@ class RedisThrottleCounts:
 
     async def add(self, window: int, seconds: int, deltas: Mapping[Key, int]) -> dict[Key, int]:
         keys = list(deltas)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            for tenant_id, app_id in keys:
-                name = f"presenced:throttle:{tenant_id}:{app_id}:{window}"
-                pipe.incrby(name, deltas[(tenant_id, app_id)])
-                pipe.expire(name, seconds * 2)
-            results = await pipe.execute()
+        try:
+            async with self._redis.pipeline(transaction=False) as pipe:
+                for tenant_id, app_id in keys:
+                    name = f"presenced:throttle:{tenant_id}:{app_id}:{window}"
+                    pipe.incrby(name, deltas[(tenant_id, app_id)])
+                    pipe.expire(name, seconds * 2)
+                results = await pipe.execute()
+        except (redis.RedisError, OSError) as error:
+            # Each process goes on counting its own requests; the counts are added once Redis is back.
+            warn_occasionally(log, "throttle", "cannot add the throttle's counts in Redis (%s); counting alone", error)
+            raise ServiceUnavailable("Redis cannot be reached.", retry_after=2) from None
         return {key: int(results[2 * i]) for i, key in enumerate(keys)}
 
     async def close(self) -> None:

@@ -4,7 +4,7 @@
 // Environment: AUTHORITY (e.g. https://127.0.0.1:8443), ACCESS_TOKEN (an app token), USER_ID, COUNT;
 // NODE_EXTRA_CA_CERTS must name the server's CA certificate.
 // Prints one JSON line {"availabilities": [...]} and exits 0; on any error prints statusCode, code and
-// message to stderr and exits 1. Driven by tests/e2e/test_throttling.py.
+// message to stderr and exits 1. Driven by tests/e2e/test_throttled_processes.py.
 
 import { Client } from "@microsoft/microsoft-graph-client";
 
