@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import shutil
 import subprocess
@@ -20,12 +21,25 @@ BASE_URL = "http://127.0.0.1:8000"
 #: Every table, for TRUNCATE between PostgreSQL tests.
 TABLES = (
     "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants, emulator_clock, "
-    "sign_in_failures, throttle_counts"
+    "sign_in_failures, throttle_counts, emulator_faults"
 )
 #: The presence clock of in-process tests.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 #: The application id of the tokens the tests mint.
 APP_ID = "11111111-2222-3333-4444-555555555555"
+
+
+async def build_on_manual_clock(tmp_path: Path, key_folder: Path, database_url: str | None) -> Runtime:
+    """A runtime of the emulator (the manual clock) on an empty store: PostgreSQL is emptied first."""
+    from presenced.bootstrap import build
+
+    settings = dataclasses.replace(make_settings(tmp_path, key_folder, database_url), clock="manual")
+    if database_url is not None:
+        plain = await build(dataclasses.replace(settings, clock="system"))
+        async with plain.engine.begin() as conn:
+            await conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
+        await plain.close()
+    return await build(settings)
 
 
 def make_settings(tmp_path: Path, key_folder: Path, database_url: str | None) -> Settings:

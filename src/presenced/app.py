@@ -20,17 +20,18 @@ from starlette.responses import Response
 from presenced.api import wire
 from presenced.api.app import API_PREFIXES, graph_endpoints, graph_routes
 from presenced.api.fastpath import PresenceFastPath
+from presenced.api.faults import FaultInjection
 from presenced.api.http import error_response
 from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound, ServiceUnavailable
 from presenced.web import routes as web_routes
 from presenced.web.pages import message
-from presenced.wiring import Services, install
+from presenced.wiring import Services, install, installed
 
 log = logging.getLogger("presenced.api")
 
 
-def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> PresenceFastPath:
+def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> PresenceFastPath | FaultInjection:
     """The application serving ``runtime``'s services (``ca_certificate``: the local CA, offered to browsers)."""
     endpoints = graph_endpoints(runtime.emulator is not None)
     app = Starlette(
@@ -59,9 +60,12 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
             encoder=wire.PresenceEncoder(),
             endpoints=endpoints,
             throttle=runtime.throttle,
+            faults=runtime.faults,
         ),
     )
-    return PresenceFastPath(app)
+    if runtime.faults is None:
+        return PresenceFastPath(app)
+    return FaultInjection(PresenceFastPath(app), installed(app), runtime.faults)
 
 
 async def _presenced_error(request: Request, exc: Any) -> Response:

@@ -26,6 +26,7 @@ from presenced.services.deliveries import Deliveries
 from presenced.services.demo import DemoIdentity, DemoTenant, seed_demo, seed_demo_identity
 from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
+from presenced.services.faults import Faults
 from presenced.services.feed import ChangeFeed
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
@@ -37,6 +38,7 @@ from presenced.services.throttle import Limit, Throttle
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
 from presenced.store.engine import create_engine, sqlite_url, upgrade
+from presenced.store.faults import SqlFaultStore
 from presenced.store.group_commit import GroupCommit
 from presenced.store.identity import SqlIdentityStore
 from presenced.store.postgres_writer import PostgresBatches
@@ -87,6 +89,8 @@ class Runtime:
     fanout: LocalFanout
     #: Graph's throttling of applications; None when it is off.
     throttle: Throttle | None = None
+    #: The emulator's fault rules; None off the emulator (the manual clock).
+    faults: Faults | None = None
     #: What ``close`` closes, in this order.
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 
@@ -202,6 +206,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         feed=feed,
         fanout=fanout,
         throttle=throttle,
+        faults=None if manual is None else Faults(SqlFaultStore(engine)),
         closing=closing,
     )
 

@@ -22,6 +22,7 @@ from presenced.services.actions import PresenceActions
 from presenced.services.consents import Consents
 from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
+from presenced.services.faults import Faults
 from presenced.services.feed import ChangeFeed
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
@@ -86,6 +87,8 @@ class Services:
     endpoints: Sequence[GraphEndpoint]
     #: Graph's throttling of applications (docs/graph-api.md, "Throttling"); None when off.
     throttle: Throttle | None = None
+    #: The emulator's fault rules (docs/emulator.md, "Faults"); None off the emulator.
+    faults: Faults | None = None
 
 
 def install(app: Any, services: Services) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,8 +9,7 @@ import httpx
 import pytest
 
 from presenced.app import create_app
-from presenced.bootstrap import Runtime, build
-from tests.support import BASE_URL, TABLES, make_settings
+from tests.support import BASE_URL, build_on_manual_clock
 
 START = "2030-01-07T09:00:00.0000000Z"
 
@@ -19,13 +17,7 @@ START = "2030-01-07T09:00:00.0000000Z"
 @pytest.fixture
 async def manual(tmp_path: Path, key_folder: Path, database_url: str | None) -> AsyncIterator[httpx.AsyncClient]:
     """A client of an app on the manual clock, set to START."""
-    settings = dataclasses.replace(make_settings(tmp_path, key_folder, database_url), clock="manual")
-    if database_url is not None:
-        plain = await build(dataclasses.replace(settings, clock="system"))
-        async with plain.engine.begin() as conn:
-            await conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
-        await plain.close()
-    runtime: Runtime = await build(settings)
+    runtime = await build_on_manual_clock(tmp_path, key_folder, database_url)
     transport = httpx.ASGITransport(app=create_app(runtime), raise_app_exceptions=False)
     try:
         async with httpx.AsyncClient(transport=transport, base_url=BASE_URL) as client:

@@ -6,7 +6,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from presenced.api import wire
+from presenced.api import faults, wire
 from presenced.api.endpoints import Endpoint
 from presenced.api.openapi import openapi_document
 from presenced.api.routes import actions, batch, directory, emulator, graph, mailbox, stream, subscriptions, users
@@ -27,6 +27,8 @@ def graph_endpoints(with_emulator: bool) -> tuple[Endpoint, ...]:
         + stream.ENDPOINTS
         + batch.ENDPOINTS
     )
+    # The fault rules' routes are always there: off the emulator they say why they take no rule.
+    endpoints += faults.ENDPOINTS
     return endpoints + emulator.ENDPOINTS if with_emulator else endpoints
 
 

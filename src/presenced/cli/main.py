@@ -18,6 +18,7 @@ import click
 from presenced import __version__
 from presenced.cli.admin import COMMANDS
 from presenced.cli.common import clock_option, guid, load_settings, permission_list, run, store_options, with_runtime
+from presenced.cli.faults import faults
 from presenced.clock import real_now
 from presenced.config import Settings, default_data_dir, redacted_url
 from presenced.errors import ConfigurationError
@@ -297,6 +298,8 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
         background = [asyncio.create_task(runtime.fanout.run()), *(_background(runtime) if worker else [])]
         if runtime.throttle is not None:  # every serving process counts its requests with the others'
             background.append(asyncio.create_task(runtime.throttle.run_forever()))
+        if runtime.faults is not None:  # every serving process applies the rules any process sets
+            background.append(asyncio.create_task(runtime.faults.run_forever()))
         try:
             await uvicorn.Server(config).serve(sockets=[sock])
         finally:
@@ -503,7 +506,7 @@ async def _noop(runtime: Runtime) -> None:
     return None
 
 
-for _command in COMMANDS:
+for _command in (*COMMANDS, faults):
     cli.add_command(_command)
 
 

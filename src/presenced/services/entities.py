@@ -4,6 +4,7 @@ notifications. Plain values; what the services need from storage is in ``service
 
 from __future__ import annotations
 
+import fnmatch
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -329,3 +330,31 @@ class UserPage:
     accounts: tuple[Account, ...]
     #: Where the next page starts; None on the last page.
     next_after: tuple[str, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
+class FaultRule:
+    id: str
+    #: A glob on the path below the version (``/users/*/presence``), matched without regard to case.
+    path: str
+    method: str | None = None
+    app_id: str | None = None
+    user_id: str | None = None
+    #: None: the request is only delayed, then served.
+    status: int | None = None
+    retry_after: int | None = None
+    latency_ms: int | None = None
+    #: The next ``count`` matching requests (what is left of them), or each with ``probability``.
+    count: int | None = None
+    probability: float | None = None
+    seed: int | None = None
+    fired: int = 0
+
+    def matches(self, method: str, path: str, app_id: str | None, user_ids: frozenset[str]) -> bool:
+        if self.method is not None and self.method != method:
+            return False
+        if self.app_id is not None and self.app_id != (app_id or "").lower():
+            return False
+        if self.user_id is not None and self.user_id not in user_ids:
+            return False
+        return fnmatch.fnmatchcase(path.lower(), self.path.lower())

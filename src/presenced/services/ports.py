@@ -18,6 +18,7 @@ from presenced.services.entities import (
     Decision,
     DeliveryResult,
     DeviceCode,
+    FaultRule,
     LoggedChange,
     PendingNotification,
     PermissionGrant,
@@ -301,6 +302,22 @@ class SubscriptionStore(Protocol):
     async def queue_lifecycle(self, subscription: Subscription, event: str, now: datetime) -> None:
         """Queue a lifecycle notification to the subscription's lifecycle URL (nothing if it has none);
         ``reauthorizationRequired`` once per expiry, ``subscriptionRemoved`` also ends the subscription."""
+        ...
+
+
+class FaultStore(Protocol):
+    async def add_fault(self, rule: FaultRule) -> None: ...
+    async def faults(self) -> list[FaultRule]:
+        """Every rule, in the order they were added, with what is left of its count and how often it fired."""
+        ...
+
+    async def take_fault(self, rule_id: str) -> bool:
+        """Take one of a count rule's requests; False when none is left."""
+        ...
+
+    async def fired(self, rule_id: str) -> None: ...
+    async def remove_faults(self, rule_id: str | None) -> int:
+        """Remove one rule (None: all); how many were removed."""
         ...
 
 

@@ -80,6 +80,19 @@ throttle_counts = Table(
     sqlite_with_rowid=False,
 )
 
+#: The emulator's fault rules (``services.faults``): what each rule says, what is left of its count (NULL
+#: for a rule of probability) and how often it fired.
+emulator_faults = Table(
+    "emulator_faults",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("rule", Text, nullable=False),
+    Column("remaining", BigInteger),
+    Column("fired", BigInteger, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+    sqlite_with_rowid=False,
+)
+
 #: A user's profile photo (``/users/{id}/photo``): the bytes as uploaded, checked to be a JPEG or PNG.
 user_photos = Table(
     "user_photos",

@@ -1,0 +1,65 @@
+"""Fault rules on a real emulator process: set over HTTP and from the command line, applied to the requests
+they match, listed with what fired, and gone after `presenced faults clear`."""
+
+from __future__ import annotations
+
+import json
+import ssl
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.e2e.server_process import ServerProcess, running_server
+
+
+@pytest.fixture(scope="module")
+def emulator(tmp_path_factory: pytest.TempPathFactory, key_folder: Path) -> Iterator[ServerProcess]:
+    data_dir = tmp_path_factory.mktemp("faults") / "data"
+    with running_server(data_dir, "--clock", "manual", key_folder=key_folder) as server:
+        yield server
+
+
+def _client(server: ServerProcess) -> httpx.Client:
+    daemon = next(a for a in server.demo().raw["apps"] if not a["publicClient"])
+    token = server.cli("token", "--app", daemon["clientId"], "--roles", "Presence.Read.All").strip()
+    tls = ssl.create_default_context(cafile=str(server.bundle))
+    return httpx.Client(base_url=server.url, headers={"Authorization": f"Bearer {token}"}, verify=tls, trust_env=False)
+
+
+def test_rules_from_http_and_the_command_line_fail_what_they_match_until_cleared(emulator: ServerProcess) -> None:
+    user = emulator.demo().user("adele")["id"]
+    with _client(emulator) as http:
+        added = http.post("/_emulator/faults", json={"path": "/users/*/presence", "status": 429, "retryAfter": 2,
+                                                     "count": 2})  # fmt: skip
+        assert added.status_code == 201, added.text
+        line = emulator.cli("faults", "add", "--path", "/communications/getPresencesByUserId", "--status", "503",
+                            "--probability", "1", "--seed", "1")  # fmt: skip
+        from_cli = json.loads(line)
+        assert from_cli["status"] == 503
+
+        reads = [http.get(f"/v1.0/users/{user}/presence") for _ in range(3)]
+        assert [r.status_code for r in reads] == [429, 429, 200]
+        assert reads[0].headers["Retry-After"] == "2"
+        assert reads[0].json()["error"]["code"] == "TooManyRequests"
+        bulk = http.post("/v1.0/communications/getPresencesByUserId", json={"ids": [user]})
+        assert bulk.status_code == 503
+
+        listed = [json.loads(x) for x in emulator.cli("faults", "list").splitlines()]
+        fired = {rule["id"]: rule["fired"] for rule in listed}
+        assert fired == {added.json()["id"]: 2, from_cli["id"]: 1}
+
+        assert emulator.cli("faults", "clear").strip() == "removed 2 fault rules"
+        assert http.get("/_emulator/faults").json()["value"] == []
+        assert http.post("/v1.0/communications/getPresencesByUserId", json={"ids": [user]}).status_code == 200
+
+
+def test_the_command_line_refuses_rules_on_a_database_without_the_emulator(tmp_path: Path, key_folder: Path) -> None:
+    with running_server(tmp_path / "data", key_folder=key_folder) as server:
+        with pytest.raises(AssertionError, match="fault rules are for the emulator"):
+            server.cli("faults", "list")
+        with _client(server) as http:
+            refused = http.post("/_emulator/faults", json={"path": "/users/*", "status": 503, "count": 1})
+            assert refused.status_code == 404
+            assert "--clock manual" in refused.json()["error"]["message"]
