@@ -6,12 +6,14 @@ from __future__ import annotations
 import json
 import ssl
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.e2e.server_process import ServerProcess, running_server
+from tests.e2e.webhook_receiver import WebhookReceiver
 
 
 @pytest.fixture(scope="module")
@@ -63,3 +65,40 @@ def test_the_command_line_refuses_rules_on_a_database_without_the_emulator(tmp_p
             refused = http.post("/_emulator/faults", json={"path": "/users/*", "status": 503, "count": 1})
             assert refused.status_code == 404
             assert "--clock manual" in refused.json()["error"]["message"]
+
+
+def test_a_lifecycle_notification_is_sent_on_demand_to_a_real_receiver(emulator: ServerProcess) -> None:
+    """`missed` from the command line and `subscriptionRemoved` over HTTP reach the subscriber's lifecycle
+    endpoint; the removal ends the subscription."""
+    user = emulator.demo().user("alex")["id"]
+    with WebhookReceiver() as receiver, _client(emulator) as http:
+        clock = http.get("/_emulator/clock").json()["now"]
+        expires = datetime.fromisoformat(clock[:19] + "+00:00") + timedelta(minutes=50)
+        created = http.post(
+            "/v1.0/subscriptions",
+            json={
+                "changeType": "updated",
+                "notificationUrl": receiver.url,
+                "lifecycleNotificationUrl": receiver.url,
+                "resource": f"communications/presences/{user}",
+                "expirationDateTime": expires.isoformat().replace("+00:00", "Z"),
+                "clientState": "faults",
+            },
+        )
+        assert created.status_code == 201, created.text
+        subscription = created.json()["id"]
+
+        def events(r: WebhookReceiver) -> list[str]:
+            return [a.item["lifecycleEvent"] for a in r.items(lambda item: "lifecycleEvent" in item)]
+
+        said = emulator.cli("faults", "lifecycle", subscription, "missed").strip()
+        assert said == f"missed queued for subscription {subscription}"
+        receiver.wait_for(lambda r: events(r) == ["missed"], 20, "the missed notification")
+        assert http.get(f"/v1.0/subscriptions/{subscription}").status_code == 200
+
+        fired = http.post(f"/_emulator/subscriptions/{subscription}/lifecycle", json={"event": "subscriptionRemoved"})
+        assert fired.status_code == 202, fired.text
+        receiver.wait_for(lambda r: events(r) == ["missed", "subscriptionRemoved"], 20, "the removal")
+        assert http.get(f"/v1.0/subscriptions/{subscription}").status_code == 404
+        refused = http.post(f"/_emulator/subscriptions/{subscription}/lifecycle", json={"event": "missed"})
+        assert refused.status_code == 404

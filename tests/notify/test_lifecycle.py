@@ -6,8 +6,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+import pytest
 
 from presenced.bootstrap import Runtime
+from presenced.errors import BadRequest, ResourceNotFound
 from presenced.services.demo import DEMO_DAEMON_APP_ID, seed_demo, seed_demo_identity
 from presenced.services.subscriptions import KEEP_EXPIRED
 from tests.notify.conftest import Receiver
@@ -139,3 +141,28 @@ async def test_expired_subscriptions_stop_and_are_purged(
     await hooked.lifecycle.run_once()
     async with hooked.engine.connect() as conn:
         assert (await conn.exec_driver_sql("SELECT count(*) FROM subscriptions")).scalar() == 0
+
+
+async def test_the_emulator_sends_each_lifecycle_event_on_demand(
+    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """missed and reauthorizationRequired arrive each time they are asked for and leave the subscription
+    live; subscriptionRemoved arrives and ends it; an unknown event or subscription changes nothing."""
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
+    token = Tokens(hooked, demo.tenant.id).app("Presence.Read.All")
+    created = await _subscribe(api, token, receiver, demo.users[0].id)
+    service = hooked.subscriptions
+    for event in ("missed", "missed", "reauthorizationRequired", "reauthorizationRequired"):
+        await service.fire_lifecycle(created["id"], event)
+    await _round(hooked)
+    # Queued at one instant, they may come in any order.
+    assert sorted(_events(receiver)) == ["missed", "missed", "reauthorizationRequired", "reauthorizationRequired"]
+    assert (await api.get(f"/v1.0/subscriptions/{created['id']}", headers=bearer(token))).status_code == 200
+    with pytest.raises(BadRequest, match="event must be one of"):
+        await service.fire_lifecycle(created["id"], "expired")
+    with pytest.raises(ResourceNotFound):
+        await service.fire_lifecycle("00000000-0000-0000-0000-000000000009", "missed")
+    await service.fire_lifecycle(created["id"].upper(), "subscriptionRemoved")
+    await _round(hooked)
+    assert _events(receiver)[-1] == "subscriptionRemoved"
+    assert (await api.get(f"/v1.0/subscriptions/{created['id']}", headers=bearer(token))).status_code == 404

@@ -71,6 +71,15 @@ class FaultList(Struct):
     value: list[FaultBody]
 
 
+class LifecycleInput(Struct, kw_only=True, forbid_unknown_fields=True):
+    event: str
+
+
+class LifecycleQueued(Struct, kw_only=True):
+    subscriptionId: str
+    event: str
+
+
 def fault_body(rule: FaultRule) -> FaultBody:
     return FaultBody(
         id=rule.id,
@@ -185,6 +194,14 @@ async def clear_faults(request: Request) -> Response:
     return empty_response(request, 204)
 
 
+async def fire_lifecycle(request: Request) -> Response:
+    _faults(request)
+    body = await json_body(request, LifecycleInput)
+    fired = await services_of(request).subscriptions.fire_lifecycle(request.path_params["id"], body.event)
+    answer = LifecycleQueued(subscriptionId=fired.id, event=body.event)
+    return json_response(request, msgspec.json.encode(answer), 202)
+
+
 _NOTE = "No token needed: fault rules are set only on an emulator started with --clock manual."
 
 ENDPOINTS = (
@@ -219,5 +236,10 @@ ENDPOINTS = (
     Endpoint(
         "DELETE", "/_emulator/faults/{id}", remove_fault, "emulator.removeFault", "Remove one fault rule", (),
         status=204, versioned=False, note=_NOTE,
+    ),
+    Endpoint(
+        "POST", "/_emulator/subscriptions/{id}/lifecycle", fire_lifecycle, "emulator.fireLifecycle",
+        "Send a lifecycle notification now: missed, reauthorizationRequired or subscriptionRemoved", (),
+        request_body=LifecycleInput, response_body=LifecycleQueued, status=202, versioned=False, note=_NOTE,
     ),
 )  # fmt: skip

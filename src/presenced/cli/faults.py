@@ -28,7 +28,7 @@ def _with_faults(work: Any, data_dir: Path | None, database_url: str | None) -> 
                 "fault rules are for the emulator: this database has no manual clock (serve with --clock manual)"
             )
         try:
-            return await work(faults)
+            return await work(faults, runtime)
         except PresencedError as error:
             raise ConfigurationError(error.message) from None
 
@@ -64,7 +64,7 @@ def faults_add(data_dir: Path | None, database_url: str | None, **rule: Any) -> 
     """Add a fault rule; prints it, with its id."""
     from presenced.services.faults import new_rule
 
-    def work(faults: Faults) -> Any:
+    def work(faults: Faults, _: Runtime) -> Any:
         return faults.add(new_rule(rule.pop("path"), **rule))
 
     click.echo(_shown(_with_faults(work, data_dir, database_url)))
@@ -74,7 +74,7 @@ def faults_add(data_dir: Path | None, database_url: str | None, **rule: Any) -> 
 @store_options
 def faults_list(data_dir: Path | None, database_url: str | None) -> None:
     """The rules, one JSON object a line, with how often each fired."""
-    for rule in _with_faults(lambda f: f.rules(), data_dir, database_url):
+    for rule in _with_faults(lambda f, _: f.rules(), data_dir, database_url):
         click.echo(_shown(rule))
 
 
@@ -83,12 +83,22 @@ def faults_list(data_dir: Path | None, database_url: str | None) -> None:
 @click.argument("rule_id")
 def faults_remove(data_dir: Path | None, database_url: str | None, rule_id: str) -> None:
     """Remove one rule."""
-    _with_faults(lambda f: f.remove(rule_id), data_dir, database_url)
+    _with_faults(lambda f, _: f.remove(rule_id), data_dir, database_url)
 
 
 @faults.command("clear")
 @store_options
 def faults_clear(data_dir: Path | None, database_url: str | None) -> None:
     """Remove every rule."""
-    removed = _with_faults(lambda f: f.clear(), data_dir, database_url)
+    removed = _with_faults(lambda f, _: f.clear(), data_dir, database_url)
     click.echo(f"removed {removed} fault rule{'s' if removed != 1 else ''}")
+
+
+@faults.command("lifecycle")
+@store_options
+@click.argument("subscription_id")
+@click.argument("event", type=click.Choice(["missed", "reauthorizationRequired", "subscriptionRemoved"]))
+def faults_lifecycle(data_dir: Path | None, database_url: str | None, subscription_id: str, event: str) -> None:
+    """Send a subscription's lifecycle notification now (the server delivers it)."""
+    _with_faults(lambda _, rt: rt.subscriptions.fire_lifecycle(subscription_id, event), data_dir, database_url)
+    click.echo(f"{event} queued for subscription {subscription_id}")

@@ -299,9 +299,12 @@ class SubscriptionStore(Protocol):
         """Every subscription not yet expired, in every tenant."""
         ...
 
-    async def queue_lifecycle(self, subscription: Subscription, event: str, now: datetime) -> None:
+    async def queue_lifecycle(
+        self, subscription: Subscription, event: str, now: datetime, *, on_demand: bool = False
+    ) -> None:
         """Queue a lifecycle notification to the subscription's lifecycle URL (nothing if it has none);
-        ``reauthorizationRequired`` once per expiry, ``subscriptionRemoved`` also ends the subscription."""
+        ``reauthorizationRequired`` once per expiry (``on_demand``: each time), ``subscriptionRemoved`` also
+        ends the subscription."""
         ...
 
 

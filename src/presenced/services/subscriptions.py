@@ -30,6 +30,8 @@ MAX_USERS = 650
 MIN_LIFETIME = timedelta(minutes=45)
 DEFAULT_MAX_LIFETIME = timedelta(minutes=60)
 MAX_CLIENT_STATE = 255
+#: The lifecycle notifications Graph sends for presence subscriptions.
+LIFECYCLE_EVENTS = frozenset({"missed", "reauthorizationRequired", "subscriptionRemoved"})
 #: reauthorizationRequired goes out this long before a subscription expires.
 DEFAULT_REAUTHORIZATION_LEAD = timedelta(minutes=10)
 #: Expired or removed subscriptions are kept this long (their last notifications may still be retried).
@@ -208,6 +210,20 @@ class SubscriptionService:
         """The caller still has the permission: the subscription goes on (its expiry does not change)."""
         await self.get(principal, subscription_id)
         authorize(principal, Operation.SUBSCRIBE_PRESENCE, Target.ANY)
+
+    async def fire_lifecycle(self, subscription_id: str, event: str) -> Subscription:
+        """The emulator's: send a lifecycle notification now (docs/emulator.md, "Faults"); ``missed`` and
+        ``reauthorizationRequired`` leave the subscription as it is, ``subscriptionRemoved`` ends it."""
+        if event not in LIFECYCLE_EVENTS:
+            raise BadRequest(f"event must be one of {', '.join(sorted(LIFECYCLE_EVENTS))}.")
+        now = await self._clock.now()
+        found = next((s for s in await self.store.live_subscriptions(now) if s.id == subscription_id.lower()), None)
+        if found is None:
+            raise ResourceNotFound(f"There is no live subscription '{subscription_id[:64]}'.")
+        if found.lifecycle_url is None:
+            raise BadRequest("The subscription has no lifecycleNotificationUrl to send it to.")
+        await self.store.queue_lifecycle(found, event, now, on_demand=True)
+        return found
 
     async def delete(self, principal: Principal, subscription_id: str) -> None:
         found = await self.get(principal, subscription_id)

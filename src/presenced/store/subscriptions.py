@@ -75,9 +75,18 @@ class SqlSubscriptionStore:
         async with self._engine.connect() as conn:
             return await _load(conn, subscriptions.c.expires_us > to_us(now), with_users=False)
 
-    async def queue_lifecycle(self, subscription: Subscription, event: str, now: datetime) -> None:
+    async def queue_lifecycle(
+        self, subscription: Subscription, event: str, now: datetime, *, on_demand: bool = False
+    ) -> None:
         async with self._store.begin() as tx:
-            if event == "reauthorizationRequired":
+            if on_demand:
+                # The emulator's: sent each time it is asked for; only a removal ends the subscription.
+                notification_id = str(uuid.uuid4())
+                if event == "subscriptionRemoved":
+                    await tx.conn.execute(
+                        update(subscriptions).where(subscriptions.c.id == subscription.id).values(expires_us=to_us(now))
+                    )
+            elif event == "reauthorizationRequired":
                 queued = await tx.conn.execute(
                     update(subscriptions)
                     .where(subscriptions.c.id == subscription.id, subscriptions.c.reauthorization_queued.is_(False))
@@ -92,10 +101,12 @@ class SqlSubscriptionStore:
                 )
             if subscription.lifecycle_url is None:
                 return
+            if not on_demand:
+                notification_id = str(uuid.uuid5(uuid.UUID(subscription.id), f"{event}/{to_us(subscription.expires)}"))
             tx.changed = True
             await tx.conn.execute(
                 insert(notifications).values(
-                    id=str(uuid.uuid5(uuid.UUID(subscription.id), f"{event}/{to_us(subscription.expires)}")),
+                    id=notification_id,
                     subscription_id=subscription.id,
                     url=subscription.lifecycle_url,
                     lifecycle_event=event,
