@@ -61,6 +61,7 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
             endpoints=endpoints,
             throttle=runtime.throttle,
             faults=runtime.faults,
+            history=runtime.history,
         ),
     )
     if runtime.faults is None:

@@ -28,6 +28,7 @@ from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
 from presenced.services.faults import Faults
 from presenced.services.feed import ChangeFeed
+from presenced.services.history import PresenceHistory
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
 from presenced.services.ports import ChangeLog, IdentityStore, PresenceReader, PresenceWriter, UnitOfWork
@@ -91,6 +92,8 @@ class Runtime:
     throttle: Throttle | None = None
     #: The emulator's fault rules; None off the emulator (the manual clock).
     faults: Faults | None = None
+    #: Presence history and last seen (an extension), and its purge.
+    history: PresenceHistory | None = None
     #: What ``close`` closes, in this order.
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 
@@ -170,6 +173,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     fanout.outbox_listeners.append(deliveries.wake)
     store.after_commit.append(fanout.changed)
     writer.after_commit.append(fanout.changed)
+    presence = PresenceService(reader)
     throttle = None
     closing = [writer.close, fanout.close, *reversed(opened)]
     if settings.throttle_limit is not None:
@@ -187,7 +191,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         clock=presence_clock,
         reader=reader,
         writer=writer,
-        presence=PresenceService(reader),
+        presence=presence,
         verifier=verifier,
         actions=actions,
         mailbox=MailboxService(actions, store),
@@ -207,6 +211,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         fanout=fanout,
         throttle=throttle,
         faults=None if manual is None else Faults(SqlFaultStore(engine)),
+        history=PresenceHistory(presence, change_log, presence_clock, timedelta(days=settings.history_retention_days)),
         closing=closing,
     )
 

@@ -75,6 +75,8 @@ class Settings:
     max_headers: int = 100
     #: Graph's throttling (docs/graph-api.md, "Throttling"): graph, graph-1500, off, or REQUESTS/SECONDS.
     throttle: str = "graph"
+    #: Days the presence history (the change log) is kept (docs/graph-api.md, "Presence history and last seen").
+    history_retention_days: int = 30
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -118,6 +120,10 @@ class Settings:
             variable = f"PRESENCED_{name.upper()}"
             if variable in env:
                 values[name] = _whole(env[variable], variable, low, high)
+        if "PRESENCED_HISTORY_RETENTION_DAYS" in env:
+            values["history_retention_days"] = _whole(
+                env["PRESENCED_HISTORY_RETENTION_DAYS"], "PRESENCED_HISTORY_RETENTION_DAYS", 1, 3650
+            )
         if "PRESENCED_THROTTLE" in env:
             values["throttle"] = env["PRESENCED_THROTTLE"]
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:

@@ -24,6 +24,7 @@ from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
 from presenced.services.faults import Faults
 from presenced.services.feed import ChangeFeed
+from presenced.services.history import PresenceHistory
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
 from presenced.services.ports import ChangeLog
@@ -89,6 +90,8 @@ class Services:
     throttle: Throttle | None = None
     #: The emulator's fault rules (docs/emulator.md, "Faults"); None off the emulator.
     faults: Faults | None = None
+    #: Presence history and last seen (docs/graph-api.md, "Presence history and last seen").
+    history: PresenceHistory | None = None
 
 
 def install(app: Any, services: Services) -> None:

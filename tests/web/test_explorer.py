@@ -194,7 +194,8 @@ async def test_presence_readwrite_all_lets_an_application_set_other_users_presen
 async def test_the_properties_come_from_the_response_types_with_a_description_each(
     browser: httpx.AsyncClient,
 ) -> None:
-    """Presence.Read exposes the presence resource's properties, MailboxSettings.Read the mailbox settings'."""
+    """Presence.Read exposes the presence resource's properties (and the history extension's),
+    MailboxSettings.Read the mailbox settings'."""
     presence = await exported(browser, "/permissions/Presence.Read.json")
     assert [(p["resource"], p["name"]) for p in presence["properties"]] == [
         ("presence", name)
@@ -207,7 +208,9 @@ async def test_the_properties_come_from_the_response_types_with_a_description_ea
             "sequenceNumber",
             "workLocation",
         )
-    ]
+    ] + [
+        ("presenceHistoryEntry", name) for name in ("availability", "activity", "sequenceNumber", "dateTime", "cause")
+    ] + [("lastSeen", "id"), ("lastSeen", "lastSeenDateTime")]
     mailbox = await exported(browser, "/permissions/MailboxSettings.Read.json")
     assert [p["name"] for p in mailbox["properties"]] == ["timeZone", "automaticRepliesSetting"]
     page = await browser.get("/permissions/MailboxSettings.Read")

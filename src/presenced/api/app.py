@@ -9,7 +9,18 @@ from starlette.routing import Route
 from presenced.api import faults, wire
 from presenced.api.endpoints import Endpoint
 from presenced.api.openapi import openapi_document
-from presenced.api.routes import actions, batch, directory, emulator, graph, mailbox, stream, subscriptions, users
+from presenced.api.routes import (
+    actions,
+    batch,
+    directory,
+    emulator,
+    graph,
+    history,
+    mailbox,
+    stream,
+    subscriptions,
+    users,
+)
 
 #: Paths of the APIs: their errors are Graph's JSON body whoever asks.
 API_PREFIXES = ("/v1.0/", "/beta/", "/_", "/openapi.json", "/health")
@@ -26,6 +37,7 @@ def graph_endpoints(with_emulator: bool) -> tuple[Endpoint, ...]:
         + subscriptions.ENDPOINTS
         + stream.ENDPOINTS
         + batch.ENDPOINTS
+        + history.ENDPOINTS
     )
     # The fault rules' routes are always there: off the emulator they say why they take no rule.
     endpoints += faults.ENDPOINTS

@@ -295,6 +295,8 @@ class LoggedChange:
     tenant_id: str
     user_id: str
     state: PresenceState
+    #: What made the change: a write (its action, e.g. ``setPresence``) or time (``timer``).
+    cause: str = ""
 
 
 @dataclass(frozen=True, slots=True)

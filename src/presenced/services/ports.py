@@ -341,3 +341,19 @@ class ChangeLog(Protocol):
     ) -> list[LoggedChange]:
         """The users' entries with a sequence number above ``sequence``, in id order."""
         ...
+
+    async def history(
+        self, tenant_id: str, user_id: str, start: datetime | None, end: datetime | None, after_id: int, limit: int
+    ) -> list[LoggedChange]:
+        """One user's entries made in [start, end) with an id above ``after_id``, in id order."""
+        ...
+
+    async def changes_before(
+        self, tenant_id: str, user_id: str, before_id: int | None, limit: int
+    ) -> list[LoggedChange]:
+        """One user's entries with an id below ``before_id`` (None: all), newest first."""
+        ...
+
+    async def purge_changes(self, before: datetime) -> int:
+        """Delete the entries made before ``before``; how many."""
+        ...

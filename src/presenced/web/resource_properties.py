@@ -18,6 +18,7 @@ _RESOURCES = {
     "AssignmentBody": "appRoleAssignment",
     "SubscriptionBody": "subscription",
     "SubscriptionEntity": "subscription",
+    "HistoryEntry": "presenceHistoryEntry",
 }
 _DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("presence", "id"): "The user's object id.",
@@ -32,6 +33,13 @@ _DESCRIPTIONS: dict[tuple[str, str], str] = {
     ("mailboxSettings", "timeZone"): "The user's time zone (Windows or IANA name).",
     ("mailboxSettings", "automaticRepliesSetting"): "Automatic replies (out of office): status, schedule, audience "
     "and messages.",
+    ("presenceHistoryEntry", "availability"): "The availability after the change (extension).",
+    ("presenceHistoryEntry", "activity"): "The activity after the change (extension).",
+    ("presenceHistoryEntry", "sequenceNumber"): "The presence's sequence number after the change (extension).",
+    ("presenceHistoryEntry", "dateTime"): "When the change was made, on the presence clock (extension).",
+    ("presenceHistoryEntry", "cause"): "What made it: the write's action (setPresence, …) or timer (extension).",
+    ("lastSeen", "id"): "The user's object id.",
+    ("lastSeen", "lastSeenDateTime"): "The last instant the presence was not Offline; null if unknown (extension).",
     ("user", "id"): "The user's object id.",
     ("user", "displayName"): "The user's name as shown.",
     ("user", "userPrincipalName"): "The sign-in name, e.g. adele@contoso.example.",
