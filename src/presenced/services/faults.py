@@ -131,7 +131,8 @@ class Faults:
                 dice = self._known.dice[rule.id]
                 if dice.random() >= (rule.probability or 0.0):
                     continue
-                await self._store.fired(rule.id)
+                if not await self._store.fired(rule.id):  # removed since this process last read the rules
+                    continue
             return replace(rule, fired=rule.fired + 1)
         return None
 

@@ -56,12 +56,12 @@ class SqlFaultStore:
         async with self._engine.begin() as conn:
             return (await conn.execute(statement)).rowcount == 1
 
-    async def fired(self, rule_id: str) -> None:
+    async def fired(self, rule_id: str) -> bool:
         statement = (
             update(emulator_faults).where(emulator_faults.c.id == rule_id).values(fired=emulator_faults.c.fired + 1)
         )
         async with self._engine.begin() as conn:
-            await conn.execute(statement)
+            return (await conn.execute(statement)).rowcount == 1
 
     async def remove_faults(self, rule_id: str | None) -> int:
         statement = delete(emulator_faults)
