@@ -64,6 +64,9 @@ from tests.e2e.server_process import Demo, ServerProcess, running_server
 # node_packages: the JavaScript tests' fixture (`npm ci` in tests/e2e/js from the lock file, once).
 from tests.e2e.test_javascript_client import JS, NODE, NPM, node_packages  # noqa: F401
 
+# server_log: attaches the server's output to each test that uses `env`, and fails it if the server died.
+from tests.e2e.test_official_clients import server_log  # noqa: F401
+
 with warnings.catch_warnings():
     # This builder's module and kiota's GetQueryParameters, which it imports, warn about themselves.
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -132,19 +135,6 @@ def env(tmp_path_factory: pytest.TempPathFactory, key_folder: Path) -> Iterator[
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("SSL_CERT_FILE", str(server.bundle))
             yield Env(server, demo)
-
-
-@pytest.fixture(autouse=True)
-def server_log(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Attach the server's output to the report of each test that uses it; fail the test if the server died."""
-    if "env" not in request.fixturenames:
-        yield
-        return
-    env: Env = request.getfixturevalue("env")
-    yield
-    request.node.add_report_section("teardown", "presenced server log", env.server.log())
-    if not env.server.alive:
-        pytest.fail(f"the server exited (code {env.server.process.returncode}):\n{env.server.log()}")
 
 
 @pytest.fixture(scope="module")

@@ -108,3 +108,25 @@ async def test_counts_made_during_a_sync_are_kept_for_the_next(runtime: Runtime,
     assert _admitted(other, 1) == 1, "the other process has not learnt this key yet: it admits until its next sync"
     await other.sync()
     assert _admitted(other, 1) == 0
+
+
+async def test_an_idle_process_stops_syncing_once_its_window_ends(runtime: Runtime, wall: Wall) -> None:
+    counts = SqlThrottleCounts(runtime.engine)
+    throttle = Throttle(Limit(10, 30), counts, now=wall)
+    assert _admitted(throttle, 3) == 3
+    sent: list[dict[tuple[str, str], int]] = []
+    original = counts.add
+
+    async def recording(window: int, seconds: int, deltas: dict[tuple[str, str], int]) -> dict[tuple[str, str], int]:
+        sent.append(dict(deltas))
+        return await original(window, seconds, deltas)
+
+    counts.add = recording  # type: ignore[method-assign]
+    await throttle.sync()
+    await throttle.sync()
+    assert sent == [{(TENANT, APP): 3}, {(TENANT, APP): 0}], "within its window a key's total is kept fresh"
+    wall.at += 30
+    await throttle.sync()
+    await throttle.sync()
+    assert len(sent) == 2, "after the window, nothing is sent until a request comes"
+    assert _admitted(throttle, 10) == 10

@@ -321,6 +321,7 @@ class FaultStore(Protocol):
     async def fired(self, rule_id: str) -> bool:
         """Count a firing of the rule; False when the rule is gone (removed by another process)."""
         ...
+
     async def remove_faults(self, rule_id: str | None) -> int:
         """Remove one rule (None: all); how many were removed."""
         ...

@@ -75,6 +75,11 @@ class Throttle:
         window = self._window
         if window < 0:
             return
+        if int(self._now() // self.limit.seconds) != window:
+            # The window ended with no request since: its keys need no more syncing (an idle process
+            # stops writing to the shared counters within one window).
+            self._start(int(self._now() // self.limit.seconds))
+            return
         sent = dict(self._unsynced)
         deltas = {key: sent.get(key, 0) for key in self._totals.keys() | sent.keys()}
         if not deltas:

@@ -13,26 +13,7 @@
 // stderr and exits 1. Driven by tests/e2e/test_official_batch_and_lists.py.
 
 import { BatchRequestContent, BatchResponseContent, Client, PageIterator } from "@microsoft/microsoft-graph-client";
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`environment variable ${name} is not set`);
-  }
-  return value;
-}
-
-function describe(error) {
-  const described = {
-    statusCode: error?.statusCode ?? null,
-    code: error?.code ?? error?.name ?? null,
-    message: error?.message ?? String(error),
-  };
-  if (error?.body !== undefined && error?.body !== null) {
-    described.body = typeof error.body === "string" ? error.body : JSON.stringify(error.body);
-  }
-  return described;
-}
+import { describe, required } from "./common.mjs";
 
 function graphClient(authority, token) {
   // An AuthenticationProvider is anything with getAccessToken(): here, the token we were given.

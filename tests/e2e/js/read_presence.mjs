@@ -9,26 +9,7 @@
 import { ClientSecretCredential } from "@azure/identity";
 import { Client } from "@microsoft/microsoft-graph-client";
 import { TokenCredentialAuthenticationProvider } from "@microsoft/microsoft-graph-client/authProviders/azureTokenCredentials/index.js";
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`environment variable ${name} is not set`);
-  }
-  return value;
-}
-
-function describe(error) {
-  const described = {
-    statusCode: error?.statusCode ?? null,
-    code: error?.code ?? error?.name ?? null,
-    message: error?.message ?? String(error),
-  };
-  if (error?.body !== undefined && error?.body !== null) {
-    described.body = typeof error.body === "string" ? error.body : JSON.stringify(error.body);
-  }
-  return described;
-}
+import { describe, required } from "./common.mjs";
 
 async function main() {
   // No trailing slash: @azure/identity appends "/{tenant}/oauth2/v2.0/token" itself.

@@ -7,14 +7,7 @@
 // message to stderr and exits 1. Driven by tests/e2e/test_throttled_processes.py.
 
 import { Client } from "@microsoft/microsoft-graph-client";
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    throw new Error(`environment variable ${name} is not set`);
-  }
-  return value;
-}
+import { describe, required } from "./common.mjs";
 
 async function main() {
   const authority = required("AUTHORITY").replace(/\/+$/, "");
@@ -35,8 +28,6 @@ async function main() {
 try {
   await main();
 } catch (error) {
-  process.stderr.write(
-    JSON.stringify({ statusCode: error?.statusCode ?? null, code: error?.code ?? null, message: error?.message }) + "\n",
-  );
+  process.stderr.write(JSON.stringify(describe(error)) + "\n");
   process.exit(1);
 }
