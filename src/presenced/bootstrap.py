@@ -86,14 +86,14 @@ class Runtime:
     lifecycle: SubscriptionLifecycle
     change_log: ChangeLog
     feed: ChangeFeed
+    #: Presence history and last seen (an extension), and its purge.
+    history: PresenceHistory
     #: Other processes' changes (Redis), or this one's alone.
     fanout: LocalFanout
     #: Graph's throttling of applications; None when it is off.
     throttle: Throttle | None = None
     #: The emulator's fault rules; None off the emulator (the manual clock).
     faults: Faults | None = None
-    #: Presence history and last seen (an extension), and its purge.
-    history: PresenceHistory | None = None
     #: What ``close`` closes, in this order.
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 

@@ -80,6 +80,8 @@ class Services:
     consents: Consents
     subscriptions: SubscriptionService
     feed: ChangeFeed
+    #: Presence history and last seen (docs/graph-api.md, "Presence history and last seen").
+    history: PresenceHistory
     change_log: ChangeLog
     #: The local CA's certificate, served at /tls/ca.pem; None with certificates of one's own.
     ca_certificate: Path | None
@@ -90,8 +92,6 @@ class Services:
     throttle: Throttle | None = None
     #: The emulator's fault rules (docs/emulator.md, "Faults"); None off the emulator.
     faults: Faults | None = None
-    #: Presence history and last seen (docs/graph-api.md, "Presence history and last seen").
-    history: PresenceHistory | None = None
 
 
 def install(app: Any, services: Services) -> None:

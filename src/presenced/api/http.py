@@ -5,9 +5,12 @@ As docs/graph-api.md ("Errors", "Headers") states them.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import random
 from collections.abc import AsyncIterator
 from typing import Any, TypeVar
+from urllib.parse import quote, urlencode
 
 import msgspec
 from starlette.requests import ClientDisconnect, Request
@@ -186,3 +189,39 @@ def select_option(request: Request, allowed: frozenset[str]) -> tuple[str, ...] 
                 raise BadRequest(f"Could not find a property named '{prop}' on type 'microsoft.graph.presence'.")
         selected = (selected or ()) + properties
     return selected
+
+
+# ---- pages (docs/graph-api.md, "Users") ----
+
+DEFAULT_PAGE = 100
+MAX_PAGE = 999
+
+
+def page_size(value: str | None) -> int:
+    """``$top``: 1 to ``MAX_PAGE``, else Graph's 400; ``DEFAULT_PAGE`` when not given."""
+    if value is None:
+        return DEFAULT_PAGE
+    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_PAGE:
+        raise BadRequest(f"Invalid page size specified: '{value[:16]}'. Must be between 1 and {MAX_PAGE} inclusive.")
+    return int(value)
+
+
+def skiptoken(position: object) -> str:
+    """An opaque ``$skiptoken`` for where the next page starts (any value msgspec encodes)."""
+    return base64.urlsafe_b64encode(msgspec.json.encode(position)).decode().rstrip("=")
+
+
+def skiptoken_position(token: str, kind: type[T]) -> T:
+    """The position a ``$skiptoken`` of ``skiptoken`` holds; anything else is a 400."""
+    try:
+        return msgspec.json.decode(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)), type=kind)
+    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
+        raise BadRequest("$skiptoken is not valid for this query: follow @odata.nextLink as it is.") from None
+
+
+def next_link(request: Request, base_url: str, token: str) -> str:
+    """``@odata.nextLink``: this request's absolute URL with ``$skiptoken`` set to ``token``."""
+    params = [(k, v) for k, v in request.query_params.multi_items() if k.lower() != "$skiptoken"]
+    params.append(("$skiptoken", token))
+    encoded = urlencode(params, quote_via=quote, safe="$'(),:")
+    return f"{base_url}{request.url.path}?{encoded}"

@@ -185,7 +185,7 @@ def _background(runtime: Runtime) -> list[asyncio.Task[None]]:
         asyncio.create_task(runtime.deliveries.run_forever()),
         asyncio.create_task(runtime.lifecycle.run_forever()),
         asyncio.create_task(runtime.identity.purge_forever(PURGE_INTERVAL, real_now)),
-        *([asyncio.create_task(runtime.history.purge_forever())] if runtime.history is not None else []),
+        asyncio.create_task(runtime.history.purge_forever()),
     ]
 
 

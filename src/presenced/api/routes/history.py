@@ -3,10 +3,7 @@ last seen"): who may read a user's presence may read its history."""
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
-from urllib.parse import quote, urlencode
 
 import msgspec
 from msgspec import Struct
@@ -15,15 +12,12 @@ from starlette.responses import Response
 
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint, on_user
-from presenced.api.http import json_response, principal_of
+from presenced.api.http import json_response, next_link, page_size, principal_of, skiptoken, skiptoken_position
 from presenced.auth.operations import Operation
 from presenced.domain.sequence import format_sequence
-from presenced.errors import BadRequest, ResourceNotFound
-from presenced.services.history import PresenceHistory
+from presenced.errors import BadRequest
 from presenced.wiring import services_of
 
-DEFAULT_PAGE = 100
-MAX_PAGE = 999
 _OPTIONS = frozenset({"from", "to", "$top", "$skiptoken"})
 
 
@@ -46,13 +40,6 @@ class LastSeen(Struct, kw_only=True):
     lastSeenDateTime: str | None
 
 
-def _history(request: Request) -> PresenceHistory:
-    history = services_of(request).history
-    if history is None:
-        raise ResourceNotFound("Presence history is not kept by this server.")
-    return history
-
-
 def _instant(value: str, name: str) -> datetime:
     try:
         instant = datetime.fromisoformat(value.replace("Z", "+00:00"))
@@ -61,16 +48,6 @@ def _instant(value: str, name: str) -> datetime:
     if instant.tzinfo is None:
         raise BadRequest(f"'{name}' must say its offset, e.g. 2026-03-02T09:00:00Z.")
     return instant
-
-
-def _after(token: str) -> int:
-    try:
-        after = int(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)).decode("ascii"))
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        after = -1
-    if after < 0:
-        raise BadRequest("$skiptoken is not valid: follow @odata.nextLink as it is.")
-    return after
 
 
 async def get_history(request: Request) -> Response:
@@ -83,12 +60,12 @@ async def get_history(request: Request) -> Response:
     end = _instant(options["to"], "to") if "to" in options else None
     if start is not None and end is not None and end <= start:
         raise BadRequest("'to' must be later than 'from'.")
-    top = options.get("$top", str(DEFAULT_PAGE))
-    if not top.isdigit() or not 1 <= int(top) <= MAX_PAGE:
-        raise BadRequest(f"Invalid page size specified: '{top[:16]}'. Must be between 1 and {MAX_PAGE} inclusive.")
-    after = _after(options["$skiptoken"]) if "$skiptoken" in options else 0
+    top = page_size(options.get("$top"))
+    after = skiptoken_position(options["$skiptoken"], int) if "$skiptoken" in options else 0
+    if after < 0:
+        raise BadRequest("$skiptoken is not valid for this query: follow @odata.nextLink as it is.")
     principal = await principal_of(request)
-    page = await _history(request).page(principal, request.path_params["id"], start, end, after, int(top))
+    page = await services_of(request).history.page(principal, request.path_params["id"], start, end, after, top)
     entries = [
         HistoryEntry(
             availability=c.state.visible.availability.value,
@@ -99,19 +76,18 @@ async def get_history(request: Request) -> Response:
         )
         for c in page.changes
     ]
-    next_link = None
-    if page.next_after is not None:
-        params = [(k, v) for k, v in request.query_params.multi_items() if k != "$skiptoken"]
-        params.append(("$skiptoken", base64.urlsafe_b64encode(str(page.next_after).encode()).decode().rstrip("=")))
-        encoded = urlencode(params, quote_via=quote, safe="$:")
-        next_link = f"{services_of(request).base_url}{request.url.path}?{encoded}"
-    return json_response(request, msgspec.json.encode(HistoryPage(value=entries, nextLink=next_link)))
+    link = (
+        None
+        if page.next_after is None
+        else next_link(request, services_of(request).base_url, skiptoken(page.next_after))
+    )
+    return json_response(request, msgspec.json.encode(HistoryPage(value=entries, nextLink=link)))
 
 
 async def get_last_seen(request: Request) -> Response:
     for name, _ in request.query_params.multi_items():
         raise BadRequest(f"Query option '{name[:64]}' is not supported here.")
-    user_id, seen = await _history(request).last_seen(await principal_of(request), request.path_params["id"])
+    user_id, seen = await services_of(request).history.last_seen(await principal_of(request), request.path_params["id"])
     body = LastSeen(id=user_id, lastSeenDateTime=None if seen is None else wire.graph_datetime(seen))
     return json_response(request, msgspec.json.encode(body))
 

@@ -6,12 +6,9 @@ The OData options are read here into a ``UserQuery``; the directory service deci
 
 from __future__ import annotations
 
-import base64
-import binascii
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
-from urllib.parse import quote, urlencode
 
 import msgspec
 from starlette.requests import Request
@@ -19,7 +16,15 @@ from starlette.responses import Response
 
 from presenced.api import wire
 from presenced.api.endpoints import Endpoint
-from presenced.api.http import graph_headers, json_response, read_body
+from presenced.api.http import (
+    graph_headers,
+    json_response,
+    next_link,
+    page_size,
+    read_body,
+    skiptoken,
+    skiptoken_position,
+)
 from presenced.api.routes import directory_wire as dw
 from presenced.api.routes.directory_http import actor, directory, now
 from presenced.auth.operations import Operation, Target
@@ -28,8 +33,6 @@ from presenced.services.entities import Account, Photo, UserClause, UserQuery
 from presenced.services.photos import MAX_PHOTO
 from presenced.wiring import services_of
 
-DEFAULT_PAGE = 100
-MAX_PAGE = 999
 #: What ``$select`` may name, in the order Graph writes them; all but ``accountEnabled`` by default.
 PROPERTIES = ("id", "displayName", "givenName", "surname", "mail", "userPrincipalName", "accountEnabled")
 _DEFAULT = PROPERTIES[:-1]
@@ -143,12 +146,6 @@ def _search(expression: str) -> tuple[tuple[tuple[str, str], ...], bool]:
     return tuple(terms), joins == {"and"}
 
 
-def _top(value: str) -> int:
-    if not value.strip().isdigit() or not 1 <= int(value) <= MAX_PAGE:
-        raise BadRequest(f"Invalid page size specified: '{value[:16]}'. Must be between 1 and {MAX_PAGE} inclusive.")
-    return int(value)
-
-
 def _orderby(value: str) -> bool:
     """Whether ``$orderby`` (displayName, ascending or descending) is descending."""
     parts = value.split()
@@ -162,18 +159,9 @@ def _orderby(value: str) -> bool:
     return parts[-1] == "desc"
 
 
-def _token(query: UserQuery) -> str:
-    raw = msgspec.json.encode([query.by_name, query.descending, *query.after])
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
 def _after(token: str, by_name: bool, descending: bool) -> tuple[str, ...]:
     """Where a ``$skiptoken`` says the page starts; a token of another order, or none of ours, is a 400."""
-    try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        found = msgspec.json.decode(raw, type=list[bool | str])
-    except (binascii.Error, ValueError, msgspec.DecodeError, msgspec.ValidationError):
-        found = []
+    found = skiptoken_position(token, list[bool | str])
     keys = found[2:]
     if (
         found[:2] != [by_name, descending]
@@ -228,7 +216,7 @@ def _listing(request: Request) -> _Listing:
         by_name,
         descending,
         _after(options["$skiptoken"], by_name, descending) if "$skiptoken" in options else (),
-        _top(options["$top"]) if "$top" in options else DEFAULT_PAGE,
+        page_size(options.get("$top")),
     )
     return _Listing(query, selected, count == "true")
 
@@ -272,10 +260,8 @@ async def list_users(request: Request) -> Response:
     if listing.count:
         body["@odata.count"] = await service.count_users(who, listing.query)
     if page.next_after is not None:
-        params = [(k, v) for k, v in request.query_params.multi_items() if k.lower() != "$skiptoken"]
-        params.append(("$skiptoken", _token(replace(listing.query, after=page.next_after))))
-        encoded = urlencode(params, quote_via=quote, safe="$'(),:")
-        body["@odata.nextLink"] = f"{state.base_url}/{version}/users?{encoded}"
+        position = [listing.query.by_name, listing.query.descending, *page.next_after]
+        body["@odata.nextLink"] = next_link(request, state.base_url, skiptoken(position))
     body["value"] = [user_item(a, listing.selected, full) for a in page.accounts]
     return json_response(request, wire.encode(body))
 
