@@ -26,7 +26,16 @@ from typing import Any
 
 from starlette.requests import ClientDisconnect
 
-from presenced.api.http import ADMITTED, JSON_TYPE, admit, decode_body, error_parts, new_request_id, read_body
+from presenced.api.http import (
+    ADMITTED,
+    JSON_TYPE_BYTES,
+    admit,
+    decode_body,
+    error_parts,
+    new_request_id,
+    read_body,
+    send_answer,
+)
 from presenced.api.routes.actions import BY_NAME
 from presenced.api.routes.graph import presence_body
 from presenced.errors import PresencedError
@@ -35,7 +44,6 @@ from presenced.wiring import installed
 log = logging.getLogger("presenced.api")
 
 _VERSIONS = frozenset({"v1.0", "beta"})
-_JSON_TYPE = JSON_TYPE.encode()
 
 
 def _match(path: str) -> tuple[str, str, str] | None:
@@ -123,7 +131,7 @@ class PresenceFastPath:
             return False
         request_id = new_request_id().encode()
         headers = [
-            (b"content-type", _JSON_TYPE),
+            (b"content-type", JSON_TYPE_BYTES),
             (b"content-length", str(len(body)).encode()),
             (b"request-id", request_id),
             (b"client-request-id", client_id or request_id),
@@ -148,23 +156,11 @@ class PresenceFastPath:
             await call(self.state.actions, principal, ref, body)
         except PresencedError as error:
             headers, payload = error_parts(error, request_id, client_request_id)
-            await _answer(send, error.status, headers, payload)
+            await send_answer(send, error.status, headers, payload)
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
             headers, payload = error_parts(PresencedError("An internal error occurred."), request_id, client_request_id)
-            await _answer(send, 500, headers, payload)
+            await send_answer(send, 500, headers, payload)
         else:
             headers = {"request-id": request_id, "client-request-id": client_request_id, "OData-Version": "4.0"}
-            await _answer(send, status, headers, b"")
-
-
-async def _answer(send: Any, status: int, headers: dict[str, str], body: bytes) -> None:
-    """What Starlette's ``Response`` sends: a JSON body with its type and length; an empty one with a
-    length of 0, except 204 (no length at all)."""
-    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
-    if status != 204:
-        raw.append((b"content-length", str(len(body)).encode()))
-    if body:
-        raw.append((b"content-type", _JSON_TYPE))
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+            await send_answer(send, status, headers, b"")

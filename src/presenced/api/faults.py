@@ -13,8 +13,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from presenced.api.endpoints import VERSIONS, Endpoint
-from presenced.api.fastpath import _answer
-from presenced.api.http import bearer_token, empty_response, error_parts, json_body, json_response, new_request_id
+from presenced.api.http import (
+    bearer_token,
+    empty_response,
+    error_parts,
+    json_body,
+    json_response,
+    new_request_id,
+    send_answer,
+)
 from presenced.errors import PresencedError, ResourceNotFound
 from presenced.services.entities import FaultRule
 from presenced.services.faults import Faults, new_rule
@@ -137,7 +144,7 @@ class FaultInjection:
         )
         if rule.retry_after is not None:
             headers["Retry-After"] = str(rule.retry_after)
-        await _answer(send, rule.status, headers, body)
+        await send_answer(send, rule.status, headers, body)
 
     async def _caller(self, scope: Any) -> tuple[str | None, set[str]]:
         """The token's application and signed-in user, if it carries a good token; no request is refused here."""

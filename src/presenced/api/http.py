@@ -23,6 +23,7 @@ from presenced.errors import BadRequest, InvalidAuthenticationToken, PresencedEr
 from presenced.wiring import Services, services_of
 
 JSON_TYPE = "application/json;odata.metadata=minimal;odata.streaming=true;IEEE754Compatible=false;charset=utf-8"
+JSON_TYPE_BYTES = JSON_TYPE.encode()
 #: Request bodies larger than this are refused before they are read in full.
 MAX_BODY = 1 << 20
 
@@ -189,6 +190,18 @@ def select_option(request: Request, allowed: frozenset[str]) -> tuple[str, ...] 
                 raise BadRequest(f"Could not find a property named '{prop}' on type 'microsoft.graph.presence'.")
         selected = (selected or ()) + properties
     return selected
+
+
+async def send_answer(send: Any, status: int, headers: dict[str, str], body: bytes) -> None:
+    """What Starlette's ``Response`` sends: a JSON body with its type and length; an empty one with a
+    length of 0, except 204 (no length at all)."""
+    raw = [(name.lower().encode("latin-1"), value.encode("latin-1")) for name, value in headers.items()]
+    if status != 204:
+        raw.append((b"content-length", str(len(body)).encode()))
+    if body:
+        raw.append((b"content-type", JSON_TYPE_BYTES))
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
 
 
 # ---- pages (docs/graph-api.md, "Users") ----
