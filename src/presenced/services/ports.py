@@ -357,6 +357,10 @@ class ChangeLog(Protocol):
         """One user's entries with an id below ``before_id`` (None: all), newest first."""
         ...
 
+    async def latest_changes(self, tenant_id: str, user_ids: Sequence[str], per_user: int) -> list[LoggedChange]:
+        """Each of these users' ``per_user`` newest entries (fewer if they have fewer), newest first, in one query."""
+        ...
+
     async def purge_changes(self, before: datetime) -> int:
         """Delete the entries made before ``before``; how many."""
         ...

@@ -5,14 +5,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, true
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from presenced.domain.sequence import PresenceState
 from presenced.services.entities import LoggedChange
 from presenced.store.codec import decode_visible, from_us, to_us
-from presenced.store.schema import presence_changes
+from presenced.store.schema import presence_changes, users
 
 
 class SqlChangeLog:
@@ -79,6 +79,46 @@ class SqlChangeLog:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query.order_by(presence_changes.c.id.desc()).limit(limit))).mappings()
             return [_change(row) for row in rows]
+
+    async def latest_changes(self, tenant_id: str, user_ids: Sequence[str], per_user: int) -> list[LoggedChange]:
+        # Driven by the users: each one's newest entries are read backwards on the (user_id, sequence) index, so the
+        # query reads about ``per_user`` rows a user however long their history is.
+        ids = list(user_ids)
+        if self._engine.dialect.name == "postgresql":
+            recent = (
+                select(presence_changes)
+                .where(presence_changes.c.user_id == users.c.id, presence_changes.c.tenant_id == tenant_id)
+                .order_by(presence_changes.c.sequence.desc())
+                .limit(per_user)
+                .lateral("recent")
+            )
+            query = (
+                select(recent)
+                .select_from(users.join(recent, true()))
+                .where(users.c.tenant_id == tenant_id, users.c.id.in_(ids))
+                .order_by(recent.c.id.desc())
+            )
+        else:
+            # SQLite has no LATERAL: a join on the sequence number of each user's ``per_user``-th newest entry,
+            # which it works out once a user, on the same index.
+            newer = presence_changes.alias("newer")
+            cutoff = (
+                select(newer.c.sequence)
+                .where(newer.c.user_id == users.c.id)
+                .order_by(newer.c.sequence.desc())
+                .limit(1)
+                .offset(per_user - 1)
+                .scalar_subquery()
+            )
+            on = (presence_changes.c.user_id == users.c.id) & (presence_changes.c.sequence >= func.coalesce(cutoff, 0))
+            query = (
+                select(presence_changes)
+                .select_from(users.join(presence_changes, on))
+                .where(users.c.tenant_id == tenant_id, users.c.id.in_(ids), presence_changes.c.tenant_id == tenant_id)
+                .order_by(presence_changes.c.id.desc())
+            )
+        async with self._engine.connect() as conn:
+            return [_change(row) for row in (await conn.execute(query)).mappings()]
 
     async def purge_changes(self, before: datetime) -> int:
         async with self._engine.begin() as conn:

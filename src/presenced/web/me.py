@@ -1,4 +1,5 @@
-"""My presence: see and set one's own presence, status message, automatic replies and work location.
+"""My presence: see and set one's own presence, status message, automatic replies and work location, and see
+one's presence over a day.
 
 Every form goes through the same services as the Graph API, as the signed-in
 person acting through the portal app. While the page is open its script keeps
@@ -25,6 +26,7 @@ from presenced.services.directory import Actor
 from presenced.services.entities import Account
 from presenced.services.mailbox import LocalTime, MailboxService, RepliesPatch
 from presenced.web.pages import read_form
+from presenced.web.people import day_timeline
 from presenced.web.portal import page, signed_in
 from presenced.web.presence_words import CHOICES, LOCATION_WORDS, VOCABULARY, initials, shown
 from presenced.wiring import services_of
@@ -86,6 +88,7 @@ async def _show(request: Request, account: Account, status: int = 200, error: st
     visible = view.state.visible
     done = DONE.get(request.query_params.get("done", ""))
     photo = await services_of(request).directory.photo_tags(Actor.signed_in(account), [account.user.id])
+    timeline = await day_timeline(request, account, account.user.id, zone, now, "/me")
     return page(
         request,
         "me.html",
@@ -121,6 +124,7 @@ async def _show(request: Request, account: Account, status: int = 200, error: st
         locations=LOCATION_WORDS,
         vocabulary=json.dumps(VOCABULARY),
         portal_app_id=PORTAL_APP_ID,
+        timeline=timeline,
     )
 
 

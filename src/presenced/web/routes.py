@@ -6,7 +6,7 @@ from starlette.routing import Route
 
 from presenced.web import apps, explorer, me
 from presenced.web.endpoints import ca_certificate, devicecode, error_page, home, jwks, openid_configuration, token
-from presenced.web.people import people, person_photo
+from presenced.web.people import people, person_page, person_photo
 from presenced.web.portal import signin_page, signout, static_file
 from presenced.web.signin import admin_consent, authorize, devicelogin, logout
 
@@ -16,6 +16,7 @@ ROUTES = [
     Route("/signin", signin_page, methods=["GET", "POST"]),
     Route("/signout", signout, methods=["POST"]),
     Route("/people", people, methods=["GET"]),
+    Route("/people/{id}", person_page, methods=["GET"]),
     Route("/people/{id}/photo", person_photo, methods=["GET"]),
     *me.ROUTES,
     *apps.ROUTES,

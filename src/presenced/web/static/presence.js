@@ -33,6 +33,8 @@
     // Sequence numbers rise per user and sort as strings: ignore anything not newer than what is shown.
     if (item.dataset.sequence && presence.sequenceNumber <= item.dataset.sequence) return;
     item.dataset.sequence = presence.sequenceNumber;
+    const badge = item.querySelector(".badge");
+    const was = badge ? badge.dataset.availability : null;
     const ooo = Boolean(presence.outOfOfficeSettings && presence.outOfOfficeSettings.isOutOfOffice);
     item.querySelectorAll(".badge").forEach((badge) => {
       badge.dataset.availability = presence.availability;
@@ -47,6 +49,9 @@
     const location = presence.workLocation || {};
     setField(item, "location", words.location[location.workLocationType] || location.workLocationType || "");
     setField(item, "place", location.placeId || "");
+    // "Last seen" is shown only while Offline: from the moment someone goes Offline, that is just now.
+    if (presence.availability !== "Offline") setField(item, "seen", "");
+    else if (was && was !== "Offline") setField(item, "seen", "Last seen just now");
     item.dispatchEvent(new CustomEvent("presence", { detail: presence, bubbles: true }));
   }
 
