@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from enum import StrEnum
 
 from starlette.requests import Request
 from starlette.responses import Response
@@ -14,6 +15,24 @@ Handler = Callable[[Request], Awaitable[Response]]
 
 #: Both Graph versions serve every endpoint, with the same behaviour (docs/graph-api.md, "Paths").
 VERSIONS = ("v1.0", "beta")
+
+
+class Surface(StrEnum):
+    """Whose an endpoint is: Microsoft Graph's, or this server's own (marked so in ``/openapi.json``)."""
+
+    #: An endpoint of Microsoft Graph, served under each of ``VERSIONS``.
+    GRAPH = "graph"
+    #: An extension of presenced's, not in Microsoft Graph: a path under ``/_`` (``/_ext/``, ``/_stream/``).
+    EXTENSION = "extension"
+    #: A control of the emulator (``/_emulator/``): not in Microsoft Graph either.
+    EMULATOR = "emulator"
+
+
+def surface_of(path: str) -> Surface:
+    """The surface of a path below the version prefix (or of an unversioned path)."""
+    if path.startswith("/_emulator/"):
+        return Surface.EMULATOR
+    return Surface.EXTENSION if path.startswith("/_") else Surface.GRAPH
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,9 +59,16 @@ class Endpoint:
     #: Media types of a body that is not JSON (a photo's bytes), taken or answered as raw bytes.
     request_media: tuple[str, ...] = ()
     response_media: tuple[str, ...] = ()
+    #: Properties ``$select`` may name beyond Graph's: extensions of presenced's (``lastSeenDateTime``).
+    select_extensions: tuple[str, ...] = ()
 
     def paths(self) -> list[str]:
         return [f"/{v}{self.path}" for v in VERSIONS] if self.versioned else [self.path]
+
+    @property
+    def surface(self) -> Surface:
+        """Microsoft Graph's, an extension of presenced's, or an emulator control (by its path)."""
+        return surface_of(self.path)
 
     @property
     def delegated_only(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from typing import Any, TypeVar
 from urllib.parse import quote, urlencode
 
@@ -174,8 +174,13 @@ async def read_body(declared: str | None, stream: AsyncIterator[bytes], limit: i
     return b"".join(chunks)
 
 
-def select_option(request: Request, allowed: frozenset[str]) -> tuple[str, ...] | None:
-    """The properties of ``$select``, or None; unknown query options or properties are a 400."""
+def select_option(
+    request: Request, allowed: frozenset[str], not_here: Mapping[str, str] | None = None
+) -> tuple[str, ...] | None:
+    """The properties of ``$select``, or None; unknown query options or properties are a 400.
+
+    ``not_here`` maps a property that exists elsewhere but not on this resource to the 400's message.
+    """
     selected: tuple[str, ...] | None = None
     for name, value in request.query_params.multi_items():
         if not name.startswith("$"):
@@ -186,8 +191,11 @@ def select_option(request: Request, allowed: frozenset[str]) -> tuple[str, ...] 
         if not properties:
             raise BadRequest("$select must name at least one property of microsoft.graph.presence.")
         for prop in properties:
-            if prop not in allowed:
-                raise BadRequest(f"Could not find a property named '{prop}' on type 'microsoft.graph.presence'.")
+            if prop in allowed:
+                continue
+            if not_here is not None and prop in not_here:
+                raise BadRequest(not_here[prop])
+            raise BadRequest(f"Could not find a property named '{prop}' on type 'microsoft.graph.presence'.")
         selected = (selected or ()) + properties
     return selected
 

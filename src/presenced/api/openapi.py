@@ -2,6 +2,12 @@
 
 Each operation's description names the permissions that allow it, worded from the permission catalog
 by the same function as the permissions explorer's pages (``auth.allowances``).
+
+Graph's operations are tagged with their version (``v1.0``, ``beta``). Those that are not Microsoft
+Graph's are marked (``Endpoint.surface``): presenced's extensions carry ``x-presenced-extension: true``
+and the tag ``Extensions``; the emulator's controls ``x-presenced-extension: true``,
+``x-presenced-emulator: true`` and the tag ``Emulator``. A ``$select`` that may name extension
+properties lists them in ``x-presenced-extension-properties``.
 """
 
 from __future__ import annotations
@@ -14,11 +20,25 @@ import msgspec
 
 from presenced import __version__
 from presenced.api import wire
-from presenced.api.endpoints import Endpoint
+from presenced.api.endpoints import VERSIONS, Endpoint, Surface
 from presenced.auth.allowances import Allowance, allowances
 from presenced.auth.permissions import PermissionKind
 
 _REF = "#/components/schemas/{name}"
+#: How the description of an operation that is not Graph's starts, and its tag with what the tag stands for.
+NOT_GRAPH = {
+    Surface.EXTENSION: (
+        "Extension — not in Microsoft Graph.",
+        "Extensions",
+        "presenced's own endpoints, beyond Microsoft Graph: not in Microsoft Graph.",
+    ),
+    Surface.EMULATOR: (
+        "Emulator control — not in Microsoft Graph.",
+        "Emulator",
+        "Controls of the emulator (its manual clock, fault rules, lifecycle notifications on demand), which act "
+        "only on a server started with --clock manual: not in Microsoft Graph.",
+    ),
+}
 
 
 def openapi_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
@@ -31,8 +51,11 @@ def openapi_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in endpoints:
         for path in endpoint.paths():
-            version = path.split("/")[1] if endpoint.versioned else "emulator"
+            version = path.split("/")[1] if endpoint.versioned else None
             paths.setdefault(path, {})[endpoint.method.lower()] = _operation(version, endpoint, schema_of)
+    surfaces = {e.surface for e in endpoints}
+    tags = [{"name": v, "description": f"Microsoft Graph {v}"} for v in VERSIONS if Surface.GRAPH in surfaces]
+    tags += [{"name": tag, "description": text} for s, (_, tag, text) in NOT_GRAPH.items() if s in surfaces]
     return {
         "openapi": "3.1.0",
         "info": {
@@ -40,6 +63,7 @@ def openapi_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
             "version": __version__,
             "description": "The Microsoft Graph presence API, self-hosted.",
         },
+        "tags": tags,
         "paths": paths,
         "components": {
             "schemas": components,
@@ -49,31 +73,23 @@ def openapi_document(endpoints: Iterable[Endpoint]) -> dict[str, Any]:
     }
 
 
-def _operation(version: str, endpoint: Endpoint, schema_of: dict[type, Any]) -> dict[str, Any]:
+def _operation(version: str | None, endpoint: Endpoint, schema_of: dict[type, Any]) -> dict[str, Any]:
     parameters: list[dict[str, Any]] = [
         {"name": name, "in": "path", "required": True, "schema": {"type": "string"}}
         for name in re.findall(r"{(\w+)}", endpoint.path)
     ]
-    parameters += [
-        {
-            "name": name,
-            "in": "query",
-            "required": False,
-            "schema": {"type": "string"},
-            "description": "Comma-separated property names",
-        }
-        for name in endpoint.query
-    ]
+    parameters += [_query(name, endpoint) for name in endpoint.query]
     success: dict[str, Any] = {"description": "Success"}
     if endpoint.response_body is not None:
         success["content"] = {"application/json": {"schema": schema_of[endpoint.response_body]}}
     elif endpoint.response_media:
         success["content"] = {m: {"schema": _raw(m)} for m in endpoint.response_media}
+    surface = endpoint.surface
     operation: dict[str, Any] = {
-        "operationId": f"{version}.{endpoint.operation_id}",
+        "operationId": endpoint.operation_id if version is None else f"{version}.{endpoint.operation_id}",
         "summary": endpoint.summary,
         "description": description(endpoint),
-        "tags": [version],
+        "tags": [NOT_GRAPH[surface][1]] if surface in NOT_GRAPH else [version or "graph"],
         "parameters": parameters,
         "responses": {
             str(endpoint.status): success,
@@ -83,6 +99,10 @@ def _operation(version: str, endpoint: Endpoint, schema_of: dict[type, Any]) -> 
             },
         },
     }
+    if surface is not Surface.GRAPH:
+        operation["x-presenced-extension"] = True
+    if surface is Surface.EMULATOR:
+        operation["x-presenced-emulator"] = True
     if endpoint.request_body is not None:
         operation["requestBody"] = {
             "required": True,
@@ -94,6 +114,21 @@ def _operation(version: str, endpoint: Endpoint, schema_of: dict[type, Any]) -> 
             "content": {m: {"schema": _raw(m)} for m in endpoint.request_media},
         }
     return operation
+
+
+def _query(name: str, endpoint: Endpoint) -> dict[str, Any]:
+    parameter: dict[str, Any] = {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "schema": {"type": "string"},
+        "description": "Comma-separated property names",
+    }
+    if name == "$select" and endpoint.select_extensions:
+        names = ", ".join(endpoint.select_extensions)
+        parameter["description"] += f". Also {names}: an extension, not in Microsoft Graph, answered only when named"
+        parameter["x-presenced-extension-properties"] = list(endpoint.select_extensions)
+    return parameter
 
 
 def _raw(media_type: str) -> dict[str, str]:
@@ -126,4 +161,6 @@ def permissions_text(endpoint: Endpoint) -> str:
 
 def description(endpoint: Endpoint) -> str:
     note = f" {endpoint.note}" if endpoint.note else ""
-    return f"Permissions: {permissions_text(endpoint)}.{note}"
+    text = f"Permissions: {permissions_text(endpoint)}.{note}"
+    marked = NOT_GRAPH.get(endpoint.surface)
+    return text if marked is None else f"{marked[0]} {text}"

@@ -11,6 +11,11 @@ it asks the policy for, and a permission allows the endpoint when it allows one 
 disagree). The properties come from the endpoints' response types (``web.resource_properties``) and
 the exports are shaped by ``web.permission_exports``. The web layer sits below the API, so the table
 is read through ``GraphEndpoint``, the little of an endpoint used here.
+
+Methods of this server's own (a path without a version, as ``/_ext/…``), and the properties only they
+answer with, are labelled "Extension — not in Microsoft Graph" (``permission_entries.EXTENSION_LABEL``);
+the list tags the permissions that allow any. ``/openapi.json`` marks the same operations
+(``x-presenced-extension``).
 """
 
 from __future__ import annotations
@@ -29,7 +34,7 @@ from presenced.auth.allowances import Allowance, allowances
 from presenced.auth.permissions import CATALOG, Permission, PermissionKind, find
 from presenced.portal_session import current_account
 from presenced.web import samples as code_samples
-from presenced.web.permission_entries import Entry, Method, Variant
+from presenced.web.permission_entries import EXTENSION_LABEL, Entry, Method, Variant
 from presenced.web.permission_exports import csv_text, export, json_bytes
 from presenced.web.portal import page, problem
 from presenced.web.resource_properties import Property, resource_properties
@@ -64,29 +69,35 @@ def _entry(value: str, endpoints: Sequence[GraphEndpoint], base_url: str) -> Ent
     delegated, application = find(value, _DELEGATED), find(value, _APPLICATION)
     methods: list[Method] = []
     properties: dict[tuple[str, str], Property] = {}
+    #: The properties that some Graph method answers with; the others come only from extensions.
+    graph_properties: set[tuple[str, str]] = set()
     for endpoint in endpoints:
         found = allowances(endpoint.access, endpoint.delegated_only)
         d, a = _allowance(found, delegated), _allowance(found, application)
         if d is None and a is None:
             continue
         paths = tuple(endpoint.paths())
-        methods.append(
-            Method(endpoint.method, paths, endpoint.versioned, endpoint.summary, endpoint.operation_id, d, a)
-        )
+        method = Method(endpoint.method, paths, endpoint.versioned, endpoint.summary, endpoint.operation_id, d, a)
+        methods.append(method)
         if endpoint.response_body is not None:
             for prop in resource_properties(endpoint.response_body):
                 properties.setdefault((prop.resource, prop.name), prop)
+                if not method.extension:
+                    graph_properties.add((prop.resource, prop.name))
     present = [p for p in (delegated, application) if p is not None]
     names = dict.fromkeys(n for p in present for n in (p.admin_display_name, p.user_display_name) if n)
+    # "extensions" finds the permissions that allow some of this server's own methods.
+    extensions = ["extensions"] if any(m.extension for m in methods) else []
     entry = Entry(
         value,
         _variant(delegated, methods, base_url),
         _variant(application, methods, base_url),
         tuple(methods),
         tuple(properties.values()),
-        " ".join([value, *names, *(p.kind.value for p in present)]),
+        " ".join([value, *names, *(p.kind.value for p in present), *extensions]),
         b"",
         "",
+        frozenset(properties.keys() - graph_properties),
     )
     return replace(entry, json=json_bytes(export(entry)), csv=csv_text([entry]))
 
@@ -180,6 +191,7 @@ async def permissions_page(request: Request) -> Response:
         listed=listed,
         query=query,
         shown=sum(1 for _, match in listed if match),
+        extension_label=EXTENSION_LABEL,
     )
 
 
@@ -221,6 +233,7 @@ async def _permission_page(request: Request, entry: Entry) -> Response:
         tenant_id=tenant_id or code_samples.TENANT_PLACEHOLDER,
         plain_http=base_url.startswith("http://"),
         base_url=base_url,
+        extension_label=EXTENSION_LABEL,
     )
 
 

@@ -12,6 +12,10 @@ from presenced.auth.permissions import Permission
 from presenced.web import samples as code_samples
 from presenced.web.resource_properties import Property
 
+#: How the explorer marks a method (or a property) of this server's own: presenced's extensions, which
+#: a program written for Microsoft Graph never meets there.
+EXTENSION_LABEL = "Extension — not in Microsoft Graph"
+
 
 @dataclass(frozen=True, slots=True)
 class Method:
@@ -25,6 +29,12 @@ class Method:
     operation_id: str
     delegated: Allowance | None
     application: Allowance | None
+
+    @property
+    def extension(self) -> bool:
+        """An extension of this server's, not in Microsoft Graph: a path without a version (``/_ext/…``,
+        ``/_stream/…``), as the API's route table serves only Graph's endpoints under ``/v1.0`` and ``/beta``."""
+        return not self.versioned
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +60,8 @@ class Entry:
     search: str
     json: bytes
     csv: str
+    #: (resource, name) of the properties that only extension methods answer with.
+    extension_properties: frozenset[tuple[str, str]] = frozenset()
 
     @property
     def variants(self) -> tuple[Variant, ...]:
@@ -58,3 +70,11 @@ class Entry:
     @property
     def openid(self) -> bool:
         return any(v.permission.openid for v in self.variants)
+
+    @property
+    def extensions(self) -> tuple[Method, ...]:
+        """The methods it allows that are extensions of this server's, not in Microsoft Graph."""
+        return tuple(m for m in self.methods if m.extension)
+
+    def extension_property(self, prop: Property) -> bool:
+        return (prop.resource, prop.name) in self.extension_properties

@@ -1,4 +1,9 @@
-"""Graph presence endpoints: parse the request, call the service, render the answer."""
+"""Graph presence endpoints: parse the request, call the service, render the answer.
+
+A single presence read's ``$select`` may also name ``lastSeenDateTime``, an extension (docs/graph-api.md,
+"Presence history and last seen"): the answer then carries it after the selected Graph properties.
+Without it, the body is Graph's, unchanged.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,16 @@ from presenced.api.http import json_body, json_response, principal_of, select_op
 from presenced.auth.operations import Operation, Target
 from presenced.auth.principal import Principal
 from presenced.wiring import Services, services_of
+
+#: The extension property a single presence read's ``$select`` may name (``services.history.last_seen``).
+LAST_SEEN = "lastSeenDateTime"
+#: What a single presence read's ``$select`` may name.
+SINGLE_SELECT = wire.PRESENCE_PROPERTIES | {LAST_SEEN}
+#: getPresencesByUserId stays as Graph has it: its ``$select`` takes Graph's properties only.
+_NOT_ON_COLLECTION = {
+    LAST_SEEN: f"'{LAST_SEEN}' (an extension of presenced's) can be selected on a single presence read only "
+    "(GET /users/{id}/presence), not on getPresencesByUserId."
+}
 
 
 def _metadata(state: Services, version: str) -> str:
@@ -26,7 +41,8 @@ async def presence_body(
 ) -> bytes:
     """The body of a single presence read; ``kind`` is ``me``, ``users`` or ``communications``.
 
-    Shared by the Starlette routes and the raw-ASGI fast path (``presenced.api.fastpath``).
+    Shared by the Starlette routes and the raw-ASGI fast path (``presenced.api.fastpath``), which reads
+    without a query string (``selected`` None): ``lastSeenDateTime`` is only ever asked for here by a route.
     """
     service = state.presence
     view = await (service.get_my_presence(principal) if kind == "me" else service.get_presence(principal, ref))
@@ -37,11 +53,16 @@ async def presence_body(
     if selected is None:
         encoded: bytes = state.encoder.one(view, context)
         return encoded
-    return wire.encode(wire.select(wire.presence(view, context), selected))
+    body = wire.select(wire.presence(view, context), selected)
+    if LAST_SEEN in selected:
+        # Read as the presence was (the same caller, the same permission), for the user it turned out to be.
+        _, seen = await state.history.last_seen(principal, view.user_id)
+        body[LAST_SEEN] = None if seen is None else wire.graph_datetime(seen)
+    return wire.encode(body)
 
 
 async def _single(request: Request, kind: str) -> Response:
-    selected = select_option(request, wire.PRESENCE_PROPERTIES)
+    selected = select_option(request, SINGLE_SELECT)
     version = request.scope["path"].split("/", 2)[1]
     ref = request.path_params.get("id", "")
     body = await presence_body(services_of(request), version, kind, ref, await principal_of(request), selected)
@@ -61,7 +82,7 @@ async def get_communications_presence(request: Request) -> Response:
 
 
 async def get_presences_by_user_id(request: Request) -> Response:
-    selected = select_option(request, wire.PRESENCE_PROPERTIES)
+    selected = select_option(request, wire.PRESENCE_PROPERTIES, _NOT_ON_COLLECTION)
     principal = await principal_of(request)
     body = await json_body(request, wire.GetPresencesByUserIdRequest)
     views = await services_of(request).presence.get_presences(principal, body.ids)
@@ -83,6 +104,7 @@ ENDPOINTS = (
         on_user("/me/presence", Operation.READ_PRESENCE),
         response_body=wire.Presence,
         query=("$select",),
+        select_extensions=(LAST_SEEN,),
     ),
     Endpoint(
         "GET",
@@ -93,6 +115,7 @@ ENDPOINTS = (
         on_user("/users/{id}/presence", Operation.READ_PRESENCE),
         response_body=wire.Presence,
         query=("$select",),
+        select_extensions=(LAST_SEEN,),
     ),
     Endpoint(
         "GET",
@@ -103,6 +126,7 @@ ENDPOINTS = (
         on_user("/communications/presences/{id}", Operation.READ_PRESENCE),
         response_body=wire.Presence,
         query=("$select",),
+        select_extensions=(LAST_SEEN,),
     ),
     Endpoint(
         "POST",

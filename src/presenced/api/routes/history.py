@@ -1,5 +1,7 @@
 """Presence history and last seen, an extension under ``/_ext`` (docs/graph-api.md, "Presence history and
-last seen"): who may read a user's presence may read its history."""
+last seen"): who may read a user's presence may read its history.
+
+A presence read's ``$select`` names ``lastSeenDateTime`` for the same instant (``routes.graph``)."""
 
 from __future__ import annotations
 
@@ -92,7 +94,7 @@ async def get_last_seen(request: Request) -> Response:
     return json_response(request, msgspec.json.encode(body))
 
 
-_NOTE = "An extension of presenced's: Graph has no presence history."
+_NOTE = "Graph has no presence history."
 _READ = on_user("/users/{id}/presence", Operation.READ_PRESENCE)
 
 ENDPOINTS = (
@@ -117,6 +119,6 @@ ENDPOINTS = (
         _READ,
         response_body=LastSeen,
         versioned=False,
-        note=_NOTE,
+        note=f"{_NOTE} A presence read gives it too with $select=...,lastSeenDateTime.",
     ),
 )
