@@ -17,7 +17,7 @@ from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
 from presenced.oauth.keys import SigningKeys
 from presenced.services.demo import DemoTenant, seed_demo
-from tests.support import BASE_URL, T0, TABLES, FixedClock, Tokens, make_settings
+from tests.support import BASE_URL, T0, FixedClock, Tokens, make_settings, truncate_postgres
 
 POSTGRES_ENV = "PRESENCED_TEST_POSTGRES_URL"
 DEFAULT_POSTGRES = "postgresql://postgres@127.0.0.1:5432/test"
@@ -63,20 +63,10 @@ def postgres_url() -> Iterator[str]:
     asyncio.run(_drop_database(admin_url, name))
 
 
-async def _truncate(url: str) -> None:
-    conn = await asyncpg.connect(url, timeout=3)
-    try:
-        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
-    except asyncpg.UndefinedTableError:
-        pass  # not migrated yet: nothing to empty
-    finally:
-        await conn.close()
-
-
 @pytest.fixture
 def clean_postgres_url(postgres_url: str) -> str:
     """The test PostgreSQL database, emptied (for tests that start servers on it)."""
-    asyncio.run(_truncate(postgres_url))
+    asyncio.run(truncate_postgres(postgres_url))
     return postgres_url
 
 
@@ -114,10 +104,9 @@ def database_url(request: pytest.FixtureRequest) -> str | None:
 @pytest.fixture
 async def runtime(tmp_path: Path, key_folder: Path, database_url: str | None) -> AsyncIterator[Runtime]:
     """A migrated, empty store with its services, on a fixed presence clock at ``T0``."""
-    rt = await build(make_settings(tmp_path, key_folder, database_url), clock=FixedClock(T0))
     if database_url is not None:
-        async with rt.engine.begin() as conn:
-            await conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
+        await truncate_postgres(database_url)
+    rt = await build(make_settings(tmp_path, key_folder, database_url), clock=FixedClock(T0))
     try:
         yield rt
     finally:

@@ -21,12 +21,26 @@ BASE_URL = "http://127.0.0.1:8000"
 #: Every table, for TRUNCATE between PostgreSQL tests.
 TABLES = (
     "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants, emulator_clock, "
-    "sign_in_failures, throttle_counts, emulator_faults"
+    "sign_in_failures, throttle_counts, emulator_faults, emulator_mode"
 )
 #: The presence clock of in-process tests.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 #: The application id of the tokens the tests mint.
 APP_ID = "11111111-2222-3333-4444-555555555555"
+
+
+async def truncate_postgres(url: str) -> None:
+    """Empty every table of a PostgreSQL database (before a runtime is built on it: what it finds there,
+    such as an emulator's mark, decides how it is built)."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url, timeout=3)
+    try:
+        await conn.execute(f"TRUNCATE {TABLES} CASCADE")
+    except asyncpg.UndefinedTableError:
+        pass  # not migrated yet: nothing to empty
+    finally:
+        await conn.close()
 
 
 async def build_on_manual_clock(tmp_path: Path, key_folder: Path, database_url: str | None) -> Runtime:

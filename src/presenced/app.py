@@ -62,6 +62,7 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
             throttle=runtime.throttle,
             faults=runtime.faults,
             history=runtime.history,
+            scenarios=runtime.scenarios,
         ),
     )
     if runtime.faults is None:

@@ -33,13 +33,14 @@ from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
 from presenced.services.ports import ChangeLog, IdentityStore, PresenceReader, PresenceWriter, UnitOfWork
 from presenced.services.presence import PresenceService
+from presenced.services.scenarios import Scenarios
 from presenced.services.subscriptions import SubscriptionLifecycle, SubscriptionService
 from presenced.services.sweeper import Sweeper
 from presenced.services.throttle import Limit, Throttle
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
 from presenced.store.engine import create_engine, sqlite_url, upgrade
-from presenced.store.faults import SqlFaultStore
+from presenced.store.faults import SqlFaultStore, is_emulator, mark_emulator, unmark_emulator
 from presenced.store.group_commit import GroupCommit
 from presenced.store.identity import SqlIdentityStore
 from presenced.store.postgres_writer import PostgresBatches
@@ -92,8 +93,10 @@ class Runtime:
     fanout: LocalFanout
     #: Graph's throttling of applications; None when it is off.
     throttle: Throttle | None = None
-    #: The emulator's fault rules; None off the emulator (the manual clock).
+    #: The emulator's fault rules; None unless the database is an emulator's (--emulator, --clock manual).
     faults: Faults | None = None
+    #: The emulator's scenario player; None without the manual clock.
+    scenarios: Scenarios | None = None
     #: What ``close`` closes, in this order.
     closing: list[Callable[[], Awaitable[None]]] = field(default_factory=list, repr=False)
 
@@ -118,6 +121,9 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         manual = None if clock is not None else await _manual_clock(url, settings)
         if manual is not None:
             opened.append(manual.close)
+        if settings.emulator or settings.clock == "manual":
+            await mark_emulator(engine)
+        emulator = await is_emulator(engine)
         # The writer reads a clock of this process's itself; the manual clock, inside its transactions.
         local = None if manual is not None else clock or SystemClock()
         writer = GroupCommit(await _batches(engine, store, local))
@@ -162,11 +168,13 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     )
     # With Redis, other processes wake this one at once; polling is only the safety net.
     fanout = RedisFanout(settings.redis_url) if settings.redis_url else LocalFanout()
+    faults = Faults(SqlFaultStore(engine)) if emulator else None
     deliveries = Deliveries(
         subscription_store,
         WebhookSender(policy, validation_token),
         real_now,
         interval=2.0 if settings.redis_url else 0.2,
+        faults=faults,
     )
     feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1)
     fanout.listeners.append(feed.wake)
@@ -183,6 +191,10 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
             throttle = Throttle(Limit(*settings.throttle_limit), counts)
         else:
             throttle = Throttle(Limit(*settings.throttle_limit), SqlThrottleCounts(engine))
+    emulator_clock = None if manual is None else EmulatorClock(manual, sweeper)
+    scenarios = None
+    if emulator_clock is not None and faults is not None:
+        scenarios = Scenarios(emulator_clock, actions, presence, faults, identity)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -196,7 +208,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         actions=actions,
         mailbox=MailboxService(actions, store),
         sweeper=sweeper,
-        emulator=None if manual is None else EmulatorClock(manual, sweeper),
+        emulator=emulator_clock,
         identity=identity,
         directory=DirectoryService(identity, identity_store),
         consents=Consents(identity, identity_store),
@@ -210,7 +222,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         feed=feed,
         fanout=fanout,
         throttle=throttle,
-        faults=None if manual is None else Faults(SqlFaultStore(engine)),
+        faults=faults,
+        scenarios=scenarios,
         history=PresenceHistory(presence, change_log, presence_clock, timedelta(days=settings.history_retention_days)),
         closing=closing,
     )
@@ -243,6 +256,12 @@ async def seed_demo_data(runtime: Runtime) -> tuple[DemoTenant, DemoIdentity]:
     """Create or reset the demo tenant: its people with their presence, their passwords and the demo apps."""
     tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
     return tenant, await seed_demo_identity(runtime.identity, real_now())
+
+
+async def leave_emulator(runtime: Runtime) -> bool:
+    """Make the database an ordinary one: no manual clock, no fault rule, and processes started afterwards
+    are not emulators; whether it was an emulator's."""
+    return await unmark_emulator(runtime.engine)
 
 
 async def remove_manual_clock(runtime: Runtime) -> bool:

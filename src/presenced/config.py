@@ -45,6 +45,8 @@ class Settings:
     token_cache_size: int = 10_000
     #: "system" (real time) or "manual" (the emulator's clock, moved through /_emulator/clock).
     clock: str = "system"
+    #: Make the database an emulator's (fault rules, scenarios); ``clock == "manual"`` implies it.
+    emulator: bool = False
     #: HTTPS: "local" (a certificate from a CA made in the data directory), "files" (``tls_cert``
     #: and ``tls_key``), or "off" (plain HTTP, e.g. behind a TLS-terminating proxy).
     tls: str = "local"
@@ -96,6 +98,8 @@ class Settings:
             values["public_url"] = env["PRESENCED_PUBLIC_URL"]
         if "PRESENCED_CLOCK" in env:
             values["clock"] = env["PRESENCED_CLOCK"]
+        if env.get("PRESENCED_EMULATOR", "").lower() in {"1", "true", "yes"}:
+            values["emulator"] = True
         if "PRESENCED_TLS_CERT" in env:
             values["tls_cert"] = Path(env["PRESENCED_TLS_CERT"])
         if "PRESENCED_TLS_KEY" in env:

@@ -29,6 +29,7 @@ from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
 from presenced.services.ports import ChangeLog
 from presenced.services.presence import PresenceService, PresenceView
+from presenced.services.scenarios import Scenarios
 from presenced.services.subscriptions import SubscriptionService
 from presenced.services.throttle import Throttle
 
@@ -92,6 +93,8 @@ class Services:
     throttle: Throttle | None = None
     #: The emulator's fault rules (docs/emulator.md, "Faults"); None off the emulator.
     faults: Faults | None = None
+    #: The emulator's scenario player (docs/emulator.md, "Scenarios"); None without the manual clock.
+    scenarios: Scenarios | None = None
 
 
 def install(app: Any, services: Services) -> None:

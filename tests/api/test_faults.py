@@ -138,6 +138,17 @@ async def test_rules_are_removed_one_by_one_or_all(emulator: Emulator) -> None:
         ({"path": "/users/*", "latencyMs": 5, "retryAfter": 3, "count": 1}, "retryAfter"),
         ({"path": "/users/*", "method": "TRACE", "status": 503, "count": 1}, "method"),
         ({"path": "/users/*", "status": 503, "count": 1, "colour": "red"}, "colour"),
+        ({"status": 503, "count": 1}, "needs a path (a request rule) or an action"),
+        ({"action": "explode", "subscriptionId": "s"}, "action must be one of"),
+        ({"action": "drop", "count": 1}, "needs a subscriptionId, a notificationUrl"),
+        ({"action": "delay", "subscriptionId": "s"}, "delayMs goes with the delay action"),
+        ({"action": "drop", "subscriptionId": "s", "delayMs": 100}, "delayMs goes with the delay action"),
+        ({"action": "delay", "subscriptionId": "s", "delayMs": 600_001}, "delayMs must be 1 to"),
+        ({"action": "reorder", "subscriptionId": "s"}, "windowMs goes with the reorder action"),
+        ({"action": "drop", "subscriptionId": "s", "count": 0}, "count"),
+        ({"action": "drop", "subscriptionId": "s", "status": 503}, "takes no status"),
+        ({"action": "duplicate", "path": "/users/*", "subscriptionId": "s"}, "takes no path"),
+        ({"path": "/users/*", "status": 503, "count": 1, "windowMs": 10}, "windowMs belongs to a notification rule"),
     ],
 )
 async def test_a_rule_that_cannot_mean_anything_is_refused_and_nothing_is_added(
@@ -152,5 +163,5 @@ async def test_a_rule_that_cannot_mean_anything_is_refused_and_nothing_is_added(
 async def test_no_fault_rule_is_taken_outside_the_emulator(client: httpx.AsyncClient, tokens: Tokens) -> None:
     response = await client.post("/_emulator/faults", json={"path": "/users/*", "status": 503, "count": 1})
     assert response.status_code == 404
-    assert "--clock manual" in str(error_of(response)["message"])
+    assert "--emulator" in str(error_of(response)["message"])
     assert (await client.get("/_emulator/faults")).status_code == 404

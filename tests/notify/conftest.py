@@ -20,7 +20,7 @@ from starlette.routing import Route
 
 from presenced.app import create_app
 from presenced.bootstrap import Runtime, build
-from tests.support import BASE_URL, T0, TABLES, FixedClock, make_settings
+from tests.support import BASE_URL, T0, FixedClock, make_settings, truncate_postgres
 
 
 class Receiver:
@@ -72,10 +72,9 @@ async def receiver() -> AsyncIterator[Receiver]:
 async def hooked(tmp_path: Path, key_folder: Path, database_url: str | None) -> AsyncIterator[Runtime]:
     """A runtime whose webhooks may reach loopback (as `serve --demo` allows)."""
     settings = dataclasses.replace(make_settings(tmp_path, key_folder, database_url), allow_loopback_webhooks=True)
-    rt = await build(settings, clock=FixedClock(T0))
     if database_url is not None:
-        async with rt.engine.begin() as conn:
-            await conn.exec_driver_sql(f"TRUNCATE {TABLES} CASCADE")
+        await truncate_postgres(database_url)
+    rt = await build(settings, clock=FixedClock(T0))
     try:
         yield rt
     finally:

@@ -40,7 +40,7 @@ def graph_endpoints(with_emulator: bool) -> tuple[Endpoint, ...]:
         + history.ENDPOINTS
     )
     # The fault rules' routes are always there: off the emulator they say why they take no rule.
-    endpoints += faults.ENDPOINTS
+    endpoints += faults.ENDPOINTS + emulator.SCENARIO_ENDPOINTS
     return endpoints + emulator.ENDPOINTS if with_emulator else endpoints
 
 

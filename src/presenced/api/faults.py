@@ -24,7 +24,7 @@ from presenced.api.http import (
 )
 from presenced.errors import PresencedError, ResourceNotFound
 from presenced.services.entities import FaultRule
-from presenced.services.faults import Faults, new_rule
+from presenced.services.faults import FaultFields, Faults, rule_from_fields
 from presenced.wiring import Services, services_of
 
 #: Graph's code for each status a rule may answer with.
@@ -45,22 +45,9 @@ _MESSAGES = {
 _USER_SEGMENTS = frozenset({"users", "presences"})
 
 
-class FaultInput(Struct, kw_only=True, forbid_unknown_fields=True):
-    path: str
-    method: str | None = None
-    appId: str | None = None
-    userId: str | None = None
-    status: int | None = None
-    retryAfter: int | None = None
-    latencyMs: int | None = None
-    count: int | None = None
-    probability: float | None = None
-    seed: int | None = None
-
-
 class FaultBody(Struct, kw_only=True, omit_defaults=True):
     id: str
-    path: str
+    path: str | None = None
     method: str | None = None
     appId: str | None = None
     userId: str | None = None
@@ -71,6 +58,11 @@ class FaultBody(Struct, kw_only=True, omit_defaults=True):
     remaining: int | None = None
     probability: float | None = None
     seed: int | None = None
+    action: str | None = None
+    subscriptionId: str | None = None
+    notificationUrl: str | None = None
+    delayMs: int | None = None
+    windowMs: int | None = None
     fired: int
 
 
@@ -100,6 +92,11 @@ def fault_body(rule: FaultRule) -> FaultBody:
         remaining=rule.count,
         probability=rule.probability,
         seed=rule.seed,
+        action=rule.action,
+        subscriptionId=rule.subscription_id,
+        notificationUrl=rule.notification_url,
+        delayMs=rule.delay_ms,
+        windowMs=rule.window_ms,
         fired=rule.fired,
     )
 
@@ -162,26 +159,16 @@ def _faults(request: Request) -> Faults:
     faults: Faults | None = services_of(request).faults
     if faults is None:
         raise ResourceNotFound(
-            "Fault injection is for the emulator: start the server with --clock manual to set fault rules."
+            "Fault injection is for the emulator: start the server with --emulator (or --clock manual) "
+            "to set fault rules."
         )
     return faults
 
 
 async def add_fault(request: Request) -> Response:
     faults = _faults(request)
-    body = await json_body(request, FaultInput)
-    rule = new_rule(
-        body.path,
-        method=body.method,
-        app_id=body.appId,
-        user_id=body.userId,
-        status=body.status,
-        retry_after=body.retryAfter,
-        latency_ms=body.latencyMs,
-        count=body.count,
-        probability=body.probability,
-        seed=body.seed,
-    )
+    body = await json_body(request, FaultFields)
+    rule = rule_from_fields(body)
     await faults.add(rule)
     return json_response(request, msgspec.json.encode(fault_body(rule)), 201)
 
@@ -209,7 +196,7 @@ async def fire_lifecycle(request: Request) -> Response:
     return json_response(request, msgspec.json.encode(answer), 202)
 
 
-_NOTE = "No token needed: fault rules are set only on an emulator started with --clock manual."
+_NOTE = "No token needed: fault rules are set only on an emulator (serve --emulator or --clock manual)."
 
 ENDPOINTS = (
     Endpoint(
@@ -217,9 +204,10 @@ ENDPOINTS = (
         "/_emulator/faults",
         add_fault,
         "emulator.addFault",
-        "Add a fault rule: matching Graph requests fail with a status, answer late, or both",
+        "Add a fault rule: matching Graph requests fail or answer late, or a subscription's notifications come "
+        "late, twice, out of order or not at all",
         (),
-        request_body=FaultInput,
+        request_body=FaultFields,
         response_body=FaultBody,
         status=201,
         versioned=False,

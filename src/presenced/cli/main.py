@@ -18,7 +18,7 @@ import click
 from presenced import __version__
 from presenced.cli.admin import COMMANDS
 from presenced.cli.common import clock_option, guid, load_settings, permission_list, run, store_options, with_runtime
-from presenced.cli.faults import faults
+from presenced.cli.faults import faults, scenario
 from presenced.clock import real_now
 from presenced.config import Settings, default_data_dir, redacted_url
 from presenced.errors import ConfigurationError
@@ -53,6 +53,13 @@ def cli() -> None:
 )
 @click.option("--demo", is_flag=True, help="Seed (or reset) the demo tenant before serving.")
 @clock_option
+@click.option(
+    "--emulator",
+    is_flag=True,
+    default=None,
+    help="Make the database an emulator's: fault rules and scenarios (implied by --clock manual). "
+    "Env: PRESENCED_EMULATOR=1.",
+)
 @click.option("--no-worker", is_flag=True, help="Do not run the background worker (run `presenced worker`).")
 @click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), help="Certificate chain (PEM) to serve.")
 @click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="Private key (PEM) of --tls-cert.")
@@ -90,6 +97,7 @@ def serve(
     public_url: str | None,
     demo: bool,
     clock: str | None,
+    emulator: bool | None,
     no_worker: bool,
     tls_cert: Path | None,
     tls_key: Path | None,
@@ -116,6 +124,7 @@ def serve(
         "redis_url": redis_url,
         "allow_loopback_webhooks": True if demo else allow_loopback_webhooks,
         "throttle": throttle,
+        "emulator": emulator,
     }
     settings = load_settings(clock=clock, **options)
     sock = listen(settings.host, settings.port if port is None else port)
@@ -468,7 +477,9 @@ def worker(data_dir: Path | None, database_url: str | None, clock: str | None, r
     async def work(runtime: Runtime) -> None:
         click.echo(f"presenced {__version__} worker: sweeping due presence transitions every {INTERVAL} s")
         sys.stdout.flush()
-        await asyncio.gather(runtime.fanout.run(), *_background(runtime))
+        # The worker delivers notifications: on an emulator it applies the notification rules any process sets.
+        refresh = [runtime.faults.run_forever()] if runtime.faults is not None else []
+        await asyncio.gather(runtime.fanout.run(), *_background(runtime), *refresh)
 
     run(lambda: with_runtime(settings, work))
 
@@ -489,6 +500,23 @@ def clock_reset(data_dir: Path | None, database_url: str | None) -> None:
     click.echo("manual clock removed: real time from now on" if removed else "there was no manual clock")
 
 
+@cli.group("emulator")
+def emulator_group() -> None:
+    """The emulator's mark on a database."""
+
+
+@emulator_group.command("off")
+@store_options
+def emulator_off(data_dir: Path | None, database_url: str | None) -> None:
+    """Make the database an ordinary one: remove its manual clock and fault rules; processes started
+    afterwards are not emulators."""
+    from presenced.bootstrap import leave_emulator
+
+    settings = load_settings(data_dir=data_dir, database_url=database_url)
+    left = run(lambda: with_runtime(settings, leave_emulator))
+    click.echo("emulator off: no manual clock, no fault rule" if left else "this database was not an emulator's")
+
+
 @cli.group()
 def db() -> None:
     """Database maintenance."""
@@ -507,7 +535,7 @@ async def _noop(runtime: Runtime) -> None:
     return None
 
 
-for _command in (*COMMANDS, faults):
+for _command in (*COMMANDS, faults, scenario):
     cli.add_command(_command)
 
 

@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from presenced.services.entities import DeliveryResult, PendingNotification
+from presenced.services.faults import DeliveryFaults, Faults
 from presenced.services.loops import repeat
 from presenced.services.ports import SubscriptionStore
 
@@ -56,6 +57,10 @@ class NotificationSender(Protocol):
         ...
 
 
+#: A delivery a fault rule dropped: a failed attempt with no answer.
+DROPPED = Answer(None, 0, "dropped by a fault rule")
+
+
 def backoff(attempts: int) -> timedelta:
     """5 s, 10 s, 20 s, … doubling up to 15 minutes between tries."""
     doubled: timedelta = FIRST_RETRY * (2 ** max(min(attempts, 20) - 1, 0))
@@ -74,9 +79,12 @@ class Deliveries:
         sender: NotificationSender,
         now: Callable[[], datetime],
         interval: float = 0.2,
+        faults: Faults | None = None,
     ) -> None:
         self._store = store
         self._sender = sender
+        #: The emulator's notification rules (docs/emulator.md, "Notification faults"); None off the emulator.
+        self._faults = faults
         self._now = now
         self._interval = interval
         self._busy_urls: set[str] = set()
@@ -123,10 +131,17 @@ class Deliveries:
         chunk: list[PendingNotification] = []
         try:
             while self._queues.get(url):
+                faults = await self._faults.for_delivery(self._queues[url]) if self._faults is not None else None
+                if faults is not None and faults.hold:
+                    await asyncio.sleep(faults.hold)  # what is due meanwhile joins the queue (a reorder window)
                 chunk = self._queues[url][:PER_REQUEST]
                 del self._queues[url][:PER_REQUEST]
-                answer = await self._sender.send(url, chunk)
-                await self._store.record([self._result(item, answer) for item in chunk], self._now())
+                if faults is None:
+                    answer = await self._sender.send(url, chunk)
+                    results = [self._result(item, answer) for item in chunk]
+                else:
+                    results = await self._send_faulted(url, chunk, faults)
+                await self._store.record(results, self._now())
                 self._held.difference_update(item.id for item in chunk)
                 chunk = []
         except Exception:
@@ -136,6 +151,23 @@ class Deliveries:
             for item in (*chunk, *self._queues.pop(url, ())):
                 self._held.discard(item.id)
             self._busy_urls.discard(url)
+
+    async def _send_faulted(
+        self, url: str, chunk: list[PendingNotification], faults: DeliveryFaults
+    ) -> list[DeliveryResult]:
+        """Send as the fault rules say: dropped notifications are failed attempts (retried as any failure is);
+        reordered ones go one per request, the last first; duplicated ones are sent a second time."""
+        results = [self._result(item, DROPPED) for item in chunk if faults.does("drop", item)]
+        sent = [item for item in chunk if not faults.does("drop", item)]
+        reordered = [item for item in sent if faults.does("reorder", item)]
+        together = [item for item in sent if not faults.does("reorder", item)]
+        for group in ([together] if together else []) + [[item] for item in reversed(reordered)]:
+            answer = await self._sender.send(url, group)
+            results += [self._result(item, answer) for item in group]
+        twice = [item for item in sent if faults.does("duplicate", item)]
+        if twice:
+            await self._sender.send(url, twice)  # the second copy; its answer changes nothing
+        return results
 
     def _result(self, item: PendingNotification, answer: Answer) -> DeliveryResult:
         if answer.delivered:

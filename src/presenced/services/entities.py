@@ -336,9 +336,11 @@ class UserPage:
 
 @dataclass(frozen=True, slots=True)
 class FaultRule:
+    """A request rule (it has a ``path``) or a notification rule (it has an ``action``)."""
+
     id: str
     #: A glob on the path below the version (``/users/*/presence``), matched without regard to case.
-    path: str
+    path: str | None
     method: str | None = None
     app_id: str | None = None
     user_id: str | None = None
@@ -351,8 +353,22 @@ class FaultRule:
     probability: float | None = None
     seed: int | None = None
     fired: int = 0
+    #: A notification rule's: delay, duplicate, reorder or drop the deliveries of a subscription or to a URL.
+    action: str | None = None
+    subscription_id: str | None = None
+    notification_url: str | None = None
+    delay_ms: int | None = None
+    window_ms: int | None = None
+
+    def covers(self, notification: PendingNotification) -> bool:
+        """Whether this notification rule applies to the notification (its subscription's, or sent to its URL)."""
+        if self.subscription_id is not None and self.subscription_id != notification.subscription.id.lower():
+            return False
+        return self.notification_url is None or self.notification_url == notification.url
 
     def matches(self, method: str, path: str, app_id: str | None, user_ids: frozenset[str]) -> bool:
+        if self.path is None:
+            return False
         if self.method is not None and self.method != method:
             return False
         if self.app_id is not None and self.app_id != (app_id or "").lower():

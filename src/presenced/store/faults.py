@@ -11,7 +11,32 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from presenced.clock import real_now
 from presenced.services.entities import FaultRule
 from presenced.store.codec import to_us
-from presenced.store.schema import emulator_faults
+from presenced.store.schema import emulator_clock, emulator_faults, emulator_mode
+
+
+async def is_emulator(engine: AsyncEngine) -> bool:
+    """Whether the database is an emulator's: marked so, or on the manual clock."""
+    async with engine.connect() as conn:
+        marked = await conn.scalar(select(emulator_mode.c.id).where(emulator_mode.c.id == 1))
+        manual = await conn.scalar(select(emulator_clock.c.id).where(emulator_clock.c.id == 1))
+    return marked is not None or manual is not None
+
+
+async def mark_emulator(engine: AsyncEngine) -> None:
+    """Make the database an emulator's, for every process that opens it."""
+    async with engine.begin() as conn:
+        if await conn.scalar(select(emulator_mode.c.id).where(emulator_mode.c.id == 1)) is None:
+            await conn.execute(insert(emulator_mode).values(id=1, since_us=to_us(real_now())))
+
+
+async def unmark_emulator(engine: AsyncEngine) -> bool:
+    """Make the database an ordinary one again: no mark, no manual clock, no fault rule; whether it was an
+    emulator's."""
+    async with engine.begin() as conn:
+        removed = (await conn.execute(delete(emulator_mode))).rowcount
+        removed += (await conn.execute(delete(emulator_clock))).rowcount
+        await conn.execute(delete(emulator_faults))
+    return bool(removed)
 
 
 class SqlFaultStore:

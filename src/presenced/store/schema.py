@@ -93,6 +93,15 @@ emulator_faults = Table(
     sqlite_with_rowid=False,
 )
 
+#: The database is an emulator's (``serve --emulator`` or ``--clock manual``): fault rules may be set and
+#: every process applies them. One row (id 1) when it is, none when it is not.
+emulator_mode = Table(
+    "emulator_mode",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("since_us", BigInteger, nullable=False),
+)
+
 #: A user's profile photo (``/users/{id}/photo``): the bytes as uploaded, checked to be a JPEG or PNG.
 user_photos = Table(
     "user_photos",
