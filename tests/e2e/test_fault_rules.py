@@ -71,6 +71,14 @@ def test_the_command_line_refuses_rules_on_a_database_without_the_emulator(tmp_p
             refused = http.post("/_emulator/faults", json={"path": "/users/*", "status": 503, "count": 1})
             assert refused.status_code == 404
             assert "--clock manual" in refused.json()["error"]["message"]
+            scenario = {"name": "s", "steps": [{"at": "PT0S"}]}
+            not_played = http.post("/_emulator/scenarios", json=scenario)
+            assert not_played.status_code == 404
+            assert "--clock manual" in not_played.json()["error"]["message"]
+        file = tmp_path / "scenario.json"
+        file.write_text(json.dumps(scenario))
+        with pytest.raises(AssertionError, match="scenarios are played on the emulator's manual clock"):
+            server.cli("scenario", "run", str(file))
 
 
 def test_serve_emulator_on_real_time_takes_rules_until_the_emulator_is_turned_off(
@@ -87,6 +95,13 @@ def test_serve_emulator_on_real_time_takes_rules_until_the_emulator_is_turned_of
             assert added.status_code == 201, added.text
             assert http.get(f"/v1.0/users/{user}/presence").status_code == 503
             assert http.get(f"/v1.0/users/{user}/presence").status_code == 200
+            # A latency rule alone: the real answer, that much later.
+            http.post("/_emulator/faults", json={"path": "/users/*/presence", "latencyMs": 400, "count": 1})
+            asked = time.monotonic()
+            late = http.get(f"/v1.0/users/{user}/presence")
+            assert late.status_code == 200
+            assert late.json()["id"] == user
+            assert time.monotonic() - asked >= 0.4
             http.post("/_emulator/faults", json={"path": "/users/*/presence", "status": 500, "count": 5})
         assert server.cli("emulator", "off").strip() == "emulator off: no manual clock, no fault rule"
     with running_server(data_dir, key_folder=key_folder) as server:
