@@ -124,40 +124,37 @@ async def test_a_worker_without_a_recent_sweep_is_not_ready(runtime: Runtime) ->
     assert worker["secondsSinceLastSweep"] >= 3600
 
 
+async def head_revision(runtime: Runtime) -> str:
+    async with runtime.engine.connect() as connection:
+        revision: str = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+    return revision
+
+
 async def test_a_database_behind_or_ahead_of_this_version_is_not_ready(runtime: Runtime) -> None:
     async def set_revision(revision: str) -> None:
         async with runtime.engine.begin() as connection:
             await connection.execute(text("UPDATE alembic_version SET version_num = :r"), {"r": revision})
 
-    async with runtime.engine.connect() as connection:
-        head = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+    head = await head_revision(runtime)
+    cases = [
+        ("0001", 503, {"status": "failing", "reason": "not at the newest migration (run presenced db upgrade)"}),
+        ("9999", 503, {"status": "failing", "reason": "migrated by a newer version of presenced"}),
+        (head, 200, {"status": "ok"}),
+    ]
     try:
         async with client_of(runtime) as client:
-            await set_revision("0001")
-            status, body = await ready(client)
-            assert status == 503
-            assert body["checks"]["database"] == {
-                "status": "failing",
-                "reason": "not at the newest migration (run presenced db upgrade)",
-            }
-            await set_revision("9999")
-            status, body = await ready(client)
-            assert status == 503
-            assert body["checks"]["database"] == {
-                "status": "failing",
-                "reason": "migrated by a newer version of presenced",
-            }
-            await set_revision(head)
-            status, body = await ready(client)
-            assert status == 200, body
+            for revision, expected_status, expected_check in cases:
+                await set_revision(revision)
+                status, body = await ready(client)
+                assert status == expected_status, (revision, body)
+                assert body["checks"]["database"] == expected_check, revision
     finally:
         await set_revision(head)
 
 
 async def test_a_database_never_migrated_is_not_ready(runtime: Runtime) -> None:
     assert await SqlSchemaState(runtime.engine).migration() == "newest"
-    async with runtime.engine.connect() as connection:
-        head = (await connection.execute(text("SELECT version_num FROM alembic_version"))).scalar_one()
+    head = await head_revision(runtime)
     async with runtime.engine.begin() as connection:
         await connection.execute(text("DELETE FROM alembic_version"))
     try:
