@@ -28,6 +28,7 @@ from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
 from presenced.services.faults import Faults
 from presenced.services.feed import ChangeFeed
+from presenced.services.health import Health
 from presenced.services.history import PresenceHistory
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
@@ -39,7 +40,7 @@ from presenced.services.sweeper import Sweeper
 from presenced.services.throttle import Limit, Throttle
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
-from presenced.store.engine import create_engine, sqlite_url, upgrade
+from presenced.store.engine import SqlSchemaState, create_engine, sqlite_url, upgrade
 from presenced.store.faults import SqlFaultStore, is_emulator, mark_emulator, unmark_emulator
 from presenced.store.group_commit import GroupCommit
 from presenced.store.identity import SqlIdentityStore
@@ -91,6 +92,8 @@ class Runtime:
     history: PresenceHistory
     #: Other processes' changes (Redis), or this one's alone.
     fanout: LocalFanout
+    #: Readiness: the database, the worker (when this process runs it) and Redis.
+    health: Health
     #: Graph's throttling of applications; None when it is off.
     throttle: Throttle | None = None
     #: The emulator's fault rules; None unless the database is an emulator's (--emulator, --clock manual).
@@ -168,6 +171,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     )
     # With Redis, other processes wake this one at once; polling is only the safety net.
     fanout = RedisFanout(settings.redis_url) if settings.redis_url else LocalFanout()
+    health = Health(SqlSchemaState(engine), sweeper, fanout if isinstance(fanout, RedisFanout) else None)
     faults = Faults(SqlFaultStore(engine)) if emulator else None
     deliveries = Deliveries(
         subscription_store,
@@ -221,6 +225,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         change_log=change_log,
         feed=feed,
         fanout=fanout,
+        health=health,
         throttle=throttle,
         faults=faults,
         scenarios=scenarios,
