@@ -79,6 +79,8 @@ class Settings:
     throttle: str = "graph"
     #: Days the presence history (the change log) is kept (docs/graph-api.md, "Presence history and last seen").
     history_retention_days: int = 30
+    #: Seconds a SIGTERM gives requests in flight and webhook deliveries before the process exits.
+    shutdown_timeout: int = 10
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -128,6 +130,8 @@ class Settings:
             values["history_retention_days"] = _whole(
                 env["PRESENCED_HISTORY_RETENTION_DAYS"], "PRESENCED_HISTORY_RETENTION_DAYS", 1, 3650
             )
+        if "PRESENCED_SHUTDOWN_TIMEOUT" in env:
+            values["shutdown_timeout"] = _whole(env["PRESENCED_SHUTDOWN_TIMEOUT"], "PRESENCED_SHUTDOWN_TIMEOUT", 1, 600)
         if "PRESENCED_THROTTLE" in env:
             values["throttle"] = env["PRESENCED_THROTTLE"]
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:

@@ -83,6 +83,12 @@ def cli() -> None:
     "REQUESTS/SECONDS such as 100/30. Env: PRESENCED_THROTTLE.",
 )
 @click.option(
+    "--shutdown-timeout",
+    type=click.IntRange(1, 600),
+    help="Seconds a SIGTERM gives requests in flight, live streams and webhook deliveries (10). "
+    "Env: PRESENCED_SHUTDOWN_TIMEOUT.",
+)
+@click.option(
     "--allow-loopback-webhooks",
     is_flag=True,
     default=None,
@@ -106,6 +112,7 @@ def serve(
     redis_url: str | None,
     device_code_interval: int | None,
     throttle: str | None,
+    shutdown_timeout: int | None,
     allow_loopback_webhooks: bool | None,
 ) -> None:
     """Serve the Graph presence API and the sign-in platform (and, unless --no-worker, the background worker)."""
@@ -125,6 +132,7 @@ def serve(
         "allow_loopback_webhooks": True if demo else allow_loopback_webhooks,
         "throttle": throttle,
         "emulator": emulator,
+        "shutdown_timeout": shutdown_timeout,
     }
     settings = load_settings(clock=clock, **options)
     sock = listen(settings.host, settings.port if port is None else port)
@@ -155,9 +163,9 @@ def server_config(
         http=bounded_protocol(settings or Settings()),
         server_header=False,
         date_header=True,
-        # An idle TLS connection closes only once its client answers the TLS close (or after
-        # asyncio's 30 s): on SIGTERM, wait this long for connections, then stop anyway.
-        timeout_graceful_shutdown=3,
+        # On SIGTERM: stop accepting, then wait this long for the requests in flight (and for idle TLS
+        # connections, which close only once their client answers the TLS close), then stop anyway.
+        timeout_graceful_shutdown=(settings or Settings()).shutdown_timeout,
         ssl_certfile=str(tls[0]) if tls else None,
         ssl_keyfile=str(tls[1]) if tls else None,
     )
@@ -269,8 +277,6 @@ def startup_message(
 async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bool) -> None:
     import asyncio
 
-    import uvicorn
-
     from presenced.app import create_app
     from presenced.bootstrap import build, seed_demo_data
     from presenced.config import prepare_data_dir, record_serving_url
@@ -310,13 +316,18 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
             background.append(asyncio.create_task(runtime.throttle.run_forever()))
         if runtime.faults is not None:  # every serving process applies the rules any process sets
             background.append(asyncio.create_task(runtime.faults.run_forever()))
+        from presenced.serving import DrainingServer
+
+        server = DrainingServer(config, runtime.feed.close)
         try:
-            await uvicorn.Server(config).serve(sockets=[sock])
+            await server.serve(sockets=[sock])
         finally:
             for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if worker:  # deliveries in flight are answered, within what is left of the shutdown timeout
+                await runtime.deliveries.finish(server.time_left(settings.shutdown_timeout))
     finally:
         await runtime.close()
 
