@@ -283,10 +283,13 @@ def test_restore_of_a_database_alone_uses_the_keys_already_there(
     assert "copy the old data directory's keys/ folder" in result.stdout
 
 
-@pytest.mark.parametrize("kind", ["missing", "text", "sqlite", "tar", "tar-with-other-file", "tar-with-bad-key"])
+@pytest.mark.parametrize(
+    "kind", ["missing", "text", "sqlite", "newer", "tar", "tar-with-other-file", "tar-with-bad-key"]
+)
 def test_restore_refuses_what_is_not_a_backup_and_changes_nothing(tmp_path: Path, kind: str) -> None:
     """A missing file, a file that is neither a database nor an archive, an SQLite database that is not
-    presenced's, an archive with something else in it: one line, and no data directory is made."""
+    presenced's or one a newer presenced wrote, an archive with something else in it: one line, and no
+    data directory is made."""
     file = tmp_path / "input"
     says = "is not a presenced"
     if kind == "missing":
@@ -297,6 +300,12 @@ def test_restore_refuses_what_is_not_a_backup_and_changes_nothing(tmp_path: Path
         with contextlib.closing(sqlite3.connect(file)) as conn:
             conn.execute("CREATE TABLE notes (body TEXT)")
             conn.commit()
+    elif kind == "newer":
+        with contextlib.closing(sqlite3.connect(file)) as conn:
+            conn.execute("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)")
+            conn.execute("INSERT INTO alembic_version VALUES ('9999')")
+            conn.commit()
+        says = "has schema revision 9999, which this presenced"
     else:
         with tarfile.open(file, "w:gz") as tar:
             _add(tar, "presenced.db", b"SQLite format 3\x00")
