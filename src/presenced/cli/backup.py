@@ -40,7 +40,10 @@ KEYS = "keys"
 )
 @click.option("--force", is_flag=True, help="Overwrite FILE if it exists.")
 def backup(data_dir: Path | None, database_url: str | None, file: Path, with_keys: bool, force: bool) -> None:
-    """Copy the SQLite database to FILE, consistently, while servers run (on PostgreSQL: use pg_dump)."""
+    """Back up the SQLite database to FILE, consistently, while servers run.
+
+    FILE is the database alone (an SQLite file), or with --with-keys a tar archive of the database and the
+    signing keys. On PostgreSQL, use pg_dump (this command names the versions)."""
     from presenced.bootstrap import copy_sqlite_database, newest_schema_revision
     from presenced.oauth.keys import key_files
 
@@ -95,8 +98,10 @@ def backup(data_dir: Path | None, database_url: str | None, file: Path, with_key
 @store_options
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 def restore(data_dir: Path | None, database_url: str | None, file: Path) -> None:
-    """Restore a backup of `db backup` into an empty data directory and migrate it to the newest schema
-    (on PostgreSQL: use pg_restore or psql)."""
+    """Restore a backup into an empty data directory, migrated to the newest schema.
+
+    FILE is what `db backup` wrote: the database alone, or an archive with the signing keys. On
+    PostgreSQL, use pg_restore or psql."""
     from presenced.bootstrap import (
         copy_sqlite_database,
         is_sqlite_database,

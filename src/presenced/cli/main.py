@@ -1,4 +1,4 @@
-"""The ``presenced`` command line: serve, demo, token, db upgrade."""
+"""The ``presenced`` command line: serve, demo, token, db upgrade|backup|restore."""
 
 from __future__ import annotations
 
