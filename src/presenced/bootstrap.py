@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -38,6 +39,13 @@ from presenced.services.scenarios import Scenarios
 from presenced.services.subscriptions import SubscriptionLifecycle, SubscriptionService
 from presenced.services.sweeper import Sweeper
 from presenced.services.throttle import Limit, Throttle
+from presenced.store.backup import (
+    copy_database,
+    is_sqlite_file,
+    migrate_file,
+    postgres_server_version,
+    schema_revisions,
+)
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
 from presenced.store.engine import SqlSchemaState, create_engine, sqlite_url, upgrade
@@ -277,3 +285,30 @@ async def remove_manual_clock(runtime: Runtime) -> bool:
         return await stored.remove()
     finally:
         await stored.close()
+
+
+# ---- backups: what `presenced db backup|restore` need of the store
+
+
+def is_sqlite_database(path: Path) -> bool:
+    return is_sqlite_file(path)
+
+
+def newest_schema_revision() -> str:
+    return schema_revisions()[-1]
+
+
+def copy_sqlite_database(source: Path, target: Path, what: str) -> str:
+    """A consistent copy of the SQLite database ``source`` (servers may be writing it) in the new file
+    ``target``; its schema revision. ``what`` names the source in errors."""
+    return copy_database(source, target, what)
+
+
+async def migrate_sqlite_file(path: Path) -> None:
+    """Bring the SQLite database ``path`` to the newest schema, as ``build`` does."""
+    await migrate_file(path)
+
+
+async def postgres_version(url: str) -> str:
+    """The PostgreSQL server's version (``SHOW server_version``)."""
+    return await postgres_server_version(url)

@@ -1,4 +1,4 @@
-"""The ``presenced`` command line: serve, demo, token, db upgrade."""
+"""The ``presenced`` command line: serve, demo, token, db upgrade|backup|restore."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import click
 
 from presenced import __version__
 from presenced.cli.admin import COMMANDS
+from presenced.cli.backup import backup, restore
 from presenced.cli.common import clock_option, guid, load_settings, permission_list, run, store_options, with_runtime
 from presenced.cli.faults import faults, scenario
 from presenced.clock import real_now
@@ -540,6 +541,10 @@ def upgrade(data_dir: Path | None, database_url: str | None) -> None:
     settings = load_settings(data_dir=data_dir, database_url=database_url)
     run(lambda: with_runtime(settings, _noop))
     click.echo("database is up to date")
+
+
+db.add_command(backup)
+db.add_command(restore)
 
 
 async def _noop(runtime: Runtime) -> None:
