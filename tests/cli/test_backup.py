@@ -15,6 +15,7 @@ import ssl
 import subprocess
 import tarfile
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -102,6 +103,20 @@ def _client(server: ServerProcess, token: str) -> httpx.Client:
     )
 
 
+@contextlib.contextmanager
+def _read_transaction(database: Path) -> Iterator[None]:
+    """A read transaction open on ``database`` (WAL checkpoints stop at it) for as long as the block runs,
+    begun right after a checkpoint: what was committed before is in the database file, nothing after."""
+    with contextlib.closing(sqlite3.connect(database, isolation_level=None)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        conn.execute("BEGIN")
+        conn.execute("SELECT count(*) FROM alembic_version").fetchone()
+        try:
+            yield
+        finally:
+            conn.execute("ROLLBACK")
+
+
 def _history(client: httpx.Client, user: str) -> list[tuple[str, str]]:
     """The (availability, activity) of each setPresence entry of the user's presence history, oldest first."""
     entries: list[tuple[str, str]] = []
@@ -117,7 +132,11 @@ def _history(client: httpx.Client, user: str) -> list[tuple[str, str]]:
 
 def test_backups_under_load_hold_every_write_acknowledged_before_they_began(tmp_path: Path, key_folder: Path) -> None:
     """Backups taken while a server takes setPresence writes; each, restored into a new data directory and
-    served, has every write acknowledged before its backup began, and verifies the original keys' tokens."""
+    served, has every write acknowledged before its backup began, and verifies the original keys' tokens.
+
+    A reader of the test's holds one read transaction open from before the writes to after the backups:
+    no checkpoint can move the writes into ``presenced.db`` meanwhile, so they are all still in
+    ``presenced.db-wal`` when each backup is taken (a copy of the database file alone would miss them)."""
     data_dir = tmp_path / "data"
     backups: list[tuple[Path, int]] = []  # each backup, and how many writes were acknowledged before it began
     during = 0  # writes acknowledged while a backup ran
@@ -128,7 +147,7 @@ def test_backups_under_load_hold_every_write_acknowledged_before_they_began(tmp_
         ]
         users = [demo_user_id(WRITTEN[0]), *created]
         token = server.cli("token", "--app", DEMO_DAEMON_APP_ID, "--roles", "Presence.ReadWrite.All").strip()
-        with _client(server, token) as client:
+        with _client(server, token) as client, _read_transaction(data_dir / "presenced.db"):
             load = Load(client, users)
             writer = threading.Thread(target=load.run, name="backup-test-writer")
             writer.start()
