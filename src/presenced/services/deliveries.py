@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from presenced.logs import with_fields
 from presenced.services.entities import DeliveryResult, PendingNotification
 from presenced.services.faults import DeliveryFaults, Faults
 from presenced.services.loops import repeat
@@ -145,7 +146,7 @@ class Deliveries:
                 self._held.difference_update(item.id for item in chunk)
                 chunk = []
         except Exception:
-            log.exception("sending to a notification URL failed")
+            log.exception("sending to a notification URL failed", extra=with_fields(job="delivery"))
         finally:
             # Whatever was not recorded is let go: its lease lapses and a round takes it again.
             for item in (*chunk, *self._queues.pop(url, ())):
