@@ -14,7 +14,7 @@ import pytest
 
 from presenced.config import Settings
 from presenced.errors import ConfigurationError
-from presenced.logs import configure, default_format, with_fields
+from presenced.logs import configure, default_format, with_fields, writer
 from presenced.services.loops import repeat
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z")
@@ -176,3 +176,38 @@ def test_a_wrong_format_or_level_names_its_flag(
     monkeypatch.setenv(variable, value)
     with pytest.raises(ConfigurationError, match=f"^{flag} \\({variable}\\) must be"):
         Settings.from_env()
+
+
+def test_a_writer_writes_the_formatters_line_itself_and_hands_records_to_other_handlers(logged: io.StringIO) -> None:
+    configure("json", "info", logged)
+    collected: list[logging.LogRecord] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            collected.append(record)
+
+    direct = writer(logging.getLogger("presenced.request"))
+    assert direct is not None
+    direct("GET /health 200", {"status": 200})
+    assert json.loads(logged.getvalue())["status"] == 200
+
+    other = logging.getLogger("presenced.request.collected")
+    other.addHandler(Collect())
+    try:
+        through_records = writer(other)
+        assert through_records is not None
+        through_records("GET /health 204", {"status": 204})
+    finally:
+        other.handlers.clear()
+    [record] = collected
+    assert (record.levelname, record.getMessage(), record.__dict__["fields"]) == (
+        "INFO",
+        "GET /health 204",
+        {"status": 204},
+    )
+    assert json.loads(logged.getvalue().splitlines()[1])["status"] == 204  # and on to the root's handler
+
+
+def test_no_writer_below_the_level(logged: io.StringIO) -> None:
+    configure("json", "warning", logged)
+    assert writer(logging.getLogger("presenced.request")) is None

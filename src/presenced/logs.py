@@ -7,10 +7,12 @@ seconds for each kind, saying so, rather than once each."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sys
 import time
-from typing import TextIO
+from collections.abc import Callable
+from typing import TextIO, cast
 
 import msgspec
 
@@ -53,74 +55,173 @@ def with_fields(**values: object) -> dict[str, object]:
 
 
 class _Clock:
-    """``2026-12-08T01:02:03.456Z`` for a record's time; the part down to the second is made once a second."""
+    """``2026-12-08T01:02:03.456Z`` for a record's time, made once a millisecond (the part down to the
+    second once a second)."""
 
     def __init__(self) -> None:
-        self._second = -1
-        self._prefix = ""
+        self._second = self._milli = -1
+        self._prefix = self._text = ""
 
     def stamp(self, created: float) -> str:
-        second = int(created)
-        if second != self._second:
-            self._second = second
-            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        return f"{self._prefix}.{int((created - second) * 1000):03d}Z"
+        milli = int(created * 1000)
+        if milli != self._milli:
+            self._milli = milli
+            second, part = divmod(milli, 1000)
+            if second != self._second:
+                self._second = second
+                self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+            self._text = f"{self._prefix}.{part:03d}Z"
+        return self._text
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: ``time``, ``level``, ``logger``, ``message``, the record's fields
-    (``with_fields``), and ``error`` with the traceback when there is one."""
+class LineFormatter(logging.Formatter):
+    """A line from a record's time, level, logger, message and fields (``with_fields``), which ``line`` also
+    makes without a record (``writer``): a JSON object, or text.
 
-    def __init__(self) -> None:
+    JSON: ``time``, ``level``, ``logger``, ``message``, the fields, and ``error`` with the traceback when
+    there is one. Text: ``TIME LEVEL logger: message key=value ...`` (fields that have no value left out),
+    then the traceback."""
+
+    def __init__(self, as_json: bool) -> None:
         super().__init__()
         self._clock = _Clock()
+        self._json = as_json
         self._encode = msgspec.json.Encoder().encode
+        self._levels = {name: name.lower() for name in logging.getLevelNamesMapping()}
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, object] = {
-            "time": self._clock.stamp(record.created),
-            "level": record.levelname.lower(),
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
+        error = None
+        if record.exc_info or record.exc_text:
+            if not record.exc_text and record.exc_info:
+                record.exc_text = self.formatException(record.exc_info)
+            error = record.exc_text
         fields = record.__dict__.get("fields")
+        return self.line(record.created, record.levelname, record.name, record.getMessage(), fields, error)
+
+    def line(
+        self,
+        created: float,
+        level: str,
+        logger: str,
+        message: str,
+        fields: dict[str, object] | None,
+        error: str | None = None,
+    ) -> str:
+        if not self._json:
+            text = f"{self._clock.stamp(created)} {level:<7} {logger}: {message}"
+            if fields:
+                text += "".join(f" {key}={value}" for key, value in fields.items() if value is not None)
+            return f"{text}\n{error}" if error else text
+        line: dict[str, object] = {
+            "time": self._clock.stamp(created),
+            "level": self._levels.get(level) or level.lower(),
+            "logger": logger,
+            "message": message,
+        }
         if fields:
             line.update(fields)
-        if record.exc_info or record.exc_text:
-            line["error"] = _traceback(self, record)
+        if error:
+            line["error"] = error
         return self._encode(line).decode()
 
 
-class TextFormatter(logging.Formatter):
-    """``TIME LEVEL logger: message key=value ...`` (fields that have no value left out), then the traceback."""
+class JsonFormatter(LineFormatter):
+    """One JSON object per line."""
 
     def __init__(self) -> None:
-        super().__init__()
-        self._clock = _Clock()
-
-    def format(self, record: logging.LogRecord) -> str:
-        text = f"{self._clock.stamp(record.created)} {record.levelname:<7} {record.name}: {record.getMessage()}"
-        fields = record.__dict__.get("fields")
-        if fields:
-            text += "".join(f" {key}={value}" for key, value in fields.items() if value is not None)
-        if record.exc_info or record.exc_text:
-            text += "\n" + _traceback(self, record)
-        return text
+        super().__init__(as_json=True)
 
 
-def _traceback(formatter: logging.Formatter, record: logging.LogRecord) -> str:
-    if not record.exc_text and record.exc_info:
-        record.exc_text = formatter.formatException(record.exc_info)
-    return record.exc_text or ""
+class TextFormatter(LineFormatter):
+    """One line of text per event (and a traceback's lines after it)."""
+
+    def __init__(self) -> None:
+        super().__init__(as_json=False)
+
+
+def writer(log: logging.Logger, level: int = logging.INFO) -> Callable[[str, dict[str, object]], None] | None:
+    """A function that logs ``(message, fields)`` at ``level`` to ``log``, found once for a line that comes
+    often (a request's); None when ``log`` leaves that level out.
+
+    Where the handlers that ``log``'s records reach are stream handlers with a ``LineFormatter``, without
+    filters, the function writes the formatted line to their streams itself, without a record: it costs a
+    fraction of a ``log.info``. Otherwise it makes a record and hands it to ``log``.
+    """
+    if not log.isEnabledFor(level):
+        return None
+    name, level_name = log.name, logging.getLevelName(level)
+    handlers = _reached(log)
+    direct = [
+        h
+        for h in handlers
+        if type(h) is logging.StreamHandler and isinstance(h.formatter, LineFormatter) and h.level <= level
+    ]
+    if handlers and len(direct) == len(handlers) and not any(h.filters for h in handlers) and not _filtered(log):
+        outputs = [(h, h.stream, cast(LineFormatter, h.formatter)) for h in direct]
+        pending = [False]
+
+        def flush() -> None:
+            pending[0] = False
+            for handler, stream, _ in outputs:
+                with handler.lock:  # type: ignore[union-attr]
+                    stream.flush()
+
+        def write(message: str, fields: dict[str, object]) -> None:
+            created = time.time()
+            for handler, stream, formatter in outputs:
+                text = formatter.line(created, level_name, name, message, fields) + "\n"
+                with handler.lock:  # type: ignore[union-attr]
+                    stream.write(text)
+            # The lines of one turn of the event loop reach the stream together, at its end.
+            if not pending[0]:
+                try:
+                    asyncio.get_running_loop().call_soon(flush)
+                    pending[0] = True
+                except RuntimeError:  # no loop: at once
+                    flush()
+
+        return write
+
+    def handle(message: str, fields: dict[str, object]) -> None:
+        record = log.makeRecord(name, level, "", 0, message, (), None)
+        record.fields = fields
+        log.handle(record)
+
+    return handle
+
+
+def _reached(log: logging.Logger) -> list[logging.Handler]:
+    """The handlers a record of ``log`` reaches, as ``Logger.callHandlers`` walks them."""
+    found: list[logging.Handler] = []
+    current: logging.Logger | None = log
+    while current is not None:
+        found += current.handlers
+        current = current.parent if current.propagate else None
+    return found
+
+
+def _filtered(log: logging.Logger) -> bool:
+    return bool(log.filters)
 
 
 _configured: list[logging.Handler] = []
 
 
+def _stderr() -> TextIO:
+    """stderr (its file descriptor) without line buffering: a handler flushes after each line it emits
+    anyway, and a ``writer`` once per turn of the event loop rather than once per line (one write for many
+    requests). Closing it leaves stderr open."""
+    try:
+        descriptor = sys.stderr.fileno()
+    except (AttributeError, OSError, ValueError):  # a stand-in for stderr (a test's capture)
+        return sys.stderr
+    return open(descriptor, "w", encoding="utf-8", errors="backslashreplace", closefd=False)
+
+
 def configure(log_format: str, level: str, stream: TextIO | None = None) -> logging.Handler:
     """Send every log line of the process to ``stream`` (stderr) in ``log_format`` ("json" or "text"):
     presenced's loggers from ``level`` up, other libraries' from warning up. Returns the handler."""
-    handler = logging.StreamHandler(sys.stderr if stream is None else stream)
+    handler = logging.StreamHandler(_stderr() if stream is None else stream)
     root = logging.getLogger()
     while _configured:  # configured before (a test): only the handler this function added goes
         root.removeHandler(_configured.pop())

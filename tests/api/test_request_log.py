@@ -17,24 +17,10 @@ from presenced.app import create_app
 from presenced.bootstrap import Runtime
 from presenced.logs import JsonFormatter, TextFormatter
 from presenced.services.demo import DemoTenant, demo_user_id
-from tests.support import APP_ID, BASE_URL, Tokens, bearer
+from tests.support import APP_ID, BASE_URL, REQUEST_LINE_FIELDS, Tokens, bearer
 
 NESTOR = demo_user_id("nestor")
 ADELE = demo_user_id("adele")
-FIELDS = [
-    "time",
-    "level",
-    "logger",
-    "message",
-    "request_id",
-    "client_request_id",
-    "method",
-    "route",
-    "status",
-    "duration_ms",
-    "tenant_id",
-    "app_id",
-]
 SESSION = {"sessionId": APP_ID, "availability": "Busy", "activity": "InACall", "expirationDuration": "PT1H"}
 
 
@@ -76,7 +62,7 @@ async def test_a_fast_path_read_logs_every_field_with_the_route_not_the_path(log
     response = await logged.http.get(f"/v1.0/users/{NESTOR}/presence", headers=headers)
     assert response.status_code == 200
     line = logged.last()
-    assert list(line) == FIELDS
+    assert tuple(line) == REQUEST_LINE_FIELDS
     assert line["level"] == "info"
     assert line["logger"].startswith("presenced.request")
     assert line["message"] == "GET /v1.0/users/{id}/presence 200"

@@ -21,21 +21,7 @@ import requests
 
 from tests.e2e.server_process import running_server
 from tests.e2e.test_official_clients import GRAPH, REDIRECT_URI, authorize, is_consent_page, is_signin_page, submit
-
-REQUEST_FIELDS = {
-    "time",
-    "level",
-    "logger",
-    "message",
-    "request_id",
-    "client_request_id",
-    "method",
-    "route",
-    "status",
-    "duration_ms",
-    "tenant_id",
-    "app_id",
-}
+from tests.support import REQUEST_LINE_FIELDS
 
 
 def _session(bundle: Path) -> requests.Session:
@@ -173,7 +159,7 @@ def test_the_json_log_has_a_line_per_request_and_no_secret(tmp_path: Path, key_f
     assert all(line.startswith(("presenced ", "  ")) for line in startup), startup  # only serve's own lines
     requests_logged = [line for line in lines if line["logger"] == "presenced.request"]
     for line in requests_logged:
-        assert set(line) == REQUEST_FIELDS, line
+        assert tuple(line) == REQUEST_LINE_FIELDS, line
         assert line["level"] == "info"
         assert isinstance(line["status"], int)
         assert isinstance(line["duration_ms"], float)

@@ -5,8 +5,8 @@ The line's fields: ``request_id`` (the ``request-id`` header of the answer, on G
 template, ``/v1.0/users/{id}/presence``, never the path with its ids nor the query string), ``status``,
 ``duration_ms``, and ``tenant_id`` and ``app_id`` of a request whose token was valid (never the token).
 
-The wrapper is on the read path: it looks nothing up per request but the headers, and leaves the line's
-text to the formatter.
+The wrapper is on the read path: the logger, its level and its handlers are looked up once
+(``presenced.logs.writer``); per request it reads the headers it needs and has the formatter make the line.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import time
 from typing import Any
 
 from presenced.api.http import ADMITTED, CALLER, ROUTE
-from presenced.logs import REQUEST_LOGGER
+from presenced.logs import REQUEST_LOGGER, writer
 
 #: ``route`` of a request no route took (an unknown path, or a method no route of the path serves).
 UNMATCHED = "(unmatched)"
@@ -29,11 +29,11 @@ class RequestLog:
 
     def __init__(self, app: Any, log: logging.Logger | None = None) -> None:
         self.app = app
-        self._log = log or logging.getLogger(REQUEST_LOGGER)
-        self._name = self._log.name
+        # Found once: the logger, its level and its handlers are set before the server starts.
+        self._emit = writer(log or logging.getLogger(REQUEST_LOGGER))
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        if scope["type"] != "http":
+        if scope["type"] != "http" or self._emit is None:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
@@ -65,15 +65,16 @@ class RequestLog:
             route = getattr(matched, "path", None) or UNMATCHED
         caller = scope.get(CALLER) or scope.get(ADMITTED)
         method = scope["method"]
-        record = self._log.makeRecord(self._name, logging.INFO, "", 0, "%s %s %d", (method, route, status), None)
-        record.fields = {
-            "request_id": request_id,
-            "client_request_id": client_request_id,
-            "method": method,
-            "route": route,
-            "status": status,
-            "duration_ms": round(seconds * 1000, 3),
-            "tenant_id": caller.tenant_id if caller is not None else None,
-            "app_id": caller.app_id if caller is not None else None,
-        }
-        self._log.handle(record)
+        self._emit(  # type: ignore[misc]
+            f"{method} {route} {status}",
+            {
+                "request_id": request_id,
+                "client_request_id": client_request_id,
+                "method": method,
+                "route": route,
+                "status": status,
+                "duration_ms": int(seconds * 1_000_000) / 1000,
+                "tenant_id": caller.tenant_id if caller is not None else None,
+                "app_id": caller.app_id if caller is not None else None,
+            },
+        )
