@@ -16,6 +16,8 @@ from typing import TextIO, cast
 
 import msgspec
 
+from presenced.clock import real_seconds
+
 EVERY = 10.0
 _last: dict[tuple[str, str], float] = {}
 
@@ -167,7 +169,7 @@ def writer(log: logging.Logger, level: int = logging.INFO) -> Callable[[str, dic
                     stream.flush()
 
         def write(message: str, fields: dict[str, object]) -> None:
-            created = time.time()
+            created = real_seconds()
             for handler, stream, formatter in outputs:
                 text = formatter.line(created, level_name, name, message, fields) + "\n"
                 with handler.lock:  # type: ignore[union-attr]
