@@ -9,6 +9,7 @@ import json
 import logging
 import re
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -211,3 +212,21 @@ def test_a_writer_writes_the_formatters_line_itself_and_hands_records_to_other_h
 def test_no_writer_below_the_level(logged: io.StringIO) -> None:
     configure("json", "warning", logged)
     assert writer(logging.getLogger("presenced.request")) is None
+
+
+async def test_a_writers_lines_reach_the_stream_by_the_end_of_the_loops_turn(tmp_path: Path) -> None:
+    root, presenced = logging.getLogger(), logging.getLogger("presenced")
+    levels = root.level, presenced.level
+    with (tmp_path / "log").open("w") as stream:
+        handler = configure("json", "info", stream)
+        try:
+            write = writer(logging.getLogger("presenced.request"))
+            assert write is not None
+            write("GET /health 200", {"status": 200})
+            write("GET /health 200", {"status": 200})
+            await asyncio.sleep(0)  # the loop's turn ends
+            assert len((tmp_path / "log").read_text().splitlines()) == 2
+        finally:
+            root.removeHandler(handler)
+            root.setLevel(levels[0])
+            presenced.setLevel(levels[1])

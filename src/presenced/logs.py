@@ -158,12 +158,13 @@ def writer(log: logging.Logger, level: int = logging.INFO) -> Callable[[str, dic
         for h in handlers
         if type(h) is logging.StreamHandler and isinstance(h.formatter, LineFormatter) and h.level <= level
     ]
-    if handlers and len(direct) == len(handlers) and not any(h.filters for h in handlers) and not _filtered(log):
+    if handlers and len(direct) == len(handlers) and not any(h.filters for h in handlers) and not log.filters:
         outputs = [(h, h.stream, cast(LineFormatter, h.formatter)) for h in direct]
-        pending = [False]
+        #: The loop that will flush the streams at the end of its turn, if any.
+        pending: list[asyncio.AbstractEventLoop | None] = [None]
 
         def flush() -> None:
-            pending[0] = False
+            pending[0] = None
             for handler, stream, _ in outputs:
                 with handler.lock:  # type: ignore[union-attr]
                     stream.flush()
@@ -175,12 +176,14 @@ def writer(log: logging.Logger, level: int = logging.INFO) -> Callable[[str, dic
                 with handler.lock:  # type: ignore[union-attr]
                     stream.write(text)
             # The lines of one turn of the event loop reach the stream together, at its end.
-            if not pending[0]:
-                try:
-                    asyncio.get_running_loop().call_soon(flush)
-                    pending[0] = True
-                except RuntimeError:  # no loop: at once
-                    flush()
+            try:
+                loop = asyncio.get_running_loop()
+            except RuntimeError:  # no loop: at once
+                flush()
+                return
+            if pending[0] is not loop:
+                pending[0] = loop
+                loop.call_soon(flush)
 
         return write
 
@@ -200,10 +203,6 @@ def _reached(log: logging.Logger) -> list[logging.Handler]:
         found += current.handlers
         current = current.parent if current.propagate else None
     return found
-
-
-def _filtered(log: logging.Logger) -> bool:
-    return bool(log.filters)
 
 
 _configured: list[logging.Handler] = []
