@@ -59,6 +59,7 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
             ca_certificate=ca_certificate,
             encoder=wire.PresenceEncoder(),
             endpoints=endpoints,
+            health=runtime.health,
             throttle=runtime.throttle,
             faults=runtime.faults,
             history=runtime.history,

@@ -6,6 +6,7 @@ import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -28,6 +29,7 @@ from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
 from presenced.services.faults import Faults
 from presenced.services.feed import ChangeFeed
+from presenced.services.health import Health
 from presenced.services.history import PresenceHistory
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
@@ -37,9 +39,16 @@ from presenced.services.scenarios import Scenarios
 from presenced.services.subscriptions import SubscriptionLifecycle, SubscriptionService
 from presenced.services.sweeper import Sweeper
 from presenced.services.throttle import Limit, Throttle
+from presenced.store.backup import (
+    copy_database,
+    is_sqlite_file,
+    migrate_file,
+    postgres_server_version,
+    schema_revisions,
+)
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
-from presenced.store.engine import create_engine, sqlite_url, upgrade
+from presenced.store.engine import SqlSchemaState, create_engine, sqlite_url, upgrade
 from presenced.store.faults import SqlFaultStore, is_emulator, mark_emulator, unmark_emulator
 from presenced.store.group_commit import GroupCommit
 from presenced.store.identity import SqlIdentityStore
@@ -91,6 +100,8 @@ class Runtime:
     history: PresenceHistory
     #: Other processes' changes (Redis), or this one's alone.
     fanout: LocalFanout
+    #: Readiness: the database, the worker (when this process runs it) and Redis.
+    health: Health
     #: Graph's throttling of applications; None when it is off.
     throttle: Throttle | None = None
     #: The emulator's fault rules; None unless the database is an emulator's (--emulator, --clock manual).
@@ -168,6 +179,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     )
     # With Redis, other processes wake this one at once; polling is only the safety net.
     fanout = RedisFanout(settings.redis_url) if settings.redis_url else LocalFanout()
+    health = Health(SqlSchemaState(engine), sweeper, fanout if isinstance(fanout, RedisFanout) else None)
     faults = Faults(SqlFaultStore(engine)) if emulator else None
     deliveries = Deliveries(
         subscription_store,
@@ -221,6 +233,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         change_log=change_log,
         feed=feed,
         fanout=fanout,
+        health=health,
         throttle=throttle,
         faults=faults,
         scenarios=scenarios,
@@ -272,3 +285,30 @@ async def remove_manual_clock(runtime: Runtime) -> bool:
         return await stored.remove()
     finally:
         await stored.close()
+
+
+# ---- backups: what `presenced db backup|restore` need of the store
+
+
+def is_sqlite_database(path: Path) -> bool:
+    return is_sqlite_file(path)
+
+
+def newest_schema_revision() -> str:
+    return schema_revisions()[-1]
+
+
+def copy_sqlite_database(source: Path, target: Path, what: str) -> str:
+    """A consistent copy of the SQLite database ``source`` (servers may be writing it) in the new file
+    ``target``; its schema revision. ``what`` names the source in errors."""
+    return copy_database(source, target, what)
+
+
+async def migrate_sqlite_file(path: Path) -> None:
+    """Bring the SQLite database ``path`` to the newest schema, as ``build`` does."""
+    await migrate_file(path)
+
+
+async def postgres_version(url: str) -> str:
+    """The PostgreSQL server's version (``SHOW server_version``)."""
+    return await postgres_server_version(url)

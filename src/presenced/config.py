@@ -83,6 +83,8 @@ class Settings:
     log_format: str | None = None
     #: The lowest level presenced logs: "debug", "info" (a line per request), "warning" or "error".
     log_level: str = "info"
+    #: Seconds a SIGTERM gives requests in flight and webhook deliveries before the process exits.
+    shutdown_timeout: int = 10
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -132,6 +134,8 @@ class Settings:
             values["history_retention_days"] = _whole(
                 env["PRESENCED_HISTORY_RETENTION_DAYS"], "PRESENCED_HISTORY_RETENTION_DAYS", 1, 3650
             )
+        if "PRESENCED_SHUTDOWN_TIMEOUT" in env:
+            values["shutdown_timeout"] = _whole(env["PRESENCED_SHUTDOWN_TIMEOUT"], "PRESENCED_SHUTDOWN_TIMEOUT", 1, 600)
         if "PRESENCED_THROTTLE" in env:
             values["throttle"] = env["PRESENCED_THROTTLE"]
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:

@@ -13,9 +13,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import signal
+import socket
+import time
+from collections.abc import Callable
 from http import HTTPStatus
+from types import FrameType
 from typing import Any
 
+import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from presenced.api.http import JSON_TYPE, error_parts, new_request_id
@@ -61,6 +67,15 @@ class _BoundedProtocol(HttpToolsProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+    def shutdown(self) -> None:
+        """The server is stopping: a connection between requests is dropped at once (an idle TLS connection
+        would otherwise wait for its client to answer the TLS close); one with a request in flight answers
+        it first and closes after."""
+        if self.cycle is None or self.cycle.response_complete:
+            self.transport.abort()
+        else:
+            super().shutdown()
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -183,3 +198,35 @@ class _BoundedProtocol(HttpToolsProtocol):
         if self.transport.can_write_eof():
             self.transport.write_eof()
         self.loop.call_later(LINGER_SECONDS, self.transport.close)
+
+
+class DrainingServer(uvicorn.Server):
+    """uvicorn's server, which on SIGTERM or SIGINT also calls ``on_exit`` (in the event loop: it ends the
+    live streams) and remembers when, so that the work after it can keep to the shutdown timeout."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+        self._loop = asyncio.get_running_loop()
+        self._exiting_since: float | None = None
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._exiting_since is None:
+            self._exiting_since = time.monotonic()
+            self._loop.call_soon_threadsafe(self._on_exit)
+        super().handle_exit(sig, frame)
+
+    def time_left(self, timeout: float) -> float:
+        """Seconds left of ``timeout`` since the signal (all of it when there was none)."""
+        if self._exiting_since is None:
+            return timeout
+        return max(timeout - (time.monotonic() - self._exiting_since), 0.0)
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        # uvicorn raises the signal again once it has stopped; a handler of our own, in place of the default
+        # one, lets the process finish its shutdown (deliveries, connections) and exit normally.
+        previous = signal.signal(signal.SIGTERM, lambda *_: None)
+        try:
+            await super().serve(sockets)
+        finally:
+            signal.signal(signal.SIGTERM, previous)

@@ -24,6 +24,7 @@ from presenced.services.directory import DirectoryService
 from presenced.services.emulator import EmulatorClock
 from presenced.services.faults import Faults
 from presenced.services.feed import ChangeFeed
+from presenced.services.health import Health
 from presenced.services.history import PresenceHistory
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
@@ -89,6 +90,8 @@ class Services:
     encoder: PresenceEncoding
     #: The Graph API's route table, which the permissions explorer describes.
     endpoints: Sequence[GraphEndpoint]
+    #: Readiness (``/health/ready``).
+    health: Health
     #: Graph's throttling of applications (docs/graph-api.md, "Throttling"); None when off.
     throttle: Throttle | None = None
     #: The emulator's fault rules (docs/emulator.md, "Faults"); None off the emulator.

@@ -118,9 +118,10 @@ class ServerProcess:
 
 @contextmanager
 def running_server(
-    data_dir: Path, *extra: str, key_folder: Path | None = None, stop_timeout: float = 10
+    data_dir: Path, *extra: str, key_folder: Path | None = None, stop_timeout: float = 10, demo: bool = True
 ) -> Iterator[ServerProcess]:
     """Start `presenced serve --demo --port 0` on ``data_dir`` (HTTPS from a local CA); stop it afterwards.
+    With ``demo`` False, without ``--demo``: what the data directory holds is served as it is.
 
     ``key_folder``, when given, is copied to ``data_dir/keys`` so that the server need not make a signing key.
     On the way out the server gets SIGTERM, then SIGKILL after ``stop_timeout`` seconds.
@@ -130,8 +131,9 @@ def running_server(
         shutil.copytree(key_folder, data_dir / "keys")
     env = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCED_")}
     env["PYTHONUNBUFFERED"] = "1"
+    seed = ["--demo"] if demo else []
     process = subprocess.Popen(
-        [sys.executable, "-m", "presenced", "serve", "--demo", "--port", "0", "--data-dir", str(data_dir), *extra],
+        [sys.executable, "-m", "presenced", "serve", *seed, "--port", "0", "--data-dir", str(data_dir), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

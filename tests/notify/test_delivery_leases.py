@@ -71,3 +71,55 @@ async def test_a_held_lease_is_renewed_and_lapses_when_its_worker_stops(
     assert second.sent == first.sent
     first.held.set()
     await a.drain()
+
+
+async def test_on_shutdown_a_post_in_flight_is_answered_and_one_that_is_not_is_let_go(
+    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
+    tokens = Tokens(hooked, demo.tenant.id)
+    user = demo.users[-1]
+    created = await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
+    assert created.status_code == 201, created.text
+    body = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": "Busy", "activity": "InACall"}
+    headers = bearer(tokens.app("Presence.ReadWrite.All"))
+    assert (
+        await api.post(f"/v1.0/users/{user.id}/presence/setPresence", json=body, headers=headers)
+    ).status_code == 200
+
+    now = [datetime.now(UTC) + timedelta(minutes=1)]
+    store = SqlSubscriptionStore(hooked.store)
+    stuck, later = Sender(), Sender()
+    a = Deliveries(store, stuck, lambda: now[0])
+    await a.deliver_due()
+    await asyncio.sleep(0.05)
+    assert len(stuck.sent) == 1
+    # The receiver never answers within the time left: the POST is given up, not recorded as anything.
+    await a.finish(0.1)
+    later.held.set()
+    b = Deliveries(store, later, lambda: now[0])
+    await b.deliver_due()
+    await b.drain()
+    assert later.sent == [], "the notification is still leased to the stopped worker"
+    now[0] += LEASE + timedelta(seconds=1)
+    await b.deliver_due()
+    await b.drain()
+    assert later.sent == stuck.sent, "once the lease ended, another worker sent it"
+
+    # A receiver that answers in time: finish waits for the answer and records the delivery.
+    assert (
+        await api.post(f"/v1.0/users/{user.id}/presence/setPresence", json={**body, "availability": "Away",
+                                                                              "activity": "Away"}, headers=headers)
+    ).status_code == 200  # fmt: skip
+    answering = Sender()
+    c = Deliveries(store, answering, lambda: now[0])
+    await c.deliver_due()
+    await asyncio.sleep(0.05)
+    assert len(answering.sent) == 1
+    asyncio.get_running_loop().call_later(0.2, answering.held.set)
+    await c.finish(10)
+    now[0] += LEASE * 2
+    d = Deliveries(store, later, lambda: now[0])
+    await d.deliver_due()
+    await d.drain()
+    assert answering.sent[0] not in later.sent[1:], "a delivery finished at shutdown was sent again"

@@ -1,12 +1,12 @@
-"""The Graph API's routes: every endpoint's table, ``/openapi.json`` and ``/health``."""
+"""The Graph API's routes: every endpoint's table, ``/openapi.json`` and the health checks (``/health``)."""
 
 from __future__ import annotations
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import Route
 
-from presenced.api import faults, wire
+from presenced.api import faults, health, wire
 from presenced.api.endpoints import Endpoint
 from presenced.api.openapi import openapi_document
 from presenced.api.routes import (
@@ -45,16 +45,13 @@ def graph_endpoints(with_emulator: bool) -> tuple[Endpoint, ...]:
 
 
 def graph_routes(endpoints: tuple[Endpoint, ...]) -> list[Route]:
-    """The endpoints' routes, with the OpenAPI document that describes them and the health check."""
+    """The endpoints' routes, with the OpenAPI document that describes them and the health checks."""
     openapi = wire.encode(openapi_document(endpoints))
 
     async def openapi_json(request: Request) -> Response:
         return Response(openapi, media_type="application/json")
 
-    async def health(request: Request) -> Response:
-        return JSONResponse({"status": "ok"})
-
     routes = [Route(path, e.handler, methods=[e.method]) for e in endpoints for path in e.paths()]
     routes.append(Route("/openapi.json", openapi_json, methods=["GET"]))
-    routes.append(Route("/health", health, methods=["GET"]))
+    routes += health.ROUTES
     return routes

@@ -1,4 +1,4 @@
-"""The ``presenced`` command line: serve, demo, token, db upgrade."""
+"""The ``presenced`` command line: serve, demo, token, db upgrade|backup|restore."""
 
 from __future__ import annotations
 
@@ -18,6 +18,7 @@ import click
 
 from presenced import __version__
 from presenced.cli.admin import COMMANDS
+from presenced.cli.backup import backup, restore
 from presenced.cli.common import (
     clock_option,
     guid,
@@ -94,6 +95,12 @@ def cli() -> None:
     "REQUESTS/SECONDS such as 100/30. Env: PRESENCED_THROTTLE.",
 )
 @click.option(
+    "--shutdown-timeout",
+    type=click.IntRange(1, 600),
+    help="Seconds a SIGTERM gives requests in flight, live streams and webhook deliveries (10). "
+    "Env: PRESENCED_SHUTDOWN_TIMEOUT.",
+)
+@click.option(
     "--allow-loopback-webhooks",
     is_flag=True,
     default=None,
@@ -118,6 +125,7 @@ def serve(
     redis_url: str | None,
     device_code_interval: int | None,
     throttle: str | None,
+    shutdown_timeout: int | None,
     allow_loopback_webhooks: bool | None,
     log_format: str | None,
     log_level: str | None,
@@ -141,6 +149,7 @@ def serve(
         "emulator": emulator,
         "log_format": log_format and log_format.lower(),
         "log_level": log_level and log_level.lower(),
+        "shutdown_timeout": shutdown_timeout,
     }
     settings = load_settings(clock=clock, **options)
     start_logging(settings)
@@ -175,9 +184,9 @@ def server_config(
         http=bounded_protocol(settings or Settings()),
         server_header=False,
         date_header=True,
-        # An idle TLS connection closes only once its client answers the TLS close (or after
-        # asyncio's 30 s): on SIGTERM, wait this long for connections, then stop anyway.
-        timeout_graceful_shutdown=3,
+        # On SIGTERM: stop accepting, then wait this long for the requests in flight (and for idle TLS
+        # connections, which close only once their client answers the TLS close), then stop anyway.
+        timeout_graceful_shutdown=(settings or Settings()).shutdown_timeout,
         ssl_certfile=str(tls[0]) if tls else None,
         ssl_keyfile=str(tls[1]) if tls else None,
     )
@@ -289,8 +298,6 @@ def startup_message(
 async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bool) -> None:
     import asyncio
 
-    import uvicorn
-
     from presenced.api.requestlog import RequestLog
     from presenced.app import create_app
     from presenced.bootstrap import build, seed_demo_data
@@ -334,13 +341,18 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
             background.append(asyncio.create_task(runtime.throttle.run_forever()))
         if runtime.faults is not None:  # every serving process applies the rules any process sets
             background.append(asyncio.create_task(runtime.faults.run_forever()))
+        from presenced.serving import DrainingServer
+
+        server = DrainingServer(config, runtime.feed.close)
         try:
-            await uvicorn.Server(config).serve(sockets=[sock])
+            await server.serve(sockets=[sock])
         finally:
             for task in background:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+            if worker:  # deliveries in flight are answered, within what is left of the shutdown timeout
+                await runtime.deliveries.finish(server.time_left(settings.shutdown_timeout))
     finally:
         await runtime.close()
 
@@ -569,6 +581,10 @@ def upgrade(data_dir: Path | None, database_url: str | None) -> None:
     settings = load_settings(data_dir=data_dir, database_url=database_url)
     run(lambda: with_runtime(settings, _noop))
     click.echo("database is up to date")
+
+
+db.add_command(backup)
+db.add_command(restore)
 
 
 async def _noop(runtime: Runtime) -> None:

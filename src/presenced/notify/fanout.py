@@ -105,6 +105,10 @@ class RedisFanout(LocalFanout):
                 log.warning("Redis subscription lost (%s); reconnecting", error)
                 await asyncio.sleep(RECONNECT_SECONDS)
 
+    async def ping(self) -> None:
+        """Return once Redis answers a ping (the readiness check's; ``services.health``)."""
+        await self._redis.ping()
+
     async def close(self) -> None:
         if self._publishing is not None:
             with contextlib.suppress(Exception):

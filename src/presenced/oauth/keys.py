@@ -135,3 +135,37 @@ def _load(path: Path) -> RSAKey:
     key = RSAKey.import_key(path.read_bytes())
     parameters: Any = {"kid": key.thumbprint(), **_PARAMETERS}
     return RSAKey.import_key(path.read_bytes(), parameters)
+
+
+# ---- backups: the key files as they are, to copy out and back in
+
+
+def key_files(data_dir: Path) -> list[Path]:
+    """The key files of ``data_dir``, oldest first (none if it has no ``keys`` folder)."""
+    folder = data_dir / "keys"
+    return _key_files(folder) if folder.is_dir() else []
+
+
+def is_key_file(name: str, pem: bytes) -> bool:
+    """Whether ``name`` and ``pem`` are a key file as ``add_key`` writes one: ``*.pem``, a private RSA key."""
+    if not name.endswith(".pem") or name.startswith(".") or "/" in name or "\\" in name:
+        return False
+    try:
+        return RSAKey.import_key(pem).is_private
+    except (ValueError, TypeError):
+        return False
+
+
+def install_keys(data_dir: Path, files: dict[str, bytes]) -> None:
+    """Write key files (name → PEM, as ``key_files`` holds them) into ``data_dir``'s keys folder, each
+    readable by its owner only and complete before it appears, as ``add_key`` writes one."""
+    folder = data_dir / "keys"
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    for name, pem in files.items():
+        partial = folder / f".{name}.partial"
+        fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            out.write(pem)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(partial, folder / name)

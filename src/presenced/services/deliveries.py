@@ -127,6 +127,17 @@ class Deliveries:
         while self._tasks:
             await asyncio.gather(*list(self._tasks), return_exceptions=True)
 
+    async def finish(self, within: float) -> None:
+        """On shutdown (with the delivery rounds stopped): let the requests in flight be answered and recorded,
+        for up to ``within`` seconds; what is not by then is let go, and its lease hands it to another worker
+        (or this one, restarted) within ``LEASE``."""
+        try:
+            await asyncio.wait_for(self.drain(), max(within, 0.0))
+        except TimeoutError:
+            for task in list(self._tasks):
+                task.cancel()
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
+
     async def _send_all(self, url: str) -> None:
         """Send the URL's queue in order, one request at a time, until it is empty."""
         chunk: list[PendingNotification] = []

@@ -58,6 +58,8 @@ class ChangeFeed:
         self._seen: deque[int] = deque(maxlen=LOOKBACK * 4)
         self._seen_set: set[int] = set()
         self._wake = asyncio.Event()
+        #: Set when the process is shutting down: every live stream ends, telling its client to reconnect.
+        self.closing = asyncio.Event()
 
     @property
     def listening(self) -> int:
@@ -67,6 +69,10 @@ class ChangeFeed:
     def wake(self) -> None:
         """Something was committed: look now rather than at the next tick."""
         self._wake.set()
+
+    def close(self) -> None:
+        """The process is shutting down: end every stream (each tells its client to reconnect elsewhere)."""
+        self.closing.set()
 
     @asynccontextmanager
     async def listen(self, tenant_id: str, user_ids: Sequence[str]) -> AsyncIterator[Listener]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
-from typing import Protocol
+from typing import Literal, Protocol
 
 from presenced.domain.model import MailboxSettings
 from presenced.domain.sequence import Change, PresenceState
@@ -118,6 +118,19 @@ class ManualClock(Protocol):
 
     async def move(self, decide: Callable[[datetime], datetime]) -> datetime:
         """Set the time to ``decide(current time)``, atomically; the new time."""
+        ...
+
+
+#: Where the database's schema stands against this version's migrations: at the newest, behind (an older
+#: one), ahead (a migration this version does not know: a newer presenced migrated it), or never migrated.
+Migration = Literal["newest", "behind", "ahead", "none"]
+
+
+class SchemaState(Protocol):
+    """The database as a whole: whether it answers, and which migrations it has."""
+
+    async def migration(self) -> Migration:
+        """Read on a connection of its own; ``ServiceUnavailable`` when the database cannot be reached."""
         ...
 
 

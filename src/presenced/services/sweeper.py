@@ -13,6 +13,7 @@ nothing, because the due users stay due until their transaction commits.
 from __future__ import annotations
 
 import logging
+import time
 
 from presenced.logs import with_fields
 from presenced.services.loops import repeat
@@ -33,6 +34,12 @@ class Sweeper:
         self._writer = writer
         self._interval = interval
         self._scan = scan
+        #: When ``run_forever`` began (``time.monotonic()``): None while this process runs no sweeper loop.
+        self.started: float | None = None
+        #: When the sweeper last listed the due users and stored their changes (``time.monotonic()``), each
+        #: transaction of a long sweep counting: the readiness check's sign that it works (docs/deployment.md,
+        #: "Health checks"). None until the first.
+        self.last_sweep: float | None = None
 
     async def run_due(self, wait: bool = False) -> int:
         """Store every transition due now; the number of changes logged.
@@ -46,6 +53,7 @@ class Sweeper:
             due = await self._writer.due(self._scan)
             taken, changes = await self._writer.sweep(due_changes, due, wait)
             logged += changes
+            self.last_sweep = time.monotonic()
             # A full list may have left others out. Otherwise all that was due is stored, but for
             # users others held (skipped) and users that stopped being due meanwhile.
             if len(due) < self._scan or taken == 0:
@@ -53,6 +61,7 @@ class Sweeper:
 
     async def run_forever(self) -> None:
         """Sweep every ``interval`` seconds until cancelled; errors are logged, not fatal."""
+        self.started = time.monotonic()
         await repeat(self._round, self._interval, "sweep", log)
 
     async def _round(self) -> None:

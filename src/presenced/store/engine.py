@@ -8,12 +8,15 @@ from typing import Any
 import asyncpg
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from presenced.errors import ConfigurationError, ServiceUnavailable
+from presenced.services.ports import Migration
 from presenced.store.outages import answer_outages_as_unavailable, is_outage, quiet, unavailable
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -112,10 +115,34 @@ async def upgrade(engine: AsyncEngine) -> None:
 
 
 def _upgrade(connection: Connection) -> None:
-    config = Config()
-    config.set_main_option("script_location", str(MIGRATIONS))
+    config = _migrations()
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+
+
+def _migrations() -> Config:
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    return config
+
+
+class SqlSchemaState:
+    """Where the database's schema stands against this version's migrations (``services.ports.SchemaState``)."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        scripts = ScriptDirectory.from_config(_migrations())
+        self._newest = frozenset(scripts.get_heads())
+        self._known = frozenset(script.revision for script in scripts.walk_revisions())
+
+    async def migration(self) -> Migration:
+        async with self._engine.connect() as connection:
+            current = frozenset(await connection.run_sync(lambda c: MigrationContext.configure(c).get_current_heads()))
+        if not current:
+            return "none"
+        if current == self._newest:
+            return "newest"
+        return "behind" if current <= self._known else "ahead"
 
 
 def _first_line(exc: BaseException) -> str:

@@ -36,6 +36,10 @@ HEARTBEAT_SECONDS = 15.0
 #: How many logged changes a resumption sends at most before going live.
 RESUME_LIMIT = 10_000
 OVERFLOW = b'event: overflow\ndata: {"message":"The client fell too far behind; reconnect with Last-Event-ID."}\n\n'
+#: The last event of every stream when the server shuts down: reconnect (to another process) within a second.
+CLOSING = (
+    b'retry: 1000\nevent: closing\ndata: {"message":"The server is shutting down; reconnect with Last-Event-ID."}\n\n'
+)
 
 
 def _ids(request: Request) -> list[str]:
@@ -110,20 +114,24 @@ async def _events(
             )
             for change in changes:
                 yield _event(request, PresenceView(change.user_id, change.state, own[change.user_id]))
-        async for chunk in _live(request, listener, own):
+        async for chunk in _live(request, listener, own, feed.closing):
             yield chunk
 
 
-async def _live(request: Request, listener: Listener, own: dict[str, bool]) -> AsyncIterator[bytes]:
-    """Each change as it comes, a comment every 15 s while none does, until the client goes or falls behind.
-    Whichever way it ends (the client gone mid-wait included), both waits it started are cancelled."""
+async def _live(
+    request: Request, listener: Listener, own: dict[str, bool], closing: asyncio.Event
+) -> AsyncIterator[bytes]:
+    """Each change as it comes, a comment every 15 s while none does, until the client goes or falls behind,
+    or the server shuts down. Whichever way it ends (the client gone mid-wait included), every wait it
+    started is cancelled."""
     overflow = asyncio.ensure_future(listener.overflowed.wait())
+    shutdown = asyncio.ensure_future(closing.wait())
     getting: asyncio.Future[LoggedChange] | None = None
     try:
         while True:
             getting = asyncio.ensure_future(listener.queue.get())
             done, _ = await asyncio.wait(
-                {getting, overflow}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED
+                {getting, overflow, shutdown}, timeout=HEARTBEAT_SECONDS, return_when=asyncio.FIRST_COMPLETED
             )
             if getting in done:
                 change: LoggedChange = getting.result()
@@ -133,9 +141,13 @@ async def _live(request: Request, listener: Listener, own: dict[str, bool]) -> A
             if overflow in done:
                 yield OVERFLOW
                 return
+            if shutdown in done:
+                yield CLOSING
+                return
             yield b": keep-alive\n\n"
     finally:
         overflow.cancel()
+        shutdown.cancel()
         if getting is not None:
             getting.cancel()
 
