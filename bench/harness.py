@@ -223,11 +223,23 @@ class Server:
     url: str = ""
 
     def stderr_tail(self, lines: int = 20) -> str:
+        """The last lines of stderr but the log's info and debug lines (a line per request is no problem)."""
         try:
             text = self.stderr.read_text(errors="replace")
         except OSError:
             return ""
-        return "\n".join(text.strip().splitlines()[-lines:])
+        kept = [line for line in text.strip().splitlines() if not _routine(line)]
+        return "\n".join(kept[-lines:])
+
+
+def _routine(line: str) -> bool:
+    """A JSON log line below warning (``presenced serve`` logs JSON when stderr is a file)."""
+    if not line.startswith('{"time":'):
+        return False
+    try:
+        return json.loads(line).get("level") in {"debug", "info"}
+    except ValueError:
+        return False
 
 
 def start_server(name: str, cmd: list[str], workdir: Path, pattern: str = LISTENING) -> Server:

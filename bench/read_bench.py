@@ -5,6 +5,8 @@ Run:  .venv/bin/python bench/read_bench.py [--duration 5] [--rounds 3] [--connec
 1. Single read, ``GET /v1.0/users/{id}/presence``, under ``wrk -c<connections>``, interleaved
    round by round with a baseline: a bare ASGI callable served by the same uvicorn/uvloop/httptools
    configuration that returns the same bytes. The figure to read is the ratio presenced/baseline.
+   presenced runs as deployed, writing a JSON line per request to its stderr (a file); a second
+   presenced process with ``--log-level warning`` (no request log) gives the request log's cost.
 2. ``POST /v1.0/communications/getPresencesByUserId`` with 650 ids at ``wrk -c1`` (latency).
 
 Everything listens on 127.0.0.1 only. Results go to stdout and bench/results/read_bench.json.
@@ -55,8 +57,12 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
     print(f"added {len(many)} users in {time.monotonic() - started:.1f} s", flush=True)
 
     with harness.serving(problems) as servers:
-        real = harness.start_presenced(workdir, pin, "--data-dir", str(data_dir))
+        real = harness.start_presenced(workdir, pin, "--data-dir", str(data_dir), "--log-format", "json")
         servers.append(real)
+        # The same issuer as the first (its public URL): one token serves both.
+        quiet_args = ["--public-url", real.url, "--log-level", "warning", "--no-worker"]
+        quiet = harness.start_presenced(workdir, pin, "--data-dir", str(data_dir), *quiet_args, name="presenced-quiet")
+        servers.append(quiet)
         token = harness.run_cli(
             "token", "--data-dir", str(data_dir), "--user", reader["userPrincipalName"], "--scopes", "Presence.Read.All"
         ).strip()
@@ -86,7 +92,8 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
             f"wrk -t1 -c{args.connections} -d{args.duration}s; pinned: {pin}",
             flush=True,
         )
-        for server in (baseline, real):  # warm both up; not recorded
+        harness.same_answer(f"GET {read_path}", harness.fetch(quiet.url + read_path, token), real_answer)
+        for server in (baseline, real, quiet):  # warm them up; not recorded
             harness.run_wrk(server.url + read_path, args.connections, harness.WARMUP_SECONDS, pin, headers=auth)
         harness.run_wrk(real.url + many_path, 1, harness.WARMUP_SECONDS, pin, headers=auth, script=script)
 
@@ -96,19 +103,36 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
             harness.note_errors(f"round {n} bare ASGI", base_r, problems)
             real_r = harness.run_wrk(real.url + read_path, args.connections, args.duration, pin, headers=auth)
             harness.note_errors(f"round {n} presenced", real_r, problems)
+            quiet_r = harness.run_wrk(quiet.url + read_path, args.connections, args.duration, pin, headers=auth)
+            harness.note_errors(f"round {n} presenced, no request log", quiet_r, problems)
             many_r = harness.run_wrk(real.url + many_path, 1, args.duration, pin, headers=auth, script=script)
             harness.note_errors(f"round {n} getPresencesByUserId", many_r, problems)
             ratio = harness.ratio(real_r.rps, base_r.rps)
-            rounds.append({"baseline": base_r, "presenced": real_r, "ratio": ratio, "many": many_r})
+            log_ratio = harness.ratio(real_r.rps, quiet_r.rps)
+            rounds.append(
+                {
+                    "baseline": base_r,
+                    "presenced": real_r,
+                    "quiet": quiet_r,
+                    "ratio": ratio,
+                    "log_ratio": log_ratio,
+                    "many": many_r,
+                }
+            )
             print(
                 f"round {n}: presenced {harness.describe(real_r)} | bare ASGI {harness.describe(base_r)} "
                 f"| ratio {ratio:.2f}x",
+                flush=True,
+            )
+            print(
+                f"         no request log {harness.describe(quiet_r)} | with/without request log {log_ratio:.3f}x",
                 flush=True,
             )
             print(f"         getPresencesByUserId({MANY_IDS}) {harness.describe(many_r)}", flush=True)
 
     real_med = harness.median_of([r["presenced"] for r in rounds])
     base_med = harness.median_of([r["baseline"] for r in rounds])
+    quiet_med = harness.median_of([r["quiet"] for r in rounds])
     many_med = harness.median_of([r["many"] for r in rounds])
     return {
         "config": {
@@ -121,12 +145,20 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
             "request": f"GET {read_path}",
             "response_bytes": len(real_answer.body),
             "rounds": [
-                {"presenced": asdict(r["presenced"]), "baseline": asdict(r["baseline"]), "ratio": r["ratio"]}
+                {
+                    "presenced": asdict(r["presenced"]),
+                    "baseline": asdict(r["baseline"]),
+                    "no_request_log": asdict(r["quiet"]),
+                    "ratio": r["ratio"],
+                    "request_log_ratio": r["log_ratio"],
+                }
                 for r in rounds
             ],
-            "median": {"presenced": real_med, "baseline": base_med},
+            "median": {"presenced": real_med, "baseline": base_med, "no_request_log": quiet_med},
             "ratio_of_medians": real_med["rps"] / base_med["rps"],
             "median_of_ratios": statistics.median(r["ratio"] for r in rounds),
+            "request_log_ratio_of_medians": real_med["rps"] / quiet_med["rps"],
+            "request_log_median_of_ratios": statistics.median(r["log_ratio"] for r in rounds),
         },
         "get_presences_by_user_id": {
             "request": f"POST {many_path}",
@@ -151,6 +183,12 @@ def print_summary(results: dict[str, Any]) -> None:
         f"p99 {real['p99_ms']:.2f} ms | bare ASGI {harness.fmt_rps(base['rps'])} req/s p50 {base['p50_ms']:.2f} ms "
         f"p99 {base['p99_ms']:.2f} ms | ratio {single['ratio_of_medians']:.2f}x "
         f"(median of per-round ratios {single['median_of_ratios']:.2f}x)"
+    )
+    quiet = single["median"]["no_request_log"]
+    print(
+        f"request log: without it {harness.fmt_rps(quiet['rps'])} req/s p50 {quiet['p50_ms']:.2f} ms "
+        f"p99 {quiet['p99_ms']:.2f} ms | with/without {single['request_log_ratio_of_medians']:.3f}x "
+        f"(median of per-round ratios {single['request_log_median_of_ratios']:.3f}x)"
     )
     print(
         f"getPresencesByUserId({MANY_IDS}): p50 {many['p50_ms']:.2f} ms p99 {many['p99_ms']:.2f} ms, "

@@ -27,6 +27,21 @@ TABLES = (
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 #: The application id of the tokens the tests mint.
 APP_ID = "11111111-2222-3333-4444-555555555555"
+#: The fields of a request's log line (presenced.api.requestlog), in their order.
+REQUEST_LINE_FIELDS = (
+    "time",
+    "level",
+    "logger",
+    "message",
+    "request_id",
+    "client_request_id",
+    "method",
+    "route",
+    "status",
+    "duration_ms",
+    "tenant_id",
+    "app_id",
+)
 
 
 async def truncate_postgres(url: str) -> None:

@@ -6,6 +6,7 @@ the database, shared by every process on it (docs/emulator.md).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Protocol
 
@@ -29,6 +30,11 @@ def real_now() -> datetime:
     delivery and the emulator's starting point run on it; presence runs on a ``Clock``, which is
     real time too unless the emulator's manual clock replaces it."""
     return datetime.now(UTC)
+
+
+def real_seconds() -> float:
+    """Real time in seconds since the epoch, as ``time.time()``: the log's time stamps."""
+    return time.time()
 
 
 class SystemClock:

@@ -79,6 +79,10 @@ class Settings:
     throttle: str = "graph"
     #: Days the presence history (the change log) is kept (docs/graph-api.md, "Presence history and last seen").
     history_retention_days: int = 30
+    #: The log's format: "json" (a line of JSON per event) or "text"; None: json unless stderr is a terminal.
+    log_format: str | None = None
+    #: The lowest level presenced logs: "debug", "info" (a line per request), "warning" or "error".
+    log_level: str = "info"
     #: Seconds a SIGTERM gives requests in flight and webhook deliveries before the process exits.
     shutdown_timeout: int = 10
 
@@ -136,6 +140,10 @@ class Settings:
             values["throttle"] = env["PRESENCED_THROTTLE"]
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:
             values["forwarded_allow_ips"] = env["PRESENCED_FORWARDED_ALLOW_IPS"]
+        if "PRESENCED_LOG_FORMAT" in env:
+            values["log_format"] = env["PRESENCED_LOG_FORMAT"].strip().lower()
+        if "PRESENCED_LOG_LEVEL" in env:
+            values["log_level"] = env["PRESENCED_LOG_LEVEL"].strip().lower()
         values.update({k: v for k, v in overrides.items() if v is not None})
         settings = replace(cls(), **values)  # type: ignore[arg-type]
         if settings.tls_cert is not None or settings.tls_key is not None:
@@ -152,6 +160,14 @@ class Settings:
         parse_throttle(self.throttle)
         if self.clock not in {"system", "manual"}:
             raise ConfigurationError(f"--clock (PRESENCED_CLOCK) must be 'system' or 'manual', not {self.clock!r}")
+        if self.log_format not in {None, "json", "text"}:
+            raise ConfigurationError(
+                f"--log-format (PRESENCED_LOG_FORMAT) must be json or text, not {self.log_format!r}"
+            )
+        if self.log_level not in {"debug", "info", "warning", "error"}:
+            raise ConfigurationError(
+                f"--log-level (PRESENCED_LOG_LEVEL) must be debug, info, warning or error, not {self.log_level!r}"
+            )
         if not 0 <= self.port < 65536:
             raise ConfigurationError(f"--port (PRESENCED_PORT) must be between 0 and 65535, not {self.port}")
         if self.database_url is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -72,9 +73,11 @@ async def test_reauthorization_is_asked_once_ahead_of_expiry(
 
 
 async def test_a_revoked_role_removes_the_subscription(
-    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
+    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver, caplog: pytest.LogCaptureFixture
 ) -> None:
-    """When the app loses Presence.Read.All, subscriptionRemoved arrives and the subscription stops."""
+    """When the app loses Presence.Read.All, subscriptionRemoved arrives and the subscription stops; the
+    removal is logged with its tenant, app and subscription (not its URL nor its client state)."""
+    caplog.set_level(logging.INFO, logger="presenced.subscriptions")
     demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
     await seed_demo_identity(hooked.identity, datetime.now(UTC))
     tokens = Tokens(hooked, demo.tenant.id)
@@ -89,6 +92,14 @@ async def test_a_revoked_role_removes_the_subscription(
         await hooked.identity_store.delete_assignment(demo.tenant.id, assignment.id)
     await _round(hooked)
     assert _events(receiver) == ["subscriptionRemoved"]
+    [removal] = [r for r in caplog.records if r.name == "presenced.subscriptions"]
+    assert removal.getMessage() == "subscription removed: its app's permission or its user is gone"
+    assert removal.__dict__["fields"] == {
+        "job": "subscription lifecycle round",
+        "tenant_id": demo.tenant.id,
+        "app_id": DEMO_DAEMON_APP_ID,
+        "subscription_id": created["id"],
+    }
     assert (await api.get(f"/v1.0/subscriptions/{created['id']}", headers=bearer(token))).status_code == 404
     writer = tokens.app("Presence.ReadWrite.All")
     await api.post(f"/v1.0/users/{user.id}/presence/setPresence", json=SESSION, headers=bearer(writer))

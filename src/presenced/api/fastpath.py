@@ -28,7 +28,9 @@ from starlette.requests import ClientDisconnect
 
 from presenced.api.http import (
     ADMITTED,
+    CALLER,
     JSON_TYPE_BYTES,
+    ROUTE,
     admit,
     decode_body,
     error_parts,
@@ -36,7 +38,7 @@ from presenced.api.http import (
     read_body,
     send_answer,
 )
-from presenced.api.routes.actions import BY_NAME
+from presenced.api.routes.actions import BY_NAME, PREFIXES
 from presenced.api.routes.graph import presence_body
 from presenced.errors import PresencedError
 from presenced.wiring import installed
@@ -44,6 +46,10 @@ from presenced.wiring import installed
 log = logging.getLogger("presenced.api")
 
 _VERSIONS = frozenset({"v1.0", "beta"})
+#: The route templates of the paths the fast path answers, by (version, kind) and (version, kind, action),
+#: as the Starlette routes have them (the request log names the route, not the path).
+_READ_ROUTES = {(v, kind): f"/{v}{prefix}" for v in _VERSIONS for prefix, kind in PREFIXES}
+_ACTION_ROUTES = {(v, kind, a): f"/{v}{prefix}/{a}" for v in _VERSIONS for prefix, kind in PREFIXES for a in BY_NAME}
 
 
 def _match(path: str) -> tuple[str, str, str] | None:
@@ -137,18 +143,22 @@ class PresenceFastPath:
             (b"client-request-id", client_id or request_id),
             (b"odata-version", b"4.0"),
         ]
+        scope[ROUTE] = _READ_ROUTES[version, kind]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
         await send({"type": "http.response.body", "body": body})
         return True
 
     async def _write(self, scope: Any, receive: Any, send: Any, ref: str | None, action: str) -> None:
         body_type, call, status, optional = BY_NAME[action]
+        parts = scope["path"].split("/", 3)
+        scope[ROUTE] = _ACTION_ROUTES[parts[1], parts[2], action]
         request_id = new_request_id()
         client = _header(scope, b"client-request-id")
         client_request_id = client[:128].decode("latin-1") if client else request_id
         try:
             authorization = _header(scope, b"authorization")
             principal = await admit(self.state, None if authorization is None else authorization.decode("latin-1"))
+            scope[CALLER] = principal
             length = _header(scope, b"content-length")
             raw = await read_body(None if length is None else length.decode("latin-1"), _chunks(receive))
             content_type = (_header(scope, b"content-type") or b"").decode("latin-1")

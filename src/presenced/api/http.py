@@ -90,6 +90,10 @@ def error_parts(error: PresencedError, request_id: str, client_request_id: str) 
 
 #: Where the fast path leaves the caller it admitted, for the route that answers after it.
 ADMITTED = "presenced.principal"
+#: Where a route leaves the caller it admitted, for the request's log line (its tenant and app).
+CALLER = "presenced.caller"
+#: Where the fast path leaves the template of the route it answered (``/v1.0/me/presence``), for the log line.
+ROUTE = "presenced.route"
 
 
 async def principal_of(request: Request) -> Principal:
@@ -97,7 +101,9 @@ async def principal_of(request: Request) -> Principal:
     known: Principal | None = request.scope.get(ADMITTED)
     if known is not None:
         return known
-    return await admit(services_of(request), request.headers.get("authorization"))
+    principal = await admit(services_of(request), request.headers.get("authorization"))
+    request.scope[CALLER] = principal
+    return principal
 
 
 async def admit(state: Services, authorization: str | None) -> Principal:

@@ -41,6 +41,29 @@ def store_options(command: F) -> F:
     )(command)
 
 
+def log_options(command: F) -> F:
+    command = click.option(
+        "--log-level",
+        type=click.Choice(["debug", "info", "warning", "error"], case_sensitive=False),
+        help="Log from this level up (default info: a line per request). Env: PRESENCED_LOG_LEVEL.",
+    )(command)
+    return click.option(
+        "--log-format",
+        type=click.Choice(["json", "text"], case_sensitive=False),
+        help="Log lines as JSON objects or as text (default: json, text when stderr is a terminal). "
+        "Env: PRESENCED_LOG_FORMAT.",
+    )(command)
+
+
+def start_logging(settings: Settings) -> None:
+    """Send the process's log lines to stderr in the settings' format, from their level up."""
+    import sys
+
+    from presenced.logs import configure, default_format
+
+    configure(settings.log_format or default_format(sys.stderr), settings.log_level)
+
+
 def load_settings(**overrides: Any) -> Settings:
     return Settings.from_env(**overrides)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import json
+import logging
 import shlex
 import socket
 import sys
@@ -18,7 +19,17 @@ import click
 from presenced import __version__
 from presenced.cli.admin import COMMANDS
 from presenced.cli.backup import backup, restore
-from presenced.cli.common import clock_option, guid, load_settings, permission_list, run, store_options, with_runtime
+from presenced.cli.common import (
+    clock_option,
+    guid,
+    load_settings,
+    log_options,
+    permission_list,
+    run,
+    start_logging,
+    store_options,
+    with_runtime,
+)
 from presenced.cli.faults import faults, scenario
 from presenced.clock import real_now
 from presenced.config import Settings, default_data_dir, redacted_url
@@ -96,6 +107,7 @@ def cli() -> None:
     help="Let webhooks be plain http and reach loopback addresses (on with --demo). "
     "Env: PRESENCED_ALLOW_LOOPBACK_WEBHOOKS=1.",
 )
+@log_options
 def serve(
     data_dir: Path | None,
     database_url: str | None,
@@ -115,6 +127,8 @@ def serve(
     throttle: str | None,
     shutdown_timeout: int | None,
     allow_loopback_webhooks: bool | None,
+    log_format: str | None,
+    log_level: str | None,
 ) -> None:
     """Serve the Graph presence API and the sign-in platform (and, unless --no-worker, the background worker)."""
     if plain_http and (tls_cert or tls_key):
@@ -133,9 +147,12 @@ def serve(
         "allow_loopback_webhooks": True if demo else allow_loopback_webhooks,
         "throttle": throttle,
         "emulator": emulator,
+        "log_format": log_format and log_format.lower(),
+        "log_level": log_level and log_level.lower(),
         "shutdown_timeout": shutdown_timeout,
     }
     settings = load_settings(clock=clock, **options)
+    start_logging(settings)
     sock = listen(settings.host, settings.port if port is None else port)
     settings = load_settings(clock=clock, port=sock.getsockname()[1], **options)
     run(lambda: _serve(settings, sock, demo, worker=not no_worker))
@@ -155,6 +172,9 @@ def server_config(
 
     return uvicorn.Config(
         app,
+        # uvicorn's loggers go to the process's handler (presenced.logs.configure), from warning up;
+        # presenced.api.requestlog writes the line per request in place of its access log.
+        log_config=None,
         log_level="warning",
         access_log=False,
         lifespan="off",
@@ -278,9 +298,11 @@ def startup_message(
 async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bool) -> None:
     import asyncio
 
+    from presenced.api.requestlog import RequestLog
     from presenced.app import create_app
     from presenced.bootstrap import build, seed_demo_data
     from presenced.config import prepare_data_dir, record_serving_url
+    from presenced.logs import REQUEST_LOGGER
 
     prepare_data_dir(settings.data_dir)
     local = _local_tls(settings) if settings.tls == "local" else None
@@ -305,7 +327,9 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
         ):
             click.echo(line)
         sys.stdout.flush()
-        app = create_app(runtime, local.ca_cert if local else None)
+        app: Any = create_app(runtime, local.ca_cert if local else None)
+        if logging.getLogger(REQUEST_LOGGER).isEnabledFor(logging.INFO):
+            app = RequestLog(app)
         config = server_config(app, tls, settings.forwarded_allow_ips, settings)
         # Everything built so far lives as long as the process: keep the
         # collector from scanning it again and again under load.
@@ -477,14 +501,30 @@ def token(
 @click.option(
     "--redis-url", help="redis://host:6379/0: wake other processes at once on each change. Env: PRESENCED_REDIS_URL."
 )
-def worker(data_dir: Path | None, database_url: str | None, clock: str | None, redis_url: str | None) -> None:
+@log_options
+def worker(
+    data_dir: Path | None,
+    database_url: str | None,
+    clock: str | None,
+    redis_url: str | None,
+    log_format: str | None,
+    log_level: str | None,
+) -> None:
     """Run the background worker alone: presence changes that time brings (fades, expiries), webhook
     delivery, subscription lifecycle."""
     import asyncio
 
     from presenced.services.sweeper import INTERVAL
 
-    settings = load_settings(data_dir=data_dir, database_url=database_url, clock=clock, redis_url=redis_url)
+    settings = load_settings(
+        data_dir=data_dir,
+        database_url=database_url,
+        clock=clock,
+        redis_url=redis_url,
+        log_format=log_format and log_format.lower(),
+        log_level=log_level and log_level.lower(),
+    )
+    start_logging(settings)
 
     async def work(runtime: Runtime) -> None:
         click.echo(f"presenced {__version__} worker: sweeping due presence transitions every {INTERVAL} s")

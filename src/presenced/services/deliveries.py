@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Protocol
 
+from presenced.logs import with_fields
 from presenced.services.entities import DeliveryResult, PendingNotification
 from presenced.services.faults import DeliveryFaults, Faults
 from presenced.services.loops import repeat
@@ -153,10 +154,11 @@ class Deliveries:
                 else:
                     results = await self._send_faulted(url, chunk, faults)
                 await self._store.record(results, self._now())
+                _log_results(chunk, results)
                 self._held.difference_update(item.id for item in chunk)
                 chunk = []
         except Exception:
-            log.exception("sending to a notification URL failed")
+            log.exception("sending to a notification URL failed", extra=with_fields(job="delivery"))
         finally:
             # Whatever was not recorded is let go: its lease lapses and a round takes it again.
             for item in (*chunk, *self._queues.pop(url, ())):
@@ -187,3 +189,25 @@ class Deliveries:
             return DeliveryResult(item.id, answer.status, answer.latency_ms, answer.error, "failed")
         retry_at = self._now() + backoff(item.attempts)
         return DeliveryResult(item.id, answer.status, answer.latency_ms, answer.error, "retry", retry_at)
+
+
+def _log_results(chunk: list[PendingNotification], results: list[DeliveryResult]) -> None:
+    """A notification given up is a warning; each answer is a debug line (the URL is not logged: it is the
+    subscriber's, and may carry a secret of theirs)."""
+    sent = {item.id: item for item in chunk}
+    for result in results:
+        item = sent.get(result.notification_id)
+        if item is None or (result.outcome != "failed" and not log.isEnabledFor(logging.DEBUG)):
+            continue
+        fields = with_fields(
+            job="delivery",
+            tenant_id=item.subscription.tenant_id,
+            app_id=item.subscription.app_id,
+            subscription_id=item.subscription.id,
+            status=result.status,
+            attempts=item.attempts,
+        )
+        if result.outcome == "failed":
+            log.warning("gave up a notification after %d attempts", item.attempts, extra=fields)
+        else:
+            log.debug("notification sent: %s", result.outcome, extra=fields)

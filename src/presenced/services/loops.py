@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import NoReturn
 
 from presenced.errors import ServiceUnavailable
+from presenced.logs import with_fields
 
 #: The longest wait between rounds while the database is unavailable, in seconds.
 MAX_BACKOFF = 5.0
@@ -31,8 +32,11 @@ async def repeat(
 ) -> NoReturn:
     """Run ``round_`` every ``interval`` seconds, or as soon as ``wake`` is set, until cancelled.
 
-    A failure is logged as "``what`` failed; retrying" with its traceback, never raised.
+    A failure is logged as "``what`` failed; retrying" with its traceback and the field ``job`` (``what``),
+    never raised; the start is logged at debug.
     """
+    fields = with_fields(job=what)
+    log.debug("%s started, every %s s", what, interval, extra=fields)
     wait = interval
     while True:
         try:
@@ -43,7 +47,7 @@ async def repeat(
         except ServiceUnavailable:
             wait = min(max(wait, 0.1) * 2, MAX_BACKOFF)
         except Exception:
-            log.exception("%s failed; retrying", what)
+            log.exception("%s failed; retrying", what, extra=fields)
         if wake is None or wait > interval:
             await asyncio.sleep(wait)
             continue

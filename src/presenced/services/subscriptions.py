@@ -20,6 +20,7 @@ from presenced.auth.policy import Operation, Target, authorize
 from presenced.auth.principal import Principal
 from presenced.clock import Clock
 from presenced.errors import BadRequest, Conflict, ResourceNotFound
+from presenced.logs import with_fields
 from presenced.services.entities import Subscription
 from presenced.services.loops import repeat
 from presenced.services.ports import Directory, SubscriptionStore
@@ -237,6 +238,10 @@ def _guid(value: str) -> bool:
         return False
 
 
+#: The lifecycle's job, as its log lines name it.
+LIFECYCLE_JOB = "subscription lifecycle round"
+
+
 class SubscriptionLifecycle:
     """The worker's side of subscriptions: lifecycle notifications, removals, and purging."""
 
@@ -251,9 +256,18 @@ class SubscriptionLifecycle:
         for subscription in await service.store.live_subscriptions(now):
             if service._still_allowed is not None and not await service._still_allowed(subscription):
                 await service.store.queue_lifecycle(subscription, "subscriptionRemoved", now)
+                log.info(
+                    "subscription removed: its app's permission or its user is gone",
+                    extra=with_fields(
+                        job=LIFECYCLE_JOB,
+                        tenant_id=subscription.tenant_id,
+                        app_id=subscription.app_id,
+                        subscription_id=subscription.id,
+                    ),
+                )
             elif subscription.lifecycle_url and subscription.expires - service._lead <= now:
                 await service.store.queue_lifecycle(subscription, "reauthorizationRequired", now)
         await service.store.delete_expired_subscriptions(now - KEEP_EXPIRED)
 
     async def run_forever(self, interval: float = LIFECYCLE_INTERVAL) -> None:
-        await repeat(self.run_once, interval, "subscription lifecycle round", log)
+        await repeat(self.run_once, interval, LIFECYCLE_JOB, log)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 
+from presenced.logs import with_fields
 from presenced.services.loops import repeat
 from presenced.services.ports import PresenceWriter
 from presenced.services.writes import due_changes
@@ -61,4 +62,9 @@ class Sweeper:
     async def run_forever(self) -> None:
         """Sweep every ``interval`` seconds until cancelled; errors are logged, not fatal."""
         self.started = time.monotonic()
-        await repeat(self.run_due, self._interval, "sweep", log)
+        await repeat(self._round, self._interval, "sweep", log)
+
+    async def _round(self) -> None:
+        changes = await self.run_due()
+        if changes:
+            log.debug("sweep stored %d presence changes", changes, extra=with_fields(job="sweep", changes=changes))

@@ -40,10 +40,13 @@ CONNECT_TIMEOUT = 3
 
 
 def create_engine(url: str, pool_size: int = 8) -> AsyncEngine:
-    """An async engine; on SQLite with WAL, foreign keys and a busy timeout."""
+    """An async engine; on SQLite with WAL, foreign keys and a busy timeout.
+
+    Its errors do not quote their statement's parameters (``hide_parameters``): an error is logged, and
+    parameters carry status messages and hashes of sign-in secrets."""
     url = async_url(url)
     if url.startswith("sqlite"):
-        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size)
+        engine = create_async_engine(url, pool_size=pool_size, max_overflow=pool_size, hide_parameters=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
@@ -59,7 +62,12 @@ def create_engine(url: str, pool_size: int = 8) -> AsyncEngine:
             raise
 
     engine = create_async_engine(
-        url, pool_size=pool_size + 2, max_overflow=pool_size + 2, pool_timeout=CONNECT_TIMEOUT, async_creator=connect
+        url,
+        pool_size=pool_size + 2,
+        max_overflow=pool_size + 2,
+        pool_timeout=CONNECT_TIMEOUT,
+        async_creator=connect,
+        hide_parameters=True,
     )
     answer_outages_as_unavailable(engine)
     return engine
