@@ -10,6 +10,9 @@ from prometheus_client.parser import text_string_to_metric_families
 
 DASHBOARD = Path(__file__).resolve().parent.parent / "docs" / "grafana-dashboard.json"
 
+#: The series of a family of each type.
+_SUFFIXES = {"counter": ("_total",), "histogram": ("_bucket", "_count", "_sum")}
+
 
 class Scrape:
     """One scrape, parsed."""
@@ -19,6 +22,8 @@ class Scrape:
         self.samples: dict[tuple[str, frozenset[tuple[str, str]]], float] = {}
         self.names: set[str] = set()
         for family in text_string_to_metric_families(text):
+            # A family with no child yet (nothing counted under any labels) has its series all the same.
+            self.names.update(family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",)))
             for sample in family.samples:
                 self.samples[(sample.name, frozenset(sample.labels.items()))] = sample.value
                 self.names.add(sample.name)
