@@ -1,10 +1,12 @@
 """Read-path benchmark: presenced against a bare ASGI app on the same server stack.
 
-Run:  .venv/bin/python bench/read_bench.py [--duration 5] [--rounds 3] [--connections 32] [--no-pin]
+Run:  .venv/bin/python bench/read_bench.py [--duration 5] [--rounds 3] [--connections 32] [--no-pin] [--metrics-off]
 
 1. Single read, ``GET /v1.0/users/{id}/presence``, under ``wrk -c<connections>``, interleaved
    round by round with a baseline: a bare ASGI callable served by the same uvicorn/uvloop/httptools
    configuration that returns the same bytes. The figure to read is the ratio presenced/baseline.
+   With ``--metrics-off``, each round also measures a second presenced on the same data started with
+   ``--no-metrics``: the ratio metrics on/off is what recording the request metrics costs.
 2. ``POST /v1.0/communications/getPresencesByUserId`` with 650 ids at ``wrk -c1`` (latency).
 
 Everything listens on 127.0.0.1 only. Results go to stdout and bench/results/read_bench.json.
@@ -70,6 +72,14 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         baseline = harness.start_baseline("baseline", workdir, pin, answer=real_answer)
         servers.append(baseline)
         harness.same_answer(f"GET {read_path}", harness.fetch(baseline.url + read_path, token), real_answer)
+        quiet = None
+        if args.metrics_off:
+            # The same public URL: the same token issuer, and the same answer, byte for byte.
+            quiet = harness.start_presenced(
+                workdir, pin, "--data-dir", str(data_dir), "--no-metrics", "--public-url", real.url, name="no-metrics"
+            )
+            servers.append(quiet)
+            harness.same_answer(f"GET {read_path}", harness.fetch(quiet.url + read_path, token), real_answer)
 
         # The 650-id request, checked once before it is measured.
         ids = [user_id for user_id, _, _ in many]
@@ -86,7 +96,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
             f"wrk -t1 -c{args.connections} -d{args.duration}s; pinned: {pin}",
             flush=True,
         )
-        for server in (baseline, real):  # warm both up; not recorded
+        for server in (baseline, real, *([quiet] if quiet else [])):  # warm them up; not recorded
             harness.run_wrk(server.url + read_path, args.connections, harness.WARMUP_SECONDS, pin, headers=auth)
         harness.run_wrk(real.url + many_path, 1, harness.WARMUP_SECONDS, pin, headers=auth, script=script)
 
@@ -105,11 +115,29 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
                 f"| ratio {ratio:.2f}x",
                 flush=True,
             )
+            if quiet is not None:
+                off_r = harness.run_wrk(quiet.url + read_path, args.connections, args.duration, pin, headers=auth)
+                harness.note_errors(f"round {n} presenced --no-metrics", off_r, problems)
+                rounds[-1]["metrics_off"] = off_r
+                print(
+                    f"         presenced --no-metrics {harness.describe(off_r)} | metrics on/off "
+                    f"{harness.ratio(real_r.rps, off_r.rps):.3f}x",
+                    flush=True,
+                )
             print(f"         getPresencesByUserId({MANY_IDS}) {harness.describe(many_r)}", flush=True)
 
     real_med = harness.median_of([r["presenced"] for r in rounds])
     base_med = harness.median_of([r["baseline"] for r in rounds])
     many_med = harness.median_of([r["many"] for r in rounds])
+    metrics_off: dict[str, Any] | None = None
+    if args.metrics_off:
+        off_med = harness.median_of([r["metrics_off"] for r in rounds])
+        metrics_off = {
+            "rounds": [asdict(r["metrics_off"]) for r in rounds],
+            "median": off_med,
+            "on_off_ratio_of_medians": real_med["rps"] / off_med["rps"],
+            "off_baseline_ratio_of_medians": off_med["rps"] / base_med["rps"],
+        }
     return {
         "config": {
             "duration_s": args.duration,
@@ -127,6 +155,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
             "median": {"presenced": real_med, "baseline": base_med},
             "ratio_of_medians": real_med["rps"] / base_med["rps"],
             "median_of_ratios": statistics.median(r["ratio"] for r in rounds),
+            "metrics_off": metrics_off,
         },
         "get_presences_by_user_id": {
             "request": f"POST {many_path}",
@@ -156,6 +185,13 @@ def print_summary(results: dict[str, Any]) -> None:
         f"getPresencesByUserId({MANY_IDS}): p50 {many['p50_ms']:.2f} ms p99 {many['p99_ms']:.2f} ms, "
         f"{harness.fmt_rps(many['rps'])} req/s (wrk -c1)"
     )
+    off = single.get("metrics_off")
+    if off:
+        print(
+            f"single read, --no-metrics: {harness.fmt_rps(off['median']['rps'])} req/s "
+            f"(ratio to bare ASGI {off['off_baseline_ratio_of_medians']:.2f}x); "
+            f"metrics on/off {off['on_off_ratio_of_medians']:.3f}x"
+        )
     for problem in results["problems"]:
         print(f"problem: {problem}")
 
@@ -166,6 +202,11 @@ def main(argv: list[str] | None = None) -> int:
         parser, duration=5, connections=32, connections_help="wrk connections for the single read"
     )
     parser.add_argument("--no-pin", action="store_true", help="do not pin servers to core 0 and wrk to core 1")
+    parser.add_argument(
+        "--metrics-off",
+        action="store_true",
+        help="also measure presenced --no-metrics, round by round (what the metrics cost)",
+    )
     args = parser.parse_args(argv)
 
     if harness.missing_wrk():
