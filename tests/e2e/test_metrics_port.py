@@ -3,8 +3,12 @@ given (plain HTTP), nowhere with ``--no-metrics``; never asking for a token."""
 
 from __future__ import annotations
 
+import os
 import socket
 import ssl
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -14,6 +18,10 @@ from presenced.config import Settings
 from presenced.errors import ConfigurationError
 from tests.e2e.server_process import running_server
 from tests.metrics_support import Scrape
+from tests.support import stop_process
+
+#: How long a process may take to start listening.
+START_TIMEOUT = 60.0
 
 HEALTH = {"route": "/health", "method": "GET", "status": "200"}
 
@@ -70,6 +78,35 @@ def test_no_metrics_turns_them_off(tmp_path: Path, key_folder: Path) -> None:
     ):
         assert http.get("/metrics").status_code == 404
         assert http.get("/health").status_code == 200
+
+
+def test_a_worker_serves_metrics_on_its_port(tmp_path: Path, key_folder: Path) -> None:
+    """``presenced worker --metrics-port``: the worker's deliveries and the backlogs, for a worker apart."""
+    port = _free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PRESENCED_")}
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    command = [sys.executable, "-m", "presenced", "worker", "--data-dir", str(data_dir), "--metrics-port", str(port)]
+    worker = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    try:
+        scraped = _scrape_when_listening(f"http://127.0.0.1:{port}/metrics", worker)
+    finally:
+        stop_process(worker)
+    found = Scrape(scraped)
+    assert found.value("presenced_sweeper_lag_seconds") == 0
+    assert found.value("presenced_outbox_pending_notifications") == 0
+    assert "presenced_webhook_deliveries_total" in found.names
+
+
+def _scrape_when_listening(url: str, process: subprocess.Popen[str]) -> str:
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            return httpx.get(url).raise_for_status().text
+        except httpx.TransportError:
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
 
 
 def test_the_environment_sets_them_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
