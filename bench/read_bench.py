@@ -5,8 +5,9 @@ Run:  .venv/bin/python bench/read_bench.py [--duration 5] [--rounds 3] [--connec
 1. Single read, ``GET /v1.0/users/{id}/presence``, under ``wrk -c<connections>``, interleaved
    round by round with a baseline: a bare ASGI callable served by the same uvicorn/uvloop/httptools
    configuration that returns the same bytes. The figure to read is the ratio presenced/baseline.
-   presenced runs as deployed, writing a JSON line per request to its stderr (a file); a second
-   presenced process with ``--log-level warning`` (no request log) gives the request log's cost.
+   presenced runs as deployed, writing a JSON line per request to its stderr (a file) and counting
+   Prometheus metrics; a second presenced process with ``--log-level warning --no-metrics`` (no request
+   log, no metrics), measured in each round right before or after it (taking turns), gives their cost.
 2. ``POST /v1.0/communications/getPresencesByUserId`` with 650 ids at ``wrk -c1`` (latency).
 
 Everything listens on 127.0.0.1 only. Results go to stdout and bench/results/read_bench.json.
@@ -60,7 +61,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         real = harness.start_presenced(workdir, pin, "--data-dir", str(data_dir), "--log-format", "json")
         servers.append(real)
         # The same issuer as the first (its public URL): one token serves both.
-        quiet_args = ["--public-url", real.url, "--log-level", "warning", "--no-worker"]
+        quiet_args = ["--public-url", real.url, "--log-level", "warning", "--no-metrics", "--no-worker"]
         quiet = harness.start_presenced(workdir, pin, "--data-dir", str(data_dir), *quiet_args, name="presenced-quiet")
         servers.append(quiet)
         token = harness.run_cli(
@@ -76,7 +77,6 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         baseline = harness.start_baseline("baseline", workdir, pin, answer=real_answer)
         servers.append(baseline)
         harness.same_answer(f"GET {read_path}", harness.fetch(baseline.url + read_path, token), real_answer)
-
         # The 650-id request, checked once before it is measured.
         ids = [user_id for user_id, _, _ in many]
         many_body = json.dumps({"ids": ids}, separators=(",", ":"))
@@ -97,14 +97,21 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
             harness.run_wrk(server.url + read_path, args.connections, harness.WARMUP_SECONDS, pin, headers=auth)
         harness.run_wrk(real.url + many_path, 1, harness.WARMUP_SECONDS, pin, headers=auth, script=script)
 
+        def read(server: harness.Server) -> harness.WrkResult:
+            return harness.run_wrk(server.url + read_path, args.connections, args.duration, pin, headers=auth)
+
         rounds: list[dict[str, Any]] = []
         for n in range(1, args.rounds + 1):
-            base_r = harness.run_wrk(baseline.url + read_path, args.connections, args.duration, pin, headers=auth)
+            base_r = read(baseline)
             harness.note_errors(f"round {n} bare ASGI", base_r, problems)
-            real_r = harness.run_wrk(real.url + read_path, args.connections, args.duration, pin, headers=auth)
+            # The two presenced run back to back, taking turns at going first.
+            if n % 2 == 0:
+                quiet_r = read(quiet)
+            real_r = read(real)
             harness.note_errors(f"round {n} presenced", real_r, problems)
-            quiet_r = harness.run_wrk(quiet.url + read_path, args.connections, args.duration, pin, headers=auth)
-            harness.note_errors(f"round {n} presenced, no request log", quiet_r, problems)
+            if n % 2 == 1:
+                quiet_r = read(quiet)
+            harness.note_errors(f"round {n} presenced, no request log or metrics", quiet_r, problems)
             many_r = harness.run_wrk(real.url + many_path, 1, args.duration, pin, headers=auth, script=script)
             harness.note_errors(f"round {n} getPresencesByUserId", many_r, problems)
             ratio = harness.ratio(real_r.rps, base_r.rps)
@@ -125,7 +132,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
                 flush=True,
             )
             print(
-                f"         no request log {harness.describe(quiet_r)} | with/without request log {log_ratio:.3f}x",
+                f"         no request log or metrics {harness.describe(quiet_r)} | with/without {log_ratio:.3f}x",
                 flush=True,
             )
             print(f"         getPresencesByUserId({MANY_IDS}) {harness.describe(many_r)}", flush=True)
@@ -186,7 +193,7 @@ def print_summary(results: dict[str, Any]) -> None:
     )
     quiet = single["median"]["no_request_log"]
     print(
-        f"request log: without it {harness.fmt_rps(quiet['rps'])} req/s p50 {quiet['p50_ms']:.2f} ms "
+        f"request log and metrics: without them {harness.fmt_rps(quiet['rps'])} req/s p50 {quiet['p50_ms']:.2f} ms "
         f"p99 {quiet['p99_ms']:.2f} ms | with/without {single['request_log_ratio_of_medians']:.3f}x "
         f"(median of per-round ratios {single['request_log_median_of_ratios']:.3f}x)"
     )

@@ -22,8 +22,10 @@ from presenced.api.app import API_PREFIXES, graph_endpoints, graph_routes
 from presenced.api.fastpath import PresenceFastPath
 from presenced.api.faults import FaultInjection
 from presenced.api.http import error_response
+from presenced.api.metrics import RequestMetrics, metrics_route, templated
 from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound, ServiceUnavailable
+from presenced.metrics import HttpMetrics
 from presenced.web import routes as web_routes
 from presenced.web.pages import message
 from presenced.wiring import Services, install, installed
@@ -34,8 +36,13 @@ log = logging.getLogger("presenced.api")
 def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> PresenceFastPath | FaultInjection:
     """The application serving ``runtime``'s services (``ca_certificate``: the local CA, offered to browsers)."""
     endpoints = graph_endpoints(runtime.emulator is not None)
+    settings = runtime.settings
+    # Each route leaves its template for the request metrics; /metrics is here unless on its own port or off.
+    routes = [templated(route) for route in graph_routes(endpoints) + web_routes.ROUTES]
+    if settings.metrics and settings.metrics_port is None:
+        routes.append(metrics_route(runtime.observer))
     app = Starlette(
-        routes=graph_routes(endpoints) + web_routes.ROUTES,
+        routes=routes,
         exception_handlers={PresencedError: _presenced_error, HTTPException: _http_error, Exception: _crash},
     )
     install(
@@ -66,9 +73,16 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
             scenarios=runtime.scenarios,
         ),
     )
+    metrics = HttpMetrics() if settings.metrics else None
+    fast = PresenceFastPath(app, metrics, RequestMetrics(app, metrics) if metrics is not None else None)
     if runtime.faults is None:
-        return PresenceFastPath(app)
-    return FaultInjection(PresenceFastPath(app), installed(app), runtime.faults)
+        return fast
+    return FaultInjection(fast, installed(app), runtime.faults)
+
+
+def create_metrics_app(runtime: Runtime) -> Starlette:
+    """The application of ``--metrics-port``: ``GET /metrics`` alone."""
+    return Starlette(routes=[metrics_route(runtime.observer)])
 
 
 async def _presenced_error(request: Request, exc: Any) -> Response:

@@ -33,6 +33,7 @@ from presenced.services.health import Health
 from presenced.services.history import PresenceHistory
 from presenced.services.identity import IdentityService
 from presenced.services.mailbox import MailboxService
+from presenced.services.observe import Observer
 from presenced.services.ports import ChangeLog, IdentityStore, PresenceReader, PresenceWriter, UnitOfWork
 from presenced.services.presence import PresenceService
 from presenced.services.scenarios import Scenarios
@@ -52,6 +53,7 @@ from presenced.store.engine import SqlSchemaState, create_engine, sqlite_url, up
 from presenced.store.faults import SqlFaultStore, is_emulator, mark_emulator, unmark_emulator
 from presenced.store.group_commit import GroupCommit
 from presenced.store.identity import SqlIdentityStore
+from presenced.store.measures import SqlMeasures
 from presenced.store.postgres_writer import PostgresBatches
 from presenced.store.presence import SqlStore
 from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
@@ -102,6 +104,8 @@ class Runtime:
     fanout: LocalFanout
     #: Readiness: the database, the worker (when this process runs it) and Redis.
     health: Health
+    #: The gauges a metrics scrape measures (docs/deployment.md, "Metrics").
+    observer: Observer
     #: Graph's throttling of applications; None when it is off.
     throttle: Throttle | None = None
     #: The emulator's fault rules; None unless the database is an emulator's (--emulator, --clock manual).
@@ -234,6 +238,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         feed=feed,
         fanout=fanout,
         health=health,
+        observer=Observer(SqlMeasures(engine), presence_clock, feed),
         throttle=throttle,
         faults=faults,
         scenarios=scenarios,

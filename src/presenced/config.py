@@ -85,6 +85,10 @@ class Settings:
     log_level: str = "info"
     #: Seconds a SIGTERM gives requests in flight and webhook deliveries before the process exits.
     shutdown_timeout: int = 10
+    #: Prometheus metrics at ``/metrics`` (docs/deployment.md, "Metrics"): on the main port, on
+    #: ``metrics_port`` instead when set, or nowhere when ``metrics`` is False.
+    metrics: bool = True
+    metrics_port: int | None = None
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -136,6 +140,10 @@ class Settings:
             )
         if "PRESENCED_SHUTDOWN_TIMEOUT" in env:
             values["shutdown_timeout"] = _whole(env["PRESENCED_SHUTDOWN_TIMEOUT"], "PRESENCED_SHUTDOWN_TIMEOUT", 1, 600)
+        if env.get("PRESENCED_METRICS", "").lower() in {"0", "off", "false", "no"}:
+            values["metrics"] = False
+        if "PRESENCED_METRICS_PORT" in env:
+            values["metrics_port"] = _port(env["PRESENCED_METRICS_PORT"], "PRESENCED_METRICS_PORT")
         if "PRESENCED_THROTTLE" in env:
             values["throttle"] = env["PRESENCED_THROTTLE"]
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:
@@ -170,6 +178,12 @@ class Settings:
             )
         if not 0 <= self.port < 65536:
             raise ConfigurationError(f"--port (PRESENCED_PORT) must be between 0 and 65535, not {self.port}")
+        if self.metrics_port is not None and not 1 <= self.metrics_port < 65536:
+            raise ConfigurationError(
+                f"--metrics-port (PRESENCED_METRICS_PORT) must be between 1 and 65535, not {self.metrics_port}"
+            )
+        if self.metrics_port is not None and self.metrics_port == self.port:
+            raise ConfigurationError("--metrics-port (PRESENCED_METRICS_PORT) must differ from --port")
         if self.database_url is not None:
             scheme = urlsplit(self.database_url).scheme
             if scheme not in {"sqlite", "postgresql", "postgres"}:

@@ -16,11 +16,17 @@ much as a read itself, and a third of a write. This wrapper recognises
   with the same error body (``presenced.api.http.error_parts``).
 
 Anything else goes to the Starlette application.
+
+With metrics on, each request the fast path answers is recorded under its route template
+(``/v1.0/users/{id}/presence``, ``/beta/me/presence/setPresence``) with children bound once per
+template, method and status (``presenced.metrics.HttpMetrics``), as ``api.metrics.RequestMetrics``
+records the Starlette application's.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -41,6 +47,7 @@ from presenced.api.http import (
 from presenced.api.routes.actions import BY_NAME, PREFIXES
 from presenced.api.routes.graph import presence_body
 from presenced.errors import PresencedError
+from presenced.metrics import HttpMetrics
 from presenced.wiring import installed
 
 log = logging.getLogger("presenced.api")
@@ -66,17 +73,17 @@ def _match(path: str) -> tuple[str, str, str] | None:
     return None
 
 
-def _match_action(path: str) -> tuple[str | None, str] | None:
-    """(id or None for /me, action) of an action's path, else None."""
+def _match_action(path: str) -> tuple[str | None, str, str] | None:
+    """(id or None for /me, action, route template) of an action's path, else None."""
     parts = path.split("/")
     if len(parts) < 5 or parts[1] not in _VERSIONS or parts[-1] not in BY_NAME:
         return None
     if len(parts) == 5 and parts[2] == "me" and parts[3] == "presence":
-        return None, parts[4]
+        return None, parts[4], _ACTION_ROUTES[(parts[1], "me", parts[4])]
     if len(parts) != 6 or not parts[3]:
         return None
     if (parts[2] == "users" and parts[4] == "presence") or (parts[2] == "communications" and parts[3] == "presences"):
-        return (parts[3] if parts[2] == "users" else parts[4]), parts[5]
+        return (parts[3] if parts[2] == "users" else parts[4]), parts[5], _ACTION_ROUTES[(parts[1], parts[2], parts[5])]
     return None
 
 
@@ -99,21 +106,36 @@ async def _chunks(receive: Any) -> AsyncIterator[bytes]:
 
 
 class PresenceFastPath:
-    def __init__(self, app: Any) -> None:
-        self.app = app
+    """The fast path in front of ``app`` (the Starlette application); ``rest`` answers what it does not
+    (``app`` itself unless given, e.g. ``app`` with its requests recorded); ``metrics`` records what it answers."""
+
+    def __init__(self, app: Any, metrics: HttpMetrics | None = None, rest: Any = None) -> None:
+        self.app = app if rest is None else rest
         self.state = installed(app)
+        self.metrics = metrics
+        #: The read's children, bound once per template: a read records with no lookup of labels.
+        self._reads = {key: metrics.bound(route, "GET", 200) for key, route in _READ_ROUTES.items()} if metrics else {}
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] == "http" and not scope["query_string"]:
             method = scope["method"]
             if method == "GET":
                 match = _match(scope["path"])
-                if match is not None and await self._read(scope, send, *match):
-                    return
+                if match is not None:
+                    started = time.perf_counter()
+                    if await self._read(scope, send, *match):
+                        if self.metrics is not None:
+                            count, duration = self._reads[match[0], match[1]]
+                            count.inc()
+                            duration.observe(time.perf_counter() - started)
+                        return
             elif method == "POST":
                 action = _match_action(scope["path"])
                 if action is not None:
-                    await self._write(scope, receive, send, *action)
+                    started = time.perf_counter()
+                    status = await self._write(scope, receive, send, action[0], action[1])
+                    if self.metrics is not None:
+                        self.metrics.record(action[2], "POST", status, time.perf_counter() - started)
                     return
         await self.app(scope, receive, send)
 
@@ -148,7 +170,8 @@ class PresenceFastPath:
         await send({"type": "http.response.body", "body": body})
         return True
 
-    async def _write(self, scope: Any, receive: Any, send: Any, ref: str | None, action: str) -> None:
+    async def _write(self, scope: Any, receive: Any, send: Any, ref: str | None, action: str) -> int:
+        """Do the action and answer; the status answered."""
         body_type, call, status, optional = BY_NAME[action]
         parts = scope["path"].split("/", 3)
         scope[ROUTE] = _ACTION_ROUTES[parts[1], parts[2], action]
@@ -167,10 +190,12 @@ class PresenceFastPath:
         except PresencedError as error:
             headers, payload = error_parts(error, request_id, client_request_id)
             await send_answer(send, error.status, headers, payload)
+            return error.status
         except Exception:
             log.exception("unhandled error on POST %s", scope["path"])
             headers, payload = error_parts(PresencedError("An internal error occurred."), request_id, client_request_id)
             await send_answer(send, 500, headers, payload)
-        else:
-            headers = {"request-id": request_id, "client-request-id": client_request_id, "OData-Version": "4.0"}
-            await send_answer(send, status, headers, b"")
+            return 500
+        headers = {"request-id": request_id, "client-request-id": client_request_id, "OData-Version": "4.0"}
+        await send_answer(send, status, headers, b"")
+        return status

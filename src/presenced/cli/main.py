@@ -39,6 +39,7 @@ from presenced.errors import ConfigurationError
 # without loading the server, the sign-in pages or the notification machinery.
 if TYPE_CHECKING:
     import asyncio
+    from collections.abc import AsyncIterator, Iterator
 
     import uvicorn
 
@@ -108,6 +109,12 @@ def cli() -> None:
     "Env: PRESENCED_ALLOW_LOOPBACK_WEBHOOKS=1.",
 )
 @log_options
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve GET /metrics (Prometheus) on this port instead of the main one. Env: PRESENCED_METRICS_PORT.",
+)
+@click.option("--no-metrics", is_flag=True, help="No GET /metrics at all. Env: PRESENCED_METRICS=off.")
 def serve(
     data_dir: Path | None,
     database_url: str | None,
@@ -129,10 +136,14 @@ def serve(
     allow_loopback_webhooks: bool | None,
     log_format: str | None,
     log_level: str | None,
+    metrics_port: int | None,
+    no_metrics: bool,
 ) -> None:
     """Serve the Graph presence API and the sign-in platform (and, unless --no-worker, the background worker)."""
     if plain_http and (tls_cert or tls_key):
         raise click.UsageError("--http and --tls-cert/--tls-key exclude each other")
+    if no_metrics and metrics_port is not None:
+        raise click.UsageError("--no-metrics and --metrics-port exclude each other")
     options = {
         "data_dir": data_dir,
         "database_url": database_url,
@@ -150,12 +161,51 @@ def serve(
         "log_format": log_format and log_format.lower(),
         "log_level": log_level and log_level.lower(),
         "shutdown_timeout": shutdown_timeout,
+        "metrics": False if no_metrics else None,
+        "metrics_port": metrics_port,
     }
     settings = load_settings(clock=clock, **options)
     start_logging(settings)
     sock = listen(settings.host, settings.port if port is None else port)
     settings = load_settings(clock=clock, port=sock.getsockname()[1], **options)
-    run(lambda: _serve(settings, sock, demo, worker=not no_worker))
+    metrics_sock = _metrics_socket(settings)
+    run(lambda: _serve(settings, sock, demo, worker=not no_worker, metrics_sock=metrics_sock))
+
+
+def _metrics_socket(settings: Settings) -> socket.socket | None:
+    """The socket of ``--metrics-port``, when metrics are on and on a port of their own."""
+    if not settings.metrics or settings.metrics_port is None:
+        return None
+    return listen(settings.host, settings.metrics_port)
+
+
+@contextlib.asynccontextmanager
+async def _metrics_server(runtime: Runtime, sock: socket.socket | None) -> AsyncIterator[None]:
+    """``GET /metrics`` alone on ``sock`` (``--metrics-port``) while the block runs; nothing without a socket.
+
+    The main server (or the worker) handles the signals: this one stops when the block ends."""
+    import asyncio
+
+    import uvicorn
+
+    from presenced.app import create_metrics_app
+
+    if sock is None:
+        yield
+        return
+
+    class Quiet(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+    server = Quiet(server_config(create_metrics_app(runtime), settings=runtime.settings))
+    task = asyncio.create_task(server.serve(sockets=[sock]))
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        await task
 
 
 def server_config(
@@ -295,7 +345,9 @@ def startup_message(
     return lines
 
 
-async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bool) -> None:
+async def _serve(
+    settings: Settings, sock: socket.socket, demo: bool, worker: bool, metrics_sock: socket.socket | None = None
+) -> None:
     import asyncio
 
     from presenced.api.requestlog import RequestLog
@@ -345,7 +397,8 @@ async def _serve(settings: Settings, sock: socket.socket, demo: bool, worker: bo
 
         server = DrainingServer(config, runtime.feed.close)
         try:
-            await server.serve(sockets=[sock])
+            async with _metrics_server(runtime, metrics_sock):
+                await server.serve(sockets=[sock])
         finally:
             for task in background:
                 task.cancel()
@@ -502,6 +555,11 @@ def token(
     "--redis-url", help="redis://host:6379/0: wake other processes at once on each change. Env: PRESENCED_REDIS_URL."
 )
 @log_options
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(1, 65535),
+    help="Serve GET /metrics (Prometheus) on this port (none by default). Env: PRESENCED_METRICS_PORT.",
+)
 def worker(
     data_dir: Path | None,
     database_url: str | None,
@@ -509,6 +567,7 @@ def worker(
     redis_url: str | None,
     log_format: str | None,
     log_level: str | None,
+    metrics_port: int | None,
 ) -> None:
     """Run the background worker alone: presence changes that time brings (fades, expiries), webhook
     delivery, subscription lifecycle."""
@@ -523,15 +582,18 @@ def worker(
         redis_url=redis_url,
         log_format=log_format and log_format.lower(),
         log_level=log_level and log_level.lower(),
+        metrics_port=metrics_port,
     )
     start_logging(settings)
+    metrics_sock = _metrics_socket(settings)
 
     async def work(runtime: Runtime) -> None:
         click.echo(f"presenced {__version__} worker: sweeping due presence transitions every {INTERVAL} s")
         sys.stdout.flush()
         # The worker delivers notifications: on an emulator it applies the notification rules any process sets.
         refresh = [runtime.faults.run_forever()] if runtime.faults is not None else []
-        await asyncio.gather(runtime.fanout.run(), *_background(runtime), *refresh)
+        async with _metrics_server(runtime, metrics_sock):
+            await asyncio.gather(runtime.fanout.run(), *_background(runtime), *refresh)
 
     run(lambda: with_runtime(settings, work))
 

@@ -19,11 +19,13 @@ from datetime import datetime
 from typing import Any
 
 from presenced.clock import real_now
+from presenced.metrics import TOKEN_REQUESTS
 from presenced.oauth.admin_consent import AdminConsent
 from presenced.oauth.authorize import Authorize
-from presenced.oauth.clients import Clients
+from presenced.oauth.clients import GRANT_DEVICE_CODE, GRANT_JWT_BEARER, Clients
 from presenced.oauth.consent import Consent
 from presenced.oauth.device import DeviceApproval
+from presenced.oauth.errors import OAuthError
 from presenced.oauth.grants import (
     AuthorizationCodeGrant,
     ClientCredentialsGrant,
@@ -77,10 +79,32 @@ class AuthorizationServer:
         return self.now()
 
     async def token(self, tenant_ref: str, form: Mapping[str, str], headers: Mapping[str, str]) -> dict[str, Any]:
-        """Answer a token request, or raise ``OAuthError``."""
-        return await self.tokens.token(tenant_ref, form, headers)
+        """Answer a token request, or raise ``OAuthError``; counted by grant type and outcome."""
+        grant = _GRANT_LABELS.get(form.get("grant_type") or "", "other")
+        try:
+            answer = await self.tokens.token(tenant_ref, form, headers)
+        except OAuthError as error:
+            TOKEN_REQUESTS.labels(grant, error.error).inc()
+            raise
+        except Exception:
+            TOKEN_REQUESTS.labels(grant, "failed").inc()
+            raise
+        TOKEN_REQUESTS.labels(grant, "issued").inc()
+        return answer
 
     async def device_authorization(
         self, tenant_ref: str, form: Mapping[str, str], headers: Mapping[str, str] | None = None
     ) -> dict[str, Any]:
         return await self.device(tenant_ref, form, headers)
+
+
+#: The grant_type label of each grant type the token endpoint takes; any other value is "other"
+#: (the metric's labels stay few, whatever clients send).
+_GRANT_LABELS = {
+    "client_credentials": "client_credentials",
+    "authorization_code": "authorization_code",
+    "refresh_token": "refresh_token",
+    GRANT_DEVICE_CODE: "device_code",
+    "device_code": "device_code",
+    GRANT_JWT_BEARER: "on_behalf_of",
+}

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from typing import ParamSpec
 
 from presenced.auth.policy import Operation, Target, authorize, require_delegated, target_of
 from presenced.auth.principal import Principal
@@ -20,7 +23,8 @@ from presenced.domain.model import (
     WorkLocationType,
 )
 from presenced.domain.sequence import Change
-from presenced.errors import BadRequest, ResourceNotFound, UserNotFound
+from presenced.errors import BadRequest, PresencedError, ResourceNotFound, UserNotFound
+from presenced.metrics import PRESENCE_WRITES
 from presenced.services.entities import User, UserRef
 from presenced.services.inputs import duration_value, enum_value, guid_value, local_instant, text_value
 from presenced.services.ports import PresenceWriter, UserFinder
@@ -34,6 +38,45 @@ _LOCATION_TYPES = (
     WorkLocationType.REMOTE,
     WorkLocationType.TIME_OFF,
 )
+
+
+class _Outcomes:
+    """The write counter's children of one action (docs/deployment.md, "Metrics")."""
+
+    def __init__(self, action: str) -> None:
+        self.ok, self.refused, self.failed = (PRESENCE_WRITES.labels(action, o) for o in ("ok", "refused", "failed"))
+
+    async def count(self, write: Awaitable[None]) -> None:
+        """Await the write, counting how it ended: ok, refused (a client error) or failed."""
+        try:
+            await write
+        except PresencedError as error:
+            (self.refused if error.status < 500 else self.failed).inc()
+            raise
+        except Exception:
+            self.failed.inc()
+            raise
+        self.ok.inc()
+
+
+_P = ParamSpec("_P")
+
+
+def _counted(action: str) -> Callable[[Callable[_P, Awaitable[None]]], Callable[_P, Awaitable[None]]]:
+    """Count the calls of a write action by outcome, under the action's Graph name."""
+    outcomes = _Outcomes(action)
+
+    def wrap(call: Callable[_P, Awaitable[None]]) -> Callable[_P, Awaitable[None]]:
+        @functools.wraps(call)
+        async def counted(*args: _P.args, **kwargs: _P.kwargs) -> None:
+            await outcomes.count(call(*args, **kwargs))
+
+        return counted
+
+    return wrap
+
+
+_LOCATION_OUTCOMES = {"manual": _Outcomes("setManualLocation"), "automatic": _Outcomes("setAutomaticLocation")}
 
 
 class PresenceActions:
@@ -87,6 +130,7 @@ class PresenceActions:
             raise ResourceNotFound(f"User '{(ref or user.id)[:128]}' was not found.") from None
         return decision.changes
 
+    @_counted("setPresence")
     async def set_presence(
         self,
         principal: Principal,
@@ -107,6 +151,7 @@ class PresenceActions:
             "setPresence",
         )
 
+    @_counted("clearPresence")
     async def clear_presence(self, principal: Principal, ref: str | None, session_id: str | None) -> None:
         app_id = _own_session(principal, session_id)
         await self.apply(
@@ -117,6 +162,7 @@ class PresenceActions:
             "clearPresence",
         )
 
+    @_counted("endSessionSoon")
     async def end_session_soon(
         self, principal: Principal, ref: str | None, session_id: str | None, within: timedelta
     ) -> None:
@@ -130,6 +176,7 @@ class PresenceActions:
             "clearPresence",
         )
 
+    @_counted("setUserPreferredPresence")
     async def set_preferred_presence(
         self,
         principal: Principal,
@@ -148,6 +195,7 @@ class PresenceActions:
             "setUserPreferredPresence",
         )
 
+    @_counted("clearUserPreferredPresence")
     async def clear_preferred_presence(self, principal: Principal, ref: str | None) -> None:
         await self.apply(
             principal,
@@ -157,6 +205,7 @@ class PresenceActions:
             "clearUserPreferredPresence",
         )
 
+    @_counted("setStatusMessage")
     async def set_status_message(
         self,
         principal: Principal,
@@ -187,6 +236,12 @@ class PresenceActions:
     async def set_location(
         self, principal: Principal, ref: str | None, layer: str, location_type: str | None, place_id: str | None
     ) -> None:
+        outcomes = _LOCATION_OUTCOMES["manual" if layer == "manual" else "automatic"]
+        await outcomes.count(self._set_location(principal, ref, layer, location_type, place_id))
+
+    async def _set_location(
+        self, principal: Principal, ref: str | None, layer: str, location_type: str | None, place_id: str | None
+    ) -> None:
         kind = enum_value(WorkLocationType, location_type, "workLocationType", _LOCATION_TYPES)
         location = LocationLayer(kind, text_value(place_id, "placeId", MAX_PLACE_ID))
         cause = "setManualLocation" if layer == "manual" else "setAutomaticLocation"
@@ -194,6 +249,7 @@ class PresenceActions:
             principal, ref, Operation.WRITE_LOCATION, lambda f, now: change.set_location(f, layer, location), cause
         )
 
+    @_counted("clearAutomaticLocation")
     async def clear_automatic_location(self, principal: Principal, ref: str | None) -> None:
         await self.apply(
             principal,
@@ -203,6 +259,7 @@ class PresenceActions:
             "clearAutomaticLocation",
         )
 
+    @_counted("clearLocation")
     async def clear_location(self, principal: Principal, ref: str | None) -> None:
         await self.apply(
             principal, ref, Operation.WRITE_LOCATION, lambda f, now: change.clear_location(f), "clearLocation"

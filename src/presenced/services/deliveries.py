@@ -22,6 +22,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from presenced.logs import with_fields
+from presenced.metrics import DELIVERIES, DELIVERY_LATENCY, WEBHOOK_REQUEST_DURATION
 from presenced.services.entities import DeliveryResult, PendingNotification
 from presenced.services.faults import DeliveryFaults, Faults
 from presenced.services.loops import repeat
@@ -57,6 +58,8 @@ class NotificationSender(Protocol):
         """POST these notifications (all for ``url``) as one collection; the receiver's answer."""
         ...
 
+
+_DELIVERED, _RETRY, _FAILED = (DELIVERIES.labels(outcome) for outcome in ("delivered", "retry", "failed"))
 
 #: A delivery a fault rule dropped: a failed attempt with no answer.
 DROPPED = Answer(None, 0, "dropped by a fault rule")
@@ -149,7 +152,7 @@ class Deliveries:
                 chunk = self._queues[url][:PER_REQUEST]
                 del self._queues[url][:PER_REQUEST]
                 if faults is None:
-                    answer = await self._sender.send(url, chunk)
+                    answer = await self._send(url, chunk)
                     results = [self._result(item, answer) for item in chunk]
                 else:
                     results = await self._send_faulted(url, chunk, faults)
@@ -175,18 +178,28 @@ class Deliveries:
         reordered = [item for item in sent if faults.does("reorder", item)]
         together = [item for item in sent if not faults.does("reorder", item)]
         for group in ([together] if together else []) + [[item] for item in reversed(reordered)]:
-            answer = await self._sender.send(url, group)
+            answer = await self._send(url, group)
             results += [self._result(item, answer) for item in group]
         twice = [item for item in sent if faults.does("duplicate", item)]
         if twice:
             await self._sender.send(url, twice)  # the second copy; its answer changes nothing
         return results
 
+    async def _send(self, url: str, notifications: Sequence[PendingNotification]) -> Answer:
+        answer = await self._sender.send(url, notifications)
+        WEBHOOK_REQUEST_DURATION.observe(answer.latency_ms / 1000)
+        return answer
+
     def _result(self, item: PendingNotification, answer: Answer) -> DeliveryResult:
+        """What became of one notification, counted (docs/deployment.md, "Metrics")."""
         if answer.delivered:
+            _DELIVERED.inc()
+            DELIVERY_LATENCY.observe(max((self._now() - item.created).total_seconds(), 0.0))
             return DeliveryResult(item.id, answer.status, answer.latency_ms, None, "delivered")
         if waited(item.attempts) >= GIVE_UP_AFTER:
+            _FAILED.inc()
             return DeliveryResult(item.id, answer.status, answer.latency_ms, answer.error, "failed")
+        _RETRY.inc()
         retry_at = self._now() + backoff(item.attempts)
         return DeliveryResult(item.id, answer.status, answer.latency_ms, answer.error, "retry", retry_at)
 

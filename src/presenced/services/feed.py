@@ -66,6 +66,10 @@ class ChangeFeed:
         """How many listeners are attached (each live stream has one)."""
         return self._count
 
+    def unread(self, latest_change_id: int) -> int:
+        """How many change log entries up to ``latest_change_id`` the poller has not read (0 when no one listens)."""
+        return 0 if self._cursor is None else max(latest_change_id - self._cursor, 0)
+
     def wake(self) -> None:
         """Something was committed: look now rather than at the next tick."""
         self._wake.set()

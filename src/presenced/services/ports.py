@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Literal, Protocol
 
@@ -376,4 +377,26 @@ class ChangeLog(Protocol):
 
     async def purge_changes(self, before: datetime) -> int:
         """Delete the entries made before ``before``; how many."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Backlogs:
+    """What is waiting, measured at once for a metrics scrape (``Measures``)."""
+
+    #: Notifications in the outbox not yet delivered nor given up, and when the oldest was written.
+    outbox_pending: int
+    outbox_oldest: datetime | None
+    #: The change log's newest entry id (0 when empty).
+    latest_change_id: int
+    #: The earliest next transition of any user's presence (due when not after now); None when none is set.
+    next_transition: datetime | None
+    #: The database pool's connections in use and idle; None when its pool does not say.
+    pool_checked_out: int | None = None
+    pool_idle: int | None = None
+
+
+class Measures(Protocol):
+    async def backlogs(self) -> Backlogs:
+        """The backlogs, with one cheap query for each."""
         ...
