@@ -235,5 +235,11 @@ def configure(log_format: str, level: str, stream: TextIO | None = None) -> logg
     logging.logAsyncioTasks = False  # type: ignore[attr-defined]  # (Python 3.12 on)
     root.addHandler(handler)
     root.setLevel(max(LEVELS[level], OTHERS_LEVEL))
+    # uvicorn's loggers write through this handler too, even where uvicorn's own logging set-up ran before.
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
+        library = logging.getLogger(name)
+        library.handlers.clear()
+        library.propagate = True
+        library.setLevel(logging.NOTSET)
     logging.getLogger("presenced").setLevel(LEVELS[level])
     return handler

@@ -31,6 +31,8 @@ from presenced.logs import warn_occasionally
 
 log = logging.getLogger("presenced.http")
 
+#: How long, once the server stops, a connection between requests may still bring one in.
+SHUTDOWN_GRACE = 1.0
 #: How long a refused connection drains what its client still sends before it closes.
 LINGER_SECONDS = 2.0
 
@@ -54,6 +56,9 @@ class _BoundedProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._refusal: PresencedError | None = None
         self._refused = False
+        #: The server is stopping: the next request is the last (``shutdown``).
+        self._stopping = False
+        self._grace: asyncio.TimerHandle | None = None
         #: Bytes received since the current request's head began, while it is being read.
         self._head_received = 0
         self._reading_head = True
@@ -66,16 +71,26 @@ class _BoundedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
+        if self._grace is not None:
+            self._grace.cancel()
         super().connection_lost(exc)
 
     def shutdown(self) -> None:
-        """The server is stopping: a connection between requests is dropped at once (an idle TLS connection
-        would otherwise wait for its client to answer the TLS close); one with a request in flight answers
-        it first and closes after."""
+        """The server is stopping. A connection with a request in flight answers it, then closes. One between
+        requests may still bring one (a new connection's first request may be on its way) for
+        ``SHUTDOWN_GRACE``: it is answered, with ``Connection: close``; then the connection is dropped (an
+        idle TLS connection would otherwise wait for its client to answer the TLS close)."""
+        if self.cycle is None or self.cycle.response_complete:
+            self._stopping = True
+            self._grace = asyncio.get_running_loop().call_later(SHUTDOWN_GRACE, self._end_idle)
+        else:
+            super().shutdown()
+
+    def _end_idle(self) -> None:
         if self.cycle is None or self.cycle.response_complete:
             self.transport.abort()
         else:
-            super().shutdown()
+            self.cycle.keep_alive = False
 
     def data_received(self, data: bytes) -> None:
         if self._refused:
@@ -133,6 +148,8 @@ class _BoundedProtocol(HttpToolsProtocol):
             return
         self._reading_head, self._reading_body = False, True
         super().on_headers_complete()
+        if self._stopping and self.cycle is not None:  # the last request of a server that is stopping
+            self.cycle.keep_alive = False
 
     def on_body(self, body: bytes) -> None:
         if self._refusal is None:
