@@ -85,6 +85,8 @@ class Settings:
     log_level: str = "info"
     #: Seconds a SIGTERM gives requests in flight and webhook deliveries before the process exits.
     shutdown_timeout: int = 10
+    #: Server processes on one port (``serve --processes``); the worker runs in the first.
+    processes: int = 1
     #: Prometheus metrics at ``/metrics`` (docs/deployment.md, "Metrics"): on the main port, on
     #: ``metrics_port`` instead when set, or nowhere when ``metrics`` is False.
     metrics: bool = True
@@ -144,6 +146,8 @@ class Settings:
             values["metrics"] = False
         if "PRESENCED_METRICS_PORT" in env:
             values["metrics_port"] = _port(env["PRESENCED_METRICS_PORT"], "PRESENCED_METRICS_PORT")
+        if "PRESENCED_PROCESSES" in env:
+            values["processes"] = parse_processes(env["PRESENCED_PROCESSES"], "PRESENCED_PROCESSES")
         if "PRESENCED_THROTTLE" in env:
             values["throttle"] = env["PRESENCED_THROTTLE"]
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:
@@ -307,6 +311,13 @@ def prepare_data_dir(data_dir: Path) -> None:
         probe.unlink()
     except OSError as exc:
         raise ConfigurationError(f"cannot write the data directory {data_dir}: {exc.strerror}") from None
+
+
+def parse_processes(value: str, name: str = "--processes") -> int:
+    """A number of server processes: 1 to 64, or ``auto`` (one per core)."""
+    if value.strip().lower() == "auto":
+        return max(os.cpu_count() or 1, 1)
+    return _whole(value, name, 1, 64)
 
 
 def parse_throttle(value: str) -> tuple[int, int] | None:

@@ -32,7 +32,7 @@ from presenced.cli.common import (
 )
 from presenced.cli.faults import faults, scenario
 from presenced.clock import real_now
-from presenced.config import Settings, default_data_dir, redacted_url
+from presenced.config import Settings, default_data_dir, parse_processes, redacted_url
 from presenced.errors import ConfigurationError
 
 # Each command imports what it needs when it runs: `presenced --help` and `presenced token` start
@@ -96,6 +96,11 @@ def cli() -> None:
     "REQUESTS/SECONDS such as 100/30. Env: PRESENCED_THROTTLE.",
 )
 @click.option(
+    "--processes",
+    help="Server processes on the port: a number (1 by default) or auto, one per core; the background "
+    "worker runs in the first. Env: PRESENCED_PROCESSES.",
+)
+@click.option(
     "--shutdown-timeout",
     type=click.IntRange(1, 600),
     help="Seconds a SIGTERM gives requests in flight, live streams and webhook deliveries (10). "
@@ -132,6 +137,7 @@ def serve(
     redis_url: str | None,
     device_code_interval: int | None,
     throttle: str | None,
+    processes: str | None,
     shutdown_timeout: int | None,
     allow_loopback_webhooks: bool | None,
     log_format: str | None,
@@ -163,13 +169,91 @@ def serve(
         "shutdown_timeout": shutdown_timeout,
         "metrics": False if no_metrics else None,
         "metrics_port": metrics_port,
+        "processes": None if processes is None else parse_processes(processes),
     }
     settings = load_settings(clock=clock, **options)
     start_logging(settings)
-    sock = listen(settings.host, settings.port if port is None else port)
+    many = settings.processes > 1
+    sock = listen(settings.host, settings.port if port is None else port, reuse_port=many)
     settings = load_settings(clock=clock, port=sock.getsockname()[1], **options)
     metrics_sock = _metrics_socket(settings)
+    if many:
+        # One listening socket per process on the one port (SO_REUSEPORT): the kernel spreads connections.
+        others = [listen(settings.host, settings.port, reuse_port=True) for _ in range(settings.processes - 1)]
+        sockets = [sock, *others]
+        _serve_many(settings, sockets, demo, worker=not no_worker, metrics_sock=metrics_sock)
+        return
     run(lambda: _serve(settings, sock, demo, worker=not no_worker, metrics_sock=metrics_sock))
+
+
+def _serve_many(
+    settings: Settings, sockets: list[socket.socket], demo: bool, worker: bool, metrics_sock: socket.socket | None
+) -> None:
+    """Announce (seeding the demo once), then run a server process per socket, each with its own event loop,
+    the worker in the first; start one again that exits on its own; on SIGTERM or SIGINT, pass SIGTERM on
+    to each and wait for them all."""
+    import os
+    import signal
+    import time
+
+    async def announce(runtime: Runtime) -> None:
+        await _announce(runtime, settings, demo, worker)
+        click.echo(f"  Processes:  {len(sockets)} on this port (the worker in the first)")
+        sys.stdout.flush()
+
+    run(lambda: with_runtime(settings, announce))
+    children: dict[int, int] = {}
+
+    def start(slot: int) -> None:
+        pid = os.fork()
+        if pid:
+            children[pid] = slot
+            return
+        code = 1
+        try:
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            for other, sock in enumerate(sockets):
+                if other != slot:
+                    sock.close()
+            run(lambda: _serve(settings, sockets[slot], False, worker and slot == 0, metrics_sock, announce=False))
+            code = 0
+        except BaseException:  # the parent logs that the process ended, and starts it again
+            logging.getLogger("presenced.processes").exception("server process %d failed", slot + 1)
+        finally:
+            os._exit(code)
+
+    stopping = False
+
+    def stop(signum: int, frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+        for pid in list(children):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGTERM)
+
+    for slot in range(len(sockets)):
+        start(slot)
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    failed = False
+    while children:
+        try:
+            pid, status = os.wait()
+        except ChildProcessError:
+            break
+        slot = children.pop(pid, -1)
+        if slot < 0:
+            continue
+        if os.waitstatus_to_exitcode(status) != 0:
+            failed = True
+        if not stopping:
+            logging.getLogger("presenced.processes").warning("server process %d ended; starting it again", slot + 1)
+            time.sleep(1.0)
+            if not stopping:
+                start(slot)
+    if failed and not stopping:
+        raise SystemExit(1)
 
 
 def _metrics_socket(settings: Settings) -> socket.socket | None:
@@ -242,13 +326,15 @@ def server_config(
     )
 
 
-def listen(host: str, port: int) -> socket.socket:
-    """The listening socket ``serve`` hands to uvicorn."""
+def listen(host: str, port: int, reuse_port: bool = False) -> socket.socket:
+    """The listening socket ``serve`` hands to uvicorn; with ``reuse_port``, one of several on the port."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY only on sockets that say so,
     # and without it every response waits ~40 ms for a delayed ACK.
     sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
@@ -345,15 +431,42 @@ def startup_message(
     return lines
 
 
+async def _announce(runtime: Runtime, settings: Settings, demo: bool, worker: bool) -> None:
+    """Seed the demo if asked, record the serving URL and print the start-up message."""
+    from presenced.bootstrap import seed_demo_data
+    from presenced.config import record_serving_url
+
+    local = _local_tls(settings) if settings.tls == "local" else None
+    if demo:
+        tenant, demo_identity = await seed_demo_data(runtime)
+    record_serving_url(settings)
+    tenants = [] if demo else await runtime.identity.list_tenants()
+    for line in startup_message(
+        settings,
+        local,
+        demo=(tenant, demo_identity) if demo else None,
+        tenant_ids=[t.id for t in tenants],
+        clock=(await runtime.clock.now()) if runtime.emulator is not None else None,
+        worker=worker,
+    ):
+        click.echo(line)
+    sys.stdout.flush()
+
+
 async def _serve(
-    settings: Settings, sock: socket.socket, demo: bool, worker: bool, metrics_sock: socket.socket | None = None
+    settings: Settings,
+    sock: socket.socket,
+    demo: bool,
+    worker: bool,
+    metrics_sock: socket.socket | None = None,
+    announce: bool = True,
 ) -> None:
     import asyncio
 
     from presenced.api.requestlog import RequestLog
     from presenced.app import create_app
-    from presenced.bootstrap import build, seed_demo_data
-    from presenced.config import prepare_data_dir, record_serving_url
+    from presenced.bootstrap import build
+    from presenced.config import prepare_data_dir
     from presenced.logs import REQUEST_LOGGER
 
     prepare_data_dir(settings.data_dir)
@@ -365,20 +478,8 @@ async def _serve(
         tls = (settings.tls_cert, settings.tls_key)
     runtime = await build(settings)
     try:
-        if demo:
-            tenant, demo_identity = await seed_demo_data(runtime)
-        record_serving_url(settings)
-        tenants = [] if demo else await runtime.identity.list_tenants()
-        for line in startup_message(
-            settings,
-            local,
-            demo=(tenant, demo_identity) if demo else None,
-            tenant_ids=[t.id for t in tenants],
-            clock=(await runtime.clock.now()) if runtime.emulator is not None else None,
-            worker=worker,
-        ):
-            click.echo(line)
-        sys.stdout.flush()
+        if announce:
+            await _announce(runtime, settings, demo, worker)
         app: Any = create_app(runtime, local.ca_cert if local else None)
         if logging.getLogger(REQUEST_LOGGER).isEnabledFor(logging.INFO):
             app = RequestLog(app)
