@@ -33,19 +33,34 @@ class Sender:
         return Answer(202, 1, None)
 
 
+class Watched:
+    """A demo user whose presence a subscription watches; each change queues a notification."""
+
+    def __init__(self, hooked: Runtime, api: httpx.AsyncClient) -> None:
+        self.hooked, self.api = hooked, api
+
+    async def start(self, receiver: Receiver) -> Watched:
+        demo = await seed_demo(self.hooked.store, self.hooked.writer, self.hooked.clock)
+        self.tokens = Tokens(self.hooked, demo.tenant.id)
+        self.user = demo.users[-1]
+        resource = f"communications/presences/{self.user.id}"
+        created = await subscribe(self.api, self.tokens.app("Presence.Read.All"), receiver, resource)
+        assert created.status_code == 201, created.text
+        return self
+
+    async def change(self, availability: str, activity: str) -> None:
+        body = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": availability,
+                "activity": activity}  # fmt: skip
+        headers = bearer(self.tokens.app("Presence.ReadWrite.All"))
+        path = f"/v1.0/users/{self.user.id}/presence/setPresence"
+        assert (await self.api.post(path, json=body, headers=headers)).status_code == 200
+
+
 async def test_a_held_lease_is_renewed_and_lapses_when_its_worker_stops(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
-    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
-    tokens = Tokens(hooked, demo.tenant.id)
-    user = demo.users[-1]
-    created = await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
-    assert created.status_code == 201, created.text
-    body = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": "Busy", "activity": "InACall"}
-    headers = bearer(tokens.app("Presence.ReadWrite.All"))
-    assert (
-        await api.post(f"/v1.0/users/{user.id}/presence/setPresence", json=body, headers=headers)
-    ).status_code == 200
+    watched = await Watched(hooked, api).start(receiver)
+    await watched.change("Busy", "InACall")
 
     now = [datetime.now(UTC) + timedelta(minutes=1)]
     store = SqlSubscriptionStore(hooked.store)
@@ -76,16 +91,8 @@ async def test_a_held_lease_is_renewed_and_lapses_when_its_worker_stops(
 async def test_on_shutdown_a_post_in_flight_is_answered_and_one_that_is_not_is_let_go(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:
-    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
-    tokens = Tokens(hooked, demo.tenant.id)
-    user = demo.users[-1]
-    created = await subscribe(api, tokens.app("Presence.Read.All"), receiver, f"communications/presences/{user.id}")
-    assert created.status_code == 201, created.text
-    body = {"sessionId": "11111111-2222-3333-4444-555555555555", "availability": "Busy", "activity": "InACall"}
-    headers = bearer(tokens.app("Presence.ReadWrite.All"))
-    assert (
-        await api.post(f"/v1.0/users/{user.id}/presence/setPresence", json=body, headers=headers)
-    ).status_code == 200
+    watched = await Watched(hooked, api).start(receiver)
+    await watched.change("Busy", "InACall")
 
     now = [datetime.now(UTC) + timedelta(minutes=1)]
     store = SqlSubscriptionStore(hooked.store)
@@ -107,10 +114,7 @@ async def test_on_shutdown_a_post_in_flight_is_answered_and_one_that_is_not_is_l
     assert later.sent == stuck.sent, "once the lease ended, another worker sent it"
 
     # A receiver that answers in time: finish waits for the answer and records the delivery.
-    assert (
-        await api.post(f"/v1.0/users/{user.id}/presence/setPresence", json={**body, "availability": "Away",
-                                                                              "activity": "Away"}, headers=headers)
-    ).status_code == 200  # fmt: skip
+    await watched.change("Away", "Away")
     answering = Sender()
     c = Deliveries(store, answering, lambda: now[0])
     await c.deliver_due()

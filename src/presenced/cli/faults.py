@@ -3,7 +3,6 @@ rules as ``/_emulator/faults``, on the database of an emulator (``serve --emulat
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,12 +37,10 @@ def _with_faults(work: Any, data_dir: Path | None, database_url: str | None) -> 
 
 
 def _shown(rule: Any) -> str:
-    """A rule as ``/_emulator/faults`` lists it: its set fields, named as there."""
-    names = {"app_id": "appId", "user_id": "userId", "retry_after": "retryAfter", "latency_ms": "latencyMs",
-             "count": "remaining", "subscription_id": "subscriptionId", "notification_url": "notificationUrl",
-             "delay_ms": "delayMs", "window_ms": "windowMs"}  # fmt: skip
-    fields = {names.get(k, k): v for k, v in dataclasses.asdict(rule).items() if v is not None}
-    return json.dumps(fields)
+    """A rule as ``/_emulator/faults`` lists it."""
+    from presenced.api.faults import fault_body
+
+    return json.dumps(msgspec.to_builtins(fault_body(rule)))
 
 
 @click.group()

@@ -187,13 +187,13 @@ def _check(scenario: Scenario) -> None:
         actions = [a for a in _ACTIONS if getattr(step, a) is not None]
         if len(actions) > 1:
             raise BadRequest(f"{where} does {' and '.join(actions)}: a step does one thing (or none: the clock).")
-        app = getattr(getattr(step, actions[0]) if actions else None, "app", None)
+        part = getattr(step, actions[0]) if actions else None
+        app = getattr(part, "app", None)
         if app is not None and app not in scenario.apps:
             _guid(app, f"{where}: app (a name from 'apps' or a client id)")
-        for duration in ("expirationDuration",):
-            value = getattr(getattr(step, actions[0]) if actions else None, duration, None)
-            if value is not None:
-                duration_value(value, f"{where}: {duration}")
+        lasting = getattr(part, "expirationDuration", None)
+        if lasting is not None:
+            duration_value(lasting, f"{where}: expirationDuration")
         if step.fault is not None:
             try:
                 rule_from_fields(step.fault)
@@ -243,11 +243,9 @@ class Scenarios:
         """Play the steps (those at ``through`` or before, if given) in order; stop after the first that
         fails (an expectation not met, or a write refused). ``before`` is awaited ahead of each step."""
         tenant = await self._tenant(scenario)
-        for step in scenario.steps:  # every user named exists, before anything is done
-            for part in (getattr(step, a) for a in _ACTIONS):
-                user = getattr(part, "user", None)
-                if user is not None:
-                    await self._presence.get_presence(self._principal(tenant, PLAYER_APP), user)
+        named = {getattr(getattr(step, a), "user", "") for step in scenario.steps for a in _ACTIONS}
+        for user in sorted(named - {""}):  # every user named exists, before anything is done
+            await self._presence.get_presence(self._principal(tenant, PLAYER_APP), user)
         start = await self._clock.now()
         results: list[StepResult] = []
         for number, step in enumerate(scenario.steps, 1):
