@@ -12,10 +12,11 @@ from typing import Any
 import httpx
 import pytest
 
-from presenced.api.requestlog import UNMATCHED, RequestLog
+from presenced.api.requestlog import RequestLog
 from presenced.app import create_app
 from presenced.bootstrap import Runtime
 from presenced.logs import JsonFormatter, TextFormatter
+from presenced.metrics import UNMATCHED
 from presenced.services.demo import DemoTenant, demo_user_id
 from tests.support import APP_ID, BASE_URL, REQUEST_LINE_FIELDS, Tokens, bearer
 

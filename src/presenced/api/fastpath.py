@@ -133,7 +133,7 @@ class PresenceFastPath:
                 action = _match_action(scope["path"])
                 if action is not None:
                     started = time.perf_counter()
-                    status = await self._write(scope, receive, send, action[0], action[1])
+                    status = await self._write(scope, receive, send, *action)
                     if self.metrics is not None:
                         self.metrics.record(action[2], "POST", status, time.perf_counter() - started)
                     return
@@ -170,11 +170,10 @@ class PresenceFastPath:
         await send({"type": "http.response.body", "body": body})
         return True
 
-    async def _write(self, scope: Any, receive: Any, send: Any, ref: str | None, action: str) -> int:
+    async def _write(self, scope: Any, receive: Any, send: Any, ref: str | None, action: str, route: str) -> int:
         """Do the action and answer; the status answered."""
         body_type, call, status, optional = BY_NAME[action]
-        parts = scope["path"].split("/", 3)
-        scope[ROUTE] = _ACTION_ROUTES[parts[1], parts[2], action]
+        scope[ROUTE] = route
         request_id = new_request_id()
         client = _header(scope, b"client-request-id")
         client_request_id = client[:128].decode("latin-1") if client else request_id

@@ -16,11 +16,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Match, Route
 
+from presenced.api.http import ROUTE
 from presenced.metrics import UNMATCHED, HttpMetrics, exposition
 from presenced.services.observe import Observer
-
-#: Where a matched route leaves its template in the ASGI scope.
-ROUTE_TEMPLATE = "presenced.route"
 
 
 class TemplatedRoute(Route):
@@ -29,7 +27,7 @@ class TemplatedRoute(Route):
     def matches(self, scope: Any) -> tuple[Match, Any]:
         match, child = super().matches(scope)
         if match is not Match.NONE:
-            child[ROUTE_TEMPLATE] = self.path
+            child[ROUTE] = self.path
         return match, child
 
 
@@ -62,7 +60,7 @@ class RequestMetrics:
         try:
             await self.app(scope, receive, sending)
         finally:
-            route = scope.get(ROUTE_TEMPLATE, UNMATCHED)
+            route = scope.get(ROUTE, UNMATCHED)
             self.metrics.record(route, scope["method"], status, time.perf_counter() - started)
 
 

@@ -17,9 +17,9 @@ from typing import Any
 
 from presenced.api.http import ADMITTED, CALLER, ROUTE
 from presenced.logs import REQUEST_LOGGER, writer
+from presenced.metrics import UNMATCHED
 
 #: ``route`` of a request no route took (an unknown path, or a method no route of the path serves).
-UNMATCHED = "(unmatched)"
 
 _MAX_CLIENT_ID = 128
 
@@ -59,10 +59,7 @@ class RequestLog:
             if name == b"client-request-id":
                 client_request_id = value[:_MAX_CLIENT_ID].decode("latin-1")
                 break
-        route = scope.get(ROUTE)
-        if route is None:
-            matched = scope.get("route")
-            route = getattr(matched, "path", None) or UNMATCHED
+        route = scope.get(ROUTE, UNMATCHED)
         caller = scope.get(CALLER) or scope.get(ADMITTED)
         method = scope["method"]
         self._emit(  # type: ignore[misc]

@@ -173,10 +173,16 @@ class Deliveries:
     ) -> list[DeliveryResult]:
         """Send as the fault rules say: dropped notifications are failed attempts (retried as any failure is);
         reordered ones go one per request, the last first; duplicated ones are sent a second time."""
-        results = [self._result(item, DROPPED) for item in chunk if faults.does("drop", item)]
-        sent = [item for item in chunk if not faults.does("drop", item)]
-        reordered = [item for item in sent if faults.does("reorder", item)]
-        together = [item for item in sent if not faults.does("reorder", item)]
+        results: list[DeliveryResult] = []
+        sent: list[PendingNotification] = []
+        together: list[PendingNotification] = []
+        reordered: list[PendingNotification] = []
+        for item in chunk:
+            if faults.does("drop", item):
+                results.append(self._result(item, DROPPED))
+            else:
+                sent.append(item)
+                (reordered if faults.does("reorder", item) else together).append(item)
         for group in ([together] if together else []) + [[item] for item in reversed(reordered)]:
             answer = await self._send(url, group)
             results += [self._result(item, answer) for item in group]
