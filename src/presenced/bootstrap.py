@@ -200,13 +200,15 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     presence = PresenceService(reader)
     throttle = None
     closing = [writer.close, fanout.close, *reversed(opened)]
-    if settings.throttle_limit is not None:
+    limit = settings.throttle_limit
+    if limit is not None:
+        counts: RedisThrottleCounts | SqlThrottleCounts
         if settings.redis_url:
             counts = RedisThrottleCounts(settings.redis_url)
             closing.insert(0, counts.close)
-            throttle = Throttle(Limit(*settings.throttle_limit), counts)
         else:
-            throttle = Throttle(Limit(*settings.throttle_limit), SqlThrottleCounts(engine))
+            counts = SqlThrottleCounts(engine)
+        throttle = Throttle(Limit(*limit), counts)
     emulator_clock = None if manual is None else EmulatorClock(manual, sweeper)
     scenarios = None
     if emulator_clock is not None and faults is not None:

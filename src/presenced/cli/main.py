@@ -476,7 +476,8 @@ async def _serve(
         tls = (local.cert, local.key)
     elif settings.tls_cert is not None and settings.tls_key is not None:
         tls = (settings.tls_cert, settings.tls_key)
-    runtime = await build(settings)
+    # A process of --processes (announce False) finds the database migrated by the first presenced.
+    runtime = await build(settings, migrate=announce)
     try:
         if announce:
             await _announce(runtime, settings, demo, worker)

@@ -6,6 +6,7 @@ from dataclasses import asdict, replace
 
 import msgspec
 from sqlalchemy import delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from presenced.clock import real_now
@@ -23,10 +24,13 @@ async def is_emulator(engine: AsyncEngine) -> bool:
 
 
 async def mark_emulator(engine: AsyncEngine) -> None:
-    """Make the database an emulator's, for every process that opens it."""
-    async with engine.begin() as conn:
-        if await conn.scalar(select(emulator_mode.c.id).where(emulator_mode.c.id == 1)) is None:
+    """Make the database an emulator's, for every process that opens it: one insert, which processes starting
+    together may all try (the first one marks it; the others find it marked)."""
+    try:
+        async with engine.begin() as conn:
             await conn.execute(insert(emulator_mode).values(id=1, since_us=to_us(real_now())))
+    except IntegrityError:
+        pass  # marked already
 
 
 async def unmark_emulator(engine: AsyncEngine) -> bool:
