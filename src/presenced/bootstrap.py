@@ -16,7 +16,7 @@ from presenced.notify.encryption import load_encryption_certificate
 from presenced.notify.fanout import LocalFanout, RedisFanout
 from presenced.notify.outbound import OutboundPolicy
 from presenced.notify.webhooks import CHANGE_TRACKING_APP_ID, WebhookEndpoints, WebhookSender
-from presenced.oauth.keys import SigningKeys
+from presenced.oauth.keys import DatabaseKeys, KeySealer, SigningKeys, open_keys
 from presenced.oauth.passwords import Argon2Hasher
 from presenced.oauth.server import AuthorizationServer
 from presenced.oauth.signin import SignIn
@@ -46,6 +46,7 @@ from presenced.store.backup import (
     migrate_file,
     postgres_server_version,
     schema_revisions,
+    sealed_key_count,
 )
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
@@ -53,6 +54,7 @@ from presenced.store.engine import SqlSchemaState, create_engine, sqlite_url, up
 from presenced.store.faults import SqlFaultStore, is_emulator, mark_emulator, unmark_emulator
 from presenced.store.group_commit import GroupCommit
 from presenced.store.identity import SqlIdentityStore
+from presenced.store.keys import SqlKeyRows
 from presenced.store.measures import SqlMeasures
 from presenced.store.postgres_writer import PostgresBatches
 from presenced.store.presence import SqlStore
@@ -130,7 +132,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     try:
         if migrate:
             await upgrade(engine)
-        keys = SigningKeys.load_or_create(settings.data_dir)
+        keys = await open_keys(settings.data_dir, settings.keys_secret, SqlKeyRows(engine))
         reader = await _reader(engine)
         opened.append(reader.close)
         manual = None if clock is not None else await _manual_clock(url, settings)
@@ -272,6 +274,13 @@ async def _reader(engine: AsyncEngine) -> SqlitePresenceReader | PostgresPresenc
     return await PostgresPresenceReader.connect(engine.url.render_as_string(hide_password=False))
 
 
+async def reseal_keys(runtime: Runtime, new_secret: str) -> int:
+    """Seal the database's signing keys under ``new_secret`` (the runtime opened them with the old one)."""
+    if not isinstance(runtime.keys, DatabaseKeys):
+        return 0
+    return await runtime.keys.reseal(KeySealer(new_secret))
+
+
 async def seed_demo_data(runtime: Runtime) -> tuple[DemoTenant, DemoIdentity]:
     """Create or reset the demo tenant: its people with their presence, their passwords and the demo apps."""
     tenant = await seed_demo(runtime.store, runtime.writer, runtime.clock)
@@ -309,6 +318,11 @@ def copy_sqlite_database(source: Path, target: Path, what: str) -> str:
     """A consistent copy of the SQLite database ``source`` (servers may be writing it) in the new file
     ``target``; its schema revision. ``what`` names the source in errors."""
     return copy_database(source, target, what)
+
+
+def sealed_keys_in(path: Path) -> int:
+    """How many signing keys the SQLite database ``path`` keeps sealed (docs/deployment.md, "Signing keys")."""
+    return sealed_key_count(path)
 
 
 async def migrate_sqlite_file(path: Path) -> None:

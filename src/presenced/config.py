@@ -91,6 +91,9 @@ class Settings:
     #: ``metrics_port`` instead when set, or nowhere when ``metrics`` is False.
     metrics: bool = True
     metrics_port: int | None = None
+    #: The secret that seals the signing keys in the database (docs/deployment.md, "Signing keys"); None:
+    #: the keys are kept in ``<data dir>/keys``. Never printed.
+    keys_secret: str | None = field(default=None, repr=False)
 
     @classmethod
     def from_env(cls, **overrides: object) -> Settings:
@@ -148,6 +151,8 @@ class Settings:
             values["metrics_port"] = _port(env["PRESENCED_METRICS_PORT"], "PRESENCED_METRICS_PORT")
         if "PRESENCED_PROCESSES" in env:
             values["processes"] = parse_processes(env["PRESENCED_PROCESSES"], "PRESENCED_PROCESSES")
+        if "PRESENCED_KEYS_SECRET" in env or "PRESENCED_KEYS_SECRET_FILE" in env:
+            values["keys_secret"] = _keys_secret(env)
         if "PRESENCED_THROTTLE" in env:
             values["throttle"] = env["PRESENCED_THROTTLE"]
         if "PRESENCED_FORWARDED_ALLOW_IPS" in env:
@@ -170,6 +175,11 @@ class Settings:
 
     def validate(self) -> None:
         parse_throttle(self.throttle)
+        if self.keys_secret is not None and len(self.keys_secret) < KEYS_SECRET_LENGTH:
+            raise ConfigurationError(
+                f"PRESENCED_KEYS_SECRET must be at least {KEYS_SECRET_LENGTH} characters (make one with "
+                "'presenced keys secret')"
+            )
         if self.clock not in {"system", "manual"}:
             raise ConfigurationError(f"--clock (PRESENCED_CLOCK) must be 'system' or 'manual', not {self.clock!r}")
         if self.log_format not in {None, "json", "text"}:
@@ -244,6 +254,25 @@ LIMITS = {
     "max_head_bytes": (4096, 1 << 24),
     "max_headers": (16, 10_000),
 }
+
+
+#: The least length of the secret that seals the signing keys (``presenced keys secret`` makes one of 43).
+KEYS_SECRET_LENGTH = 32
+
+
+def _keys_secret(env: dict[str, str]) -> str:
+    """PRESENCED_KEYS_SECRET, or the first line of the file PRESENCED_KEYS_SECRET_FILE names."""
+    if "PRESENCED_KEYS_SECRET" in env and "PRESENCED_KEYS_SECRET_FILE" in env:
+        raise ConfigurationError("set PRESENCED_KEYS_SECRET or PRESENCED_KEYS_SECRET_FILE, not both")
+    if "PRESENCED_KEYS_SECRET" in env:
+        return env["PRESENCED_KEYS_SECRET"].strip()
+    path = Path(env["PRESENCED_KEYS_SECRET_FILE"])
+    try:
+        lines = path.read_text().splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not text"
+        raise ConfigurationError(f"PRESENCED_KEYS_SECRET_FILE: cannot read {path}: {reason}") from None
+    return lines[0].strip() if lines else ""
 
 
 def _whole(raw: str, name: str, low: int, high: int) -> int:

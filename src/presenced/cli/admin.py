@@ -383,14 +383,63 @@ def keys() -> None:
 
 
 @keys.command("rotate")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), help="Env: PRESENCED_DATA_DIR.")
-def keys_rotate(data_dir: Path | None) -> None:
+@store_options
+def keys_rotate(data_dir: Path | None, database_url: str | None) -> None:
     """Publish a new next key, sign with the old next key, retire the oldest key (running servers follow)."""
-    from presenced.oauth.keys import rotate
 
-    settings = load_settings(data_dir=data_dir)
-    current, upcoming = rotate(settings.data_dir)
+    async def rotate(runtime: Runtime) -> tuple[str, str]:
+        return await runtime.keys.rotate()
+
+    current, upcoming = _admin(rotate, data_dir, database_url)
     click.echo(f"signing with {current}; next key {upcoming}")
+
+
+@keys.command("list")
+@store_options
+def keys_list(data_dir: Path | None, database_url: str | None) -> None:
+    """The published keys (previous, current, next) and where they are kept."""
+
+    async def published(runtime: Runtime) -> tuple[str, list[tuple[str, str]]]:
+        keys = runtime.keys
+        roles = {str(keys.current.kid): "current", str(keys.next.kid): "next"}
+        return keys.where, [(str(key.kid), roles.get(str(key.kid), "previous")) for key in keys.keys]
+
+    where, rows = _admin(published, data_dir, database_url)
+    click.echo(f"kept in {where}")
+    for kid, role in rows:
+        click.echo(f"{role:<9} {kid}")
+
+
+@keys.command("secret")
+def keys_secret() -> None:
+    """Print a new random secret for PRESENCED_KEYS_SECRET (256 bits, URL-safe base64)."""
+    import secrets
+
+    click.echo(secrets.token_urlsafe(32))
+
+
+@keys.command("reseal")
+@store_options
+@click.option(
+    "--new-secret-file",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    required=True,
+    help="A file whose first line is the new secret.",
+)
+def keys_reseal(data_dir: Path | None, database_url: str | None, new_secret_file: Path) -> None:
+    """Seal the database's keys under a new secret (opened with PRESENCED_KEYS_SECRET, the old one); then restart
+    every process with the new secret."""
+    from presenced.bootstrap import reseal_keys
+    from presenced.config import KEYS_SECRET_LENGTH
+
+    lines = new_secret_file.read_text().splitlines()
+    new_secret = lines[0].strip() if lines else ""
+    if len(new_secret) < KEYS_SECRET_LENGTH:
+        raise ConfigurationError(f"the new secret must be at least {KEYS_SECRET_LENGTH} characters")
+    if load_settings(data_dir=data_dir, database_url=database_url).keys_secret is None:
+        raise ConfigurationError("the keys are kept in a folder: set PRESENCED_KEYS_SECRET to the secret they have now")
+    count = _admin(lambda runtime: reseal_keys(runtime, new_secret), data_dir, database_url)
+    click.echo(f"resealed {count} keys; restart every process with the new secret before the next rotation")
 
 
 COMMANDS = (tenant, user, app, keys)

@@ -44,7 +44,7 @@ def backup(data_dir: Path | None, database_url: str | None, file: Path, with_key
 
     FILE is the database alone (an SQLite file), or with --with-keys a tar archive of the database and the
     signing keys. On PostgreSQL, use pg_dump (this command names the versions)."""
-    from presenced.bootstrap import copy_sqlite_database, newest_schema_revision
+    from presenced.bootstrap import copy_sqlite_database, newest_schema_revision, sealed_keys_in
     from presenced.oauth.keys import key_files
 
     settings = load_settings(data_dir=data_dir, database_url=database_url)
@@ -63,6 +63,12 @@ def backup(data_dir: Path | None, database_url: str | None, file: Path, with_key
     archive = _partial(file, "tar") if with_keys else None
     try:
         revision = copy_sqlite_database(source, copy, f"the database {source}")
+        sealed = sealed_keys_in(copy)
+        if sealed and with_keys:
+            raise ConfigurationError(
+                "the signing keys are sealed in the database, so a backup holds them without --with-keys "
+                "(restoring it needs the same PRESENCED_KEYS_SECRET)"
+            )
         keys = key_files(settings.data_dir)
         if archive is not None:
             _write_archive(archive, copy, keys)
@@ -83,6 +89,12 @@ def backup(data_dir: Path | None, database_url: str | None, file: Path, with_key
             f"schema revision {revision}{newest}, and its {len(keys)} signing keys"
         )
         click.echo("it holds the private signing keys: keep it as safe as the data directory")
+    elif sealed:
+        click.echo(
+            f"wrote {file} ({size} bytes): the SQLite database of {settings.data_dir}, "
+            f"schema revision {revision}{newest}, with its {sealed} signing keys sealed: a server restored "
+            "from it needs the same PRESENCED_KEYS_SECRET"
+        )
     else:
         click.echo(
             f"wrote {file} ({size} bytes): the SQLite database of {settings.data_dir}, "
@@ -107,6 +119,7 @@ def restore(data_dir: Path | None, database_url: str | None, file: Path) -> None
         is_sqlite_database,
         migrate_sqlite_file,
         newest_schema_revision,
+        sealed_keys_in,
     )
     from presenced.oauth.keys import install_keys, key_files
 
@@ -153,7 +166,12 @@ def restore(data_dir: Path | None, database_url: str | None, file: Path) -> None
     upgraded = "the newest" if revision == newest else f"migrated to {newest}, the newest"
     click.echo(f"restored {file} into {target}: the database at schema revision {revision} ({upgraded})")
     held = len(key_files(target))
-    if keys:
+    sealed = sealed_keys_in(target / DATABASE)
+    if sealed:
+        click.echo(
+            f"with its {sealed} signing keys sealed in the database: serve it with the same PRESENCED_KEYS_SECRET"
+        )
+    elif keys:
         click.echo(f"with its {len(keys)} signing keys in {target / KEYS}")
     elif held:
         click.echo(f"the backup holds no signing keys: {target / KEYS} holds {held}, which the server will use")

@@ -491,6 +491,8 @@ async def _serve(
         gc.freeze()
         # Every process hears the others' commits (Redis), worker or not: its streams need them.
         background = [asyncio.create_task(runtime.fanout.run()), *(_background(runtime) if worker else [])]
+        # Keys in the database: every process follows a rotation made anywhere.
+        background.append(asyncio.create_task(runtime.keys.watch()))
         if runtime.throttle is not None:  # every serving process counts its requests with the others'
             background.append(asyncio.create_task(runtime.throttle.run_forever()))
         if runtime.faults is not None:  # every serving process applies the rules any process sets
@@ -597,7 +599,7 @@ def token(
     # Only what signing needs: this command runs often, from scripts and tests.
     from presenced.config import prepare_data_dir, recorded_url
     from presenced.oauth.errors import OAuthError
-    from presenced.oauth.keys import SigningKeys
+    from presenced.oauth.keys import stored_keys
     from presenced.oauth.operator import operator_token
     from presenced.quick import open_directory
     from presenced.services.demo_ids import DEMO_TENANT_ID
@@ -622,18 +624,29 @@ def token(
     async def mint() -> str:
         prepare_data_dir(settings.data_dir)
         directory = await open_directory(url_of_store)
-        if directory is None:  # a new database, or one an earlier version wrote: migrate it first
+        keys = (
+            None
+            if directory is None
+            else stored_keys(settings.data_dir, settings.keys_secret, await directory.sealed_keys())
+        )
+        if keys is None:
+            # A new database, one an earlier version wrote, or keys still to move in: the full path does it first.
+            if directory is not None:
+                await directory.close()
             await with_runtime(settings, _noop)
             directory = await open_directory(url_of_store)
-        if directory is None:
-            raise ConfigurationError(f"cannot read the database at {redacted_url(url_of_store)} (--database-url)")
+            if directory is None:
+                raise ConfigurationError(f"cannot read the database at {redacted_url(url_of_store)} (--database-url)")
+            keys = stored_keys(settings.data_dir, settings.keys_secret, await directory.sealed_keys())
+        if keys is None or directory is None:  # the full path stored the first keys: not reached
+            raise ConfigurationError("the database has no signing keys")
         try:
             if not await directory.tenant_exists(tenant_id):
                 hint = " (run 'presenced demo' first)" if tenant_id == DEMO_TENANT_ID else ""
                 raise ConfigurationError(f"tenant {tenant_id} does not exist{hint}")
             return await operator_token(
                 directory,
-                SigningKeys.load_or_create(settings.data_dir),
+                keys,
                 base,
                 tenant_id,
                 client,
@@ -695,7 +708,7 @@ def worker(
         # The worker delivers notifications: on an emulator it applies the notification rules any process sets.
         refresh = [runtime.faults.run_forever()] if runtime.faults is not None else []
         async with _metrics_server(runtime, metrics_sock):
-            await asyncio.gather(runtime.fanout.run(), *_background(runtime), *refresh)
+            await asyncio.gather(runtime.fanout.run(), runtime.keys.watch(), *_background(runtime), *refresh)
 
     run(lambda: with_runtime(settings, work))
 

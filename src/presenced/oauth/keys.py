@@ -1,27 +1,45 @@
-"""The server's token-signing keys, kept in ``<data dir>/keys``.
+"""The server's token-signing keys: in ``<data dir>/keys``, or sealed in the database.
 
-Keys are RSA 2048, each with its RFC 7638 thumbprint as ``kid``, one PEM file
-each, named so that they sort oldest first. Three are published in the JWKS:
-the previous key (tokens it signed may still be alive), the current key (which
-signs) and the next key (published ahead, so verifiers already know it when it
-starts signing). ``rotate`` adds a new next key, which makes the old next key
-current, and retires the oldest: tokens it signed are refused from then on.
+Keys are RSA 2048, each with its RFC 7638 thumbprint as ``kid``. Three are published in the JWKS:
+the previous key (tokens it signed may still be alive), the current key (which signs) and the next
+key (published ahead, so verifiers already know it when it starts signing). ``rotate`` adds a new
+next key, which makes the old next key current, and retires the oldest: tokens it signed are
+refused from then on.
 
-Every process re-reads the folder when it changes (checked at most once a
-second) and when a token names a key it does not know, so a rotation made by
-``presenced keys rotate`` reaches running servers without a restart.
+In a folder (the default), each key is a PEM file, named so that they sort oldest first. Every
+process re-reads the folder when it changes (checked at most once a second) and when a token names
+a key it does not know, so a rotation made by ``presenced keys rotate`` reaches running servers
+without a restart.
+
+In the database (when PRESENCED_KEYS_SECRET or PRESENCED_KEYS_SECRET_FILE is set; docs/deployment.md,
+"Signing keys"), processes on several machines share the keys without sharing a folder. Each key is
+sealed with AES-256-GCM under a key derived from the secret by HKDF-SHA256, its ``kid`` bound as
+associated data. The first process to start with the secret moves the folder's keys in (tokens they
+signed stay valid), or makes two; every process reads the table again each second and when a token
+names a key it does not know.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from joserfc.jwk import KeySet, RSAKey
 
+from presenced.config import KEYS_SECRET_LENGTH
 from presenced.errors import ConfigurationError
+from presenced.services.entities import SealedKey
+from presenced.services.loops import repeat
+from presenced.services.ports import KeyRows
+
+log = logging.getLogger("presenced.keys")
 
 _PARAMETERS: dict[str, Any] = {"use": "sig", "alg": "RS256"}
 #: How many keys are published: previous, current and next.
@@ -58,6 +76,31 @@ class SigningKeys:
 
     def knows(self, kid: str | None) -> bool:
         return any(key.kid == kid for key in self.keys)
+
+    @property
+    def where(self) -> str:
+        """Where the keys are kept, in words."""
+        return f"the folder {self.folder}" if self.folder is not None else "memory"
+
+    async def reload(self) -> None:
+        """Read the keys again now: a token names a key this process does not know."""
+        self.refresh(force=True)
+
+    async def watch(self) -> None:
+        """Follow the keys' store in the background (the folder is looked at on use instead: returns at once)."""
+
+    async def rotate(self) -> tuple[str, str]:
+        """Add a new next key and retire the oldest; the (current, next) kids."""
+        return self.rotate_folder()
+
+    def rotate_folder(self) -> tuple[str, str]:
+        if self.folder is None:
+            raise ConfigurationError("these keys are kept in memory only")
+        add_key(self.folder)
+        for old in _key_files(self.folder)[:-PUBLISHED]:
+            old.unlink()
+        self.refresh(force=True)
+        return str(self.current.kid), str(self.next.kid)
 
     def refresh(self, force: bool = False) -> None:
         """Re-read the folder if it changed since the last look (at most once a second unless ``force``)."""
@@ -100,15 +143,139 @@ class SigningKeys:
 
 
 def rotate(data_dir: Path) -> tuple[str, str]:
-    """Add a new next key and retire the keys that are no longer published; the (current, next) kids."""
-    folder = data_dir / "keys"
-    keys = SigningKeys.load_or_create(data_dir)
-    add_key(folder)
-    files = _key_files(folder)
-    for old in files[:-PUBLISHED]:
-        old.unlink()
-    keys = SigningKeys([_load(path) for path in _key_files(folder)], folder)
-    return str(keys.current.kid), str(keys.next.kid)
+    """Rotate the keys of ``data_dir``'s folder; the (current, next) kids."""
+    return SigningKeys.load_or_create(data_dir).rotate_folder()
+
+
+class KeySealer:
+    """Seals keys for the database and opens them: AES-256-GCM, the key derived from the secret by HKDF-SHA256,
+    a random 96-bit nonce per key (stored before the ciphertext) and the ``kid`` as associated data, so a
+    sealed key moved to another row does not open."""
+
+    def __init__(self, secret: str) -> None:
+        if len(secret) < KEYS_SECRET_LENGTH:
+            raise ConfigurationError(f"a keys secret must be at least {KEYS_SECRET_LENGTH} characters")
+        derived = HKDF(hashes.SHA256(), 32, salt=None, info=b"presenced signing keys v1").derive(secret.encode())
+        self._aead = AESGCM(derived)
+
+    def seal(self, key: RSAKey) -> SealedKey:
+        """``key`` sealed, at position 0 (the caller places it)."""
+        kid = str(key.kid)
+        nonce = os.urandom(12)
+        return SealedKey(0, kid, nonce + self._aead.encrypt(nonce, key.as_pem(private=True), kid.encode()))
+
+    def open(self, sealed: SealedKey) -> RSAKey:
+        try:
+            pem = self._aead.decrypt(sealed.sealed[:12], sealed.sealed[12:], sealed.kid.encode())
+        except InvalidTag:
+            raise ConfigurationError(
+                "the signing keys in the database do not open with PRESENCED_KEYS_SECRET: it is not the secret "
+                'they were sealed with (docs/deployment.md, "Signing keys")'
+            ) from None
+        return _key(pem)
+
+
+class DatabaseKeys(SigningKeys):
+    """The keys sealed in the database, shared by every process that uses it."""
+
+    def __init__(self, keys: list[RSAKey], rows: KeyRows, sealer: KeySealer) -> None:
+        super().__init__(keys)
+        self._rows = rows
+        self._sealer = sealer
+
+    @property
+    def where(self) -> str:
+        return "the database"
+
+    @classmethod
+    async def open(cls, rows: KeyRows, sealer: KeySealer, folder: Path) -> DatabaseKeys:
+        """The database's keys; when it has none yet, ``folder``'s keys moved in (or two new keys)."""
+        stored = await rows.sealed_keys()
+        if not stored:
+            moved = _folder_keys(folder)
+            first = moved or [_new_key(), _new_key()]
+            placed = [_placed(sealer.seal(key), n) for n, key in enumerate(first, start=1)]
+            if await rows.add_keys(placed, retire_before=1) and moved:
+                log.info("moved the %d signing keys of %s into the database", len(first), folder)
+            stored = await rows.sealed_keys()  # ours, or those of a process that stored its first keys first
+        return cls([sealer.open(row) for row in stored], rows, sealer)
+
+    def refresh(self, force: bool = False) -> None:
+        """Nothing to look at without waiting: ``watch`` follows the table."""
+
+    async def reload(self) -> None:
+        # At most once a second, however many tokens name unknown keys: a rotation reaches every process
+        # within a second anyway (``watch``), and the key that signs after it was published one rotation ahead.
+        if time.monotonic() - self._checked >= _RECHECK_SECONDS:
+            await self._read()
+
+    async def _read(self) -> None:
+        self._checked = time.monotonic()
+        stored = await self._rows.sealed_keys()
+        if stored and [row.kid for row in stored[-PUBLISHED:]] != [key.kid for key in self.keys]:
+            self._install([self._sealer.open(row) for row in stored])
+
+    async def watch(self) -> NoReturn:
+        await repeat(self._read, _RECHECK_SECONDS, "reading the signing keys", log)
+
+    async def rotate(self) -> tuple[str, str]:
+        # Two rotations at once (two operators, two machines) both land, one after the other.
+        while True:
+            stored = await self._rows.sealed_keys()
+            position = stored[-1].position + 1 if stored else 1
+            new = _placed(self._sealer.seal(_new_key()), position)
+            if await self._rows.add_keys([new], retire_before=position + 1 - PUBLISHED):
+                break
+        await self._read()
+        return str(self.current.kid), str(self.next.kid)
+
+    async def reseal(self, sealer: KeySealer) -> int:
+        """Seal the stored keys again under ``sealer``'s secret; how many."""
+        stored = await self._rows.sealed_keys()
+        await self._rows.reseal_keys([_placed(sealer.seal(self._sealer.open(row)), row.position) for row in stored])
+        self._sealer = sealer
+        return len(stored)
+
+
+_KEPT_IN_DATABASE = (
+    "the signing keys are kept in the database: set PRESENCED_KEYS_SECRET or PRESENCED_KEYS_SECRET_FILE "
+    '(docs/deployment.md, "Signing keys")'
+)
+
+
+async def open_keys(data_dir: Path, secret: str | None, rows: KeyRows) -> SigningKeys:
+    """The signing keys as configured: sealed in the database with ``secret``, else in ``data_dir``'s folder."""
+    if secret is not None:
+        return await DatabaseKeys.open(rows, KeySealer(secret), data_dir / "keys")
+    if await rows.sealed_keys():
+        raise ConfigurationError(_KEPT_IN_DATABASE)
+    return SigningKeys.load_or_create(data_dir)
+
+
+def stored_keys(data_dir: Path, secret: str | None, stored: list[SealedKey]) -> SigningKeys | None:
+    """The keys as ``open_keys`` finds them, from rows already read; None when the database must be given its
+    first keys (``open_keys`` does that)."""
+    if secret is None:
+        if stored:
+            raise ConfigurationError(_KEPT_IN_DATABASE)
+        return SigningKeys.load_or_create(data_dir)
+    if not stored:
+        return None
+    sealer = KeySealer(secret)
+    return SigningKeys([sealer.open(row) for row in stored])
+
+
+def _folder_keys(folder: Path) -> list[RSAKey]:
+    """The published keys of a keys folder (none if there is no such folder)."""
+    return [_load(path) for path in _key_files(folder)[-PUBLISHED:]] if folder.is_dir() else []
+
+
+def _placed(key: SealedKey, position: int) -> SealedKey:
+    return SealedKey(position, key.kid, key.sealed)
+
+
+def _new_key() -> RSAKey:
+    return _key(RSAKey.generate_key(2048, private=True).as_pem(private=True))
 
 
 def add_key(folder: Path) -> Path:
@@ -132,9 +299,12 @@ def _key_files(folder: Path) -> list[Path]:
 
 
 def _load(path: Path) -> RSAKey:
-    key = RSAKey.import_key(path.read_bytes())
-    parameters: Any = {"kid": key.thumbprint(), **_PARAMETERS}
-    return RSAKey.import_key(path.read_bytes(), parameters)
+    return _key(path.read_bytes())
+
+
+def _key(pem: bytes) -> RSAKey:
+    parameters: Any = {"kid": RSAKey.import_key(pem).thumbprint(), **_PARAMETERS}
+    return RSAKey.import_key(pem, parameters)
 
 
 # ---- backups: the key files as they are, to copy out and back in

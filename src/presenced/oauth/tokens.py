@@ -199,7 +199,16 @@ class TokenVerifier:
         return principal
 
     async def _verify(self, token: str, now: datetime) -> tuple[Principal, str | None]:
-        claims, kid = self._verified_claims(token)
+        self._keys.refresh()
+        try:
+            claims, kid = self._verified_claims(token)
+        except InvalidKeyIdError:
+            # Perhaps a key published since the last look: read the keys once more.
+            await self._keys.reload()
+            try:
+                claims, kid = self._verified_claims(token)
+            except InvalidKeyIdError:
+                raise InvalidAuthenticationToken("Access token is signed with an unknown key.") from None
         return await self._principal(claims, now), kid
 
     async def _principal(self, claims: dict[str, Any], now: datetime) -> Principal:
@@ -250,16 +259,12 @@ class TokenVerifier:
         return True
 
     def _verified_claims(self, token: str) -> tuple[dict[str, Any], str | None]:
-        self._keys.refresh()
+        """The token's claims and kid if this process's keys verify it; ``InvalidKeyIdError`` if it names a key
+        they do not hold."""
         try:
-            try:
-                decoded = jwt.decode(token, self._keys.key_set, algorithms=["RS256"])
-            except InvalidKeyIdError:
-                # Perhaps a key published since the last look: read the folder once more.
-                self._keys.refresh(force=True)
-                decoded = jwt.decode(token, self._keys.key_set, algorithms=["RS256"])
+            decoded = jwt.decode(token, self._keys.key_set, algorithms=["RS256"])
         except InvalidKeyIdError:
-            raise InvalidAuthenticationToken("Access token is signed with an unknown key.") from None
+            raise
         except BadSignatureError:
             raise InvalidAuthenticationToken("Access token signature is invalid.") from None
         except (DecodeError, JoseError, ValueError, TypeError):

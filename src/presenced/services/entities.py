@@ -376,3 +376,13 @@ class FaultRule:
         if self.user_id is not None and self.user_id not in user_ids:
             return False
         return fnmatch.fnmatchcase(path.lower(), self.path.lower())
+
+
+@dataclass(frozen=True, slots=True)
+class SealedKey:
+    """A token-signing key as the database keeps it (docs/deployment.md, "Signing keys"): its place in the
+    order of keys (1 the oldest), its ``kid``, and its private PEM encrypted (``oauth.keys.KeySealer``)."""
+
+    position: int
+    kid: str
+    sealed: bytes

@@ -25,6 +25,7 @@ from presenced.services.entities import (
     PermissionGrant,
     Photo,
     RefreshToken,
+    SealedKey,
     ServicePrincipal,
     StoredPresence,
     Subscription,
@@ -338,6 +339,23 @@ class FaultStore(Protocol):
 
     async def remove_faults(self, rule_id: str | None) -> int:
         """Remove one rule (None: all); how many were removed."""
+        ...
+
+
+class KeyRows(Protocol):
+    """The signing keys kept in the database, sealed (the keys of every process that shares it)."""
+
+    async def sealed_keys(self) -> list[SealedKey]:
+        """Every stored key, oldest first."""
+        ...
+
+    async def add_keys(self, keys: Sequence[SealedKey], retire_before: int) -> bool:
+        """Store ``keys`` and remove those before position ``retire_before``, in one transaction; False (and
+        nothing changed) when a key already holds one of these positions (another process added it first)."""
+        ...
+
+    async def reseal_keys(self, keys: Sequence[SealedKey]) -> None:
+        """Replace the sealed form of these (existing) keys, all in one transaction."""
         ...
 
 

@@ -91,6 +91,16 @@ def copy_database(source: Path, target: Path, what: str) -> str:
         raise
 
 
+def sealed_key_count(path: Path) -> int:
+    """How many signing keys the SQLite database ``path`` keeps sealed (none while they are kept in a folder,
+    or at a revision before the keys could move in)."""
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True)) as db:
+        try:
+            return int(db.execute("SELECT count(*) FROM signing_keys").fetchone()[0])
+        except sqlite3.OperationalError:  # no such table
+            return 0
+
+
 async def migrate_file(path: Path) -> None:
     """Bring the SQLite database ``path`` to the newest schema."""
     engine = create_engine(f"sqlite:///{path}")

@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from presenced.errors import ConfigurationError
-from presenced.services.entities import Account, Application, ServicePrincipal
+from presenced.services.entities import Account, Application, SealedKey, ServicePrincipal
 from presenced.store.identity_rows import (
     account_from_row,
     application_from_row,
@@ -145,3 +145,8 @@ class BareDirectory:
             "SELECT * FROM service_principals WHERE tenant_id = ? AND app_id = ? LIMIT 1", tenant_id, app_id.lower()
         )
         return service_principal_from_row(rows[0]) if rows else None
+
+    async def sealed_keys(self) -> list[SealedKey]:
+        """The signing keys kept in the database (none while they are kept in a folder), oldest first."""
+        rows = await self._rows("SELECT position, kid, sealed FROM signing_keys ORDER BY position")
+        return [SealedKey(row["position"], row["kid"], bytes(row["sealed"])) for row in rows]

@@ -102,6 +102,18 @@ emulator_mode = Table(
     Column("since_us", BigInteger, nullable=False),
 )
 
+#: The token-signing keys when they are kept in the database (docs/deployment.md, "Signing keys"): the newest
+#: three, ``position`` rising with each new key, the private PEM sealed with AES-256-GCM under a key derived
+#: from PRESENCED_KEYS_SECRET (the ``kid`` as associated data). Empty while the keys are kept in a folder.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("position", Integer, primary_key=True, autoincrement=False),
+    Column("kid", String(64), nullable=False, unique=True),
+    Column("sealed", LargeBinary, nullable=False),
+    Column("created_us", BigInteger, nullable=False),
+)
+
 #: A user's profile photo (``/users/{id}/photo``): the bytes as uploaded, checked to be a JPEG or PNG.
 user_photos = Table(
     "user_photos",
