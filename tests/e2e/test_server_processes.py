@@ -1,6 +1,7 @@
 """`serve --processes 2` on SQLite and on PostgreSQL: two server processes on one port, both taking
-connections, reads and writes answered whichever process takes them, and SIGTERM stopping them all
-(docs/deployment.md, "Several processes on one machine")."""
+connections, reads and writes answered whichever process takes them, `/metrics` counting the requests
+of both whichever process answers the scrape, and SIGTERM stopping them all (docs/deployment.md,
+"Several processes on one machine")."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import httpx
 import pytest
 
 from tests.e2e.server_process import ServerProcess, running_server
+from tests.metrics_support import Scrape
 
 CONNECTIONS = 24
 
@@ -48,6 +50,22 @@ def _sockets_of(pid: int) -> set[int]:
     return found
 
 
+def _scrapes(server: ServerProcess, tls: ssl.SSLContext, count: int = 8) -> list[Scrape]:
+    """``count`` scrapes of ``/metrics``, each on a new connection (so either process may answer it)."""
+    scrapes = []
+    for _ in range(count):
+        with httpx.Client(verify=tls, trust_env=False) as client:
+            answer = client.get(f"{server.url}/metrics")
+            assert answer.status_code == 200, answer.text
+            scrapes.append(Scrape(answer.text))
+    return scrapes
+
+
+def _pids(scrape: Scrape) -> set[int]:
+    """The processes whose own process metrics the scrape shows."""
+    return {int(dict(labels)["pid"]) for name, labels in scrape.samples if name == "process_resident_memory_bytes"}
+
+
 def _exercise(server: ServerProcess) -> None:
     demo = server.demo()
     app = next(a for a in demo.raw["apps"] if not a["publicClient"])["clientId"]
@@ -79,6 +97,22 @@ def _exercise(server: ServerProcess) -> None:
         taken = {child: len(_sockets_of(child) & connections) for child in children}
         assert all(count > 0 for count in taken.values()), f"connections per process: {taken}"
         assert sum(taken.values()) == CONNECTIONS
+        # Every scrape, whichever process answers it, counts the requests of both, and shows both processes.
+        for scrape in _scrapes(server, tls):
+            reads = scrape.value(
+                "presenced_http_requests_total", route="/v1.0/users/{id}/presence", method="GET", status="200"
+            )
+            writes = scrape.value(
+                "presenced_http_requests_total",
+                route="/v1.0/users/{id}/presence/setUserPreferredPresence",
+                method="POST",
+                status="200",
+            )
+            assert (reads, writes) == (CONNECTIONS * CONNECTIONS, CONNECTIONS)
+            assert scrape.value("presenced_presence_writes_total", action="setUserPreferredPresence", outcome="ok") == (
+                CONNECTIONS
+            )
+            assert _pids(scrape) == set(children)
     finally:
         for client in clients:
             client.close()
@@ -105,10 +139,18 @@ def test_two_processes_on_postgresql_share_the_port_and_the_data(
         _exercise(server)
 
 
+def _live_count(scrape: Scrape) -> float:
+    return scrape.value("presenced_http_requests_total", route="/health/live", method="GET", status="200")
+
+
 def test_a_process_that_dies_is_started_again(tmp_path: Path, key_folder: Path) -> None:
     with running_server(tmp_path / "data", "--processes", "2", key_folder=key_folder) as server:
         tls = ssl.create_default_context(cafile=str(server.bundle))
         first = _children(server.process.pid)
+        for _ in range(CONNECTIONS):  # new connections, spread over both processes
+            with httpx.Client(verify=tls, trust_env=False) as client:
+                assert client.get(f"{server.url}/health/live").status_code == 200
+        assert {_live_count(scrape) for scrape in _scrapes(server, tls)} == {CONNECTIONS}
         os.kill(first[1], signal.SIGKILL)
         deadline = time.monotonic() + 30
         while len(now := _children(server.process.pid)) != 2 or first[1] in now:
@@ -119,3 +161,9 @@ def test_a_process_that_dies_is_started_again(tmp_path: Path, key_folder: Path) 
             with httpx.Client(verify=tls, trust_env=False) as client:
                 assert client.get(f"{server.url}/health/ready").status_code in (200, 503)
                 assert client.get(f"{server.url}/health/live").status_code == 200
+        # The counts of the process that died stay in the totals; its process metrics go, the new one's come.
+        deadline = time.monotonic() + 30
+        while (pids := _pids(_scrapes(server, tls, 1)[0])) != set(now):
+            assert time.monotonic() < deadline, f"process metrics of {pids}, processes {now}"
+            time.sleep(0.5)
+        assert {_live_count(scrape) for scrape in _scrapes(server, tls)} == {2 * CONNECTIONS}

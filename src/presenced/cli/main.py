@@ -189,6 +189,26 @@ def serve(
 def _serve_many(
     settings: Settings, sockets: list[socket.socket], demo: bool, worker: bool, metrics_sock: socket.socket | None
 ) -> None:
+    """Run a server process per socket (``_supervise``), sharing their metrics through a directory of their own."""
+    import os
+    import shutil
+    import tempfile
+
+    # The processes share their metrics through files (prometheus-client's multiprocess mode, chosen when it
+    # is first imported, which is below): a scrape, whichever process answers it, counts them all.
+    if "prometheus_client" in sys.modules:
+        raise RuntimeError("prometheus_client was imported before its multiprocess directory was set")
+    shared_metrics = tempfile.mkdtemp(prefix="presenced-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = shared_metrics
+    try:
+        _supervise(settings, sockets, demo, worker, metrics_sock)
+    finally:
+        shutil.rmtree(shared_metrics, ignore_errors=True)
+
+
+def _supervise(
+    settings: Settings, sockets: list[socket.socket], demo: bool, worker: bool, metrics_sock: socket.socket | None
+) -> None:
     """Announce (seeding the demo once), then run a server process per socket, each with its own event loop,
     the worker in the first; start one again that exits on its own; on SIGTERM or SIGINT, pass SIGTERM on
     to each and wait for them all."""
@@ -196,12 +216,15 @@ def _serve_many(
     import signal
     import time
 
+    from presenced.metrics import forget_process
+
     async def announce(runtime: Runtime) -> None:
         await _announce(runtime, settings, demo, worker)
         click.echo(f"  Processes:  {len(sockets)} on this port (the worker in the first)")
         sys.stdout.flush()
 
     run(lambda: with_runtime(settings, announce))
+    forget_process(os.getpid())  # this process serves nothing: its gauges are not the servers'
     children: dict[int, int] = {}
 
     def start(slot: int) -> None:
@@ -245,6 +268,7 @@ def _serve_many(
         slot = children.pop(pid, -1)
         if slot < 0:
             continue
+        forget_process(pid)
         if os.waitstatus_to_exitcode(status) != 0:
             failed = True
         if not stopping:
@@ -497,6 +521,8 @@ async def _serve(
             background.append(asyncio.create_task(runtime.throttle.run_forever()))
         if runtime.faults is not None:  # every serving process applies the rules any process sets
             background.append(asyncio.create_task(runtime.faults.run_forever()))
+        if settings.metrics:  # processes sharing their metrics measure themselves now and then
+            background.append(asyncio.create_task(runtime.observer.run_forever()))
         from presenced.serving import DrainingServer
 
         server = DrainingServer(config, runtime.feed.close)

@@ -4,6 +4,10 @@
 backlogs, the sweeper's lag and the database pool come from one cheap query each
 (``ports.Measures``); the live streams are this process's count. A scrape while the database
 is unreachable keeps the last values and still shows the counters.
+
+The processes of ``serve --processes N`` share their metrics (``presenced.metrics``): each also
+measures every ``MEASURE_INTERVAL`` seconds, so that a scrape another process answers shows its
+live streams, pool and process metrics as of a few seconds ago at most.
 """
 
 from __future__ import annotations
@@ -16,14 +20,20 @@ from presenced.metrics import (
     CHANGE_LOG_UNREAD,
     DB_POOL,
     LIVE_STREAMS,
+    MULTIPROCESS,
     OUTBOX_OLDEST,
     OUTBOX_PENDING,
     SWEEPER_LAG,
+    measure_process,
 )
 from presenced.services.feed import ChangeFeed
+from presenced.services.loops import repeat
 from presenced.services.ports import Measures
 
 log = logging.getLogger("presenced.metrics")
+
+#: Seconds between a process's own measures when processes share their metrics.
+MEASURE_INTERVAL = 5.0
 
 
 class Observer:
@@ -38,6 +48,7 @@ class Observer:
     async def refresh(self) -> None:
         """Set the gauges to what is waiting now."""
         LIVE_STREAMS.set(self._feed.listening)
+        measure_process()
         try:
             backlogs = await self._measures.backlogs()
             now = await self._clock.now()
@@ -54,3 +65,9 @@ class Observer:
             self._checked_out.set(backlogs.pool_checked_out)
         if backlogs.pool_idle is not None:
             self._idle.set(backlogs.pool_idle)
+
+    async def run_forever(self) -> None:
+        """Measure every ``MEASURE_INTERVAL`` seconds when processes share their metrics; else return at once."""
+        if MULTIPROCESS:
+            await repeat(self.refresh, MEASURE_INTERVAL, "measuring for /metrics", log)
+        return None
