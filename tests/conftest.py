@@ -70,6 +70,16 @@ def clean_postgres_url(postgres_url: str) -> str:
     return postgres_url
 
 
+@pytest.fixture
+async def shared_url(tmp_path: Path, database_url: str | None) -> str:
+    """One database for several runtimes of a test (as several processes would share it): an SQLite file
+    outside their data directories, or the test PostgreSQL database, emptied."""
+    if database_url is None:
+        return f"sqlite:///{tmp_path / 'shared.db'}"
+    await truncate_postgres(database_url)
+    return database_url
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """A reachable Redis: $PRESENCED_TEST_REDIS_URL, else the default; the tests skip without one."""

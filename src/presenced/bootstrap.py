@@ -36,6 +36,7 @@ from presenced.services.mailbox import MailboxService
 from presenced.services.observe import Observer
 from presenced.services.ports import ChangeLog, IdentityStore, PresenceReader, PresenceWriter, UnitOfWork
 from presenced.services.presence import PresenceService
+from presenced.services.presence_cache import CachedPresenceReader
 from presenced.services.scenarios import Scenarios
 from presenced.services.subscriptions import SubscriptionLifecycle, SubscriptionService
 from presenced.services.sweeper import Sweeper
@@ -78,6 +79,9 @@ class Runtime:
     clock: Clock
     #: The read hot path (bare driver).
     reader: PresenceReader
+    #: The single reads served from memory (``services.presence_cache``); the change feed keeps it fresh
+    #: when ``serve`` follows it.
+    cached_reader: CachedPresenceReader
     #: Every write of presence facts goes through it (group commit).
     writer: PresenceWriter
     presence: PresenceService
@@ -199,7 +203,11 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     fanout.outbox_listeners.append(deliveries.wake)
     store.after_commit.append(fanout.changed)
     writer.after_commit.append(fanout.changed)
-    presence = PresenceService(reader)
+    # Single reads by object id from memory; an entry goes when this process stores a change of the user,
+    # when the change feed brings another process's, when the user is deleted here, and after MAX_AGE.
+    cached = CachedPresenceReader(reader)
+    writer.after_store.append(cached.forget)
+    presence = PresenceService(cached)
     throttle = None
     closing = [writer.close, fanout.close, *reversed(opened)]
     limit = settings.throttle_limit
@@ -215,6 +223,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     scenarios = None
     if emulator_clock is not None and faults is not None:
         scenarios = Scenarios(emulator_clock, actions, presence, faults, identity)
+    directory = DirectoryService(identity, identity_store)
+    directory.user_removed.append(cached.forget_user)
     return Runtime(
         settings=settings,
         engine=engine,
@@ -222,6 +232,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         keys=keys,
         clock=presence_clock,
         reader=reader,
+        cached_reader=cached,
         writer=writer,
         presence=presence,
         verifier=verifier,
@@ -230,7 +241,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         sweeper=sweeper,
         emulator=emulator_clock,
         identity=identity,
-        directory=DirectoryService(identity, identity_store),
+        directory=directory,
         consents=Consents(identity, identity_store),
         identity_store=identity_store,
         oauth=oauth,

@@ -281,6 +281,7 @@ async def wipe(runtime: Runtime) -> None:
     async with runtime.engine.begin() as conn:
         for table in TABLES.split(", "):  # children first; DELETE of a few rows is far cheaper than TRUNCATE
             await conn.exec_driver_sql(f"DELETE FROM {table}")
+    runtime.cached_reader.forget_everyone()  # the store changed underneath the runtime
     assert isinstance(runtime.clock, StoredClock)
     await runtime.clock.start()
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from presenced.services.presence_cache import MAX_AGE
 from tests.e2e.server_process import ServerProcess, running_server
 from tests.metrics_support import Scrape
 
@@ -78,6 +79,7 @@ def _exercise(server: ServerProcess) -> None:
     ]
     try:
         # Each client keeps its own connection; the kernel spreads them over the processes.
+        reads_made = 0
         states = [("Busy", "Busy"), ("DoNotDisturb", "DoNotDisturb"), ("Away", "Away")]
         for n, client in enumerate(clients):
             user = users[n % len(users)]
@@ -85,11 +87,19 @@ def _exercise(server: ServerProcess) -> None:
             body = {"availability": availability, "activity": activity, "expirationDuration": "PT1H"}
             written = client.post(f"/v1.0/users/{user}/presence/setUserPreferredPresence", json=body)
             assert written.status_code == 200, written.text
-            # Every other connection reads what this one wrote, whichever process each is on.
+            # Every other connection reads what this one wrote, whichever process each is on: the writing
+            # process at once, the other within the cache's bound on single reads (docs/architecture.md).
+            written = time.monotonic()
             for other in clients:
-                read = other.get(f"/v1.0/users/{user}/presence")
-                assert read.status_code == 200, read.text
-                assert (read.json()["availability"], read.json()["activity"]) == (availability, activity)
+                while True:
+                    read = other.get(f"/v1.0/users/{user}/presence")
+                    reads_made += 1
+                    assert read.status_code == 200, read.text
+                    seen = (read.json()["availability"], read.json()["activity"])
+                    if seen == (availability, activity):
+                        break
+                    assert time.monotonic() - written <= MAX_AGE + 0.5, f"{seen} after {availability}/{activity}"
+                    time.sleep(0.02)
         port = int(server.url.rsplit(":", 1)[1])
         children = _children(server.process.pid)
         assert len(children) == 2, children
@@ -108,7 +118,7 @@ def _exercise(server: ServerProcess) -> None:
                 method="POST",
                 status="200",
             )
-            assert (reads, writes) == (CONNECTIONS * CONNECTIONS, CONNECTIONS)
+            assert (reads, writes) == (reads_made, CONNECTIONS)
             assert scrape.value("presenced_presence_writes_total", action="setUserPreferredPresence", outcome="ok") == (
                 CONNECTIONS
             )

@@ -23,19 +23,10 @@ from presenced.oauth.keys import PUBLISHED, DatabaseKeys, KeySealer, SigningKeys
 from presenced.oauth.tokens import mint_access_token
 from presenced.services.demo import DEMO_TENANT_ID
 from presenced.store.keys import SqlKeyRows
-from tests.support import BASE_URL, truncate_postgres
+from tests.support import BASE_URL
 
 SECRET = "k" * 40
 OTHER_SECRET = "z" * 40
-
-
-@pytest.fixture
-async def shared_url(tmp_path: Path, database_url: str | None) -> str:
-    """One database for every runtime of the test: a SQLite file outside the data directories, or PostgreSQL."""
-    if database_url is None:
-        return f"sqlite:///{tmp_path / 'shared.db'}"
-    await truncate_postgres(database_url)
-    return database_url
 
 
 Opener = Callable[..., Awaitable[Runtime]]

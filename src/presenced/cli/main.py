@@ -517,6 +517,8 @@ async def _serve(
         background = [asyncio.create_task(runtime.fanout.run()), *(_background(runtime) if worker else [])]
         # Keys in the database: every process follows a rotation made anywhere.
         background.append(asyncio.create_task(runtime.keys.watch()))
+        # Every process hears of other processes' changes for its cache of single reads.
+        background.append(asyncio.create_task(runtime.feed.follow(runtime.cached_reader.changed)))
         if runtime.throttle is not None:  # every serving process counts its requests with the others'
             background.append(asyncio.create_task(runtime.throttle.run_forever()))
         if runtime.faults is not None:  # every serving process applies the rules any process sets

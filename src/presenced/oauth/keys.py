@@ -59,6 +59,7 @@ class SigningKeys:
     def _install(self, keys: list[RSAKey]) -> None:
         self.keys = keys[-PUBLISHED:]
         self.key_set = KeySet(list[Any](self.keys))
+        self._kids = frozenset(key.kid for key in self.keys)
 
     @property
     def current(self) -> RSAKey:
@@ -75,7 +76,8 @@ class SigningKeys:
         return {"keys": [key.as_dict(private=False) for key in self.keys]}
 
     def knows(self, kid: str | None) -> bool:
-        return any(key.kid == kid for key in self.keys)
+        """Whether ``kid`` is published (asked for every cached token: a set lookup)."""
+        return kid in self._kids
 
     @property
     def where(self) -> str:

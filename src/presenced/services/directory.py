@@ -9,6 +9,7 @@ more, so each rule and each refusal is the same whichever way it is reached.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
@@ -104,6 +105,8 @@ class DirectoryService:
     def __init__(self, identity: IdentityService, store: IdentityStore) -> None:
         self._identity = identity
         self._store = store
+        #: Called with the id of each user deleted, once deleted.
+        self.user_removed: list[Callable[[str], None]] = []
 
     # ---- the tenant ----
 
@@ -243,6 +246,8 @@ class DirectoryService:
         actor.require(Operation.WRITE_USERS)
         account = await self._account(actor, ref)
         await self._store.delete_user(actor.tenant_id, account.user.id)
+        for removed in self.user_removed:
+            removed(account.user.id)
         return account
 
     # ---- applications ----

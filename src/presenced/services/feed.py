@@ -12,6 +12,9 @@ passes on only the entries it has not passed on before.
 
 A listener has a bounded queue: one that falls ``QUEUE_SIZE`` changes behind
 is cut off (and told so) rather than slowing the others or growing without end.
+
+A follower (``follow``: the cache of single reads, ``services.presence_cache``) gets every new
+entry, whoever it concerns, for as long as it follows; the poller runs meanwhile.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
@@ -51,6 +54,7 @@ class ChangeFeed:
         self._interval = interval
         self._listeners: dict[str, set[Listener]] = {}
         self._count = 0
+        self._followers: list[Callable[[Sequence[LoggedChange]], None]] = []
         self._poller: asyncio.Task[None] | None = None
         self._cursor: int | None = None
         #: Entries up to here were written before anyone listened: not passed on.
@@ -82,13 +86,10 @@ class ChangeFeed:
     async def listen(self, tenant_id: str, user_ids: Sequence[str]) -> AsyncIterator[Listener]:
         """Receive the changes of these users from now on, while the block runs."""
         listener = Listener(tenant_id, frozenset(user_ids))
-        if self._cursor is None:
-            self._cursor = self._floor = await self._changes.latest_change_id()
+        await self._start()
         for user_id in listener.user_ids:
             self._listeners.setdefault(user_id, set()).add(listener)
         self._count += 1
-        if self._poller is None or self._poller.done():
-            self._poller = asyncio.create_task(self._poll_forever())
         try:
             yield listener
         finally:
@@ -99,14 +100,34 @@ class ChangeFeed:
                     if not watchers:
                         del self._listeners[user_id]
             self._count -= 1
-            if self._count == 0 and self._poller is not None:
-                self._poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._poller
-                self._poller = None
-                self._cursor = None
-                self._seen.clear()
-                self._seen_set.clear()
+            await self._stop_if_idle()
+
+    async def follow(self, changed: Callable[[Sequence[LoggedChange]], None]) -> None:
+        """Hand every new entry to ``changed`` (in batches, as they are read) until cancelled."""
+        await self._start()
+        self._followers.append(changed)
+        try:
+            await asyncio.Event().wait()
+        finally:
+            self._followers.remove(changed)
+            await self._stop_if_idle()
+
+    async def _start(self) -> None:
+        if self._cursor is None:
+            self._cursor = self._floor = await self._changes.latest_change_id()
+        if self._poller is None or self._poller.done():
+            self._poller = asyncio.create_task(self._poll_forever())
+
+    async def _stop_if_idle(self) -> None:
+        if self._count or self._followers or self._poller is None:
+            return
+        self._poller.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._poller
+        self._poller = None
+        self._cursor = None
+        self._seen.clear()
+        self._seen_set.clear()
 
     async def _poll_forever(self) -> None:
         await repeat(self.poll, self._interval, "reading the change log", log, self._wake)
@@ -115,9 +136,11 @@ class ChangeFeed:
         """Pass on the entries written since the last look."""
         cursor = self._cursor or 0
         entries = await self._changes.changes_after(max(cursor - LOOKBACK, 0), BATCH + LOOKBACK)
+        fresh: list[LoggedChange] = []
         for entry in entries:
             if entry.id <= self._floor or entry.id in self._seen_set:
                 continue
+            fresh.append(entry)
             if len(self._seen) == self._seen.maxlen:
                 self._seen_set.discard(self._seen[0])
             self._seen.append(entry.id)
@@ -130,3 +153,6 @@ class ChangeFeed:
                     listener.queue.put_nowait(entry)
                 except asyncio.QueueFull:
                     listener.overflowed.set()
+        if fresh:
+            for changed in self._followers:
+                changed(fresh)

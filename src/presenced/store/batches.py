@@ -165,6 +165,8 @@ class Batch:
         self.writes = writes
         self.sweep = sweep
         self._records: dict[str, _Record] = {}
+        #: The users whose due transitions a sweep stores.
+        self._swept: list[str] = []
         #: Changes logged and notifications queued by the committed batch.
         self.logged = 0
         self.notified = 0
@@ -181,9 +183,14 @@ class Batch:
             for r in self._records.values()
         ]
 
+    def stored_users(self) -> list[str]:
+        """Once committed: the users whose stored presence the batch may have changed."""
+        return [r.user_id for r in self._records.values() if r.decided] + self._swept
+
     def reset(self) -> None:
         """Forget a run that was rolled back, so the batch can run again from the start."""
         self._records = {}
+        self._swept = []
         self.logged = self.notified = 0
         for write in self.writes:
             write.outcome = None
@@ -237,6 +244,7 @@ class Batch:
                 log.exception("cannot store the due transition of user %s; it stays due", user_id)
                 continue
             rows.states.append((*columns, user_id))
+            self._swept.append(user_id)
             if changes:
                 rows.log(user_id, tenant_id, changes)
         self.logged = len(rows.changes)

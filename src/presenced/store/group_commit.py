@@ -71,6 +71,8 @@ class GroupCommit:
         self._drainer: asyncio.Task[None] | None = None
         #: Called after each commit that logged changes, with whether it queued notifications.
         self.after_commit: list[Callable[[bool], None]] = []
+        #: Called after each commit, before its writes are answered, with the users whose presence it stored.
+        self.after_store: list[Callable[[list[str]], None]] = []
         #: Batches committed (or failed), for tests and benchmarks.
         self.batches = 0
 
@@ -158,6 +160,11 @@ class GroupCommit:
             # A database that failed refuses the batch's writes as unavailable (503, Retry-After): none
             # of them committed, and the client may send them again.
             batch.fail(unavailable(error) if is_outage(error) else error)
+        else:
+            stored = batch.stored_users()
+            if stored:
+                for forget in self.after_store:
+                    forget(stored)
         batch.answer()
         if batch.logged:
             for hook in self.after_commit:
