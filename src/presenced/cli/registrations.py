@@ -74,8 +74,8 @@ def _graph_permission(value: str, kind: str) -> tuple[str, str]:
     found = find(value, PermissionKind(kind))
     if found is None:
         other = find(value, PermissionKind.APPLICATION if kind == "delegated" else PermissionKind.DELEGATED)
-        hint = f" (it has an {other.kind.value} one: --type {other.kind.value})" if other else ""
-        hint = hint.replace("an delegated", "a delegated")
+        article = "an" if kind == "delegated" else "a"
+        hint = f" (it has {article} {other.kind.value} one: --type {other.kind.value})" if other else ""
         raise click.BadParameter(f"Microsoft Graph has no {kind} permission {value!r}{hint}", param_hint="PERMISSION")
     return found.kind.graph_type, found.id
 
