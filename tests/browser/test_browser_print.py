@@ -55,6 +55,30 @@ async def test_print_stylesheet_hides_navigation(portal: Portal, browsers: Brows
     await print_to_pdf(page, "test_print_stylesheet_hides_navigation")
 
 
+async def test_every_code_sample_prints_though_its_language_is_closed(portal: Portal, browsers: Browsers) -> None:
+    """On screen each language's samples sit in a closed <details> that opens without script; in print media every
+    sample of every language is shown, opened or not, and the Copy buttons are not."""
+    page = await (await browsers.new_context(portal)).new_page()
+    await page.goto("/permissions/Presence.Read.All")
+    samples = page.locator("pre[id^='sample-']")
+    await expect(samples).to_have_count(8)
+    for index in range(8):
+        await expect(samples.nth(index)).to_be_hidden()
+    python = page.locator("details#samples-python")
+    await python.locator("summary").click()
+    await expect(python).to_have_attribute("open", "")
+    await expect(page.locator("#sample-delegated-python")).to_be_visible()
+    await expect(page.locator("#sample-application-python")).to_be_visible()
+    await expect(page.locator("#sample-delegated-csharp")).to_be_hidden()
+
+    await page.emulate_media(media="print")
+    for index in range(8):
+        await expect(samples.nth(index)).to_be_visible()
+    await expect(page.get_by_role("button", name="Copy the delegated Python sample")).to_be_hidden()
+    await screenshot(page, "test_every_code_sample_prints_though_its_language_is_closed")
+    await print_to_pdf(page, "test_every_code_sample_prints_though_its_language_is_closed")
+
+
 async def test_print_stylesheet_keeps_my_presence(portal: Portal, browsers: Browsers) -> None:
     """My presence in print media: the header, navigation and skip link are gone; the heading and the presence
     stay, and the status form is not printed."""

@@ -132,3 +132,47 @@ async def test_consents_given_at_once_keep_every_scope(runtime: Runtime, world: 
     assert await runtime.identity.granted_scopes(world.tenant_id, world.public, GRAPH, megan) == set(scopes)
     grants = await runtime.identity_store.list_grants(world.tenant_id, principal_id=megan)
     assert len(grants) == 1
+
+
+async def test_an_administrators_own_consents_are_theirs_only(runtime: Runtime, world: World) -> None:
+    """With ``own``, an administrator's overview holds the consents they gave for themselves, and revoking someone
+    else's grant is refused as for anyone (the command line's `consent list|revoke --user`)."""
+    consents = runtime.consents
+    adele, megan = await account(runtime, world.tenant_id, "adele"), world.user_id("megan")
+    mine = await runtime.identity.consent_for_user(
+        world.tenant_id, world.public, GRAPH, adele.user.id, {"User.Read"}, T, granted_by=adele.user.id
+    )
+    theirs = await runtime.identity.consent_for_user(
+        world.tenant_id, world.public, GRAPH, megan, {"Presence.Read"}, T, granted_by=megan
+    )
+    [only] = await consents.overview(adele, own=True)
+    assert [d.grant.id for d in only.delegated] == [mine.id]
+    assert (only.application, only.registered_here) == ((), True)
+    everything = await consents.overview(adele)
+    assert {d.grant.id for c in everything for d in c.delegated} >= {mine.id, theirs.id}
+    with pytest.raises(ResourceNotFound):
+        await consents.revoke_grant(adele, theirs.id, own=True)
+    await consents.revoke_grant(adele, mine.id, own=True)
+    assert await runtime.identity_store.get_grant(world.tenant_id, mine.id) is None
+
+
+async def test_what_an_app_holds_beside_what_it_asks_for(runtime: Runtime, world: World) -> None:
+    """``of_app``: the requested permissions, each granted for the tenant or not, and what the app holds — admin
+    consent, application permissions and users' own consents, asked for or not."""
+    app = await register_app(runtime, world.tenant_id, "Held", required=access(PRESENCE_READ, APP_PRESENCE_READ_ALL))
+    empty = await runtime.consents.of_app(world.tenant_id, app)
+    assert ([p.granted for p in empty.requested], empty.held) == ([False, False], ())
+    await runtime.identity.grant_admin_consent(world.tenant_id, app, T)
+    megan = world.user_id("megan")
+    await runtime.identity.consent_for_user(world.tenant_id, app, GRAPH, megan, {"User.Read"}, T, granted_by=megan)
+    held = await runtime.consents.of_app(world.tenant_id, app)
+    assert held.service_principal is not None
+    assert [(p.value, p.delegated, p.granted) for p in held.requested] == [
+        ("Presence.Read", True, True),
+        ("Presence.Read.All", False, True),
+    ]
+    assert sorted((h.value, h.delegated, h.admin_consent, h.user_ids) for h in held.held) == [
+        ("Presence.Read", True, True, ()),
+        ("Presence.Read.All", False, True, ()),
+        ("User.Read", True, False, (megan,)),
+    ]

@@ -27,6 +27,7 @@ from presenced.auth.permissions import (
 from presenced.auth.policy import POLICY
 from presenced.bootstrap import Runtime
 from tests.oauth.identity_support import World, sign_in_as, upn
+from tests.support import BASE_URL
 
 VALUES = list(dict.fromkeys(p.value for p in CATALOG))
 
@@ -437,6 +438,52 @@ async def test_the_steps_name_the_commands_that_exist(browser: httpx.AsyncClient
     assert "presenced app grant-admin-consent {app-id}" in text(page)
     assert "API permissions \u203a Add a permission \u203a Microsoft Graph" in text(page)
     assert "Grant admin consent" in text(page)
+
+
+def code_of(page: httpx.Response, element_id: str) -> str:
+    """The text of a <pre id=...><code> block."""
+    return unescape(re.sub(r"<[^>]+>", "", element(page, element_id)))
+
+
+async def test_the_steps_show_the_portal_the_command_line_and_the_api(browser: httpx.AsyncClient) -> None:
+    """Beside the portal's steps: the commands for an app that exists, and the directory API's requests."""
+    page = await browser.get("/permissions/Presence.Read.All")
+    delegated, application = (
+        code_of(page, "cli-add-delegated"),
+        code_of(page, "cli-add-application"),
+    )
+    assert delegated.splitlines() == [
+        "presenced app add-permission {app-id} Presence.Read.All --type delegated",
+        "presenced app permissions {app-id}",
+    ]
+    assert application.splitlines() == [
+        "presenced app add-permission {app-id} Presence.Read.All --type application",
+        "presenced app grant-admin-consent {app-id}",
+        "presenced app permissions {app-id}",
+    ]
+    api_delegated, api_application = (
+        code_of(page, "api-delegated"),
+        code_of(page, "api-application"),
+    )
+    assert api_delegated.startswith(f"PATCH {BASE_URL}/v1.0/applications/{{object-id}}")
+    assert '"id": "9c7a330d-35b3-4aa1-963d-cb2b9f927841", "type": "Scope"' in api_delegated
+    assert f"POST {BASE_URL}/v1.0/oauth2PermissionGrants" in api_delegated
+    assert '"id": "a70e0c2d-e793-494c-94c4-118fa0a67f42", "type": "Role"' in api_application
+    assert '"appRoleId": "a70e0c2d-e793-494c-94c4-118fa0a67f42"' in api_application
+    shown = text(page)
+    assert shown.index("In the portal") < shown.index("With the command line") < shown.index("With the directory API")
+
+
+async def test_samples_are_grouped_by_language_in_collapsible_sections(browser: httpx.AsyncClient) -> None:
+    """Each language is a <details> section (closed, opened without script) holding that language's samples of
+    both variants; every sample is on the page."""
+    page = await browser.get("/permissions/Presence.Read.All")
+    sections = re.findall(r'<details class="samples" id="samples-(\w+)">(.*?)</details>', page.text, re.S)
+    assert [language for language, _ in sections] == ["csharp", "javascript", "powershell", "python"]
+    for language, body in sections:
+        assert re.search(rf'<summary><h3 id="samples-{language}-heading">[^<]+</h3></summary>', body)
+        assert re.findall(r'<pre id="sample-(\w+)-(\w+)"', body) == [("delegated", language), ("application", language)]
+    assert len(samples_of(page)) == 8
 
 
 # ---- the OpenAPI document ----

@@ -31,6 +31,7 @@ from presenced.cli.common import (
     with_runtime,
 )
 from presenced.cli.faults import faults, scenario
+from presenced.cli.registrations import COMMANDS as REGISTRATION_COMMANDS
 from presenced.clock import real_now
 from presenced.config import Settings, default_data_dir, parse_processes, redacted_url
 from presenced.errors import ConfigurationError
@@ -796,7 +797,7 @@ async def _noop(runtime: Runtime) -> None:
     return None
 
 
-for _command in (*COMMANDS, faults, scenario):
+for _command in (*COMMANDS, *REGISTRATION_COMMANDS, faults, scenario):
     cli.add_command(_command)
 
 

@@ -276,7 +276,7 @@ class IdentityService:
             ServicePrincipal(graph_principal_id(tenant_id), tenant_id, GRAPH_APP_ID, GRAPH_DISPLAY_NAME, None), now
         )
 
-    async def _resource_principal_id(self, tenant_id: str, resource: Resource) -> str | None:
+    async def resource_principal_id(self, tenant_id: str, resource: Resource) -> str | None:
         """For reading grants: the resource's service principal id, without creating anything."""
         if resource.app_id == GRAPH_APP_ID:
             return graph_principal_id(tenant_id)
@@ -322,7 +322,7 @@ class IdentityService:
     ) -> set[str]:
         """The delegated permissions of ``resource`` that ``client`` may use for the user."""
         client_sp = await self._store.find_service_principal(tenant_id, client.app_id)
-        resource_sp_id = await self._resource_principal_id(tenant_id, resource)
+        resource_sp_id = await self.resource_principal_id(tenant_id, resource)
         if client_sp is None or resource_sp_id is None:
             return set()
         grants = await self._store.grants_for(client_sp.id, resource_sp_id, user_id)
@@ -334,7 +334,7 @@ class IdentityService:
         """The client's service principal in the tenant, and the application permissions of ``resource``
         assigned to it."""
         client_sp = await self._store.find_service_principal(tenant_id, client.app_id)
-        resource_sp_id = await self._resource_principal_id(tenant_id, resource)
+        resource_sp_id = await self.resource_principal_id(tenant_id, resource)
         if client_sp is None or resource_sp_id is None:
             return client_sp, set()
         return client_sp, await self._roles(tenant_id, client_sp.id, resource_sp_id, resource)
@@ -354,7 +354,7 @@ class IdentityService:
         """What ``client`` holds of ``resource`` for the whole tenant: the delegated permissions granted for
         all users, and the application permissions; each service principal is looked up once."""
         client_sp = await self._store.find_service_principal(tenant_id, client.app_id)
-        resource_sp_id = await self._resource_principal_id(tenant_id, resource)
+        resource_sp_id = await self.resource_principal_id(tenant_id, resource)
         if client_sp is None or resource_sp_id is None:
             return set(), set()
         grants = await self._store.grants_for(client_sp.id, resource_sp_id, None)

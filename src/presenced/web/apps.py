@@ -157,10 +157,10 @@ async def _show(
     error: str | None = None,
     new_secret: NewSecret | None = None,
 ) -> Response:
-    directory, actor = _directory(request), Actor.signed_in(account)
-    tenant = await directory.tenant(actor)
+    # One read per section: the tenant; the service principal, its grants and its assignments (``of_app``).
+    tenant = await _directory(request).tenant(Actor.signed_in(account))
     base_url: str = services_of(request).base_url
-    sp = await directory.service_principal_of(actor, app.app_id, _now(request))
+    permissions = await services_of(request).consents.of_app(app.tenant_id, app)
     return page(
         request,
         "app.html",
@@ -171,7 +171,7 @@ async def _show(
         page_error=error,
         app=app,
         tenant=tenant,
-        service_principal=sp,
+        service_principal=permissions.service_principal,
         audience=AUDIENCES.get(app.sign_in_audience, app.sign_in_audience),
         authority=f"{base_url}/{app.tenant_id}",
         token_endpoint=f"{base_url}/{app.tenant_id}/oauth2/v2.0/token",
@@ -181,7 +181,7 @@ async def _show(
         lifetimes=SECRET_LIFETIMES,
         default_lifetime=DEFAULT_LIFETIME,
         new_secret=new_secret,
-        requested=await services_of(request).consents.requested(app.tenant_id, app),
+        requested=permissions.requested,
         permission_choices=PERMISSION_CHOICES,
         when=when,
     )

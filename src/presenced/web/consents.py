@@ -85,22 +85,20 @@ def _client(item: ClientConsents) -> dict[str, Any]:
         "id": item.client.id,
         "name": item.client.display_name,
         "app_id": item.client.app_id,
+        "registered": item.registered_here,
         "delegated": [_delegated(d) for d in item.delegated],
         "application": [_application(a) for a in item.application],
     }
 
 
 async def _show(request: Request, account: Account, status: int = 200, error: str | None = None) -> Response:
-    directory, actor = services_of(request).directory, Actor.signed_in(account)
-    tenant = await directory.tenant(actor)
+    tenant = await services_of(request).directory.tenant(Actor.signed_in(account))
+    # Read once each: grants, assignments, people, service principals (which say where each app is registered).
     clients = await _consents(request).overview(account)
-    registered = set()
-    if account.is_admin:
-        registered = {a.app_id for a in await directory.list_applications(actor)}
     return page(
         request, "consents.html", account, "consents", status,
         notice=None if error else DONE.get(request.query_params.get("done", "")), page_error=error,
-        tenant=tenant, clients=[_client(c) for c in clients], registered=registered,
+        tenant=tenant, clients=[_client(c) for c in clients],
     )  # fmt: skip
 
 

@@ -31,7 +31,7 @@ from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
 
 from presenced.auth.allowances import Allowance, allowances
-from presenced.auth.permissions import CATALOG, Permission, PermissionKind, find
+from presenced.auth.permissions import CATALOG, GRAPH_APP_ID, Permission, PermissionKind, find
 from presenced.portal_session import current_account
 from presenced.web import samples as code_samples
 from presenced.web.permission_entries import EXTENSION_LABEL, Entry, Method, Variant
@@ -173,6 +173,37 @@ def cli_command(permission: Permission, tenant_id: str | None) -> str:
     return line + (" --grant-admin-consent" if permission.admin_consent_required else "")
 
 
+def cli_add_command(permission: Permission, tenant_id: str | None) -> str:
+    """The ``presenced app add-permission`` line (and the admin consent it needs) for an app that exists."""
+    tenant = f" --tenant {tenant_id}" if tenant_id else ""
+    line = f"presenced app add-permission {{app-id}} {permission.value} --type {permission.kind.value}{tenant}"
+    if permission.admin_consent_required:
+        line += f"\npresenced app grant-admin-consent {{app-id}}{tenant}"
+    return line + f"\npresenced app permissions {{app-id}}{tenant}"
+
+
+def api_steps(permission: Permission, base_url: str) -> str:
+    """The directory API's requests that make an app ask for ``permission`` and grant it for the tenant."""
+    access = (
+        f'{{"requiredResourceAccess": [{{"resourceAppId": "{GRAPH_APP_ID}",\n'
+        f'  "resourceAccess": [{{"id": "{permission.id}", "type": "{permission.kind.graph_type}"}}]}}]}}'
+    )
+    steps = f"PATCH {base_url}/v1.0/applications/{{object-id}}\n{access}"
+    if permission.kind is _DELEGATED:
+        grant = (
+            f"POST {base_url}/v1.0/oauth2PermissionGrants\n"
+            f'{{"clientId": "{{service-principal-id}}", "consentType": "AllPrincipals",\n'
+            f' "resourceId": "{{graph-service-principal-id}}", "scope": "{permission.value}"}}'
+        )
+    else:
+        grant = (
+            f"POST {base_url}/v1.0/servicePrincipals/{{service-principal-id}}/appRoleAssignments\n"
+            f'{{"principalId": "{{service-principal-id}}", "resourceId": "{{graph-service-principal-id}}",\n'
+            f' "appRoleId": "{permission.id}"}}'
+        )
+    return f"{steps}\n\n{grant}"
+
+
 def _matches(entry: Entry, words: Sequence[str]) -> bool:
     text = entry.search.lower()
     return all(w in text for w in words)
@@ -198,7 +229,7 @@ async def permissions_page(request: Request) -> Response:
 _DELEGATED_FLOW = "a user signs in (with a device code in Python and PowerShell, in a browser in C# and JavaScript)"
 
 
-def _sample_views(entry: Entry, tenant_id: str | None) -> list[dict[str, Any]]:
+def _sample_views(entry: Entry, tenant_id: str | None, base_url: str) -> list[dict[str, Any]]:
     views = []
     for variant in entry.variants:
         p = variant.permission
@@ -213,6 +244,8 @@ def _sample_views(entry: Entry, tenant_id: str | None) -> list[dict[str, Any]]:
                 "call": None if method is None else f"{method.method} {method.paths[0]}",
                 "samples": [(s.language, s.label, s.code(tenant_id)) for s in variant.samples],
                 "cli": cli_command(p, tenant_id),
+                "cli_add": cli_add_command(p, tenant_id),
+                "api": api_steps(p, base_url),
             }
         )
     return views
@@ -222,6 +255,7 @@ async def _permission_page(request: Request, entry: Entry) -> Response:
     account = await current_account(request)
     tenant_id = None if account is None else account.user.tenant_id
     base_url: str = services_of(request).base_url
+    views = _sample_views(entry, tenant_id, base_url)
     return page(
         request,
         "permission.html",
@@ -229,7 +263,12 @@ async def _permission_page(request: Request, entry: Entry) -> Response:
         "permissions",
         entry=entry,
         address=quote(entry.value, safe="."),
-        views=_sample_views(entry, tenant_id),
+        views=views,
+        languages=[
+            (language, label)
+            for language, label in code_samples.LANGUAGES
+            if any(language == s[0] for view in views for s in view["samples"])
+        ],
         tenant_id=tenant_id or code_samples.TENANT_PLACEHOLDER,
         plain_http=base_url.startswith("http://"),
         base_url=base_url,
