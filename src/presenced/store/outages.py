@@ -96,6 +96,10 @@ def answer_outages_as_unavailable(engine: AsyncEngine) -> None:
     (SQLAlchemy has already invalidated the connection, so the pool opens a fresh one next time)."""
 
     def handle(context: ExceptionContext) -> None:
+        if not isinstance(context.original_exception, Exception):
+            # A cancelled task (shutting down, a client gone) is not an outage: the cancellation goes on as
+            # it is, or whatever it cancelled would take it for one and carry on.
+            return
         if context.is_disconnect or is_outage(context.original_exception):
             raise unavailable(context.original_exception) from None
 
