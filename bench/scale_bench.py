@@ -636,6 +636,27 @@ def stop(running: Running) -> tuple[float, bool]:
     return time.monotonic() - started, killed
 
 
+def shorten(line: str, limit: int = 400) -> str:
+    """A log line in a few words: a JSON line's level, logger, message and the first exception of its traceback
+    (the root cause), cut to ``limit`` characters (a statement in a traceback may list a thousand parameters)."""
+    try:
+        record = json.loads(line)
+    except ValueError:
+        record = None
+    if isinstance(record, dict) and "message" in record:
+        text = f"{record.get('level')} {record.get('logger')}: {record['message']}"
+        error = str(record.get("error") or "")
+        causes = [
+            row
+            for row in error.splitlines()
+            if row and not row[0].isspace() and ": " in row and not row.startswith(("Traceback", "The above", "During"))
+        ]
+        if causes:
+            text += f" ({causes[0]})"
+        line = text
+    return line if len(line) <= limit else line[:limit] + f"... ({len(line) - limit:,} more characters)"
+
+
 def stop_running(running: Running, problems: list[str], notes: list[str]) -> None:
     """Stop the server: anything it wrote to stderr while it ran is a problem; what it writes while it stops is
     a note if it is the cancelled query above, else a problem too."""
@@ -652,13 +673,13 @@ def stop_running(running: Running, problems: list[str], notes: list[str]) -> Non
         notes.append(f"{server.name} took {took:.1f} s to stop")
     stopping = server.stderr_tail(10_000).splitlines()[len(ran) :]
     if ran:
-        problems.append(f"{server.name} stderr: " + "\n".join(ran[-20:]))
+        problems.append(f"{server.name} stderr: " + "\n".join(shorten(line) for line in ran[-20:]))
     cancelled = [line for line in stopping if SHUTDOWN_CANCEL in line]
     if cancelled:
-        notes.append(f"{server.name}, while stopping: {cancelled[0]}")
+        notes.append(f"{server.name}, while stopping: {shorten(cancelled[0])}")
     others = [line for line in stopping if SHUTDOWN_CANCEL not in line]
     if others:
-        problems.append(f"{server.name} stderr while stopping: " + "\n".join(others[-20:]))
+        problems.append(f"{server.name} stderr while stopping: " + "\n".join(shorten(line) for line in others[-20:]))
 
 
 # --------------------------------------------------------------------------- measurements
@@ -1000,6 +1021,17 @@ def summarise(
             med["writes_per_s"] = statistics.median(m.extra["writes_per_s"] for m in ms)
             med["notifications_per_write"] = statistics.median(m.extra["notifications_per_write"] for m in ms)
         medians[key] = med
+    # What a request costs does not depend on how many processes share the load: the median over every
+    # measurement of the kind (rounds x process counts) is the figure least moved by a disturbed one.
+    pooled: dict[str, dict[str, float]] = {}
+    for kind in KINDS:
+        ms = [r[f"{kind}_{p}"] for r in rounds for p in PROCESS_COUNTS]
+        pooled[kind] = {}
+        for component in COMPONENTS:
+            values = [m.micros(component) for m in ms]
+            if all(v is not None for v in values):
+                pooled[kind][component] = statistics.median(v for v in values if v is not None)
+        pooled[kind]["redis_commands"] = statistics.median(m.redis_commands / m.count if m.count else 0 for m in ms)
     ratios = {
         kind: {
             "ratio_of_medians": harness.ratio(medians[f"{kind}_2"]["rate"], medians[f"{kind}_1"]["rate"]),
@@ -1033,6 +1065,7 @@ def summarise(
         "placement": placements,
         "rounds": [{k: (v.as_json() if isinstance(v, Measurement) else v) for k, v in r.items()} for r in rounds],
         "median": medians,
+        "cpu_us_all_measurements": pooled,
         "two_over_one": ratios,
         "read_over_bare_asgi": read_vs_bare,
         "notes": notes,
@@ -1100,7 +1133,11 @@ def print_summary(results: dict[str, Any]) -> None:
         cells = "".join(f"{m['cpu_us'][c]:>12.1f}" if c in m["cpu_us"] else f"{'-':>12}" for c in COMPONENTS)
         print(f"{name:<44}{cells}{m['redis_commands_per_request']:>12.2f}{m['postgres_connections']:>10}")
     print()
-    print("what one core of each carries at these costs (1 process; 2 processes):")
+    pooled = results["cpu_us_all_measurements"]
+    print(
+        "what one core of each carries, at the median cost over all the measurements of the kind "
+        f"({config['rounds']} rounds x 1 and 2 processes):"
+    )
     for name, parts_of in (
         ("presenced", ("server",)),
         ("PostgreSQL", ("postgres", "postgres_shared")),
@@ -1108,17 +1145,14 @@ def print_summary(results: dict[str, Any]) -> None:
     ):
         carried = []
         for kind in KINDS:
-            costs = []
-            for p in PROCESS_COUNTS:
-                m = med[f"{kind}_{p}"]
-                if not all(part in m["cpu_us"] for part in parts_of):
-                    break
-                if parts_of == ("redis",) and m["redis_commands_per_request"] < 0.001:
-                    break  # Redis has no part in it: what it spent meanwhile is its own idle work
-                costs.append(sum(m["cpu_us"][part] for part in parts_of))
-            else:
-                what = {"read": "reads/s", "write": "writes/s", "notify": "notified writes/s"}[kind]
-                carried.append(f"{capacity(costs[0])}; {capacity(costs[1])} {what}")
+            costs = pooled[kind]
+            if not all(part in costs for part in parts_of):
+                continue
+            if parts_of == ("redis",) and costs["redis_commands"] < 0.001:
+                continue  # Redis has no part in it: what it spent meanwhile is its own idle work
+            micros = sum(costs[part] for part in parts_of)
+            what = {"read": "reads/s", "write": "writes/s", "notify": "notified writes/s"}[kind]
+            carried.append(f"{capacity(micros)} {what} ({micros:.0f} us)")
         if carried:
             print(f"  {name:<13} " + ", ".join(carried))
     busy = [f"{key.replace('_', ' ')} " + " + ".join(f"{b:.0%}" for b in med[key]["busy_per_process"])
