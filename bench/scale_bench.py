@@ -1,7 +1,7 @@
 """What a second server process adds on PostgreSQL and Redis, and what each request costs every component.
 
-Run:  .venv/bin/python bench/scale_bench.py [--duration 5] [--rounds 3] [--connections 32] [--users 1000]
-      [--subscriptions 200] [--no-pin] [--postgres-admin-url URL] [--redis-url URL]
+Run:  .venv/bin/python bench/scale_bench.py [--duration 5] [--rounds 3] [--connections 32] [--light-connections 2]
+      [--users 1000] [--subscriptions 200] [--no-pin] [--postgres-admin-url URL] [--redis-url URL]
 
 On PostgreSQL (a database of its own) and Redis (a private ``redis-server`` on a free port, unless
 ``--redis-url``), each round measures ``presenced serve`` and ``presenced serve --processes 2`` (one at a
@@ -12,7 +12,9 @@ time, taking turns at going first), each with ``wrk -t1 -c<connections>``:
     over the users with the next of three availability/activity pairs, so that every write is a change);
 (c) notifications: the same writes to ``--subscriptions`` users each watched by a webhook subscription
     whose receiver runs in a process of its own; notifications delivered per second, end to end (from
-    the first write to the last arrival, once nothing is left pending).
+    the first write to the last arrival, once nothing is left pending);
+(b) and (c) again at ``--light-connections`` (2), where a group-commit batch and a delivery POST carry one or two
+    writes' worth instead of many: the cost of a write when the load does not batch it;
 
 and, as the read's baseline, the bare ASGI app of harness.py answering with presenced's bytes. Each server
 process is pinned to a core of its own (the children of ``--processes 2`` once they run, with ``taskset
@@ -72,7 +74,19 @@ COMPONENT_NAMES = {
     "wrk": "wrk",
     "receiver": "receiver",
 }
-KINDS = ("read", "write", "notify")
+#: What each round measures on each server: the single read, the writes and the notified writes at
+#: ``--connections``, and the writes and notified writes again at ``--light-connections`` ("light": a batch
+#: of group commit, and a delivery POST, carry one or two writes' worth instead of many).
+KINDS = ("read", "write", "notify", "write_light", "notify_light")
+
+
+def script_of(kind: str) -> str:
+    """The wrk script of a kind: ``read``, ``write`` or ``notify``."""
+    return kind.split("_")[0]
+
+
+def is_light(kind: str) -> bool:
+    return kind.endswith("_light")
 
 
 # --------------------------------------------------------------------------- /proc
@@ -703,15 +717,22 @@ class Measurement:
     redis_commands: int = 0
     postgres_connections: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
+    #: What each component spends with the same server running and no load (CPU seconds per second): its
+    #: background work (the sweeper, the workers' polls, Redis's and PostgreSQL's own), left out of ``micros``.
+    idle: dict[str, float] = field(default_factory=dict)
 
     def micros(self, component: str) -> float | None:
-        """CPU microseconds per request (notification) of the component, None if it was not measured."""
+        """CPU microseconds per request (notification) of the component, less what it spends idle in the same
+        time; None if it was not measured."""
         cpu = self.cpu.get(component)
-        return None if cpu is None or not self.count else cpu / self.count * 1e6
+        if cpu is None or not self.count:
+            return None
+        return max(cpu - self.idle.get(component, 0.0) * self.seconds, 0.0) / self.count * 1e6
 
     def as_json(self) -> dict[str, Any]:
         data = asdict(self)
         data["cpu_us_per_request"] = {c: self.micros(c) for c in self.cpu}
+        data["cpu_us_per_request_with_idle"] = {c: cpu / self.count * 1e6 for c, cpu in self.cpu.items() if self.count}
         data["busy"] = {c: cpu / self.seconds for c, cpu in self.cpu.items()}
         return data
 
@@ -749,7 +770,8 @@ class Rig:
         self, kind: str, label: str, url: str, pids: Callable[[], Iterable[int]], serving: list[int], seconds: int
     ) -> Measurement:
         """wrk with the kind's script against ``url``; for notifications, until every one is delivered."""
-        notify = kind == "notify"
+        notify = script_of(kind) == "notify"
+        connections = self.args.light_connections if is_light(kind) else self.args.connections
         groups = self.groups(pids, notify)
         groups.update({f"process {i}": (lambda p=pid: [p]) for i, pid in enumerate(serving, 1)})
         if notify:
@@ -758,13 +780,13 @@ class Rig:
         commands = self.redis.commands()
         before = snapshot(groups)
         started = time.monotonic()
-        laps = self.laps.get(kind)
+        laps = self.laps.get(script_of(kind))
         start = [str(laps.start)] if laps is not None else []
         result, wrk_cpu = run_wrk(
-            url, self.args.connections, seconds, self.placement, self.workdir, self.scripts[kind], *start
+            url, connections, seconds, self.placement, self.workdir, self.scripts[script_of(kind)], *start
         )
         if laps is not None:
-            laps.after(result.requests, self.args.connections)
+            laps.after(result.requests, connections)
         extra: dict[str, Any] = {}
         rate, count = result.rps, result.requests
         if notify:
@@ -797,6 +819,16 @@ class Rig:
             extra,
         )
 
+    def idle(self, pids: Callable[[], Iterable[int]], seconds: int) -> dict[str, float]:
+        """What each component spends, in CPU seconds per second, while the server runs with no load."""
+        groups = self.groups(pids, False)
+        before = snapshot(groups)
+        started = time.monotonic()
+        time.sleep(seconds)
+        after = snapshot(groups)
+        elapsed = time.monotonic() - started
+        return {component: cpu / elapsed for component, cpu in spent(before, after).items()}
+
     def wait_delivered(self, counted: dict[str, Any], delivered: int, label: str) -> tuple[dict[str, Any], Any]:
         """Wait until nothing is pending and the receiver has every notification delivered since ``delivered``."""
         deadline = time.monotonic() + DELIVERY_TIMEOUT
@@ -816,7 +848,7 @@ class Rig:
 
 
 def describe_rate(m: Measurement) -> str:
-    if m.kind == "notify":
+    if script_of(m.kind) == "notify":
         return (
             f"writes {harness.fmt_rps(m.extra['writes_per_s'])}/s, notifications {harness.fmt_rps(m.rate)}/s "
             f"end to end ({m.extra['notifications_per_write']:.2f} per write)"
@@ -939,7 +971,8 @@ def benchmark(args: argparse.Namespace, workdir: Path, _pin: bool) -> dict[str, 
             if redis.pid is not None:
                 placements["redis-server"] = f"{cores_of(redis.pid)} (not pinned)"
             print(
-                f"wrk -t1 -c{args.connections} -d{args.duration}s; reads over {args.users:,} users, writes over "
+                f"wrk -t1 -c{args.connections} (light: -c{args.light_connections}) -d{args.duration}s; reads over "
+                f"{args.users:,} users, writes over "
                 f"{WRITE_USERS}, notifications: writes over {args.subscriptions} subscribed users; "
                 f"{len(cores)} cores, pinned: {placement.pinned}",
                 flush=True,
@@ -961,12 +994,20 @@ def benchmark(args: argparse.Namespace, workdir: Path, _pin: bool) -> dict[str, 
                         url = running.server.url + "/"
                         for kind in KINDS:  # warm up; not recorded
                             rig.measure(kind, running.label, url, running.pids, running.serving, harness.WARMUP_SECONDS)
+                        idle = rig.idle(running.pids, args.duration)
+                        results[f"idle_{processes}"] = idle
+                        print(
+                            f"  {running.label:<11} {'idle':<12} "
+                            + ", ".join(f"{COMPONENT_NAMES[c]} {v:.1%}" for c, v in idle.items()),
+                            flush=True,
+                        )
                         for kind in KINDS:
                             m = rig.measure(kind, running.label, url, running.pids, running.serving, args.duration)
+                            m.idle = idle
                             results[f"{kind}_{processes}"] = m
                             ratio = f" | {harness.ratio(m.rate, base.rate):.2f}x bare ASGI" if kind == "read" else ""
                             print(
-                                f"  {running.label:<11} {kind:<6} {describe_rate(m)}{ratio} | {describe_busy(m)}",
+                                f"  {running.label:<11} {kind:<12} {describe_rate(m)}{ratio} | {describe_busy(m)}",
                                 flush=True,
                             )
                     finally:
@@ -1017,7 +1058,7 @@ def summarise(
             med["busy_per_process"] = [
                 statistics.median(m.per_process[i] / m.seconds for m in ms) for i in range(len(ms[0].per_process))
             ]
-        if ms[0].kind == "notify":
+        if script_of(ms[0].kind) == "notify":
             med["writes_per_s"] = statistics.median(m.extra["writes_per_s"] for m in ms)
             med["notifications_per_write"] = statistics.median(m.extra["notifications_per_write"] for m in ms)
         medians[key] = med
@@ -1051,6 +1092,7 @@ def summarise(
             "duration_s": args.duration,
             "rounds": args.rounds,
             "connections": args.connections,
+            "light_connections": args.light_connections,
             "users": args.users,
             "write_users": WRITE_USERS,
             "subscriptions": args.subscriptions,
@@ -1066,6 +1108,14 @@ def summarise(
         "rounds": [{k: (v.as_json() if isinstance(v, Measurement) else v) for k, v in r.items()} for r in rounds],
         "median": medians,
         "cpu_us_all_measurements": pooled,
+        "idle": {
+            str(p): {
+                c: statistics.median(r[f"idle_{p}"][c] for r in rounds)
+                for c in rounds[0][f"idle_{p}"]
+                if all(c in r[f"idle_{p}"] for r in rounds)
+            }
+            for p in PROCESS_COUNTS
+        },
         "two_over_one": ratios,
         "read_over_bare_asgi": read_vs_bare,
         "notes": notes,
@@ -1073,12 +1123,15 @@ def summarise(
     }
 
 
-LABELS = {
-    "baseline": "bare ASGI, single read",
-    "read": "single read (GET presence)",
-    "write": f"setPresence, {WRITE_USERS} users",
-    "notify": "notified write (per notification)",
-}
+def label(kind: str, config: dict[str, Any]) -> str:
+    """What the summary calls a kind of measurement."""
+    name = {
+        "baseline": "bare ASGI, single read",
+        "read": "single read (GET presence)",
+        "write": f"setPresence, {WRITE_USERS} users",
+        "notify": "notified setPresence",
+    }[script_of(kind)]
+    return name + (f", -c{config['light_connections']}" if is_light(kind) else "")
 
 
 def print_summary(results: dict[str, Any]) -> None:
@@ -1087,31 +1140,32 @@ def print_summary(results: dict[str, Any]) -> None:
     print()
     print(
         f"summary: medians of {config['rounds']} rounds of {config['duration_s']} s, "
-        f"wrk -t1 -c{config['connections']}, PostgreSQL and {config['redis']}, {len(config['cores'])} cores; "
+        f"wrk -t1 -c{config['connections']} (light: -c{config['light_connections']}), "
+        f"PostgreSQL and {config['redis']}, {len(config['cores'])} cores; "
         f"load average at the start {load}"
     )
     print("cores (as each process's affinity reads):")
     for part, cores in results["placement"].items():
         print(f"  {part:<24} {cores}")
     print()
-    header = f"{'measurement':<36} {'1 process':>12} {'2 processes':>12}  {'2/1':<14}  p99 ms (1; 2)"
+    header = f"{'measurement':<48} {'1 process':>11} {'2 processes':>12}  {'2/1':<14}  p99 ms (1; 2)"
     print(header)
     print("-" * len(header))
     base = med["baseline"]
-    name = LABELS["baseline"] + ", req/s"
-    print(f"{name:<36} {harness.fmt_rps(base['rate']):>12} {'':>12}  {'':<14}  {base['p99_ms']:.2f}")
+    name = label("baseline", config) + ", req/s"
+    print(f"{name:<48} {harness.fmt_rps(base['rate']):>11} {'':>12}  {'':<14}  {base['p99_ms']:.2f}")
     for kind in KINDS:
         one, two = med[f"{kind}_1"], med[f"{kind}_2"]
         r = results["two_over_one"][kind]
-        unit = "notifications/s" if kind == "notify" else "req/s"
-        name = "notifications, end to end" if kind == "notify" else LABELS[kind]
+        notify = script_of(kind) == "notify"
+        name = label(kind, config) + (": notifications/s" if notify else ", req/s")
         print(
-            f"{name + ', ' + unit:<36} {harness.fmt_rps(one['rate']):>12} {harness.fmt_rps(two['rate']):>12}  "
+            f"{name:<48} {harness.fmt_rps(one['rate']):>11} {harness.fmt_rps(two['rate']):>12}  "
             f"{r['ratio_of_medians']:.2f}x; {r['median_of_ratios']:.2f}x  {one['p99_ms']:.2f}; {two['p99_ms']:.2f}"
         )
-        if kind == "notify":
+        if notify:
             print(
-                f"{'  (their writes/s)':<36} {harness.fmt_rps(one['writes_per_s']):>12} "
+                f"{'  (their writes/s)':<48} {harness.fmt_rps(one['writes_per_s']):>11} "
                 f"{harness.fmt_rps(two['writes_per_s']):>12}"
             )
     bare = results["read_over_bare_asgi"]
@@ -1120,41 +1174,49 @@ def print_summary(results: dict[str, Any]) -> None:
         f"2 processes {bare['read_2']['ratio_of_medians']:.2f}x"
     )
     print()
-    print("CPU per request, microseconds (per notification delivered for the notified writes, its write included):")
+    print(
+        "CPU per request, microseconds, less what each part spends idle meanwhile (per notification delivered for "
+        "the notified writes, its write included):"
+    )
     header = (
-        f"{'':<44}" + "".join(f"{COMPONENT_NAMES[c]:>12}" for c in COMPONENTS) + f"{'redis cmds':>12}{'PG conns':>10}"
+        f"{'':<48}" + "".join(f"{COMPONENT_NAMES[c]:>12}" for c in COMPONENTS) + f"{'redis cmds':>12}{'PG conns':>10}"
     )
     print(header)
     print("-" * len(header))
     for key in ["baseline", *(f"{kind}_{p}" for kind in KINDS for p in PROCESS_COUNTS)]:
         m = med[key]
-        kind, _, p = key.partition("_")
-        name = LABELS[kind] + ("" if key == "baseline" else f", {p} process{'es' if p != '1' else ''}")
+        if key == "baseline":
+            name = label(key, config)
+        else:
+            kind, _, p = key.rpartition("_")
+            name = f"{label(kind, config)}, {p} process{'es' * (p != '1')}"
         cells = "".join(f"{m['cpu_us'][c]:>12.1f}" if c in m["cpu_us"] else f"{'-':>12}" for c in COMPONENTS)
-        print(f"{name:<44}{cells}{m['redis_commands_per_request']:>12.2f}{m['postgres_connections']:>10}")
+        print(f"{name:<48}{cells}{m['redis_commands_per_request']:>12.2f}{m['postgres_connections']:>10}")
     print()
     pooled = results["cpu_us_all_measurements"]
-    print(
-        "what one core of each carries, at the median cost over all the measurements of the kind "
-        f"({config['rounds']} rounds x 1 and 2 processes):"
-    )
-    for name, parts_of in (
-        ("presenced", ("server",)),
-        ("PostgreSQL", ("postgres", "postgres_shared")),
-        ("redis-server", ("redis",)),
-    ):
-        carried = []
-        for kind in KINDS:
-            costs = pooled[kind]
-            if not all(part in costs for part in parts_of):
+    parts = {"presenced": ("server",), "PostgreSQL": ("postgres", "postgres_shared"), "redis-server": ("redis",)}
+    header = f"{'what one core carries (median cost of the kind)':<48}" + "".join(f"{p:>20}" for p in parts)
+    print(header)
+    print("-" * len(header))
+    for kind in KINDS:
+        costs = pooled[kind]
+        cells = []
+        for part, of in parts.items():
+            if not all(c in costs for c in of) or (part == "redis-server" and costs["redis_commands"] < 0.001):
+                cells.append(f"{'-':>20}")  # not measured, or (Redis on a read) no part in it: its own idle work
                 continue
-            if parts_of == ("redis",) and costs["redis_commands"] < 0.001:
-                continue  # Redis has no part in it: what it spent meanwhile is its own idle work
-            micros = sum(costs[part] for part in parts_of)
-            what = {"read": "reads/s", "write": "writes/s", "notify": "notified writes/s"}[kind]
-            carried.append(f"{capacity(micros)} {what} ({micros:.0f} us)")
-        if carried:
-            print(f"  {name:<13} " + ", ".join(carried))
+            micros = sum(costs[c] for c in of)
+            cells.append(f"{capacity(micros) + '/s (' + format(micros, '.0f') + ' us)':>20}")
+        print(f"{label(kind, config):<48}" + "".join(cells))
+    print(
+        f"(per request, the median over the {config['rounds']} rounds x 1 and 2 processes; PostgreSQL: backends and "
+        "shared processes)"
+    )
+    for p, idle in results["idle"].items():
+        print(
+            f"idle, {p} process{'es' * (p != '1')} running, share of a core: "
+            + ", ".join(f"{COMPONENT_NAMES[c]} {v:.1%}" for c, v in idle.items())
+        )
     busy = [f"{key.replace('_', ' ')} " + " + ".join(f"{b:.0%}" for b in med[key]["busy_per_process"])
             for key in med if "busy_per_process" in med[key]]  # fmt: skip
     if busy:
@@ -1174,6 +1236,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serve-receiver", action="store_true", help=argparse.SUPPRESS)
     harness.add_measurement_options(
         parser, duration=5, connections=32, connections_help="wrk connections, for every measurement (default 32)"
+    )
+    parser.add_argument(
+        "--light-connections",
+        type=int,
+        default=2,
+        help="wrk connections for the writes and notified writes at light load (default 2)",
     )
     parser.add_argument("--users", type=int, default=1000, help="users the reads go round (default 1000)")
     parser.add_argument(
@@ -1195,8 +1263,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if harness.missing_wrk():
         return 2
-    if min(args.duration, args.rounds, args.connections, args.users, args.subscriptions) < 1:
-        parser.error("--duration, --rounds, --connections, --users and --subscriptions must be at least 1")
+    if min(args.duration, args.rounds, args.connections, args.light_connections, args.users, args.subscriptions) < 1:
+        parser.error("--duration, --rounds, --connections, --light-connections, --users and --subscriptions: 1 or more")
     return harness.run("scale_bench", args, benchmark, print_summary)
 
 
