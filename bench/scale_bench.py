@@ -622,6 +622,8 @@ def start_running(workdir: Path, processes: int, serve_args: list[str], placemen
 #: job, taking it for an outage, carries on, so that the process may not stop at all: ``stop`` kills it). A
 #: note, not a problem: it happens after the measurements, and no request is refused.
 SHUTDOWN_CANCEL = "the database is unavailable (CancelledError"
+#: What the same cause makes the metrics' measurements say while the process stops.
+SHUTDOWN_UNAVAILABLE = "ServiceUnavailable("
 
 
 #: How long a server may take to stop: its shutdown timeout (10 s), and more for the supervisor.
@@ -688,10 +690,10 @@ def stop_running(running: Running, problems: list[str], notes: list[str]) -> Non
     stopping = server.stderr_tail(10_000).splitlines()[len(ran) :]
     if ran:
         problems.append(f"{server.name} stderr: " + "\n".join(shorten(line) for line in ran[-20:]))
-    cancelled = [line for line in stopping if SHUTDOWN_CANCEL in line]
-    if cancelled:
-        notes.append(f"{server.name}, while stopping: {shorten(cancelled[0])}")
-    others = [line for line in stopping if SHUTDOWN_CANCEL not in line]
+    cancelled = [line for line in stopping if SHUTDOWN_CANCEL in line or SHUTDOWN_UNAVAILABLE in line]
+    for line in cancelled[:2]:
+        notes.append(f"{server.name}, while stopping: {shorten(line)}")
+    others = [line for line in stopping if line not in cancelled]
     if others:
         problems.append(f"{server.name} stderr while stopping: " + "\n".join(shorten(line) for line in others[-20:]))
 
