@@ -644,12 +644,34 @@ def stop(running: Running) -> tuple[float, bool]:
             proc.wait(timeout=STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
             killed = True
+            # The directory --processes shares its metrics through, which the supervisor would have removed.
+            shared = metrics_directory(proc.pid) if running.processes > 1 else None
             for pid in children_of(proc.pid):
                 with contextlib.suppress(OSError):
                     os.kill(pid, signal.SIGKILL)
             proc.kill()
             proc.wait(timeout=STOP_TIMEOUT)
+            if shared is not None:
+                shutil.rmtree(shared, ignore_errors=True)
     return time.monotonic() - started, killed
+
+
+def metrics_directory(pid: int) -> Path | None:
+    """The directory ``serve --processes`` shares its metrics through (``presenced-metrics-*``), found from the
+    files its server processes hold open; None if none is found."""
+    for child in children_of(pid):
+        try:
+            fds = os.listdir(f"/proc/{child}/fd")
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                target = Path(os.readlink(f"/proc/{child}/fd/{fd}"))
+            except OSError:
+                continue
+            if target.parent.name.startswith("presenced-metrics-"):
+                return target.parent
+    return None
 
 
 def shorten(line: str, limit: int = 400) -> str:
