@@ -15,12 +15,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import statistics
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import harness
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((harness.HOST, 0))
+        return int(sock.getsockname()[1])
 
 
 def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, Any]:
@@ -32,12 +39,22 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
     with harness.serving(problems) as servers:
         one = harness.start_presenced(workdir, False, "--data-dir", str(data_dir), name="one-process")
         servers.append(one)
-        # The same public URL: the same token issuer, and the same answer, byte for byte.
-        two = harness.start_presenced(
-            workdir, False, "--data-dir", str(data_dir), "--processes", "2", "--public-url", one.url,
-            "--no-worker", name="two-processes",
+        # The same public URL: the same token issuer, and the same answer, byte for byte. serve prints its public
+        # URL, not where it listens, so the second listens on a port chosen here and is reached there.
+        port = free_port()
+        two = harness.start_server(
+            "two-processes",
+            harness.presenced_cmd(
+                "serve", "--http", "--throttle", "off", "--data-dir", str(data_dir), "--processes", "2",
+                "--public-url", one.url, "--no-worker", "--port", str(port),
+            ),
+            workdir,
         )  # fmt: skip
         servers.append(two)
+        two.url = f"http://{harness.HOST}:{port}"
+        harness.wait_ready(f"{two.url}/health")
+        if two.url == one.url:
+            raise RuntimeError("both servers are at the same URL")
         token = harness.run_cli(
             "token", "--data-dir", str(data_dir), "--user", reader["userPrincipalName"], "--scopes", "Presence.Read.All"
         ).strip()
