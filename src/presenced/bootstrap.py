@@ -50,10 +50,10 @@ from presenced.store.backup import (
 )
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
+from presenced.store.directory_cache import CachedIdentityStore
 from presenced.store.engine import SqlSchemaState, create_engine, sqlite_url, upgrade
 from presenced.store.faults import SqlFaultStore, is_emulator, mark_emulator, unmark_emulator
 from presenced.store.group_commit import GroupCommit
-from presenced.store.identity import SqlIdentityStore
 from presenced.store.keys import SqlKeyRows
 from presenced.store.measures import SqlMeasures
 from presenced.store.postgres_writer import PostgresBatches
@@ -153,7 +153,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     sweeper = Sweeper(writer)
     actions = PresenceActions(reader, writer, presence_clock)
     hasher = Argon2Hasher()
-    identity_store = SqlIdentityStore(store)
+    # What token requests read of the directory, kept until it changes (store.directory_cache).
+    identity_store = CachedIdentityStore(store)
     identity = IdentityService(identity_store, hasher)
     oauth = AuthorizationServer(
         identity, identity_store, keys, settings.base_url, device_interval=settings.device_code_interval
@@ -197,7 +198,9 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1)
     fanout.listeners.append(feed.wake)
     fanout.outbox_listeners.append(deliveries.wake)
+    fanout.directory_listeners.append(identity_store.cache.forget)
     store.after_commit.append(fanout.changed)
+    store.after_directory_commit.append(fanout.directory_changed)
     writer.after_commit.append(fanout.changed)
     presence = PresenceService(reader)
     throttle = None
