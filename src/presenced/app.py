@@ -9,6 +9,7 @@ Graph's JSON body or as a page for a person.
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +22,13 @@ from presenced.api import wire
 from presenced.api.app import API_PREFIXES, graph_endpoints, graph_routes
 from presenced.api.fastpath import PresenceFastPath
 from presenced.api.faults import FaultInjection
-from presenced.api.http import error_response
+from presenced.api.http import ROUTE, error_response
 from presenced.api.metrics import RequestMetrics, metrics_route, templated
 from presenced.bootstrap import Runtime
 from presenced.errors import MethodNotAllowed, PresencedError, ResourceNotFound, ServiceUnavailable
 from presenced.metrics import HttpMetrics
 from presenced.web import routes as web_routes
+from presenced.web.endpoints import token
 from presenced.web.pages import message
 from presenced.wiring import Services, install, installed
 
@@ -74,10 +76,62 @@ def create_app(runtime: Runtime, ca_certificate: Path | None = None) -> Presence
         ),
     )
     metrics = HttpMetrics() if settings.metrics else None
-    fast = PresenceFastPath(app, metrics, RequestMetrics(app, metrics) if metrics is not None else None)
+    rest = TokenFastPath(app, RequestMetrics(app, metrics) if metrics is not None else app, metrics)
+    fast = PresenceFastPath(app, metrics, rest)
     if runtime.faults is None:
         return fast
     return FaultInjection(fast, installed(app), runtime.faults)
+
+
+#: The token endpoint's route (``web.routes``): its template, as the request log and the metrics name it.
+TOKEN_ROUTE = "/{tenant}/oauth2/v2.0/token"
+
+
+class TokenFastPath:
+    """``POST /{tenant}/oauth2/v2.0/token`` straight to its handler (``web.endpoints.token``), past the router.
+
+    Finding the route among the Graph API's and the sign-in side's costs a token request about as much as
+    what it does besides signing. The handler is the route's own, given the request the route would give
+    it; its errors are answered by the application's own handlers, as the application would (a crash is
+    answered with a 500 and raised on, as Starlette's ``ServerErrorMiddleware`` does). Anything else goes to
+    ``rest``. The request is logged and, with ``metrics``, recorded under the route's template.
+    """
+
+    def __init__(self, app: Starlette, rest: Any, metrics: HttpMetrics | None) -> None:
+        self.app = app
+        self.rest = rest
+        self.metrics = metrics
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] == "http" and scope["method"] == "POST":
+            parts = scope["path"].split("/")
+            if len(parts) == 5 and parts[1] and parts[2] == "oauth2" and parts[3] == "v2.0" and parts[4] == "token":
+                await self._token(scope, receive, send, parts[1])
+                return
+        await self.rest(scope, receive, send)
+
+    async def _token(self, scope: Any, receive: Any, send: Any, tenant: str) -> None:
+        started = time.perf_counter()
+        # What the router and the route would have left in the scope.
+        scope["app"] = self.app
+        scope["path_params"] = {"tenant": tenant}
+        scope[ROUTE] = TOKEN_ROUTE
+        request = Request(scope, receive)
+        status = 500
+        try:
+            try:
+                response = await token(request)
+            except PresencedError as exc:
+                response = await _presenced_error(request, exc)
+            except Exception as exc:
+                # As Starlette's ServerErrorMiddleware: answered, then raised on for the server to log.
+                await (await _crash(request, exc))(scope, receive, send)
+                raise
+            status = response.status_code
+            await response(scope, receive, send)
+        finally:
+            if self.metrics is not None:
+                self.metrics.record(TOKEN_ROUTE, "POST", status, time.perf_counter() - started)
 
 
 def create_metrics_app(runtime: Runtime) -> Starlette:

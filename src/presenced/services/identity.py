@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from presenced.auth.operations import Operation, Target
 from presenced.auth.permissions import (
@@ -514,6 +515,7 @@ class IdentityService:
         await self._store.delete_assignment(tenant_id, assignment_id)
 
 
+@lru_cache(maxsize=1024)
 def graph_principal_id(tenant_id: str) -> str:
     return str(uuid.uuid5(uuid.UUID(tenant_id), "graph"))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -81,13 +82,17 @@ async def jwks(request: Request) -> Response:
 # ---- token and device code ----
 
 
+_TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 async def token(request: Request) -> Response:
     try:
         form = await read_form(request)
         body = await oauth_server(request).token(request.path_params["tenant"], form, request.headers)
     except OAuthError as error:
         return oauth_error_json(request, error)
-    return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    # The bytes JSONResponse would send (compact, UTF-8), encoded by msgspec: strings and numbers only.
+    return Response(msgspec.json.encode(body), headers=_TOKEN_HEADERS, media_type="application/json")
 
 
 async def devicecode(request: Request) -> Response:
