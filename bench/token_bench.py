@@ -213,13 +213,14 @@ def signing_rate(workdir: Path, pin: bool, data_dir: Path, claims: dict[str, Any
 
 def run_load(workdir: Path, pin: bool, spec: dict[str, Any]) -> dict[str, Any]:
     """``token_load.py`` with ``spec``, on core 1 (when pinning); its JSON result."""
-    path = workdir / f"load-{spec['mode']}.json"
-    path.write_text(json.dumps(spec))
+    path, out = workdir / f"load-{spec['mode']}.json", workdir / f"load-{spec['mode']}-result.json"
+    out.unlink(missing_ok=True)
+    path.write_text(json.dumps({**spec, "out": str(out)}))
     command = [*harness.pin_prefix(1, pin), sys.executable, str(LOAD_SCRIPT), str(path)]
     done = subprocess.run(command, capture_output=True, text=True, timeout=spec.get("seconds", 0) + 300, check=False)
-    if done.returncode != 0:
+    if done.returncode != 0 or not out.exists():
         raise RuntimeError(f"token_load.py ({spec['mode']}) failed: {done.stderr.strip()[-2000:]}")
-    result: dict[str, Any] = json.loads(done.stdout)
+    result: dict[str, Any] = json.loads(out.read_text())
     return result
 
 

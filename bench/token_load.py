@@ -3,10 +3,11 @@
 A refresh token is spent by its first use (the answer carries the next one) and an authorization
 code redeems once, so every request needs a value the previous answer, or a sign-in, made. This
 process keeps ``connections`` HTTP/1.1 keep-alive connections on one asyncio (uvloop) event loop,
-each sending one request at a time, and writes what it measured as one JSON line on stdout:
+each sending one request at a time, and writes what it measured as JSON to the spec's ``out`` file
+(stdout would do for a few figures, but not for thousands of codes):
 
 ``python bench/token_load.py SPEC`` where SPEC is a JSON file (written by ``token_bench.py``) with
-``mode``:
+``out`` and ``mode``:
 
 - ``refresh``: connection *i* sends ``form`` with ``refresh_token`` set to chain *i*'s token, and
   takes the answer's ``refresh_token`` as the chain's next one (``tokens``: one a chain). The
@@ -208,7 +209,7 @@ def main(argv: list[str]) -> int:
         runner = asyncio.Runner()
     with runner:
         result = runner.run(MODES[spec["mode"]](spec))
-    sys.stdout.write(json.dumps(result) + "\n")
+    Path(spec["out"]).write_text(json.dumps(result))
     return 0
 
 
