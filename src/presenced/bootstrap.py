@@ -62,6 +62,7 @@ from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
 from presenced.store.sqlite_writer import SqliteBatches
 from presenced.store.subscriptions import SqlSubscriptionStore
 from presenced.store.throttle import RedisThrottleCounts, SqlThrottleCounts
+from presenced.store.token_state import PostgresTokenState, SqliteTokenState, TokenState
 
 
 @dataclass
@@ -135,6 +136,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         keys = await open_keys(settings.data_dir, settings.keys_secret, SqlKeyRows(engine))
         reader = await _reader(engine)
         opened.append(reader.close)
+        tokens = await _token_state(engine, store)
+        opened.append(tokens.close)
         manual = None if clock is not None else await _manual_clock(url, settings)
         if manual is not None:
             opened.append(manual.close)
@@ -154,7 +157,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     actions = PresenceActions(reader, writer, presence_clock)
     hasher = Argon2Hasher()
     # What token requests read of the directory, kept until it changes (store.directory_cache).
-    identity_store = CachedIdentityStore(store)
+    identity_store = CachedIdentityStore(store, tokens)
     identity = IdentityService(identity_store, hasher)
     oauth = AuthorizationServer(
         identity, identity_store, keys, settings.base_url, device_interval=settings.device_code_interval
@@ -268,6 +271,13 @@ async def _batches(engine: AsyncEngine, store: SqlStore, clock: LocalClock | Non
     if engine.dialect.name == "sqlite":
         return SqliteBatches(engine.url.database or ":memory:", clock, store.writer_turn)
     return await PostgresBatches.connect(engine.url.render_as_string(hide_password=False), clock)
+
+
+async def _token_state(engine: AsyncEngine, store: SqlStore) -> TokenState:
+    """The token endpoint's codes and refresh tokens on the bare driver of the same database."""
+    if engine.dialect.name == "sqlite":
+        return SqliteTokenState(engine.url.database or ":memory:", store.writer_turn)
+    return await PostgresTokenState.connect(engine.url.render_as_string(hide_password=False))
 
 
 async def _reader(engine: AsyncEngine) -> SqlitePresenceReader | PostgresPresenceReader:

@@ -27,7 +27,7 @@ from presenced.oauth.minting import TokenMinter, audience_of, cae, token_body
 from presenced.oauth.scopes import parse_scopes
 from presenced.oauth.tokens import LEEWAY, decode_own_token, issuer
 from presenced.services.credentials import digest, new_opaque, new_user_code, pkce_matches
-from presenced.services.entities import DeviceCode
+from presenced.services.entities import DeviceCode, RefreshToken
 from presenced.services.identity import IdentityService
 from presenced.services.ports import IdentityStore
 
@@ -242,9 +242,12 @@ class RefreshTokenGrant:
         # (say, a scope nobody consented to) leaves the client its refresh token.
         resource = await self.consent.resource_for(scopes, token.tenant_id)
         granted = await self.consent.delegated_scopes(token.tenant_id, client.app, scopes, resource, token.user_id)
-        spent = await self.store.use_refresh_token(token.token_hash, now)
-        if spent is None or spent.used is not None:
-            raise await self._reused(token.family_id)
+
+        async def rotate(successor: RefreshToken) -> None:
+            # Spent, and its successor stored, in one transaction: of two requests with copies, one wins.
+            if not await self.store.rotate_refresh_token(token.token_hash, successor, now):
+                raise await self._reused(token.family_id)
+
         return await self.minter.user_tokens(
             token.tenant_id,
             client,
@@ -256,6 +259,7 @@ class RefreshTokenGrant:
             public=token.public_client,
             family_id=token.family_id,
             checked=(resource, granted),
+            save_refresh=rotate,
         )
 
     async def _reused(self, family_id: str) -> OAuthError:

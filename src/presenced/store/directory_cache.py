@@ -44,6 +44,7 @@ from presenced.services.entities import (
 )
 from presenced.store.identity import SqlIdentityStore
 from presenced.store.presence import SqlStore
+from presenced.store.token_state import TokenState
 
 #: How long the directory's version, once read, is taken as current: the bound on how late another
 #: process's change reaches this one.
@@ -124,8 +125,8 @@ class CachedIdentityStore(SqlIdentityStore):
     empties the cache after each (``SqlStore.after_directory_commit``).
     """
 
-    def __init__(self, store: SqlStore, check_seconds: float = CHECK_SECONDS) -> None:
-        super().__init__(store)
+    def __init__(self, store: SqlStore, tokens: TokenState, check_seconds: float = CHECK_SECONDS) -> None:
+        super().__init__(store, tokens)
         self.cache = DirectoryCache(self.directory_version, check_seconds=check_seconds)
 
     async def get_tenant(self, tenant_id: str) -> Tenant | None:

@@ -53,6 +53,7 @@ from presenced.store.schema import (
     user_photos,
     users,
 )
+from presenced.store.token_state import TokenState
 
 _ACCOUNT_COLUMNS = (
     users.c.id,
@@ -68,11 +69,13 @@ _ACCOUNT_COLUMNS = (
 
 
 class SqlIdentityStore:
-    """Implements ``presenced.services.ports.IdentityStore``; writes share ``SqlStore``'s transactions."""
+    """Implements ``presenced.services.ports.IdentityStore``; writes share ``SqlStore``'s transactions, but
+    for the codes and refresh tokens of the token endpoint, which ``tokens`` keeps on the bare drivers."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, tokens: TokenState) -> None:
         self._store = store
         self._engine = store.engine
+        self._tokens = tokens
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
@@ -511,97 +514,19 @@ class SqlIdentityStore:
     # ---- authorization codes and refresh tokens ----
 
     async def save_code(self, code: AuthorizationCode) -> None:
-        async with self._write() as conn:
-            await conn.execute(
-                insert(authorization_codes).values(
-                    code_hash=code.code_hash,
-                    tenant_id=code.tenant_id,
-                    client_app_id=code.client_app_id,
-                    user_id=code.user_id,
-                    redirect_uri=code.redirect_uri,
-                    scopes=" ".join(code.scopes),
-                    nonce=code.nonce,
-                    code_challenge=code.code_challenge,
-                    code_challenge_method=code.code_challenge_method,
-                    auth_time_us=to_us(code.auth_time),
-                    expires_us=to_us(code.expires),
-                )
-            )
+        await self._tokens.save_code(code)
 
     async def redeem_code(self, code_hash: str, now: datetime) -> AuthorizationCode | None:
-        async with self._write() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(authorization_codes)
-                        .where(authorization_codes.c.code_hash == code_hash)
-                        .with_for_update()
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            if row["redeemed_us"] is None:
-                await conn.execute(
-                    update(authorization_codes)
-                    .where(authorization_codes.c.code_hash == code_hash)
-                    .values(redeemed_us=to_us(now))
-                )
-            return AuthorizationCode(
-                code_hash=row["code_hash"],
-                tenant_id=row["tenant_id"],
-                client_app_id=row["client_app_id"],
-                user_id=row["user_id"],
-                redirect_uri=row["redirect_uri"],
-                scopes=tuple(row["scopes"].split()),
-                nonce=row["nonce"],
-                code_challenge=row["code_challenge"],
-                code_challenge_method=row["code_challenge_method"],
-                auth_time=from_us(row["auth_time_us"]),
-                expires=from_us(row["expires_us"]),
-                redeemed=opt_from_us(row["redeemed_us"]),
-            )
+        return await self._tokens.redeem_code(code_hash, now)
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
-        async with self._write() as conn:
-            await conn.execute(
-                insert(refresh_tokens).values(
-                    token_hash=token.token_hash,
-                    family_id=token.family_id,
-                    tenant_id=token.tenant_id,
-                    client_app_id=token.client_app_id,
-                    user_id=token.user_id,
-                    scopes=" ".join(token.scopes),
-                    public_client=token.public_client,
-                    auth_time_us=to_us(token.auth_time),
-                    expires_us=to_us(token.expires),
-                )
-            )
+        await self._tokens.save_refresh_token(token)
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        row = await self._row(select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash))
-        return None if row is None else _refresh(row)
+        return await self._tokens.find_refresh_token(token_hash)
 
-    async def use_refresh_token(self, token_hash: str, now: datetime) -> RefreshToken | None:
-        async with self._write() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).with_for_update()
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            if row["used_us"] is None:
-                await conn.execute(
-                    update(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).values(used_us=to_us(now))
-                )
-            return _refresh(row)
+    async def rotate_refresh_token(self, spent_hash: str, token: RefreshToken, now: datetime) -> bool:
+        return await self._tokens.rotate_refresh_token(spent_hash, token, now)
 
     async def revoke_refresh_family(self, family_id: str) -> None:
         async with self._write() as conn:
@@ -748,21 +673,6 @@ def _application_row(app: Application) -> dict[str, Any]:
         "api_scopes": msgspec.json.encode(list(app.api_scopes)).decode(),
         "created_us": to_us(app.created),
     }
-
-
-def _refresh(row: RowMapping) -> RefreshToken:
-    return RefreshToken(
-        token_hash=row["token_hash"],
-        family_id=row["family_id"],
-        tenant_id=row["tenant_id"],
-        client_app_id=row["client_app_id"],
-        user_id=row["user_id"],
-        scopes=tuple(row["scopes"].split()),
-        public_client=bool(row["public_client"]),
-        auth_time=from_us(row["auth_time_us"]),
-        expires=from_us(row["expires_us"]),
-        used=opt_from_us(row["used_us"]),
-    )
 
 
 def _device_row(code: DeviceCode) -> dict[str, Any]:
