@@ -35,6 +35,7 @@ import hashlib
 import http.client
 import json
 import math
+import os
 import re
 import secrets
 import statistics
@@ -44,13 +45,16 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import asdict, fields
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import harness
 from harness import FORM_TYPE, Answer
+
+T = TypeVar("T")
 
 GRAPH_DEFAULT_SCOPE = "https://graph.microsoft.com/.default"
 READ_ROLE = "Presence.Read.All"
@@ -178,7 +182,7 @@ def measure_signing(spec_path: str) -> None:
     while time.perf_counter() < warm:
         jwt.encode(header, claims, key)
     timings: list[float] = []
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     end = started + spec["seconds"]
     last = started
     while last < end:
@@ -186,9 +190,11 @@ def measure_signing(spec_path: str) -> None:
         now = time.perf_counter()
         timings.append(now - last)
         last = now
+    cpu = time.process_time() - cpu
     timings.sort()
     result = {
         "requests": len(timings),
+        "cpu_s": cpu,
         "rps": len(timings) / (last - started),
         "p50_ms": statistics.median(timings) * 1e3,
         "p99_ms": timings[min(len(timings) - 1, int(len(timings) * 0.99))] * 1e3,
@@ -196,8 +202,11 @@ def measure_signing(spec_path: str) -> None:
     sys.stdout.write(json.dumps(result) + "\n")
 
 
-def signing_rate(workdir: Path, pin: bool, data_dir: Path, claims: dict[str, Any], seconds: float) -> harness.WrkResult:
-    """The raw RS256 signing rate of ``claims``, measured in a process of its own on core 0 (the server's)."""
+def signing_rate(
+    workdir: Path, pin: bool, data_dir: Path, claims: dict[str, Any], seconds: float
+) -> tuple[harness.WrkResult, float]:
+    """The raw RS256 signing rate of ``claims``, measured in a process of its own on core 0 (the server's); and
+    the processor time it took."""
     spec = workdir / "signing.json"
     spec.write_text(json.dumps({"data_dir": str(data_dir), "claims": claims, "seconds": seconds}))
     command = [*harness.pin_prefix(0, pin), sys.executable, __file__, "--measure-signing", str(spec)]
@@ -205,7 +214,14 @@ def signing_rate(workdir: Path, pin: bool, data_dir: Path, claims: dict[str, Any
     if done.returncode != 0:
         raise RuntimeError(f"measuring the signing rate failed: {done.stderr.strip()[-2000:]}")
     measured = json.loads(done.stdout)
-    return harness.WrkResult(measured["rps"], measured["p50_ms"], measured["p99_ms"], measured["requests"])
+    result = harness.WrkResult(measured["rps"], measured["p50_ms"], measured["p99_ms"], measured["requests"])
+    return result, measured["cpu_s"]
+
+
+def cpu_seconds(pid: int) -> float:
+    """The processor time process ``pid`` has used so far, all its threads, user and system (``/proc``)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # --------------------------------------------------------------------------- the Python load generator
@@ -357,6 +373,8 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
     target = demo["users"][1]
     rounds: list[dict[str, Any]] = []
     notes: list[dict[str, Any]] = []
+    #: Per round, for the signing process and each grant: its processor time and tokens per processor second.
+    spent: list[dict[str, dict[str, float]]] = []
     with harness.serving(problems) as servers:
         real = harness.start_presenced(workdir, pin, "--data-dir", str(data_dir))
         servers.append(real)
@@ -506,18 +524,38 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
                 },
             )
 
+        #: Processor seconds of the measurement's serving process (the signing process's own), by key.
+        cpu: dict[str, float] = {}
+
+        def on_server(key: str, run: Callable[[], T]) -> T:
+            """``run()``, the processor time presenced's process used meanwhile noted under ``key``."""
+            before = cpu_seconds(real.proc.pid)
+            result = run()
+            cpu[key] = cpu_seconds(real.proc.pid) - before
+            return result
+
         def measure(key: str, duration: int) -> harness.WrkResult:
             nonlocal offset
             if key == "signing":
-                return signing_rate(workdir, pin, data_dir, app_claims, duration)
+                signed, cpu[key] = signing_rate(workdir, pin, data_dir, app_claims, duration)
+                return signed
             if key == "token_baseline":
                 return harness.run_wrk(
                     bases["token"].url + token_path, args.connections, duration, pin, script=token_script
                 )
             if key == "token":
-                return harness.run_wrk(real.url + token_path, args.connections, duration, pin, script=token_script)
+                return on_server(
+                    key,
+                    lambda: harness.run_wrk(
+                        real.url + token_path, args.connections, duration, pin, script=token_script
+                    ),
+                )
             if key in {"refresh", "refresh_baseline"}:
-                measured = load(key, {"mode": "refresh", "form": refresh_form, "tokens": chains}, duration)
+                spec = {"mode": "refresh", "form": refresh_form, "tokens": chains}
+                if key == "refresh":
+                    measured = on_server(key, lambda: load(key, spec, duration))
+                else:
+                    measured = load(key, spec, duration)
                 if key == "refresh":
                     chains[:] = measured["tokens"]
                 problems.extend(f"{key}: {broken}" for broken in measured["broken"])
@@ -530,7 +568,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
                 rate = max(rates.get("code", 0.0), rates.get("refresh", 0.0), 100.0)
                 codes, seconds = prepare_codes(math.ceil(rate * duration * 1.5) + 2 * args.connections)
                 spec = {"mode": "code", "form": code_form, "codes": codes, "connections": args.connections}
-                measured = load(key, spec, duration)
+                measured = on_server(key, lambda: load(key, spec, duration))
                 note.update(
                     codes_prepared=len(codes),
                     prepare_s=round(seconds, 2),
@@ -553,15 +591,18 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         for n in range(1, args.rounds + 1):
             results: dict[str, Any] = {}
             note = {}
+            cpu.clear()
             for key, label in MEASUREMENTS:
                 results[key] = measure(key, args.duration)
                 rates[key] = results[key].rps
                 harness.note_errors(f"round {n} {label}", results[key], problems)
             rounds.append(results)
             notes.append(note)
+            spent.append(processor(results, cpu, args.duration))
             print(f"round {n}:", flush=True)
             for key, label in MEASUREMENTS:
-                print(f"  {label:<48} {harness.describe(results[key])}{round_ratio(results, key)}", flush=True)
+                ratios = round_ratio(results, spent[-1], key)
+                print(f"  {label:<48} {harness.describe(results[key])}{ratios}", flush=True)
             print(f"  codes: {describe_codes(note)}", flush=True)
         fresh_sent = offset
 
@@ -571,6 +612,12 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         comparisons[f"{key}/{over}"] = {
             "ratio_of_medians": medians[key]["rps"] / medians[over]["rps"],
             "median_of_ratios": statistics.median(r[key].rps / r[over].rps for r in rounds),
+        }
+    for key in GRANTS:
+        comparisons[f"{key}/signing per processor second"] = {
+            "ratio_of_medians": statistics.median(r[key]["per_cpu_s"] for r in spent)
+            / statistics.median(r["signing"]["per_cpu_s"] for r in spent),
+            "median_of_ratios": statistics.median(r[key]["per_cpu_s"] / r["signing"]["per_cpu_s"] for r in spent),
         }
     return {
         "config": {
@@ -598,6 +645,7 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         "labels": dict(MEASUREMENTS),
         "rounds": [{key: asdict(result) for key, result in r.items()} for r in rounds],
         "codes": notes,
+        "processor": spent,
         "median": medians,
         "ratios": comparisons,
         "problems": problems,
@@ -612,7 +660,22 @@ def describe_codes(note: dict[str, Any]) -> str:
     return text + (f" (ran out after {note['measured_s']:.1f} s)" if note["ran_out"] else "")
 
 
-def round_ratio(results: dict[str, Any], key: str) -> str:
+def processor(results: dict[str, Any], cpu: dict[str, float], duration: int) -> dict[str, dict[str, float]]:
+    """For the signing process and each grant: processor seconds, tokens per processor second, and the share of
+    a core the process had during the measurement."""
+    return {
+        key: {
+            "cpu_s": cpu[key],
+            "per_cpu_s": results[key].requests / cpu[key] if cpu[key] else float("nan"),
+            "core_share": cpu[key] / duration,
+        }
+        for key in ("signing", *GRANTS)
+    }
+
+
+def round_ratio(results: dict[str, Any], spent: dict[str, dict[str, float]], key: str) -> str:
+    if key == "signing":
+        return f" | had {spent[key]['core_share']:.2f} of a core"
     over = BASELINE_OF.get(key)
     if over is None:
         return ""
@@ -620,7 +683,11 @@ def round_ratio(results: dict[str, Any], key: str) -> str:
     if key == "read_fresh":
         text += f", {results[key].rps / results['read_cached'].rps:.2f}x of cached"
     if key in GRANTS:
-        text += f", {results[key].rps / results['signing'].rps:.3f}x of raw signing"
+        per_cpu = spent[key]["per_cpu_s"] / spent["signing"]["per_cpu_s"]
+        text += (
+            f", {results[key].rps / results['signing'].rps:.3f}x of raw signing"
+            f" ({per_cpu:.3f}x per processor second; had {spent[key]['core_share']:.2f} of a core)"
+        )
     return text
 
 
@@ -665,6 +732,11 @@ def print_summary(results: dict[str, Any]) -> None:
             f"signing rate (median of per-round ratios {r['median_of_ratios']:.2f}x); target {target}x: {met}"
         )
     print("(each refresh-token and authorization-code answer signs two tokens: the access token and an ID token)")
+    per_cpu = [f"{GRANTS[k][0]} {ratios[f'{k}/signing per processor second']['ratio_of_medians']:.2f}x" for k in GRANTS]
+    print(
+        "per second of processor time the process used (presenced's, all threads; the signing process's), "
+        f"over the same for raw signing: {', '.join(per_cpu)}"
+    )
     first_use = ratios["read_fresh/read_cached"]
     print(
         f"first use of a token vs a cached one: {first_use['ratio_of_medians']:.2f}x the req/s "
