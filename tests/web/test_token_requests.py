@@ -89,9 +89,13 @@ def _steady(value: Any) -> Any:
     return value
 
 
-def _comparable(response: httpx.Response) -> tuple[int, list[str], Any]:
-    """Status, header names, and the body but for what differs from one answer to the next."""
-    names = sorted(name for name in response.headers if name not in {"date", "server"})
+def _comparable(response: httpx.Response) -> tuple[int, list[tuple[str, str]], Any]:
+    """Status, headers in their order, and the body but for what differs from one answer to the next."""
+    names = [
+        (name, "<varies>" if name in _VARYING or name == "content-length" else value)
+        for name, value in response.headers.items()
+        if name not in {"server"}
+    ]
     try:
         return response.status_code, names, _steady(response.json())
     except ValueError:

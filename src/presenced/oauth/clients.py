@@ -62,11 +62,8 @@ class Clients:
     async def application(self, client_id: str | None, tenant_id: str | None) -> Application:
         if not client_id:
             raise missing_parameter("client_id")
-        app = None
-        try:
-            app = await self._store.find_application(str(uuid.UUID(client_id))) if len(client_id) == 36 else None
-        except ValueError:
-            app = None
+        guid = _guid(client_id) if len(client_id) == 36 else ""
+        app = await self._store.find_application(guid) if guid else None
         # A single-tenant app exists only in its home tenant.
         if app is not None and tenant_id not in {None, app.tenant_id} and app.sign_in_audience == "AzureADMyOrg":
             app = None

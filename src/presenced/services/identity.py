@@ -105,6 +105,9 @@ GRAPH = Resource(
 )
 
 
+_GRAPH_IDENTIFIERS = frozenset(i.lower() for i in GRAPH.identifiers)
+
+
 def api_resource(app: Application) -> Resource:
     """The API an app registration exposes (delegated scopes only)."""
     scopes = {
@@ -303,7 +306,7 @@ class IdentityService:
     async def find_resource(self, tenant_id: str, identifier: str) -> Resource | None:
         """The resource a scope's prefix names: Graph, or an app of the tenant by identifier URI or app id."""
         lowered = identifier.rstrip("/").lower()
-        if lowered in {i.lower() for i in GRAPH.identifiers}:
+        if lowered in _GRAPH_IDENTIFIERS:
             return GRAPH
         for app in await self._store.list_applications(tenant_id):
             if lowered in {i.rstrip("/").lower() for i in (*app.identifier_uris, app.app_id)}:
