@@ -363,7 +363,8 @@ class PostgresTokenState:
     @classmethod
     async def connect(cls, url: str) -> PostgresTokenState:
         dsn = make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-        return cls(await asyncpg.create_pool(dsn, min_size=0, max_size=10, timeout=CONNECT_TIMEOUT))
+        # A few: each transaction is a few short statements, and every process of a deployment has its own pool.
+        return cls(await asyncpg.create_pool(dsn, min_size=0, max_size=4, timeout=CONNECT_TIMEOUT))
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
         for attempt in (1, 2):  # a read may be repeated: once more, on a fresh connection
