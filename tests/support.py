@@ -21,7 +21,7 @@ BASE_URL = "http://127.0.0.1:8000"
 #: Every table, for TRUNCATE between PostgreSQL tests.
 TABLES = (
     "presence_changes, presence_sessions, mailbox_settings, presences, users, tenants, emulator_clock, "
-    "sign_in_failures, throttle_counts, emulator_faults, emulator_mode, signing_keys"
+    "sign_in_failures, throttle_counts, emulator_faults, emulator_mode, signing_keys, identity_version"
 )
 #: The presence clock of in-process tests.
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -51,10 +51,10 @@ from presenced.store.backup import (
 )
 from presenced.store.changes import SqlChangeLog
 from presenced.store.clock import StoredClock
+from presenced.store.directory_cache import CachedIdentityStore
 from presenced.store.engine import SqlSchemaState, create_engine, sqlite_url, upgrade
 from presenced.store.faults import SqlFaultStore, is_emulator, mark_emulator, unmark_emulator
 from presenced.store.group_commit import GroupCommit
-from presenced.store.identity import SqlIdentityStore
 from presenced.store.keys import SqlKeyRows
 from presenced.store.measures import SqlMeasures
 from presenced.store.postgres_writer import PostgresBatches
@@ -63,6 +63,7 @@ from presenced.store.reads import PostgresPresenceReader, SqlitePresenceReader
 from presenced.store.sqlite_writer import SqliteBatches
 from presenced.store.subscriptions import SqlSubscriptionStore
 from presenced.store.throttle import RedisThrottleCounts, SqlThrottleCounts
+from presenced.store.token_state import PostgresTokenState, SqliteTokenState, TokenState
 
 
 @dataclass
@@ -139,6 +140,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         keys = await open_keys(settings.data_dir, settings.keys_secret, SqlKeyRows(engine))
         reader = await _reader(engine)
         opened.append(reader.close)
+        tokens = await _token_state(engine, store)
+        opened.append(tokens.close)
         manual = None if clock is not None else await _manual_clock(url, settings)
         if manual is not None:
             opened.append(manual.close)
@@ -157,7 +160,8 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     sweeper = Sweeper(writer)
     actions = PresenceActions(reader, writer, presence_clock)
     hasher = Argon2Hasher()
-    identity_store = SqlIdentityStore(store)
+    # What token requests read of the directory, kept until it changes (store.directory_cache).
+    identity_store = CachedIdentityStore(store, tokens)
     identity = IdentityService(identity_store, hasher)
     oauth = AuthorizationServer(
         identity, identity_store, keys, settings.base_url, device_interval=settings.device_code_interval
@@ -201,7 +205,9 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1)
     fanout.listeners.append(feed.wake)
     fanout.outbox_listeners.append(deliveries.wake)
+    fanout.directory_listeners.append(identity_store.cache.forget)
     store.after_commit.append(fanout.changed)
+    store.after_directory_commit.append(fanout.directory_changed)
     writer.after_commit.append(fanout.changed)
     # Single reads by object id from memory; an entry goes when this process stores a change of the user,
     # when the change feed brings another process's, when the user is deleted here, and after MAX_AGE.
@@ -276,6 +282,13 @@ async def _batches(engine: AsyncEngine, store: SqlStore, clock: LocalClock | Non
     if engine.dialect.name == "sqlite":
         return SqliteBatches(engine.url.database or ":memory:", clock, store.writer_turn)
     return await PostgresBatches.connect(engine.url.render_as_string(hide_password=False), clock)
+
+
+async def _token_state(engine: AsyncEngine, store: SqlStore) -> TokenState:
+    """The token endpoint's codes and refresh tokens on the bare driver of the same database."""
+    if engine.dialect.name == "sqlite":
+        return SqliteTokenState(engine.url.database or ":memory:", store.writer_turn)
+    return await PostgresTokenState.connect(engine.url.render_as_string(hide_password=False))
 
 
 async def _reader(engine: AsyncEngine) -> SqlitePresenceReader | PostgresPresenceReader:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
@@ -473,6 +474,22 @@ async def test_a_reused_refresh_token_is_a_70000_and_revokes_its_family(
     reused = await post_token(client, world.tenant_id, refresh_form(world, first["refresh_token"]))
     assert_oauth_error(reused, status=400, error="invalid_grant", code=70000)
     newest = await post_token(client, world.tenant_id, refresh_form(world, rotated["refresh_token"]))
+    assert_oauth_error(newest, status=400, error="invalid_grant", code=9002313)
+
+
+async def test_of_two_refreshes_racing_with_one_token_one_gets_tokens_and_the_family_dies(
+    client: httpx.AsyncClient, runtime: Runtime, world: World
+) -> None:
+    """Two requests with copies of one refresh token at the same moment: one is answered, the other is the reuse
+    it is (70000), which revokes the family, the winner's new refresh token with it."""
+    first = await user_tokens(client, runtime, world)
+    answers = await asyncio.gather(
+        *(post_token(client, world.tenant_id, refresh_form(world, first["refresh_token"])) for _ in range(2))
+    )
+    assert sorted(a.status_code for a in answers) == [200, 400]
+    won = next(a for a in answers if a.status_code == 200).json()
+    assert_oauth_error(next(a for a in answers if a.status_code == 400), status=400, error="invalid_grant", code=70000)
+    newest = await post_token(client, world.tenant_id, refresh_form(world, won["refresh_token"]))
     assert_oauth_error(newest, status=400, error="invalid_grant", code=9002313)
 
 

@@ -11,6 +11,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from urllib.parse import urlsplit
 
 from presenced.clock import real_now
@@ -46,11 +47,8 @@ class Clients:
         lowered = tenant_ref.lower()
         if lowered in TENANT_ALIASES:
             return None
-        try:
-            tenant_id = str(uuid.UUID(lowered))
-        except ValueError:
-            tenant_id = ""
-        if len(lowered) != 36 or await self._store.get_tenant(tenant_id) is None:
+        tenant_id = _guid(lowered) if len(lowered) == 36 else ""
+        if not tenant_id or await self._store.get_tenant(tenant_id) is None:
             raise OAuthError(
                 "invalid_request",
                 90002,
@@ -64,11 +62,8 @@ class Clients:
     async def application(self, client_id: str | None, tenant_id: str | None) -> Application:
         if not client_id:
             raise missing_parameter("client_id")
-        app = None
-        try:
-            app = await self._store.find_application(str(uuid.UUID(client_id))) if len(client_id) == 36 else None
-        except ValueError:
-            app = None
+        guid = _guid(client_id) if len(client_id) == 36 else ""
+        app = await self._store.find_application(guid) if guid else None
         # A single-tenant app exists only in its home tenant.
         if app is not None and tenant_id not in {None, app.tenant_id} and app.sign_in_audience == "AzureADMyOrg":
             app = None
@@ -153,6 +148,15 @@ class Clients:
                 f"User account from identity provider does not exist in tenant '{app.tenant_id}' and cannot access "
                 f"the application '{app.app_id}' ({app.display_name}) in that tenant.",
             )
+
+
+@lru_cache(maxsize=1024)
+def _guid(text: str) -> str:
+    """``text`` as a GUID in its canonical form, or "" if it is not one."""
+    try:
+        return str(uuid.UUID(text))
+    except ValueError:
+        return ""
 
 
 def client_credentials(form: Mapping[str, str], headers: Mapping[str, str]) -> tuple[str | None, str | None]:

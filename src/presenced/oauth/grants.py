@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from typing import Any, Protocol
 
 from presenced.oauth.clients import (
@@ -24,12 +25,18 @@ from presenced.oauth.consent import Consent
 from presenced.oauth.errors import OAuthError, missing_parameter
 from presenced.oauth.keys import SigningKeys
 from presenced.oauth.minting import TokenMinter, audience_of, cae, token_body
-from presenced.oauth.scopes import parse_scopes
+from presenced.oauth.scopes import ScopeRequest, parse_scopes
 from presenced.oauth.tokens import LEEWAY, decode_own_token, issuer
 from presenced.services.credentials import digest, new_opaque, new_user_code, pkce_matches
-from presenced.services.entities import DeviceCode
+from presenced.services.entities import DeviceCode, RefreshToken
 from presenced.services.identity import IdentityService
 from presenced.services.ports import IdentityStore
+
+
+@lru_cache(maxsize=512)
+def with_offline_access(scopes: ScopeRequest) -> ScopeRequest:
+    """``scopes`` asking for a refresh token too (kept once made: a ``ScopeRequest`` cannot change)."""
+    return replace(scopes, openid=scopes.openid | {"offline_access"})
 
 
 class Grant(Protocol):
@@ -233,18 +240,20 @@ class RefreshTokenGrant:
                 "The refresh token has expired due to inactivity. Send a new interactive authorization request for this user and resource.",
             )
         client = await self.clients.authenticate_client(
-            form, headers, tenant_id, secret_required=not token.public_client
+            form, headers, tenant_id, secret_required=not token.public_client, app=app
         )
-        scopes = parse_scopes(form.get("scope") or " ".join(token.scopes))
         # A refresh always returns a new refresh token (the presented one is spent), as Entra's does.
-        scopes = replace(scopes, openid=scopes.openid | {"offline_access"})
+        scopes = with_offline_access(parse_scopes(form.get("scope") or " ".join(token.scopes)))
         # Everything that can refuse the request is checked before the token is spent, so a refusal
         # (say, a scope nobody consented to) leaves the client its refresh token.
         resource = await self.consent.resource_for(scopes, token.tenant_id)
         granted = await self.consent.delegated_scopes(token.tenant_id, client.app, scopes, resource, token.user_id)
-        spent = await self.store.use_refresh_token(token.token_hash, now)
-        if spent is None or spent.used is not None:
-            raise await self._reused(token.family_id)
+
+        async def rotate(successor: RefreshToken) -> None:
+            # Spent, and its successor stored, in one transaction: of two requests with copies, one wins.
+            if not await self.store.rotate_refresh_token(token.token_hash, successor, now):
+                raise await self._reused(token.family_id)
+
         return await self.minter.user_tokens(
             token.tenant_id,
             client,
@@ -256,6 +265,7 @@ class RefreshTokenGrant:
             public=token.public_client,
             family_id=token.family_id,
             checked=(resource, granted),
+            save_refresh=rotate,
         )
 
     async def _reused(self, family_id: str) -> OAuthError:

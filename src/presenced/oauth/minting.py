@@ -7,10 +7,11 @@ Times are real time: tokens never follow the emulator's clock.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -98,10 +99,13 @@ class TokenMinter:
         family_id: str | None = None,
         id_token: bool = True,
         checked: tuple[Resource, list[str]] | None = None,
+        save_refresh: Callable[[RefreshToken], Awaitable[None]] | None = None,
     ) -> dict[str, Any]:
         """The token response of a user flow: access token, and ID token, refresh token, client_info as asked.
 
         ``checked``: the resource and granted scopes, when the caller has resolved them already.
+        ``save_refresh``: how the new refresh token is stored (the refresh grant spends the old one with it),
+        when not simply saved; it may refuse the request by raising.
         """
         account = await self._store.find_account(tenant_id, user_id)
         if account is None:
@@ -112,6 +116,52 @@ class TokenMinter:
         else:
             resource, granted = checked
         now = self._now()
+        refresh: str | None = None
+        saving: asyncio.Future[None] | None = None
+        if "offline_access" in scopes.openid:
+            refresh = new_opaque()
+            requested = [*(scopes.qualified(p) for p in scopes.permissions), *sorted(scopes.openid)]
+            if scopes.default:
+                requested.append(f"{scopes.resource or 'https://graph.microsoft.com'}/.default")
+            token = RefreshToken(
+                digest(refresh),
+                family_id or str(uuid.uuid4()),
+                tenant_id,
+                client.app.app_id,
+                user_id,
+                tuple(requested),
+                public,
+                auth_time,
+                now + REFRESH_LIFETIME,
+            )
+            # Stored while the tokens are signed (the store waits for the disk, signing for the processor); the
+            # answer goes out only once it is stored, and not at all if storing it refuses the request.
+            saving = asyncio.ensure_future((save_refresh or self._store.save_refresh_token)(token))
+            await asyncio.sleep(0)  # it joins the writes on their way now, not after the signing
+        try:
+            body = self._signed(
+                tenant_id, user_id, account, client, scopes, form, granted, resource,
+                now=now, auth_time=auth_time, nonce=nonce, id_token=id_token,
+            )  # fmt: skip
+        except BaseException:
+            if saving is not None:
+                saving.cancel()
+            raise
+        if saving is not None:
+            await saving
+            body["refresh_token"] = refresh
+            body["scope"] = f"{body['scope']} offline_access".strip()
+        if form.get("client_info") == "1":
+            info = json.dumps({"uid": user_id, "utid": tenant_id}, separators=(",", ":")).encode()
+            body["client_info"] = base64.urlsafe_b64encode(info).rstrip(b"=").decode()
+        return body
+
+    def _signed(
+        self, tenant_id: str, user_id: str, account: Account, client: Client, scopes: ScopeRequest,
+        form: Mapping[str, str], granted: list[str], resource: Resource, *, now: datetime, auth_time: datetime,
+        nonce: str | None, id_token: bool,
+    ) -> dict[str, Any]:  # fmt: skip
+        """A user flow's answer but its refresh token: the access token, and the ID token when asked for."""
         access = self.user_access_token(
             account, client.app.app_id, client.app.display_name, granted, audience_of(scopes, resource),
             now=now, authenticated=client.authenticated, extra=cae(form),
@@ -132,29 +182,6 @@ class TokenMinter:
                 nonce=nonce,
                 email="email" in scopes.openid,
             )
-        if "offline_access" in scopes.openid:
-            refresh = new_opaque()
-            requested = [*(scopes.qualified(p) for p in scopes.permissions), *sorted(scopes.openid)]
-            if scopes.default:
-                requested.append(f"{scopes.resource or 'https://graph.microsoft.com'}/.default")
-            await self._store.save_refresh_token(
-                RefreshToken(
-                    digest(refresh),
-                    family_id or str(uuid.uuid4()),
-                    tenant_id,
-                    client.app.app_id,
-                    user_id,
-                    tuple(requested),
-                    public,
-                    auth_time,
-                    now + REFRESH_LIFETIME,
-                )
-            )
-            body["refresh_token"] = refresh
-            body["scope"] = f"{body['scope']} offline_access".strip()
-        if form.get("client_info") == "1":
-            info = json.dumps({"uid": user_id, "utid": tenant_id}, separators=(",", ":")).encode()
-            body["client_info"] = base64.urlsafe_b64encode(info).rstrip(b"=").decode()
         return body
 
     async def operator_token(

@@ -9,6 +9,7 @@ of no resource. One token request targets one resource.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from presenced.auth.permissions import GRAPH_APP_ID, GRAPH_RESOURCE, OPENID_SCOPES
 from presenced.oauth.errors import OAuthError, invalid_scope
@@ -41,8 +42,10 @@ class ScopeRequest:
         return value if self.is_graph else f"{self.resource}/{value}"
 
 
+@lru_cache(maxsize=512)
 def parse_scopes(raw: str) -> ScopeRequest:
-    """Split a ``scope`` parameter; an unusable one raises ``OAuthError`` (invalid_scope)."""
+    """Split a ``scope`` parameter; an unusable one raises ``OAuthError`` (invalid_scope). Clients send the same
+    few again and again: the last answers are kept (a ``ScopeRequest`` cannot change)."""
     if "\x00" in raw or len(raw) > 4096:
         raise invalid_scope("The provided value for the input parameter 'scope' is not valid.")
     resources: dict[str, str] = {}

@@ -84,12 +84,12 @@ class AuthorizationServer:
         try:
             answer = await self.tokens.token(tenant_ref, form, headers)
         except OAuthError as error:
-            TOKEN_REQUESTS.labels(grant, error.error).inc()
+            _counted(grant, error.error).inc()
             raise
         except Exception:
-            TOKEN_REQUESTS.labels(grant, "failed").inc()
+            _counted(grant, "failed").inc()
             raise
-        TOKEN_REQUESTS.labels(grant, "issued").inc()
+        _counted(grant, "issued").inc()
         return answer
 
     async def device_authorization(
@@ -108,3 +108,14 @@ _GRANT_LABELS = {
     "device_code": "device_code",
     GRANT_JWT_BEARER: "on_behalf_of",
 }
+
+
+#: The token requests' counters by grant and outcome, bound once each (both come from short fixed lists).
+_COUNTERS: dict[tuple[str, str], Any] = {}
+
+
+def _counted(grant: str, outcome: str) -> Any:
+    counter = _COUNTERS.get((grant, outcome))
+    if counter is None:
+        counter = _COUNTERS[(grant, outcome)] = TOKEN_REQUESTS.labels(grant, outcome)
+    return counter

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import os
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
@@ -33,6 +34,14 @@ DEFAULT_LIFETIME = timedelta(hours=1)
 AUDIENCE = "https://graph.microsoft.com"
 #: The role template id of Entra's Global Administrator, carried in ``wids`` by administrators' tokens.
 GLOBAL_ADMINISTRATOR = "62e90394-69f5-4237-9190-012177145e10"
+
+
+def unique_token_id() -> str:
+    """A token's ``uti``: a random (version 4) UUID's 32 hex digits, as ``uuid.uuid4().hex`` makes them, for less."""
+    raw = bytearray(os.urandom(16))
+    raw[6] = raw[6] & 0x0F | 0x40
+    raw[8] = raw[8] & 0x3F | 0x80
+    return raw.hex()
 
 
 def issuer(base_url: str, tenant_id: str) -> str:
@@ -79,7 +88,7 @@ def mint_access_token(
         "azp": app_id,
         "appidacr": "1" if client_authenticated else "0",
         "azpacr": "1" if client_authenticated else "0",
-        "uti": uuid.uuid4().hex,
+        "uti": unique_token_id(),
         "ver": "2.0",
     }
     if app_display_name:
@@ -134,7 +143,7 @@ def mint_id_token(
         "sub": pairwise_subject(user_id, client_id),
         "preferred_username": user_principal_name,
         "name": name,
-        "uti": uuid.uuid4().hex,
+        "uti": unique_token_id(),
         "ver": "2.0",
     }
     if nonce is not None:

@@ -16,6 +16,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 
 from presenced.auth.operations import Operation, Target
 from presenced.auth.permissions import (
@@ -102,6 +103,9 @@ GRAPH = Resource(
     _graph_permission(PermissionKind.DELEGATED),
     _graph_permission(PermissionKind.APPLICATION),
 )
+
+
+_GRAPH_IDENTIFIERS = frozenset(i.lower() for i in GRAPH.identifiers)
 
 
 def api_resource(app: Application) -> Resource:
@@ -302,7 +306,7 @@ class IdentityService:
     async def find_resource(self, tenant_id: str, identifier: str) -> Resource | None:
         """The resource a scope's prefix names: Graph, or an app of the tenant by identifier URI or app id."""
         lowered = identifier.rstrip("/").lower()
-        if lowered in {i.lower() for i in GRAPH.identifiers}:
+        if lowered in _GRAPH_IDENTIFIERS:
             return GRAPH
         for app in await self._store.list_applications(tenant_id):
             if lowered in {i.rstrip("/").lower() for i in (*app.identifier_uris, app.app_id)}:
@@ -514,6 +518,7 @@ class IdentityService:
         await self._store.delete_assignment(tenant_id, assignment_id)
 
 
+@lru_cache(maxsize=1024)
 def graph_principal_id(tenant_id: str) -> str:
     return str(uuid.uuid5(uuid.UUID(tenant_id), "graph"))
 

@@ -43,6 +43,7 @@ from presenced.store.schema import (
     authorization_codes,
     client_secrets,
     device_codes,
+    identity_version,
     permission_grants,
     refresh_tokens,
     service_principals,
@@ -52,6 +53,7 @@ from presenced.store.schema import (
     user_photos,
     users,
 )
+from presenced.store.token_state import TokenState
 
 _ACCOUNT_COLUMNS = (
     users.c.id,
@@ -67,15 +69,26 @@ _ACCOUNT_COLUMNS = (
 
 
 class SqlIdentityStore:
-    """Implements ``presenced.services.ports.IdentityStore``; writes share ``SqlStore``'s transactions."""
+    """Implements ``presenced.services.ports.IdentityStore``; writes share ``SqlStore``'s transactions, but
+    for the codes and refresh tokens of the token endpoint, which ``tokens`` keeps on the bare drivers."""
 
-    def __init__(self, store: SqlStore) -> None:
+    def __init__(self, store: SqlStore, tokens: TokenState) -> None:
         self._store = store
         self._engine = store.engine
+        self._tokens = tokens
 
     @asynccontextmanager
     async def _write(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction over sign-in state (codes, tokens, sessions, throttling), which nobody caches."""
         async with self._store.begin() as tx:
+            yield tx.conn
+
+    @asynccontextmanager
+    async def _change(self) -> AsyncIterator[AsyncConnection]:
+        """A transaction that changes the directory: its commit raises the directory's version, and every
+        process drops what it keeps of the directory (``store.directory_cache``)."""
+        async with self._store.begin() as tx:
+            tx.directory_changed = True
             yield tx.conn
 
     async def _rows(self, query: Any) -> Sequence[RowMapping]:
@@ -85,6 +98,12 @@ class SqlIdentityStore:
     async def _row(self, query: Any) -> RowMapping | None:
         rows = await self._rows(query.limit(1))
         return rows[0] if rows else None
+
+    async def directory_version(self) -> int:
+        """The directory's version (``identity_version``): it moves with every change to the directory."""
+        async with self._engine.connect() as conn:
+            found = await conn.scalar(select(identity_version.c.version).where(identity_version.c.id == 1))
+        return int(found or 0)
 
     # ---- tenants and users ----
 
@@ -140,7 +159,7 @@ class SqlIdentityStore:
         return int((await self._rows(statement.select_from(users)))[0]["n"] or 0)
 
     async def set_profile(self, user_id: str, given_name: str | None, surname: str | None, mail: str | None) -> None:
-        async with self._write() as conn:
+        async with self._change() as conn:
             await conn.execute(
                 update(users).where(users.c.id == user_id).values(given_name=given_name, surname=surname, mail=mail)
             )
@@ -203,11 +222,11 @@ class SqlIdentityStore:
         values: dict[str, Any] = {"password_hash": password_hash}
         if is_admin is not None:
             values["is_admin"] = is_admin
-        async with self._write() as conn:
+        async with self._change() as conn:
             return (await conn.execute(update(users).where(users.c.id == user_id).values(**values))).rowcount > 0
 
     async def delete_user(self, tenant_id: str, user_id: str) -> bool:
-        async with self._write() as conn:
+        async with self._change() as conn:
             result = await conn.execute(delete(users).where(users.c.tenant_id == tenant_id, users.c.id == user_id))
             return result.rowcount > 0
 
@@ -215,7 +234,7 @@ class SqlIdentityStore:
 
     async def save_application(self, app: Application) -> None:
         values = _application_row(app)
-        async with self._write() as conn:
+        async with self._change() as conn:
             updated = await conn.execute(update(applications).where(applications.c.id == app.id).values(**values))
             if updated.rowcount == 0:
                 await conn.execute(insert(applications).values(id=app.id, **values))
@@ -260,7 +279,7 @@ class SqlIdentityStore:
             return [_application(r, secrets.get(r["id"], [])) for r in rows]
 
     async def delete_application(self, tenant_id: str, object_id: str) -> bool:
-        async with self._write() as conn:
+        async with self._change() as conn:
             app = (
                 await conn.execute(
                     select(applications.c.app_id).where(
@@ -277,7 +296,7 @@ class SqlIdentityStore:
             return True
 
     async def add_secret(self, application_id: str, secret: ClientSecret) -> None:
-        async with self._write() as conn:
+        async with self._change() as conn:
             await conn.execute(
                 insert(client_secrets).values(
                     key_id=secret.key_id,
@@ -291,7 +310,7 @@ class SqlIdentityStore:
             )
 
     async def remove_secret(self, application_id: str, key_id: str) -> bool:
-        async with self._write() as conn:
+        async with self._change() as conn:
             result = await conn.execute(
                 delete(client_secrets).where(
                     client_secrets.c.application_id == application_id, client_secrets.c.key_id == key_id.lower()
@@ -306,7 +325,7 @@ class SqlIdentityStore:
         existing = await self.find_service_principal(sp.tenant_id, sp.app_id)
         if existing is not None:
             return existing
-        async with self._write() as conn:
+        async with self._change() as conn:
             found = await _service_principal(
                 conn, service_principals.c.tenant_id == sp.tenant_id, service_principals.c.app_id == sp.app_id
             )
@@ -345,7 +364,7 @@ class SqlIdentityStore:
         return [_sp(r) for r in await self._rows(query)]
 
     async def delete_service_principal(self, tenant_id: str, object_id: str) -> bool:
-        async with self._write() as conn:
+        async with self._change() as conn:
             result = await conn.execute(
                 delete(service_principals).where(
                     service_principals.c.tenant_id == tenant_id, service_principals.c.id == object_id
@@ -385,7 +404,7 @@ class SqlIdentityStore:
             "created_us": to_us(grant.created),
         }
         consent = {"granted_by": grant.granted_by, "granted_at_us": opt_to_us(grant.granted_at)}
-        async with self._write() as conn:
+        async with self._change() as conn:
             updated = await conn.execute(
                 update(permission_grants)
                 .where(permission_grants.c.id == grant.id)
@@ -396,7 +415,7 @@ class SqlIdentityStore:
 
     async def merge_grant(self, grant: PermissionGrant) -> PermissionGrant:
         consent = {"granted_by": grant.granted_by, "granted_at_us": opt_to_us(grant.granted_at)}
-        async with self._write() as conn:
+        async with self._change() as conn:
             # The row first (a concurrent insert of the same id waits for ours, or we for it), then locked.
             row_insert = _insert_ignoring_conflict(conn, permission_grants).values(
                 id=grant.id,
@@ -430,7 +449,7 @@ class SqlIdentityStore:
         return None if row is None else _grant(row)
 
     async def delete_grant(self, tenant_id: str, grant_id: str) -> bool:
-        async with self._write() as conn:
+        async with self._change() as conn:
             result = await conn.execute(
                 delete(permission_grants).where(
                     permission_grants.c.tenant_id == tenant_id, permission_grants.c.id == grant_id
@@ -445,7 +464,7 @@ class SqlIdentityStore:
         return [_assignment(r) for r in await self._rows(query.order_by(app_role_assignments.c.created_us))]
 
     async def add_assignment(self, assignment: AppRoleAssignment) -> AppRoleAssignment:
-        async with self._write() as conn:
+        async with self._change() as conn:
             existing = (
                 (
                     await conn.execute(
@@ -484,7 +503,7 @@ class SqlIdentityStore:
         return None if row is None else _assignment(row)
 
     async def delete_assignment(self, tenant_id: str, assignment_id: str) -> bool:
-        async with self._write() as conn:
+        async with self._change() as conn:
             result = await conn.execute(
                 delete(app_role_assignments).where(
                     app_role_assignments.c.tenant_id == tenant_id, app_role_assignments.c.id == assignment_id
@@ -495,97 +514,19 @@ class SqlIdentityStore:
     # ---- authorization codes and refresh tokens ----
 
     async def save_code(self, code: AuthorizationCode) -> None:
-        async with self._write() as conn:
-            await conn.execute(
-                insert(authorization_codes).values(
-                    code_hash=code.code_hash,
-                    tenant_id=code.tenant_id,
-                    client_app_id=code.client_app_id,
-                    user_id=code.user_id,
-                    redirect_uri=code.redirect_uri,
-                    scopes=" ".join(code.scopes),
-                    nonce=code.nonce,
-                    code_challenge=code.code_challenge,
-                    code_challenge_method=code.code_challenge_method,
-                    auth_time_us=to_us(code.auth_time),
-                    expires_us=to_us(code.expires),
-                )
-            )
+        await self._tokens.save_code(code)
 
     async def redeem_code(self, code_hash: str, now: datetime) -> AuthorizationCode | None:
-        async with self._write() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(authorization_codes)
-                        .where(authorization_codes.c.code_hash == code_hash)
-                        .with_for_update()
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            if row["redeemed_us"] is None:
-                await conn.execute(
-                    update(authorization_codes)
-                    .where(authorization_codes.c.code_hash == code_hash)
-                    .values(redeemed_us=to_us(now))
-                )
-            return AuthorizationCode(
-                code_hash=row["code_hash"],
-                tenant_id=row["tenant_id"],
-                client_app_id=row["client_app_id"],
-                user_id=row["user_id"],
-                redirect_uri=row["redirect_uri"],
-                scopes=tuple(row["scopes"].split()),
-                nonce=row["nonce"],
-                code_challenge=row["code_challenge"],
-                code_challenge_method=row["code_challenge_method"],
-                auth_time=from_us(row["auth_time_us"]),
-                expires=from_us(row["expires_us"]),
-                redeemed=opt_from_us(row["redeemed_us"]),
-            )
+        return await self._tokens.redeem_code(code_hash, now)
 
     async def save_refresh_token(self, token: RefreshToken) -> None:
-        async with self._write() as conn:
-            await conn.execute(
-                insert(refresh_tokens).values(
-                    token_hash=token.token_hash,
-                    family_id=token.family_id,
-                    tenant_id=token.tenant_id,
-                    client_app_id=token.client_app_id,
-                    user_id=token.user_id,
-                    scopes=" ".join(token.scopes),
-                    public_client=token.public_client,
-                    auth_time_us=to_us(token.auth_time),
-                    expires_us=to_us(token.expires),
-                )
-            )
+        await self._tokens.save_refresh_token(token)
 
     async def find_refresh_token(self, token_hash: str) -> RefreshToken | None:
-        row = await self._row(select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash))
-        return None if row is None else _refresh(row)
+        return await self._tokens.find_refresh_token(token_hash)
 
-    async def use_refresh_token(self, token_hash: str, now: datetime) -> RefreshToken | None:
-        async with self._write() as conn:
-            row = (
-                (
-                    await conn.execute(
-                        select(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).with_for_update()
-                    )
-                )
-                .mappings()
-                .first()
-            )
-            if row is None:
-                return None
-            if row["used_us"] is None:
-                await conn.execute(
-                    update(refresh_tokens).where(refresh_tokens.c.token_hash == token_hash).values(used_us=to_us(now))
-                )
-            return _refresh(row)
+    async def rotate_refresh_token(self, spent_hash: str, token: RefreshToken, now: datetime) -> bool:
+        return await self._tokens.rotate_refresh_token(spent_hash, token, now)
 
     async def revoke_refresh_family(self, family_id: str) -> None:
         async with self._write() as conn:
@@ -732,21 +673,6 @@ def _application_row(app: Application) -> dict[str, Any]:
         "api_scopes": msgspec.json.encode(list(app.api_scopes)).decode(),
         "created_us": to_us(app.created),
     }
-
-
-def _refresh(row: RowMapping) -> RefreshToken:
-    return RefreshToken(
-        token_hash=row["token_hash"],
-        family_id=row["family_id"],
-        tenant_id=row["tenant_id"],
-        client_app_id=row["client_app_id"],
-        user_id=row["user_id"],
-        scopes=tuple(row["scopes"].split()),
-        public_client=bool(row["public_client"]),
-        auth_time=from_us(row["auth_time_us"]),
-        expires=from_us(row["expires_us"]),
-        used=opt_from_us(row["used_us"]),
-    )
 
 
 def _device_row(code: DeviceCode) -> dict[str, Any]:

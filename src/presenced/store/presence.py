@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from presenced.domain.model import MailboxSettings, PresenceFacts
@@ -19,7 +20,7 @@ from presenced.services.entities import StoredPresence, Tenant, User
 from presenced.store.codec import decode_steps, encode_steps, encode_visible, opt_to_us, to_us
 from presenced.store.engine import WRITER
 from presenced.store.rows import facts_from_rows, mailbox_from_row, session_from_row, state_from_row, user_from_row
-from presenced.store.schema import mailbox_settings, presence_sessions, presences, tenants, users
+from presenced.store.schema import identity_version, mailbox_settings, presence_sessions, presences, tenants, users
 
 _USER_COLUMNS = (users.c.id, users.c.tenant_id, users.c.user_principal_name, users.c.display_name)
 
@@ -38,6 +39,8 @@ class SqlStore:
         )
         #: Called after each commit that logged a change or queued a notification.
         self.after_commit: list[Callable[[], None]] = []
+        #: Called after each commit that changed the directory (and raised its version).
+        self.after_directory_commit: list[Callable[[], None]] = []
 
     async def tenant_exists(self, tenant_id: str) -> bool:
         async with self.engine.connect() as conn:
@@ -55,9 +58,15 @@ class SqlStore:
             tx = SqlTransaction(conn)
             async with conn.begin():
                 yield tx
+                if tx.directory_changed:
+                    # Last, just before the commit: the version's row lock is held for no longer than that.
+                    await raise_directory_version(conn)
         if tx.changed:
             # Committed: now (never before) the rest of the system may hear of it.
             for hook in self.after_commit:
+                hook()
+        if tx.directory_changed:
+            for hook in self.after_directory_commit:
                 hook()
 
     async def mailbox_settings(self, user_id: str) -> MailboxSettings:
@@ -103,8 +112,11 @@ class SqlTransaction:
         self.conn = conn
         #: The transaction logged a change or queued a notification.
         self.changed = False
+        #: The transaction changed the directory: the commit raises its version (``identity_version``).
+        self.directory_changed = False
 
     async def put_tenant(self, tenant: Tenant, now: datetime) -> None:
+        self.directory_changed = True
         updated = await self.conn.execute(
             update(tenants).where(tenants.c.id == tenant.id).values(display_name=tenant.display_name)
         )
@@ -114,6 +126,7 @@ class SqlTransaction:
             )
 
     async def put_user(self, user: User, now: datetime) -> None:
+        self.directory_changed = True
         names = {
             "user_principal_name": user.user_principal_name,
             "upn_key": user.user_principal_name.lower(),
@@ -133,6 +146,17 @@ class SqlTransaction:
 
     async def find_user(self, tenant_id: str, ref: str) -> User | None:
         return await _find_user(self.conn, tenant_id, ref)
+
+
+async def raise_directory_version(conn: AsyncConnection) -> None:
+    """Raise the directory's version by one in ``conn``'s transaction (its row is made if it is missing)."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(identity_version).values(id=1, version=1)
+    await conn.execute(
+        statement.on_conflict_do_update(
+            index_elements=[identity_version.c.id], set_={"version": identity_version.c.version + 1}
+        )
+    )
 
 
 def _state_columns(state: PresenceState) -> dict[str, Any]:

@@ -114,6 +114,17 @@ signing_keys = Table(
     Column("created_us", BigInteger, nullable=False),
 )
 
+#: The directory's version: one row (id 1), raised in the same transaction as every change to tenants, users,
+#: app registrations and their secrets, service principals, grants and app role assignments. Every process
+#: keeps what token requests read of the directory (``store.directory_cache``) and drops it when it sees
+#: the version move. A database emptied by hand has no row: that reads as version 0.
+identity_version = Table(
+    "identity_version",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=False),
+    Column("version", BigInteger, nullable=False),
+)
+
 #: A user's profile photo (``/users/{id}/photo``): the bytes as uploaded, checked to be a JPEG or PNG.
 user_photos = Table(
     "user_photos",

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import urlsplit
 
+import msgspec
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -81,13 +83,32 @@ async def jwks(request: Request) -> Response:
 # ---- token and device code ----
 
 
+_TOKEN_HEADERS = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
 async def token(request: Request) -> Response:
     try:
         form = await read_form(request)
         body = await oauth_server(request).token(request.path_params["tenant"], form, request.headers)
     except OAuthError as error:
         return oauth_error_json(request, error)
-    return JSONResponse(body, headers={"Cache-Control": "no-store", "Pragma": "no-cache"})
+    return Response(token_json(body), headers=_TOKEN_HEADERS, media_type="application/json")
+
+
+def token_json(body: dict[str, Any]) -> bytes:
+    """A token answer's bytes: what JSONResponse would send (compact, UTF-8), encoded by msgspec (its values are
+    strings and numbers only)."""
+    return msgspec.json.encode(body)
+
+
+def token_answer_headers(length: int) -> list[tuple[bytes, bytes]]:
+    """The headers ``token``'s answer of ``length`` bytes has, in their order, for a sender without Starlette."""
+    return [
+        (b"cache-control", b"no-store"),
+        (b"pragma", b"no-cache"),
+        (b"content-length", str(length).encode()),
+        (b"content-type", b"application/json"),
+    ]
 
 
 async def devicecode(request: Request) -> Response:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
 from typing import Any
+from urllib.parse import unquote_plus
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.exceptions import HTTPException
@@ -24,6 +25,8 @@ from presenced.wiring import services_of
 
 CSRF_COOKIE = "presenced_csrf"
 MAX_FORM = 64 * 1024
+MAX_FIELDS = 200
+FORM_TYPE = "application/x-www-form-urlencoded"
 FORM_FIELDS = frozenset({"csrf", "step", "username", "password", "decision", "for_all", "user_code"})
 
 templates = Environment(loader=PackageLoader("presenced.web", "templates"), autoescape=select_autoescape())
@@ -75,26 +78,78 @@ def sign_in(request: Request) -> SignIn:
 
 async def read_form(request: Request) -> dict[str, str]:
     """The URL-encoded body as a dict (the last value of a repeated field), bounded in size."""
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > MAX_FORM:
-        raise OAuthError("invalid_request", 900144, "The request body is too large.")
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-    if media_type != "application/x-www-form-urlencoded":
-        raise OAuthError("invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.")
+    content_type = form_type(request.headers)
     try:
         body = await request.body()
         if len(body) > MAX_FORM:
             raise OAuthError("invalid_request", 900144, "The request body is too large.")
-        form = await request.form(max_files=0, max_fields=200)
+        if content_type.lower() == FORM_TYPE:  # what clients send: no parameters
+            fields = urlencoded_fields(body)
+        else:
+            form = await request.form(max_files=0, max_fields=MAX_FIELDS)
+            fields = {k: v for k, v in form.items() if isinstance(v, str)}
     except ClientDisconnect:
-        # The client left before sending it all: nothing to do, and nobody to tell.
-        raise OAuthError("invalid_request", 900144, "The request body did not arrive in full.") from None
+        raise _disconnected() from None
     except HTTPException as exc:  # Starlette's answer to a malformed form (too many fields, say)
         raise OAuthError("invalid_request", 900144, f"The form is not valid: {exc.detail}") from None
-    fields = {k: v for k, v in form.items() if isinstance(v, str)}
+    return _without_nul(fields)
+
+
+def form_type(headers: Mapping[str, str]) -> str:
+    """The Content-Type of a form's request, once its declared size and its media type are found good."""
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_FORM:
+        raise OAuthError("invalid_request", 900144, "The request body is too large.")
+    content_type = headers.get("content-type", "")
+    media_type = content_type.split(";")[0].strip().lower()
+    if media_type != FORM_TYPE:
+        raise OAuthError("invalid_request", 900144, "The request body must be application/x-www-form-urlencoded.")
+    return content_type
+
+
+async def read_plain_form(headers: Mapping[str, str], chunks: AsyncIterator[bytes]) -> dict[str, str]:
+    """``read_form`` for a request straight from ASGI (``chunks``: its body as it comes) whose Content-Type is
+    exactly ``FORM_TYPE``, as clients send it: the same checks, the same fields, the same errors."""
+    form_type(headers)
+    try:
+        body = b"".join([chunk async for chunk in chunks])
+        if len(body) > MAX_FORM:
+            raise OAuthError("invalid_request", 900144, "The request body is too large.")
+        fields = urlencoded_fields(body)
+    except ClientDisconnect:
+        raise _disconnected() from None
+    except HTTPException as exc:
+        raise OAuthError("invalid_request", 900144, f"The form is not valid: {exc.detail}") from None
+    return _without_nul(fields)
+
+
+def _disconnected() -> OAuthError:
+    # The client left before sending it all: nothing to do, and nobody to tell.
+    return OAuthError("invalid_request", 900144, "The request body did not arrive in full.")
+
+
+def _without_nul(fields: dict[str, str]) -> dict[str, str]:
     # No form of these pages takes a NUL: refused here once, rather than by each store that cannot hold it.
     if any("\x00" in k or "\x00" in v for k, v in fields.items()):
         raise OAuthError("invalid_request", 900144, "The form holds a character that is not allowed (NUL).")
+    return fields
+
+
+def urlencoded_fields(body: bytes) -> dict[str, str]:
+    """The fields of a URL-encoded body as Starlette's form parser reads them, at a fraction of its cost.
+
+    The same rules (python-multipart's ``QuerystringParser``, Starlette's ``FormParser``): fields are
+    separated by ``&`` (empty ones skipped), a field's name ends at its first ``=`` (a field without one
+    has the empty value), both are read as latin-1 and then percent- and plus-decoded (``unquote_plus``,
+    UTF-8), a repeated name keeps its last value, and more than ``MAX_FIELDS`` fields is an error.
+    """
+    chunks = [chunk for chunk in body.split(b"&") if chunk]
+    if len(chunks) > MAX_FIELDS:
+        raise HTTPException(400, f"Too many fields. Maximum number of fields is {MAX_FIELDS}.")
+    fields: dict[str, str] = {}
+    for chunk in chunks:
+        name, _, value = chunk.partition(b"=")
+        fields[unquote_plus(name.decode("latin-1"))] = unquote_plus(value.decode("latin-1"))
     return fields
 
 
