@@ -194,7 +194,10 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         interval=2.0 if settings.redis_url else 0.2,
         faults=faults,
     )
-    feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1)
+    signin = SignIn(identity_store, hasher)
+    # Streams end when their token or portal session does; a sign-out here ends its streams at once.
+    feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1, now=real_now, sessions=signin)
+    signin.ended.append(feed.session_ended)
     fanout.listeners.append(feed.wake)
     fanout.outbox_listeners.append(deliveries.wake)
     store.after_commit.append(fanout.changed)
@@ -234,7 +237,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         consents=Consents(identity, identity_store),
         identity_store=identity_store,
         oauth=oauth,
-        signin=SignIn(identity_store, hasher),
+        signin=signin,
         subscriptions=subscriptions,
         deliveries=deliveries,
         lifecycle=SubscriptionLifecycle(subscriptions),
