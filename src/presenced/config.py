@@ -69,7 +69,7 @@ class Settings:
     #: Request limits (docs/configuration.md, "Request limits"): open connections per process, seconds
     #: to send the headers and then the body, bytes of one header line and of the whole request head
     #: (request line and headers), and the number of headers.
-    max_connections: int = 4096
+    max_connections: int = 16_384
     header_timeout: int = 10
     body_timeout: int = 30
     max_header_bytes: int = 16_384

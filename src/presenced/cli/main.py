@@ -176,6 +176,7 @@ def serve(
     many = settings.processes > 1
     sock = listen(settings.host, settings.port if port is None else port, reuse_port=many)
     settings = load_settings(clock=clock, port=sock.getsockname()[1], **options)
+    settings = _within_open_files(settings)
     metrics_sock = _metrics_socket(settings)
     if many:
         # One listening socket per process on the one port (SO_REUSEPORT): the kernel spreads connections.
@@ -184,6 +185,17 @@ def serve(
         _serve_many(settings, sockets, demo, worker=not no_worker, metrics_sock=metrics_sock)
         return
     run(lambda: _serve(settings, sock, demo, worker=not no_worker, metrics_sock=metrics_sock))
+
+
+def _within_open_files(settings: Settings) -> Settings:
+    """The settings, with as many connections as the limit of open files allows, raised first as far as it goes
+    (each connection is a file: docs/configuration.md, "Request limits")."""
+    import dataclasses
+
+    from presenced.serving import connection_limit, raise_file_limit
+
+    limit = connection_limit(settings, raise_file_limit())
+    return settings if limit == settings.max_connections else dataclasses.replace(settings, max_connections=limit)
 
 
 def _serve_many(
