@@ -180,7 +180,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         load_encryption_certificate,
         presence_clock,
         timedelta(minutes=settings.subscription_max_minutes),
-        lambda s: identity.may_keep_subscription(s.tenant_id, s.app_id, s.creator_id, s.delegated),
+        identity.kept_subscriptions,
         timedelta(minutes=settings.reauthorization_lead_minutes),
     )
     # With Redis, other processes wake this one at once; polling is only the safety net.
