@@ -187,9 +187,10 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     fanout = RedisFanout(settings.redis_url) if settings.redis_url else LocalFanout()
     health = Health(SqlSchemaState(engine), sweeper, fanout if isinstance(fanout, RedisFanout) else None)
     faults = Faults(SqlFaultStore(engine)) if emulator else None
+    sender = WebhookSender(policy, validation_token)
     deliveries = Deliveries(
         subscription_store,
-        WebhookSender(policy, validation_token),
+        sender,
         real_now,
         interval=2.0 if settings.redis_url else 0.2,
         faults=faults,
@@ -204,7 +205,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     writer.after_commit.append(fanout.changed)
     presence = PresenceService(reader)
     throttle = None
-    closing = [writer.close, fanout.close, *reversed(opened)]
+    closing = [writer.close, fanout.close, sender.connections.close, *reversed(opened)]
     limit = settings.throttle_limit
     if limit is not None:
         counts: RedisThrottleCounts | SqlThrottleCounts
