@@ -12,7 +12,6 @@ sending for a moment, so the client can read the answer rather than a reset.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import signal
 import socket
@@ -32,43 +31,10 @@ from presenced.logs import warn_occasionally
 
 log = logging.getLogger("presenced.http")
 
-#: Open files a process keeps beyond its connections: the database, logs, listening sockets, and the
-#: connections refused while they drain (``raise_file_limit``).
-SPARE_FILES = 256
 #: How long, once the server stops, a connection between requests may still bring one in.
 SHUTDOWN_GRACE = 1.0
 #: How long a refused connection drains what its client still sends before it closes.
 LINGER_SECONDS = 2.0
-
-
-def raise_file_limit() -> int:
-    """Raise this process's soft limit of open files (``ulimit -n``; each connection is one) to its hard limit,
-    as far as the system lets it; the soft limit now (docs/configuration.md, "Request limits")."""
-    import resource
-
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
-    if soft != resource.RLIM_INFINITY and soft < wanted:
-        with contextlib.suppress(ValueError, OSError):
-            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
-    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
-    return soft if soft != resource.RLIM_INFINITY else 1 << 30
-
-
-def connection_limit(settings: Settings, open_files: int) -> int:
-    """The connections a process may hold: ``PRESENCED_MAX_CONNECTIONS``, or fewer when the limit of open files
-    leaves less room, so that a connection over the limit is still accepted and answered 503."""
-    room = max(open_files - SPARE_FILES, 16)
-    if settings.max_connections <= room:
-        return settings.max_connections
-    log.warning(
-        "open files are limited to %d (ulimit -n): this process takes at most %d connections, not %d "
-        "(PRESENCED_MAX_CONNECTIONS); raise the hard limit (systemd: LimitNOFILE=) to take more",
-        open_files,
-        room,
-        settings.max_connections,
-    )
-    return room
 
 
 def bounded_protocol(settings: Settings) -> type[HttpToolsProtocol]:

@@ -192,10 +192,20 @@ def _within_open_files(settings: Settings) -> Settings:
     (each connection is a file: docs/configuration.md, "Request limits")."""
     import dataclasses
 
-    from presenced.serving import connection_limit, raise_file_limit
+    from presenced.config import connection_limit, raise_file_limit
 
-    limit = connection_limit(settings, raise_file_limit())
-    return settings if limit == settings.max_connections else dataclasses.replace(settings, max_connections=limit)
+    open_files = raise_file_limit()
+    limit = connection_limit(settings, open_files)
+    if limit == settings.max_connections:
+        return settings
+    logging.getLogger("presenced.http").warning(
+        "open files are limited to %d (ulimit -n): this process takes at most %d connections, not %d "
+        "(PRESENCED_MAX_CONNECTIONS); raise the hard limit (systemd: LimitNOFILE=) to take more",
+        open_files,
+        limit,
+        settings.max_connections,
+    )
+    return dataclasses.replace(settings, max_connections=limit)
 
 
 def _serve_many(
