@@ -341,7 +341,8 @@ async def direct_post(receiver: Receiver, client: Any, body: bytes) -> float:
 
 
 async def outbound_post(receiver: Receiver, body: bytes) -> float:
-    """The product's own sender path from this process: ``resolve_target`` + ``post`` (a new client each call)."""
+    """The product's own sender path from this process: ``resolve_target`` + ``post`` (on a new connection, as
+    without the worker's pool of kept-alive ones)."""
     from presenced.notify.outbound import OutboundPolicy, post, resolve_target
     from presenced.notify.webhooks import DELIVERY_TIMEOUT
 
@@ -523,19 +524,6 @@ async def open_streams(base_url: str, token: str, users: list[str]) -> list[Stre
     return streams
 
 
-def client_construction_ms(samples: int = 20) -> float:
-    """What constructing an ``httpx.AsyncClient()`` (verify=True) costs here (the sender makes one per POST)."""
-    import httpx
-
-    took = []
-    for _ in range(samples):
-        started = time.perf_counter()
-        client = httpx.AsyncClient(verify=True, trust_env=False)
-        took.append(time.perf_counter() - started)
-        del client
-    return statistics.median(took) * 1000
-
-
 # --------------------------------------------------------------------------- main
 
 
@@ -688,7 +676,6 @@ def benchmark(args: argparse.Namespace, workdir: Path, pin: bool) -> dict[str, A
         finally:
             with contextlib.suppress(OSError):
                 os.sched_setaffinity(0, range(os.cpu_count() or 1))
-    results["client_construction_ms"] = client_construction_ms()
     results["config"] = {
         "subscriptions": args.subscriptions,
         "streams": args.streams,
@@ -748,7 +735,6 @@ def print_summary(results: dict[str, Any]) -> None:
             f"end to end {b['end_to_end_notifications_per_s']:,.0f}/s, the last "
             f"{b['last_arrival_after_last_write_s']:.2f} s after the last write"
         )
-    print(f"(constructing one httpx.AsyncClient here: {results['client_construction_ms']:.1f} ms)")
     for problem in results["problems"]:
         print(f"problem: {problem}")
 

@@ -15,7 +15,7 @@ from joserfc import jwt
 
 from presenced.bootstrap import Runtime
 from presenced.config import Settings
-from presenced.oauth.tokens import issuer, mint_access_token
+from presenced.oauth.tokens import DEFAULT_LIFETIME, issuer, mint_access_token
 
 BASE_URL = "http://127.0.0.1:8000"
 #: Every table, for TRUNCATE between PostgreSQL tests.
@@ -86,7 +86,14 @@ class Tokens:
         self.runtime = runtime
         self.tenant_id = tenant_id
 
-    def user(self, user_id: str, *scopes: str, tenant_id: str | None = None, app_id: str = APP_ID) -> str:
+    def user(
+        self,
+        user_id: str,
+        *scopes: str,
+        tenant_id: str | None = None,
+        app_id: str = APP_ID,
+        lifetime: timedelta = DEFAULT_LIFETIME,
+    ) -> str:
         return mint_access_token(
             self.runtime.keys,
             BASE_URL,
@@ -95,11 +102,20 @@ class Tokens:
             now=datetime.now(UTC),
             user_id=user_id,
             scopes=scopes,
+            lifetime=lifetime,
         )
 
-    def app(self, *roles: str, tenant_id: str | None = None, app_id: str = APP_ID) -> str:
+    def app(
+        self, *roles: str, tenant_id: str | None = None, app_id: str = APP_ID, lifetime: timedelta = DEFAULT_LIFETIME
+    ) -> str:
         return mint_access_token(
-            self.runtime.keys, BASE_URL, tenant_id or self.tenant_id, app_id=app_id, now=datetime.now(UTC), roles=roles
+            self.runtime.keys,
+            BASE_URL,
+            tenant_id or self.tenant_id,
+            app_id=app_id,
+            now=datetime.now(UTC),
+            roles=roles,
+            lifetime=lifetime,
         )
 
     def claims(self, user_id: str, **changes: Any) -> dict[str, Any]:

@@ -188,21 +188,25 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         load_encryption_certificate,
         presence_clock,
         timedelta(minutes=settings.subscription_max_minutes),
-        lambda s: identity.may_keep_subscription(s.tenant_id, s.app_id, s.creator_id, s.delegated),
+        identity.kept_subscriptions,
         timedelta(minutes=settings.reauthorization_lead_minutes),
     )
     # With Redis, other processes wake this one at once; polling is only the safety net.
     fanout = RedisFanout(settings.redis_url) if settings.redis_url else LocalFanout()
     health = Health(SqlSchemaState(engine), sweeper, fanout if isinstance(fanout, RedisFanout) else None)
     faults = Faults(SqlFaultStore(engine)) if emulator else None
+    sender = WebhookSender(policy, validation_token)
     deliveries = Deliveries(
         subscription_store,
-        WebhookSender(policy, validation_token),
+        sender,
         real_now,
         interval=2.0 if settings.redis_url else 0.2,
         faults=faults,
     )
-    feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1)
+    signin = SignIn(identity_store, hasher)
+    # Streams end when their token or portal session does; a sign-out here ends its streams at once.
+    feed = ChangeFeed(change_log, interval=1.0 if settings.redis_url else 0.1, now=real_now, sessions=signin)
+    signin.ended.append(feed.session_ended)
     fanout.listeners.append(feed.wake)
     fanout.outbox_listeners.append(deliveries.wake)
     fanout.directory_listeners.append(identity_store.cache.forget)
@@ -215,7 +219,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
     writer.after_store.append(cached.forget)
     presence = PresenceService(cached)
     throttle = None
-    closing = [writer.close, fanout.close, *reversed(opened)]
+    closing = [writer.close, fanout.close, sender.connections.close, *reversed(opened)]
     limit = settings.throttle_limit
     if limit is not None:
         counts: RedisThrottleCounts | SqlThrottleCounts
@@ -251,7 +255,7 @@ async def build(settings: Settings, *, migrate: bool = True, clock: LocalClock |
         consents=Consents(identity, identity_store),
         identity_store=identity_store,
         oauth=oauth,
-        signin=SignIn(identity_store, hasher),
+        signin=signin,
         subscriptions=subscriptions,
         deliveries=deliveries,
         lifecycle=SubscriptionLifecycle(subscriptions),

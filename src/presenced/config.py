@@ -6,6 +6,7 @@ embedded default. Nothing else reads the environment.
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import json
 import os
@@ -69,7 +70,7 @@ class Settings:
     #: Request limits (docs/configuration.md, "Request limits"): open connections per process, seconds
     #: to send the headers and then the body, bytes of one header line and of the whole request head
     #: (request line and headers), and the number of headers.
-    max_connections: int = 4096
+    max_connections: int = 16_384
     header_timeout: int = 10
     body_timeout: int = 30
     max_header_bytes: int = 16_384
@@ -254,6 +255,31 @@ LIMITS = {
     "max_head_bytes": (4096, 1 << 24),
     "max_headers": (16, 10_000),
 }
+
+
+#: Open files a process keeps beyond its connections: the database, logs, listening sockets, and the
+#: connections refused while they drain (``connection_limit``).
+SPARE_FILES = 256
+
+
+def raise_file_limit() -> int:
+    """Raise this process's soft limit of open files (``ulimit -n``; each connection is one) to its hard limit,
+    as far as the system lets it; the soft limit now (docs/configuration.md, "Request limits")."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    wanted = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < wanted:
+        with contextlib.suppress(ValueError, OSError):  # the system allows less: what it allows stands
+            resource.setrlimit(resource.RLIMIT_NOFILE, (wanted, hard))
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    return soft if soft != resource.RLIM_INFINITY else 1 << 30
+
+
+def connection_limit(settings: Settings, open_files: int) -> int:
+    """The connections a process may hold: ``max_connections``, or fewer when the limit of open files leaves less
+    room, so that a connection over the limit is still accepted and answered 503."""
+    return min(settings.max_connections, max(open_files - SPARE_FILES, 16))
 
 
 #: The least length of the secret that seals the signing keys (``presenced keys secret`` makes one of 43).

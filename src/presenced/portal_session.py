@@ -13,6 +13,7 @@ from starlette.requests import HTTPConnection
 
 from presenced.auth.principal import Principal
 from presenced.clock import real_now
+from presenced.oauth.signin import Session
 from presenced.services.entities import Account
 from presenced.wiring import services_of
 
@@ -34,7 +35,12 @@ def portal_principal(account: Account) -> Principal:
     )
 
 
+async def current_session(connection: HTTPConnection) -> Session | None:
+    """The portal session the request's cookie names, if it is signed in."""
+    return await services_of(connection).signin.session(connection.cookies.get(SESSION_COOKIE))
+
+
 async def current_account(connection: HTTPConnection) -> Account | None:
     """The person the request's portal session cookie signs in, if any."""
-    session = await services_of(connection).signin.session(connection.cookies.get(SESSION_COOKIE))
+    session = await current_session(connection)
     return None if session is None else session.account

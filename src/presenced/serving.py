@@ -24,7 +24,7 @@ from typing import Any
 import uvicorn
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from presenced.api.http import JSON_TYPE, error_parts, new_request_id
+from presenced.api.http import DETACH, JSON_TYPE, error_parts, new_request_id
 from presenced.config import Settings
 from presenced.errors import PresencedError, RequestHeaderFieldsTooLarge, RequestTimeout, ServiceUnavailable
 from presenced.logs import warn_occasionally
@@ -42,12 +42,45 @@ def bounded_protocol(settings: Settings) -> type[HttpToolsProtocol]:
 
     class Bounded(_BoundedProtocol):
         limits = settings
+        handed = _Handed()
 
     return Bounded
 
 
+class _Handed:
+    """How many connections of one server were handed over to the responses they carry (``DETACH``): they
+    count towards the connection limit, though uvicorn no longer knows them."""
+
+    __slots__ = ("count",)
+
+    def __init__(self) -> None:
+        self.count = 0
+
+
+class _HandedOver(asyncio.Protocol):
+    """A connection whose response took it over: what the client sends is dropped (a stream's client has
+    nothing more to say), and its going is passed on to the response's owner."""
+
+    __slots__ = ("_handed", "_owner")
+
+    def __init__(self, owner: Any, handed: _Handed) -> None:
+        self._owner = owner
+        self._handed = handed
+        handed.count += 1
+
+    def data_received(self, data: bytes) -> None:
+        return None
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._handed.count -= 1
+        owner, self._owner = self._owner, None
+        if owner is not None:
+            owner.connection_lost(exc)
+
+
 class _BoundedProtocol(HttpToolsProtocol):
     limits: Settings
+    handed: _Handed
     #: The head's or the body's deadline, while one runs. Armed only once a read ends with a head or a body
     #: incomplete: a request that arrives whole (the usual case) costs no timer.
     _timer: asyncio.TimerHandle | None = None
@@ -67,7 +100,7 @@ class _BoundedProtocol(HttpToolsProtocol):
         # A connection that sends nothing at all is closed when this runs out.
         self._arm(self.limits.header_timeout, self._head_too_slow)
         #: Over the connection limit: the request is read, then answered 503.
-        self._over_limit = len(self.connections) > self.limits.max_connections
+        self._over_limit = len(self.connections) + self.handed.count > self.limits.max_connections
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm()
@@ -147,6 +180,7 @@ class _BoundedProtocol(HttpToolsProtocol):
             )
             return
         self._reading_head, self._reading_body = False, True
+        self.scope["extensions"] = {DETACH: self._detach}  # type: ignore[dict-item]  # an extension of ours
         super().on_headers_complete()
         if self._stopping and self.cycle is not None:  # the last request of a server that is stopping
             self.cycle.keep_alive = False
@@ -162,6 +196,43 @@ class _BoundedProtocol(HttpToolsProtocol):
         self._reading_head, self._reading_body = True, False
         self._head_received = 0
         super().on_message_complete()
+
+    # ---- handing the connection over ----
+
+    def _detach(self, owner: Any) -> asyncio.Transport | None:
+        """Hand the connection to the response in progress (``api.http.DETACH``): its head and the body so far
+        are written, chunked; the application then returns without finishing, the connection leaves uvicorn
+        (no task, parser or request state is kept for it) and ``owner.connection_lost`` is called when it goes.
+        None, and nothing changes, unless the response is a chunked one in progress on a connection still open.
+        """
+        cycle = self.cycle
+        if (
+            cycle is None
+            or not cycle.response_started
+            or cycle.response_complete
+            or cycle.disconnected
+            or not cycle.chunked_encoding
+            or self.pipeline
+            or self.transport.is_closing()
+        ):
+            return None
+        # uvicorn then takes the response for finished: it neither closes the connection nor reuses it.
+        cycle.response_complete = True
+        self._disarm()
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
+        self._unset_keepalive_if_required()
+        self.connections.discard(self)
+        transport = self.transport
+        transport.set_protocol(_HandedOver(owner, self.handed))
+        self.flow.resume_reading()  # so that the client's going is noticed
+        # Nothing refers back to this protocol any more: it is freed now, not at the next full collection.
+        self.parser = None  # type: ignore[assignment]
+        self.cycle = None  # type: ignore[assignment]
+        self.scope = None  # type: ignore[assignment]
+        self.headers = None  # type: ignore[assignment]
+        return transport
 
     # ---- timers and refusals ----
 

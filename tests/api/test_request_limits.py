@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import resource
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -18,6 +19,7 @@ import uvicorn
 from presenced.app import create_app
 from presenced.bootstrap import Runtime
 from presenced.cli.main import server_config
+from presenced.config import SPARE_FILES, Settings, connection_limit, raise_file_limit
 from presenced.services.demo import DemoTenant
 from tests.support import Tokens, bearer
 
@@ -177,3 +179,61 @@ async def test_beyond_the_connection_limit_a_request_gets_503_with_retry_after(
                 "/v1.0/me/presence", headers=bearer(tokens.user(demo.users[0].id, "Presence.Read"))
             )
         assert response.status_code == 200
+
+
+async def test_live_streams_count_towards_the_connection_limit(
+    runtime: Runtime, demo: DemoTenant, tokens: Tokens
+) -> None:
+    """A live stream's connection has left uvicorn (handed to the stream), and is still one of the process's."""
+    async for address in _serve(runtime, max_connections=16):
+        token = tokens.app("Presence.Read.All")
+        streams = []
+        for _ in range(16):
+            reader, writer = await _open(address)
+            writer.write(
+                f"GET /_stream/presences?ids={demo.users[0].id} HTTP/1.1\r\nHost: x\r\n"
+                f"Authorization: Bearer {token}\r\n\r\n".encode()
+            )
+            received = b""
+            while b"event: presence" not in received:
+                chunk = await asyncio.wait_for(reader.read(65536), 30)
+                assert chunk, received
+                received += chunk
+            streams.append(writer)
+        reader, writer = await _open(address)
+        writer.write(b"GET /v1.0/me/presence HTTP/1.1\r\nHost: x\r\n\r\n")
+        status, _, body = await _answer(reader)
+        assert status == 503
+        assert "limit of 16 connections" in _graph_error(body, "ServiceUnavailable")
+        for w in (*streams, writer):
+            w.close()
+        for _ in range(500):  # the server notices each client going on its own schedule
+            if runtime.feed.listening == 0:
+                break
+            await asyncio.sleep(0.02)
+        await asyncio.sleep(0.2)
+        async with httpx.AsyncClient(base_url=f"http://{address}") as http:
+            response = await http.get(
+                "/v1.0/me/presence", headers=bearer(tokens.user(demo.users[0].id, "Presence.Read"))
+            )
+        assert response.status_code == 200
+
+
+def test_the_connection_limit_leaves_room_in_the_open_files() -> None:
+    """Past what the limit of open files allows, a process takes fewer connections, so that one over the limit is
+    still accepted and answered 503."""
+    settings = replace(Settings(), max_connections=16_384)
+    assert connection_limit(settings, 100_000) == 16_384
+    assert connection_limit(settings, 4_096) == 4_096 - SPARE_FILES
+
+
+def test_serve_raises_the_soft_limit_of_open_files_to_the_hard_limit() -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard <= 64:
+        pytest.skip(f"the hard limit of open files is {hard}")
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+        assert raise_file_limit() == hard
+        assert resource.getrlimit(resource.RLIMIT_NOFILE) == (hard, hard)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -107,6 +107,36 @@ async def test_a_revoked_role_removes_the_subscription(
     assert [i for i in receiver.received if "lifecycleEvent" not in i] == []
 
 
+async def test_a_users_revoked_consent_removes_only_their_subscription(
+    hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
+) -> None:
+    """Of two people's delegated subscriptions through one app, the round removes the one whose consent is gone
+    (the round looks the app's grants up once for both)."""
+    demo = await seed_demo(hooked.store, hooked.writer, hooked.clock)
+    identity = await seed_demo_identity(hooked.identity, datetime.now(UTC))
+    public = next(a.app for a in identity.apps if a.secret is None)
+    from presenced.services.identity import GRAPH
+
+    created = {}
+    for user in demo.users[3:5]:
+        await hooked.identity.consent_for_user(
+            demo.tenant.id, public, GRAPH, user.id, {"Presence.Read.All"}, datetime.now(UTC)
+        )
+        token = Tokens(hooked, demo.tenant.id).user(user.id, "Presence.Read.All", app_id=public.app_id)
+        created[user.id] = await _subscribe(api, token, receiver, demo.users[0].id)
+    await _round(hooked)
+    assert _events(receiver) == []
+    revoked = demo.users[3]
+    sp = await hooked.identity_store.find_service_principal(demo.tenant.id, public.app_id)
+    assert sp is not None
+    for grant in await hooked.identity_store.list_grants(demo.tenant.id, sp.id, revoked.id):
+        await hooked.identity.revoke_grant(demo.tenant.id, grant.id)
+    await _round(hooked)
+    assert _events(receiver) == ["subscriptionRemoved"]
+    [removal] = [item for item in receiver.received if "lifecycleEvent" in item]
+    assert removal["subscriptionId"] == created[revoked.id]["id"]
+
+
 async def test_a_deleted_user_removes_their_subscription(
     hooked: Runtime, api: httpx.AsyncClient, receiver: Receiver
 ) -> None:

@@ -94,6 +94,11 @@ ADMITTED = "presenced.principal"
 CALLER = "presenced.caller"
 #: Where the fast path leaves the template of the route it answered (``/v1.0/me/presence``), for the log line.
 ROUTE = "presenced.route"
+#: The scope's extension (``scope["extensions"]``) by which presenced's HTTP server lets a response that has
+#: begun (chunked) take its connection over: ``detach(owner)`` returns the transport, now calling
+#: ``owner.connection_lost(exc)`` when the connection goes, and the application returns without finishing the
+#: answer; None when it cannot (``serving.bounded_protocol``; the live stream uses it).
+DETACH = "presenced.detach"
 
 
 async def principal_of(request: Request) -> Principal:

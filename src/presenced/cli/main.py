@@ -177,6 +177,7 @@ def serve(
     many = settings.processes > 1
     sock = listen(settings.host, settings.port if port is None else port, reuse_port=many)
     settings = load_settings(clock=clock, port=sock.getsockname()[1], **options)
+    settings = _within_open_files(settings)
     metrics_sock = _metrics_socket(settings)
     if many:
         # One listening socket per process on the one port (SO_REUSEPORT): the kernel spreads connections.
@@ -185,6 +186,27 @@ def serve(
         _serve_many(settings, sockets, demo, worker=not no_worker, metrics_sock=metrics_sock)
         return
     run(lambda: _serve(settings, sock, demo, worker=not no_worker, metrics_sock=metrics_sock))
+
+
+def _within_open_files(settings: Settings) -> Settings:
+    """The settings, with as many connections as the limit of open files allows, raised first as far as it goes
+    (each connection is a file: docs/configuration.md, "Request limits")."""
+    import dataclasses
+
+    from presenced.config import connection_limit, raise_file_limit
+
+    open_files = raise_file_limit()
+    limit = connection_limit(settings, open_files)
+    if limit == settings.max_connections:
+        return settings
+    logging.getLogger("presenced.http").warning(
+        "open files are limited to %d (ulimit -n): this process takes at most %d connections, not %d "
+        "(PRESENCED_MAX_CONNECTIONS); raise the hard limit (systemd: LimitNOFILE=) to take more",
+        open_files,
+        limit,
+        settings.max_connections,
+    )
+    return dataclasses.replace(settings, max_connections=limit)
 
 
 def _serve_many(

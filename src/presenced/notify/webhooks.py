@@ -19,6 +19,7 @@ from typing import Any
 
 from presenced.notify.encryption import encrypt_resource, load_encryption_certificate
 from presenced.notify.outbound import (
+    Connections,
     OutboundPolicy,
     post,
     resolve_target,
@@ -60,6 +61,8 @@ class WebhookSender:
         #: (app id, tenant id) → a JWT for that app, for rich notifications.
         self._validation_token = validation_token
         self._verify = verify
+        #: Kept-alive connections to the receivers, a few dozen per receiver however many URLs it has.
+        self.connections = Connections()
 
     async def send(self, url: str, notifications: Sequence[PendingNotification]) -> Answer:
         body = json.dumps(collection(notifications, self._validation_token)).encode()
@@ -73,6 +76,7 @@ class WebhookSender:
                 DELIVERY_TIMEOUT,
                 self._policy,
                 verify=self._verify,
+                connections=self.connections,
             )
         except Exception as error:  # any failure is a failed attempt, to be retried
             return Answer(None, _ms(started), f"{type(error).__name__}: {str(error)[:200]}")

@@ -8,7 +8,7 @@ answer does not say whether the account exists.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,6 +38,10 @@ class SignInRefused(PresencedError):
 class Session:
     account: Account
     auth_time: datetime
+    #: When it ends, unless signed out before.
+    expires: datetime
+    #: How it is stored (the hash of its cookie's value): what names it to the live streams it opened.
+    key: str
 
 
 class SignIn:
@@ -45,6 +49,8 @@ class SignIn:
         self.store = store
         self.hasher = hasher
         self.now = now
+        #: Told the key of each session signed out here (the live streams it opened end at once).
+        self.ended: list[Callable[[str], None]] = []
 
     async def password(self, tenant_id: str | None, username: str, password: str, address: str) -> Account:
         """The account, if the password is right and neither the account nor the address is locked."""
@@ -76,15 +82,24 @@ class SignIn:
     async def start_session(self, account: Account) -> tuple[str, Session]:
         """A new session: the cookie value (stored only as a hash) and the session."""
         session_id, now = new_opaque(), self.now()
-        await self.store.create_session(digest(session_id), account.user.id, now, now + SESSION_LIFETIME)
-        return session_id, Session(account, now)
+        key, expires = digest(session_id), now + SESSION_LIFETIME
+        await self.store.create_session(key, account.user.id, now, expires)
+        return session_id, Session(account, now, expires, key)
 
     async def session(self, session_id: str | None) -> Session | None:
         if not session_id or len(session_id) > 128:
             return None
-        found = await self.store.find_session(digest(session_id), self.now())
-        return None if found is None else Session(*found)
+        key = digest(session_id)
+        found = await self.store.find_session(key, self.now())
+        return None if found is None else Session(*found, key=key)
 
     async def end_session(self, session_id: str | None) -> None:
         if session_id and len(session_id) <= 128:
-            await self.store.delete_session(digest(session_id))
+            key = digest(session_id)
+            await self.store.delete_session(key)
+            for ended in self.ended:
+                ended(key)
+
+    async def live_sessions(self, keys: Collection[str]) -> set[str]:
+        """Which of these sessions (their keys) are still signed in (``services.feed.LiveSessions``)."""
+        return await self.store.live_sessions(keys, self.now())

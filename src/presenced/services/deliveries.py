@@ -10,6 +10,10 @@ again when its lease ends, after what was written meanwhile. Different URLs are
 sent to concurrently. A 2xx within 3 s is
 delivery; anything else is retried with exponential backoff for up to 4 hours,
 then given up and recorded. Delivery times are real time.
+
+Many notifications at once (one change of a user with a thousand subscribers) cost few transactions: a
+round that takes a full batch is followed by the next at once, and the answers of every URL are recorded
+together, in one transaction per round of recording, while the requests go on.
 """
 
 from __future__ import annotations
@@ -37,9 +41,11 @@ RENEW = timedelta(seconds=2)
 FIRST_RETRY = timedelta(seconds=5)
 MAX_RETRY = timedelta(minutes=15)
 GIVE_UP_AFTER = timedelta(hours=4)
-BATCH = 200
+BATCH = 2000
 #: Notifications sent in one POST at most.
 PER_REQUEST = 100
+#: Seconds answers wait to be recorded together with those that come just after them.
+RECORD_AFTER = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +104,10 @@ class Deliveries:
         #: What this worker holds (queued or in flight), whose leases it renews.
         self._held: set[str] = set()
         self._renewed: datetime | None = None
+        #: Results waiting to be recorded, and the future their senders wait on.
+        self._unrecorded: list[DeliveryResult] = []
+        self._recorded: asyncio.Future[None] | None = None
+        self._recording: asyncio.Task[None] | None = None
 
     def wake(self) -> None:
         """Look for new notifications now rather than at the next tick."""
@@ -114,6 +124,8 @@ class Deliveries:
             await self._store.renew_leases(sorted(self._held), now + LEASE)
             self._renewed = now
         due = await self._store.claim_due(now, LEASE, BATCH)
+        if len(due) == BATCH:  # more may be due: the next round comes at once
+            self._wake.set()
         for item in due:
             self._held.add(item.id)
             url = item.url
@@ -156,7 +168,7 @@ class Deliveries:
                     results = [self._result(item, answer) for item in chunk]
                 else:
                     results = await self._send_faulted(url, chunk, faults)
-                await self._store.record(results, self._now())
+                await self._record(results)
                 _log_results(chunk, results)
                 self._held.difference_update(item.id for item in chunk)
                 chunk = []
@@ -167,6 +179,36 @@ class Deliveries:
             for item in (*chunk, *self._queues.pop(url, ())):
                 self._held.discard(item.id)
             self._busy_urls.discard(url)
+
+    async def _record(self, results: list[DeliveryResult]) -> None:
+        """Record ``results`` with those of the other URLs that are waiting: one transaction for all of them."""
+        self._unrecorded.extend(results)
+        if self._recorded is None:
+            self._recorded = asyncio.get_running_loop().create_future()
+        recorded = self._recorded
+        if self._recording is None or self._recording.done():
+            self._recording = asyncio.create_task(self._record_waiting())
+            self._tasks.add(self._recording)
+            self._recording.add_done_callback(self._tasks.discard)
+        await asyncio.shield(recorded)
+
+    async def _record_waiting(self) -> None:
+        while self._unrecorded:
+            # A moment for the requests in flight to add theirs: a burst is recorded in a few transactions.
+            await asyncio.sleep(RECORD_AFTER)
+            results, self._unrecorded = self._unrecorded, []
+            recorded, self._recorded = self._recorded, None
+            assert recorded is not None
+            try:
+                await self._store.record(results, self._now())
+            except asyncio.CancelledError:
+                recorded.cancel()
+                raise
+            except Exception as error:  # each sender logs it, and lets its notifications go (as before)
+                recorded.set_exception(error)
+                recorded.exception()  # a sender that was let go no longer waits for it: not left unretrieved
+            else:
+                recorded.set_result(None)
 
     async def _send_faulted(
         self, url: str, chunk: list[PendingNotification], faults: DeliveryFaults

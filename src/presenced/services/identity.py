@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import lru_cache
@@ -38,6 +38,7 @@ from presenced.services.entities import (
     PermissionGrant,
     RequiredAccess,
     ServicePrincipal,
+    Subscription,
     Tenant,
     User,
 )
@@ -485,24 +486,50 @@ class IdentityService:
         """Remove expired codes, refresh tokens, device codes and sessions every ``interval`` seconds."""
         await repeat(lambda: self._store.purge_expired(now()), interval, "purging expired sign-in state", log)
 
-    async def may_keep_subscription(self, tenant_id: str, app_id: str, creator_id: str | None, delegated: bool) -> bool:
-        """Whether the grant (or user) behind a presence subscription still stands.
+    async def kept_subscriptions(self, subscriptions: Sequence[Subscription]) -> list[bool]:
+        """For each presence subscription, whether the grant (or user) behind it still stands: one look-up per
+        app, and one per app and tenant, however many subscriptions and users share them.
 
         Apps unknown to the directory hold operator tokens (``presenced token``): nothing to check.
         """
-        app = await self._store.find_application(app_id)
-        if app is None:
-            return True
-        allowing_ = allowing(
-            (Operation.SUBSCRIBE_PRESENCE, Target.ANY),
-            PermissionKind.DELEGATED if delegated else PermissionKind.APPLICATION,
-        )
-        if delegated:
-            if creator_id is None:
-                return False
-            return not allowing_.isdisjoint(await self.granted_scopes(tenant_id, app, GRAPH, creator_id))
-        _, roles = await self.granted_roles(tenant_id, app, GRAPH)
-        return not allowing_.isdisjoint(roles)
+        app_only = allowing((Operation.SUBSCRIBE_PRESENCE, Target.ANY), PermissionKind.APPLICATION)
+        delegated = allowing((Operation.SUBSCRIBE_PRESENCE, Target.ANY), PermissionKind.DELEGATED)
+        apps: dict[str, Application | None] = {}
+        roles: dict[tuple[str, str], set[str]] = {}
+        grants: dict[tuple[str, str], list[PermissionGrant]] = {}
+        kept = []
+        for s in subscriptions:
+            if s.app_id not in apps:
+                apps[s.app_id] = await self._store.find_application(s.app_id)
+            app = apps[s.app_id]
+            key = (s.tenant_id, s.app_id)
+            if app is None:
+                kept.append(True)
+            elif not s.delegated:
+                if key not in roles:
+                    roles[key] = (await self.granted_roles(s.tenant_id, app, GRAPH))[1]
+                kept.append(not app_only.isdisjoint(roles[key]))
+            elif s.creator_id is None:
+                kept.append(False)
+            else:
+                if key not in grants:
+                    grants[key] = await self._graph_grants(s.tenant_id, app)
+                scopes = {
+                    scope
+                    for grant in grants[key]
+                    if grant.consent_type == "AllPrincipals" or grant.principal_id == s.creator_id
+                    for scope in grant.scopes
+                }
+                kept.append(not delegated.isdisjoint(scopes))
+        return kept
+
+    async def _graph_grants(self, tenant_id: str, client: Application) -> list[PermissionGrant]:
+        """Every delegated grant of ``client`` on Graph in the tenant, whoever it is for."""
+        client_sp = await self._store.find_service_principal(tenant_id, client.app_id)
+        resource_sp_id = await self.resource_principal_id(tenant_id, GRAPH)
+        if client_sp is None or resource_sp_id is None:
+            return []
+        return [g for g in await self._store.list_grants(tenant_id, client_sp.id) if g.resource_id == resource_sp_id]
 
     async def revoke_grant(self, tenant_id: str, grant_id_: str) -> None:
         # Refresh tokens stay: every refresh checks the grants as they are, so the next one gets

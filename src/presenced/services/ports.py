@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -248,8 +248,12 @@ class IdentityStore(Protocol):
         ...
 
     async def create_session(self, id_hash: str, user_id: str, auth_time: datetime, expires: datetime) -> None: ...
-    async def find_session(self, id_hash: str, now: datetime) -> tuple[Account, datetime] | None:
-        """The signed-in account and its sign-in time, for a live session."""
+    async def find_session(self, id_hash: str, now: datetime) -> tuple[Account, datetime, datetime] | None:
+        """The signed-in account, its sign-in time and when the session expires, for a live session."""
+        ...
+
+    async def live_sessions(self, id_hashes: Collection[str], now: datetime) -> set[str]:
+        """Which of these sessions are live (not signed out, not expired)."""
         ...
 
     async def delete_session(self, id_hash: str) -> None: ...

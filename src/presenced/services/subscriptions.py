@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import re
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -108,7 +108,7 @@ class SubscriptionService:
         certificates: CertificateCheck,
         clock: Clock,
         max_lifetime: timedelta = DEFAULT_MAX_LIFETIME,
-        still_allowed: Callable[[Subscription], Awaitable[bool]] | None = None,
+        still_allowed: Callable[[Sequence[Subscription]], Awaitable[list[bool]]] | None = None,
         reauthorization_lead: timedelta = DEFAULT_REAUTHORIZATION_LEAD,
     ) -> None:
         self.store = store
@@ -253,8 +253,11 @@ class SubscriptionLifecycle:
         those near expiry get ``reauthorizationRequired``; long-expired ones are purged."""
         service = self._service
         now = await service._clock.now()
-        for subscription in await service.store.live_subscriptions(now):
-            if service._still_allowed is not None and not await service._still_allowed(subscription):
+        live = await service.store.live_subscriptions(now)
+        # Checked all at once: subscriptions of one app share its look-ups.
+        kept = await service._still_allowed(live) if service._still_allowed is not None else [True] * len(live)
+        for subscription, allowed in zip(live, kept, strict=True):
+            if not allowed:
                 await service.store.queue_lifecycle(subscription, "subscriptionRemoved", now)
                 log.info(
                     "subscription removed: its app's permission or its user is gone",

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Collection, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from datetime import datetime, timedelta
@@ -54,6 +54,9 @@ from presenced.store.schema import (
     users,
 )
 from presenced.store.token_state import TokenState
+
+#: Session keys asked about in one query, at most (``live_sessions``).
+_SESSIONS_PER_QUERY = 500
 
 _ACCOUNT_COLUMNS = (
     users.c.id,
@@ -570,14 +573,30 @@ class SqlIdentityStore:
                 )
             )
 
-    async def find_session(self, id_hash: str, now: datetime) -> tuple[Account, datetime] | None:
+    async def find_session(self, id_hash: str, now: datetime) -> tuple[Account, datetime, datetime] | None:
         query = (
-            select(*_ACCOUNT_COLUMNS, sign_in_sessions.c.auth_time_us)
+            select(*_ACCOUNT_COLUMNS, sign_in_sessions.c.auth_time_us, sign_in_sessions.c.expires_us)
             .select_from(sign_in_sessions.join(users, users.c.id == sign_in_sessions.c.user_id))
             .where(sign_in_sessions.c.id_hash == id_hash, sign_in_sessions.c.expires_us > to_us(now))
         )
         row = await self._row(query)
-        return None if row is None else (_account(row), from_us(row["auth_time_us"]))
+        if row is None:
+            return None
+        return _account(row), from_us(row["auth_time_us"]), from_us(row["expires_us"])
+
+    async def live_sessions(self, id_hashes: Collection[str], now: datetime) -> set[str]:
+        live: set[str] = set()
+        wanted = list(id_hashes)
+        async with self._engine.connect() as conn:
+            for start in range(0, len(wanted), _SESSIONS_PER_QUERY):
+                rows = await conn.execute(
+                    select(sign_in_sessions.c.id_hash).where(
+                        sign_in_sessions.c.id_hash.in_(wanted[start : start + _SESSIONS_PER_QUERY]),
+                        sign_in_sessions.c.expires_us > to_us(now),
+                    )
+                )
+                live.update(rows.scalars())
+        return live
 
     async def delete_session(self, id_hash: str) -> None:
         async with self._write() as conn:

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,6 +16,9 @@ from presenced.services.entities import DeliveryResult, PendingNotification, Sub
 from presenced.store.codec import decode_visible, from_us, to_us
 from presenced.store.presence import SqlStore
 from presenced.store.schema import delivery_attempts, notifications, subscription_users, subscriptions
+
+#: Notification ids named in one statement at most.
+_IDS_PER_STATEMENT = 500
 
 
 class SqlSubscriptionStore:
@@ -185,13 +188,23 @@ class SqlSubscriptionStore:
     async def record(self, results: Sequence[DeliveryResult], now: datetime) -> None:
         if not results:
             return
+        now_us = to_us(now)
+        # A few statements whatever the number of results: the attempts in one insert, the notifications that
+        # are done by outcome, those to retry in one executemany.
+        finished: dict[str, list[str]] = {}
+        retries: list[dict[str, Any]] = []
+        for r in results:
+            if r.outcome == "retry" and r.next_attempt is not None:
+                retries.append({"b_id": r.notification_id, "b_next": to_us(r.next_attempt)})
+            else:
+                finished.setdefault(r.outcome, []).append(r.notification_id)
         async with self._store.begin() as tx:
             await tx.conn.execute(
                 insert(delivery_attempts),
                 [
                     {
                         "notification_id": r.notification_id,
-                        "at_us": to_us(now),
+                        "at_us": now_us,
                         "status": r.status,
                         "latency_ms": r.latency_ms,
                         "error": r.error,
@@ -199,14 +212,19 @@ class SqlSubscriptionStore:
                     for r in results
                 ],
             )
-            for r in results:
-                values: dict[str, Any]
-                if r.outcome == "retry" and r.next_attempt is not None:
-                    values = {"next_attempt_us": to_us(r.next_attempt)}
-                else:
-                    values = {"state": r.outcome, "finished_us": to_us(now)}
+            for outcome, ids in finished.items():
+                for start in range(0, len(ids), _IDS_PER_STATEMENT):
+                    await tx.conn.execute(
+                        update(notifications)
+                        .where(notifications.c.id.in_(ids[start : start + _IDS_PER_STATEMENT]))
+                        .values(state=outcome, finished_us=now_us)
+                    )
+            if retries:
                 await tx.conn.execute(
-                    update(notifications).where(notifications.c.id == r.notification_id).values(**values)
+                    update(notifications)
+                    .where(notifications.c.id == bindparam("b_id"))
+                    .values(next_attempt_us=bindparam("b_next")),
+                    retries,
                 )
 
     async def delete_expired_subscriptions(self, before: datetime) -> int:

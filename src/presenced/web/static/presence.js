@@ -62,5 +62,15 @@
     try { update(JSON.parse(event.data)); } catch (error) { /* a malformed event changes nothing */ }
   });
   // After "overflow" the server ends the stream; EventSource reconnects with Last-Event-ID and catches up.
+  // "closing" says why the server ends it: shutting down (EventSource reconnects a second later, to another
+  // process), or the portal session is over, signed out or expired: then there is nothing to reconnect to.
+  source.addEventListener("closing", (event) => {
+    let reason = "";
+    try { reason = JSON.parse(event.data).reason; } catch (error) { /* no reason given */ }
+    if (reason === "signedOut" || reason === "sessionExpired") {
+      source.close();
+      say("Signed out: sign in again to see changes live.");
+    }
+  });
   window.addEventListener("pagehide", () => source.close());
 })();
