@@ -156,7 +156,11 @@ def _live_count(scrape: Scrape) -> float:
 def test_a_process_that_dies_is_started_again(tmp_path: Path, key_folder: Path) -> None:
     with running_server(tmp_path / "data", "--processes", "2", key_folder=key_folder) as server:
         tls = ssl.create_default_context(cafile=str(server.bundle))
-        first = _children(server.process.pid)
+        # serve prints where it listens before it starts the processes: wait for both.
+        deadline = time.monotonic() + 30
+        while len(first := _children(server.process.pid)) != 2:
+            assert time.monotonic() < deadline, f"processes: {first}"
+            time.sleep(0.1)
         for _ in range(CONNECTIONS):  # new connections, spread over both processes
             with httpx.Client(verify=tls, trust_env=False) as client:
                 assert client.get(f"{server.url}/health/live").status_code == 200
