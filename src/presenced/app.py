@@ -126,21 +126,14 @@ class TokenFastPath:
         scope[ROUTE] = TOKEN_ROUTE
         headers = Headers(scope=scope)
         status = 500
+        payload: bytes | None = None
         try:
             try:
                 if headers.get("content-type", "").lower() == FORM_TYPE:
                     form = await read_plain_form(headers, _chunks(receive))
                     payload = token_json(await self.oauth.token(tenant, form, headers))
-                    start = {
-                        "type": "http.response.start",
-                        "status": 200,
-                        "headers": token_answer_headers(len(payload)),
-                    }
-                    await send(start)
-                    await send({"type": "http.response.body", "body": payload})
-                    status = 200
-                    return
-                response = await token(Request(scope, receive))
+                else:
+                    response = await token(Request(scope, receive))
             except OAuthError as error:
                 response = oauth_error_json(Request(scope, receive), error)
             except PresencedError as exc:
@@ -149,8 +142,14 @@ class TokenFastPath:
                 # As Starlette's ServerErrorMiddleware: answered, then raised on for the server to log.
                 await (await _crash(Request(scope, receive), exc))(scope, receive, send)
                 raise
-            status = response.status_code
-            await response(scope, receive, send)
+            if payload is None:
+                status = response.status_code
+                await response(scope, receive, send)
+            else:
+                status = 200
+                headers_out = token_answer_headers(len(payload))
+                await send({"type": "http.response.start", "status": 200, "headers": headers_out})
+                await send({"type": "http.response.body", "body": payload})
         finally:
             if self.metrics is not None:
                 self.metrics.record(TOKEN_ROUTE, "POST", status, time.perf_counter() - started)

@@ -18,9 +18,10 @@ all of them whenever the directory changes:
 
 So a revoked grant, a removed secret or app role assignment, a deleted app or user is refused by
 the process that removed it at once, and by every other within a second. Lookups that find
-nothing are not kept: an app registered (or a grant given) in one process is found by the others
-at once, except for a grant or assignment list a process already holds, which it rereads within
-the second like everything else.
+nothing are not kept: an app registered or a user added in one process is found by the others at
+once. Lists are kept as they were read, empty ones too: a grant given or an assignment added
+reaches a process that keeps the client's grants or assignments within the second, like every
+change.
 
 A lookup that began before the cache was last emptied is not kept (it may have read what the change
 replaced), and at most ``MAX_ENTRIES`` lookups are kept (the oldest go first).
