@@ -190,9 +190,13 @@ class DatabaseKeys(SigningKeys):
         return "the database"
 
     @classmethod
-    async def open(cls, rows: KeyRows, sealer: KeySealer, folder: Path) -> DatabaseKeys:
-        """The database's keys; when it has none yet, ``folder``'s keys moved in (or two new keys)."""
-        stored = await rows.sealed_keys()
+    async def open(
+        cls, rows: KeyRows, sealer: KeySealer, folder: Path, stored: list[SealedKey] | None = None
+    ) -> DatabaseKeys:
+        """The database's keys (``stored``, when already read); when it has none yet, ``folder``'s keys moved in
+        (or two new keys)."""
+        if stored is None:
+            stored = await rows.sealed_keys()
         if not stored:
             moved = _folder_keys(folder)
             first = moved or [_new_key(), _new_key()]
@@ -247,24 +251,28 @@ _KEPT_IN_DATABASE = (
 
 async def open_keys(data_dir: Path, secret: str | None, rows: KeyRows) -> SigningKeys:
     """The signing keys as configured: sealed in the database with ``secret``, else in ``data_dir``'s folder."""
+    stored = await rows.sealed_keys()
     if secret is not None:
-        return await DatabaseKeys.open(rows, KeySealer(secret), data_dir / "keys")
-    if await rows.sealed_keys():
-        raise ConfigurationError(_KEPT_IN_DATABASE)
-    return SigningKeys.load_or_create(data_dir)
+        return await DatabaseKeys.open(rows, KeySealer(secret), data_dir / "keys", stored)
+    return _folder_keys_unless_in_database(data_dir, stored)
 
 
 def stored_keys(data_dir: Path, secret: str | None, stored: list[SealedKey]) -> SigningKeys | None:
     """The keys as ``open_keys`` finds them, from rows already read; None when the database must be given its
     first keys (``open_keys`` does that)."""
     if secret is None:
-        if stored:
-            raise ConfigurationError(_KEPT_IN_DATABASE)
-        return SigningKeys.load_or_create(data_dir)
+        return _folder_keys_unless_in_database(data_dir, stored)
     if not stored:
         return None
     sealer = KeySealer(secret)
     return SigningKeys([sealer.open(row) for row in stored])
+
+
+def _folder_keys_unless_in_database(data_dir: Path, stored: list[SealedKey]) -> SigningKeys:
+    """Without a secret: the folder's keys, or a refusal when the database keeps them."""
+    if stored:
+        raise ConfigurationError(_KEPT_IN_DATABASE)
+    return SigningKeys.load_or_create(data_dir)
 
 
 def _folder_keys(folder: Path) -> list[RSAKey]:
